@@ -1,0 +1,52 @@
+// The job: its states and the plain value the rest of the code passes around.
+// Times are microseconds since the Unix epoch (apr_time_t's unit); 0 means unset.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace deploy {
+
+using Micros = int64_t;  // wall-clock microseconds since the epoch, or a duration
+
+enum class JobState : uint8_t {
+  waiting = 1,  // inside its quiet window (coalescing)
+  queued,       // ready, waiting for a free slot
+  running,
+  succeeded,
+  failed,
+  timed_out,
+  canceled,
+  expired,
+  lost,
+};
+
+constexpr bool is_final(JobState s) { return s >= JobState::succeeded; }
+std::string_view state_name(JobState s);
+std::optional<JobState> state_from_name(std::string_view name);
+bool is_valid_state(uint8_t raw);
+
+using Params = std::vector<std::pair<std::string, std::string>>;  // in submission order
+
+// A copy of one job, taken under the table lock and used after it is released.
+struct Job {
+  uint64_t id = 0;
+  std::string target;
+  JobState state = JobState::queued;
+  Params params;
+  int progress = -1;  // -1: null
+  std::optional<std::string> stage;
+  uint32_t requests = 1;
+  Micros not_before = 0;
+  std::optional<std::string> submitted_by;
+  Micros submitted_at = 0, started_at = 0, finished_at = 0;
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  uint64_t change_seq = 0;  // table change counter at the last change of this job
+};
+
+}  // namespace deploy

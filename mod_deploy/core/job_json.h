@@ -1,0 +1,29 @@
+// The JSON a client sees: jobs, errors, times.
+#pragma once
+
+#include <jansson.h>
+
+#include <string>
+#include <string_view>
+
+#include "job.h"
+#include "request_error.h"
+
+namespace deploy {
+
+// RFC 3339 UTC with milliseconds: 2026-11-21T10:00:00.123Z
+std::string format_time(Micros t);
+
+// The job object of SPEC.md ("A job"); links are under `base` (the
+// Location's path, without a trailing slash). A new reference.
+json_t* job_to_json(const Job& job, std::string_view base);
+// Compact text of job_to_json, with "coalesced": true added when asked.
+std::string job_json(const Job& job, std::string_view base, bool coalesced = false);
+
+// {"error": CODE, "message": TEXT}
+std::string error_json(const RequestError& error);
+
+// Compact text of a JSON value; steals the reference.
+std::string dump_json(json_t* value);
+
+}  // namespace deploy

@@ -1,0 +1,477 @@
+#include "job_table.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <fstream>
+#include <map>
+
+namespace deploy {
+namespace {
+
+constexpr char kMagic[8] = {'D', 'E', 'P', 'L', 'O', 'Y', 'T', '1'};
+constexpr uint32_t kVersion = 1;
+
+std::string errno_text(const std::string& what, const std::string& path) {
+  return what + " " + path + ": " + std::strerror(errno);
+}
+
+size_t file_size_for(uint32_t capacity) { return kHeaderSize + size_t(capacity) * kRecordSize; }
+
+JobRecord* slot_at(TableHeader* h, size_t slot) {
+  return reinterpret_cast<JobRecord*>(reinterpret_cast<char*>(h) + kHeaderSize +
+                                      slot * kRecordSize);
+}
+
+bool text_field_ok(const char* field, size_t size) { return memchr(field, '\0', size) != nullptr; }
+
+long futex(uint32_t* word, int op, uint32_t value, const struct timespec* timeout) {
+  return syscall(SYS_futex, word, op, value, timeout, nullptr, 0);
+}
+
+// Creates a file of `capacity` empty records with a fresh header.
+Status write_empty_table(const std::string& path, uint32_t capacity, uint64_t next_id, int uid,
+                         int gid) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return Status::error(errno_text("cannot create", path));
+  Status st = Status::ok();
+  if (ftruncate(fd, off_t(file_size_for(capacity))) != 0) {
+    st = Status::error(errno_text("cannot size", path));
+  } else {
+    TableHeader h{};
+    memcpy(h.magic, kMagic, sizeof kMagic);
+    h.version = kVersion;
+    h.record_size = kRecordSize;
+    h.capacity = capacity;
+    h.next_id = next_id;
+    h.created_at = now_micros();
+    store_text(h.boot_id, sizeof h.boot_id, current_boot_id());
+    if (pwrite(fd, &h, sizeof h, 0) != ssize_t(sizeof h))
+      st = Status::error(errno_text("cannot write", path));
+  }
+  if (st.is_ok() && uid != -1 && fchown(fd, uid_t(uid), gid_t(gid)) != 0)
+    st = Status::error(errno_text("cannot chown", path));
+  ::close(fd);
+  return st;
+}
+
+bool header_is_valid(const TableHeader& h, size_t file_size) {
+  return memcmp(h.magic, kMagic, sizeof kMagic) == 0 && h.version == kVersion &&
+         h.record_size == kRecordSize && h.capacity > 0 && file_size == file_size_for(h.capacity);
+}
+
+}  // namespace
+
+Micros now_micros() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return Micros(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+std::string current_boot_id() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
+uint64_t process_start_ticks(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return 0;
+  // The command name (field 2) may hold spaces and parentheses: count fields
+  // after its closing parenthesis. starttime is field 22.
+  size_t pos = stat.rfind(')');
+  if (pos == std::string::npos) return 0;
+  int field = 2;
+  const char* p = stat.c_str() + pos + 1;
+  while (*p && field < 22) {
+    while (*p == ' ') ++p;
+    ++field;
+    if (field == 22) return strtoull(p, nullptr, 10);
+    while (*p && *p != ' ') ++p;
+  }
+  return 0;
+}
+
+void store_text(char* field, size_t field_size, std::string_view text) {
+  size_t n = std::min(text.size(), field_size - 1);
+  memcpy(field, text.data(), n);
+  memset(field + n, 0, field_size - n);
+}
+
+size_t stored_params_size(const Params& params) {
+  size_t n = 0;
+  for (const auto& [name, value] : params) n += name.size() + 1 + value.size() + 1;
+  return n;
+}
+
+bool store_params(JobRecord& r, const Params& params) {
+  if (stored_params_size(params) > kParamsMax) return false;
+  size_t at = 0;
+  for (const auto& [name, value] : params) {
+    memcpy(r.params + at, name.c_str(), name.size() + 1);
+    at += name.size() + 1;
+    memcpy(r.params + at, value.c_str(), value.size() + 1);
+    at += value.size() + 1;
+  }
+  memset(r.params + at, 0, kParamsMax - at);
+  r.params_size = uint16_t(at);
+  return true;
+}
+
+Params load_params(const JobRecord& r) {
+  Params params;
+  size_t size = std::min<size_t>(r.params_size, kParamsMax);
+  const char* p = r.params;
+  const char* end = r.params + size;
+  while (p < end) {
+    const char* name_end = static_cast<const char*>(memchr(p, '\0', size_t(end - p)));
+    if (!name_end) break;
+    const char* value = name_end + 1;
+    const char* value_end =
+        value < end ? static_cast<const char*>(memchr(value, '\0', size_t(end - value))) : nullptr;
+    if (!value_end) break;
+    params.emplace_back(std::string(p, name_end), std::string(value, value_end));
+    p = value_end + 1;
+  }
+  return params;
+}
+
+Job record_to_job(const JobRecord& r) {
+  Job job;
+  job.id = r.id;
+  job.target.assign(r.target, strnlen(r.target, sizeof r.target));
+  job.state = is_valid_state(r.state) ? JobState(r.state) : JobState::lost;
+  job.params = load_params(r);
+  job.progress = (r.progress >= 0 && r.progress <= 100) ? r.progress : -1;
+  if (r.has_stage) job.stage = std::string(r.stage, strnlen(r.stage, sizeof r.stage));
+  job.requests = r.requests;
+  job.not_before = job.state == JobState::waiting ? r.not_before : 0;
+  if (r.has_submitted_by)
+    job.submitted_by = std::string(r.submitted_by, strnlen(r.submitted_by, sizeof r.submitted_by));
+  job.submitted_at = r.submitted_at;
+  job.started_at = r.started_at;
+  job.finished_at = r.finished_at;
+  if (r.has_exit_code) job.exit_code = r.exit_code;
+  if (r.has_signal) job.signal = r.signal;
+  job.change_seq = r.change_seq;
+  return job;
+}
+
+uint64_t record_checksum(const JobRecord& r) {
+  // FNV-1a over the record with the checksum field taken as zero.
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&r);
+  uint64_t hash = 1469598103934665603ULL;
+  for (size_t i = 0; i < kRecordSize; ++i) {
+    bool in_checksum =
+        i >= offsetof(JobRecord, checksum) && i < offsetof(JobRecord, checksum) + sizeof r.checksum;
+    hash = (hash ^ (in_checksum ? 0 : bytes[i])) * 1099511628211ULL;
+  }
+  return hash;
+}
+
+bool record_is_valid(const JobRecord& r, uint32_t capacity, size_t slot) {
+  if (r.id == 0 || r.id % capacity != slot) return false;
+  if (r.checksum != record_checksum(r)) return false;
+  if (!is_valid_state(r.state)) return false;
+  if (r.progress < -1 || r.progress > 100) return false;
+  if (r.params_size > kParamsMax) return false;
+  return text_field_ok(r.target, sizeof r.target) && r.target[0] != '\0' &&
+         text_field_ok(r.submitted_by, sizeof r.submitted_by) &&
+         text_field_ok(r.stage, sizeof r.stage);
+}
+
+// ---------------------------------------------------------------------------
+
+JobTable::~JobTable() {
+  if (TableHeader* h = header_.load()) munmap(h, mapped_size_);
+  for (auto& [addr, size] : retired_) munmap(addr, size);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+std::string JobTable::log_path(uint64_t id) const {
+  return state_dir_ + "/logs/" + std::to_string(id) + ".log";
+}
+
+Status JobTable::reopen_lock() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+  std::string path = state_dir_ + "/lock";
+  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (lock_fd_ < 0) return Status::error(errno_text("cannot open", path));
+  return Status::ok();
+}
+
+Status JobTable::map_file() {
+  std::string path = state_dir_ + "/jobs.table";
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return Status::error(errno_text("cannot open", path));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || size_t(st.st_size) < kHeaderSize) {
+    ::close(fd);
+    return Status::error("job table " + path + " is truncated");
+  }
+  void* addr = mmap(nullptr, size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (addr == MAP_FAILED) return Status::error(errno_text("cannot map", path));
+  auto* h = static_cast<TableHeader*>(addr);
+  if (!header_is_valid(*h, size_t(st.st_size))) {
+    munmap(addr, size_t(st.st_size));
+    return Status::error("job table " + path + " has an invalid header");
+  }
+  if (TableHeader* old = header_.load()) retired_.emplace_back(old, mapped_size_);
+  mapped_size_ = size_t(st.st_size);
+  header_.store(h);
+  return Status::ok();
+}
+
+void JobTable::remap_if_superseded() {
+  TableHeader* h = header_.load();
+  if (h && __atomic_load_n(&h->superseded, __ATOMIC_ACQUIRE)) (void)map_file();
+}
+
+Status JobTable::attach(const std::string& state_dir, std::unique_ptr<JobTable>* out) {
+  std::unique_ptr<JobTable> table(new JobTable());
+  table->state_dir_ = state_dir;
+  Status st = table->reopen_lock();
+  if (!st.is_ok()) return st;
+  {
+    // Map under the lock: a start-up may be replacing the file right now.
+    if (flock(table->lock_fd_, LOCK_EX) != 0)
+      return Status::error(errno_text("cannot lock", state_dir));
+    st = table->map_file();
+    flock(table->lock_fd_, LOCK_UN);
+  }
+  if (!st.is_ok()) return st;
+  *out = std::move(table);
+  return Status::ok();
+}
+
+Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacity, int uid, int gid,
+                                  std::unique_ptr<JobTable>* out,
+                                  std::vector<std::string>* warnings) {
+  if (capacity == 0) return Status::error("job table capacity must be positive");
+  for (const std::string& dir : {state_dir, state_dir + "/logs"}) {
+    if (mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST)
+      return Status::error(errno_text("cannot create directory", dir));
+    if (uid != -1 && chown(dir.c_str(), uid_t(uid), gid_t(gid)) != 0)
+      return Status::error(errno_text("cannot chown", dir));
+  }
+  std::string lock_path = state_dir + "/lock";
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (lock_fd < 0) return Status::error(errno_text("cannot create", lock_path));
+  if (uid != -1 && fchown(lock_fd, uid_t(uid), gid_t(gid)) != 0) {
+    ::close(lock_fd);
+    return Status::error(errno_text("cannot chown", lock_path));
+  }
+  std::unique_ptr<JobTable> table(new JobTable());
+  table->state_dir_ = state_dir;
+  table->lock_fd_ = lock_fd;
+  if (flock(lock_fd, LOCK_EX) != 0) return Status::error(errno_text("cannot lock", lock_path));
+
+  // Read what is there, keeping every record that validates.
+  std::string path = state_dir + "/jobs.table";
+  std::string tmp_path = path + ".new";
+  std::vector<JobRecord*> kept;
+  std::vector<char> old_bytes;
+  uint64_t next_id = 1;
+  bool reuse = false;
+  {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0) {
+      old_bytes.resize(size_t(st.st_size));
+      ssize_t got = old_bytes.empty() ? 0 : pread(fd, old_bytes.data(), old_bytes.size(), 0);
+      if (got != ssize_t(old_bytes.size())) old_bytes.clear();
+    } else if (fd < 0 && errno != ENOENT) {
+      warnings->push_back(errno_text("cannot read", path));
+    }
+    if (fd >= 0) ::close(fd);
+  }
+  if (!old_bytes.empty()) {
+    auto* h = reinterpret_cast<TableHeader*>(old_bytes.data());
+    bool header_ok = old_bytes.size() >= kHeaderSize &&
+                     memcmp(h->magic, kMagic, sizeof kMagic) == 0 && h->version == kVersion &&
+                     h->record_size == kRecordSize && h->capacity > 0;
+    if (!header_ok) {
+      warnings->push_back("job table " + path + " has an invalid header; starting a new one");
+    } else {
+      size_t slots_present = (old_bytes.size() - kHeaderSize) / kRecordSize;
+      if (old_bytes.size() != file_size_for(h->capacity))
+        warnings->push_back("job table " + path + " is truncated; keeping the " +
+                            std::to_string(std::min<size_t>(slots_present, h->capacity)) +
+                            " records that are complete");
+      size_t dropped = 0;
+      for (size_t i = 0; i < std::min<size_t>(slots_present, h->capacity); ++i) {
+        JobRecord* r = slot_at(h, i);
+        if (r->id == 0) continue;
+        if (!record_is_valid(*r, h->capacity, i)) {
+          ++dropped;
+          continue;
+        }
+        kept.push_back(r);
+        next_id = std::max(next_id, r->id + 1);
+      }
+      if (dropped)
+        warnings->push_back("job table " + path + ": dropped " + std::to_string(dropped) +
+                            " damaged record(s)");
+      next_id = std::max(next_id, h->next_id);
+      reuse =
+          dropped == 0 && old_bytes.size() == file_size_for(h->capacity) && h->capacity == capacity;
+    }
+  }
+
+  Status st = Status::ok();
+  if (!reuse) {
+    // Write a new file beside the old one, then switch atomically: processes
+    // that still map the old one see `superseded` and follow.
+    st = write_empty_table(tmp_path, capacity, next_id, uid, gid);
+    if (st.is_ok()) {
+      int fd = ::open(tmp_path.c_str(), O_RDWR | O_CLOEXEC);
+      if (fd < 0) {
+        st = Status::error(errno_text("cannot open", tmp_path));
+      } else {
+        // Newest first, so that a smaller table keeps the newest jobs.
+        std::sort(kept.begin(), kept.end(), [](auto* a, auto* b) { return a->id > b->id; });
+        std::vector<bool> used(capacity, false);
+        for (JobRecord* r : kept) {
+          size_t slot = r->id % capacity;
+          if (used[slot]) continue;
+          used[slot] = true;
+          if (pwrite(fd, r, kRecordSize, off_t(kHeaderSize + slot * kRecordSize)) !=
+              ssize_t(kRecordSize)) {
+            st = Status::error(errno_text("cannot write", tmp_path));
+            break;
+          }
+        }
+        ::close(fd);
+      }
+    }
+    if (st.is_ok()) {
+      // Tell processes mapping the old file to follow.
+      int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+      struct stat sb;
+      if (fd >= 0 && fstat(fd, &sb) == 0 && size_t(sb.st_size) >= kHeaderSize) {
+        uint32_t one = 1;
+        (void)pwrite(fd, &one, sizeof one, off_t(offsetof(TableHeader, superseded)));
+      }
+      if (fd >= 0) ::close(fd);
+      if (rename(tmp_path.c_str(), path.c_str()) != 0)
+        st = Status::error(errno_text("cannot rename", tmp_path));
+    }
+  }
+  if (st.is_ok()) st = table->map_file();
+  if (st.is_ok()) {
+    TableHeader* h = table->header_.load();
+    h->next_id = std::max(h->next_id, next_id);
+    std::string boot = current_boot_id();
+    // A new boot: nothing that ran before can still be running. The
+    // scheduler turns those jobs into `lost`; the boot id tells it.
+    if (strncmp(h->boot_id, boot.c_str(), sizeof h->boot_id) != 0)
+      store_text(h->boot_id, sizeof h->boot_id, boot);
+  }
+  flock(lock_fd, LOCK_UN);
+  if (!st.is_ok()) return st;
+  table->wake_all();
+  *out = std::move(table);
+  return Status::ok();
+}
+
+uint64_t JobTable::change_seq() const {
+  return __atomic_load_n(&header_.load()->change_seq, __ATOMIC_ACQUIRE);
+}
+
+bool JobTable::wait_for_change(uint64_t seen, Micros timeout) const {
+  TableHeader* h = header_.load();
+  uint32_t word = __atomic_load_n(&h->wake_word, __ATOMIC_ACQUIRE);
+  if (change_seq() != seen) return true;
+  if (timeout > 0) {
+    struct timespec ts = {time_t(timeout / 1000000), long(timeout % 1000000) * 1000};
+    futex(&h->wake_word, FUTEX_WAIT, word, &ts);
+  }
+  return change_seq() != seen;
+}
+
+void JobTable::wake_all() {
+  TableHeader* h = header_.load();
+  __atomic_add_fetch(&h->wake_word, 1, __ATOMIC_ACQ_REL);
+  futex(&h->wake_word, FUTEX_WAKE, INT_MAX, nullptr);
+}
+
+// ---------------------------------------------------------------------------
+
+JobTable::Lock::Lock(JobTable& table) : table_(table), mutex_lock_(table.mutex_) {
+  while (flock(table_.lock_fd_, LOCK_EX) != 0 && errno == EINTR) {
+  }
+  table_.remap_if_superseded();
+}
+
+JobTable::Lock::~Lock() {
+  flock(table_.lock_fd_, LOCK_UN);
+  if (changed_) table_.wake_all();
+}
+
+TableHeader& JobTable::Lock::header() { return *table_.header_.load(); }
+
+uint32_t JobTable::Lock::capacity() { return header().capacity; }
+
+JobRecord* JobTable::Lock::find(uint64_t id) {
+  if (id == 0) return nullptr;
+  JobRecord* r = slot_at(&header(), id % capacity());
+  return r->id == id ? r : nullptr;
+}
+
+void JobTable::Lock::for_each(const std::function<void(JobRecord&)>& fn) {
+  TableHeader* h = &header();
+  for (size_t i = 0; i < h->capacity; ++i) {
+    JobRecord* r = slot_at(h, i);
+    if (r->id != 0) fn(*r);
+  }
+}
+
+JobRecord* JobTable::Lock::allocate(uint64_t* evicted) {
+  *evicted = 0;
+  TableHeader* h = &header();
+  // Skip ids whose slot still holds an unfinished job.
+  for (uint32_t tries = 0; tries < h->capacity; ++tries) {
+    uint64_t id = h->next_id++;
+    JobRecord* r = slot_at(h, id % h->capacity);
+    if (r->id != 0 && is_valid_state(r->state) && !is_final(JobState(r->state))) continue;
+    if (r->id != 0) *evicted = r->id;
+    memset(r, 0, kRecordSize);
+    r->id = id;
+    r->progress = -1;
+    r->requests = 1;
+    return r;
+  }
+  return nullptr;
+}
+
+void JobTable::Lock::release(JobRecord* r) {
+  memset(r, 0, kRecordSize);
+  changed_ = true;
+  __atomic_add_fetch(&header().change_seq, 1, __ATOMIC_ACQ_REL);
+}
+
+void JobTable::Lock::commit(JobRecord* r) {
+  r->change_seq = __atomic_add_fetch(&header().change_seq, 1, __ATOMIC_ACQ_REL);
+  r->checksum = record_checksum(*r);
+  changed_ = true;
+}
+
+void JobTable::Lock::commit_header() {
+  __atomic_add_fetch(&header().change_seq, 1, __ATOMIC_ACQ_REL);
+  changed_ = true;
+}
+
+}  // namespace deploy

@@ -1,0 +1,191 @@
+// The job table: every job the server knows, in a file of fixed-size records
+// that httpd's children, the scheduler process and the runners all map
+// MAP_SHARED. Because it is a file (DeployStateDir/jobs.table), it is shared
+// memory and journal at once: a change is visible to every process at once,
+// survives the crash of any of them (the page cache keeps it) and every
+// restart of httpd; only a power loss can cost the last seconds of changes.
+//
+// Record of job `id` lives in slot `id % capacity`. Ids only grow; an id whose
+// slot still holds an unfinished job is skipped, so lookups are O(1).
+//
+// Concurrency: every access to records happens under JobTable::Lock, which is
+// a process-local mutex plus flock() on DeployStateDir/lock (the kernel drops
+// it when a holder dies, so a killed process never wedges the others).
+// Waiting for a change uses a futex on the shared header: no polling.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "job.h"
+#include "status.h"
+
+namespace deploy {
+
+constexpr size_t kRecordSize = 2048;
+constexpr size_t kHeaderSize = 4096;
+constexpr size_t kTargetNameMax = 64;
+constexpr size_t kStageMax = 200;
+constexpr size_t kUserMax = 255;
+
+// One job as stored in the file. Plain data only: the file outlives every
+// process and every build that reads it, and may be damaged.
+struct JobRecord {
+  uint64_t id;  // 0: free slot
+  uint64_t checksum;
+  uint64_t change_seq;
+  int64_t submitted_at;  // first trigger
+  int64_t not_before;    // while waiting
+  int64_t started_at;
+  int64_t finished_at;
+  uint64_t runner_start_ticks;  // /proc/PID/stat starttime of the runner
+  int32_t runner_pid;
+  int32_t job_pid;  // also the job's process group
+  int32_t exit_code;
+  int32_t signal;
+  uint32_t requests;
+  uint8_t state;  // JobState
+  uint8_t has_exit_code;
+  uint8_t has_signal;
+  uint8_t cancel_requested;
+  uint8_t has_stage;
+  uint8_t has_submitted_by;
+  int8_t progress;  // -1: null
+  uint8_t reserved0;
+  uint16_t params_size;  // bytes used in params
+  uint16_t reserved1;
+  uint32_t reserved2;
+  char target[kTargetNameMax + 8];
+  char submitted_by[kUserMax + 1];
+  char stage[kStageMax + 8];
+  char params[kRecordSize - 636];  // "NAME\0VALUE\0" pairs
+};
+
+constexpr size_t kParamsMax = sizeof(JobRecord::params);
+static_assert(offsetof(JobRecord, params) == 636, "fields before params changed: resize params");
+static_assert(sizeof(JobRecord) == kRecordSize);
+
+// Counters kept in the header for ?auto and metrics.
+struct TableCounters {
+  uint64_t finished[16];  // indexed by JobState
+  uint64_t accepted;
+  uint64_t coalesced;
+  uint64_t rejected_queue_full;
+};
+
+struct TableHeader {
+  char magic[8];
+  uint32_t version;
+  uint32_t record_size;
+  uint32_t capacity;
+  uint32_t superseded;  // set when a resized file replaced this one
+  uint64_t next_id;
+  uint64_t change_seq;  // grows at every change of any record
+  uint32_t wake_word;   // futex word, bumped after every change
+  uint32_t reserved0;
+  char boot_id[48];  // the boot this file was last opened in
+  int64_t created_at;
+  TableCounters counters;
+};
+static_assert(sizeof(TableHeader) <= kHeaderSize);
+
+// Reads and writes the fields of a record as the domain values.
+Job record_to_job(const JobRecord& r);
+// Stores params; false (record untouched) when they do not fit in kParamsMax.
+bool store_params(JobRecord& r, const Params& params);
+Params load_params(const JobRecord& r);
+// Size of params once stored; compare with kParamsMax before accepting them.
+size_t stored_params_size(const Params& params);
+void store_text(char* field, size_t field_size, std::string_view text);
+// A record that is internally consistent (used when reading a file from disk).
+bool record_is_valid(const JobRecord& r, uint32_t capacity, size_t slot);
+uint64_t record_checksum(const JobRecord& r);
+
+class JobTable {
+ public:
+  // Start-up (httpd parent, before any child exists): creates the state files
+  // if missing, drops records that fail validation (a warning each), and
+  // rewrites the file when `capacity` changed, keeping the newest jobs.
+  // Files are made owned by uid/gid when those are not -1.
+  static Status open_for_startup(const std::string& state_dir, uint32_t capacity, int uid, int gid,
+                                 std::unique_ptr<JobTable>* out,
+                                 std::vector<std::string>* warnings);
+  // Any other process: maps the table as it is.
+  static Status attach(const std::string& state_dir, std::unique_ptr<JobTable>* out);
+
+  ~JobTable();
+  JobTable(const JobTable&) = delete;
+  JobTable& operator=(const JobTable&) = delete;
+
+  // After fork(): a child must not share the parent's lock descriptor
+  // (flock belongs to the open file description).
+  Status reopen_lock();
+
+  const std::string& state_dir() const { return state_dir_; }
+  std::string log_path(uint64_t id) const;
+
+  // Holds the table. Records may be read and written only while a Lock lives.
+  // Destroying a Lock after commit() wakes every waiter.
+  class Lock {
+   public:
+    explicit Lock(JobTable& table);
+    ~Lock();
+    Lock(const Lock&) = delete;
+    Lock& operator=(const Lock&) = delete;
+
+    TableHeader& header();
+    uint32_t capacity();
+    JobRecord* find(uint64_t id);
+    // Every record in use, in no particular order.
+    void for_each(const std::function<void(JobRecord&)>& fn);
+    // A fresh record with a new id. When its slot held a finished job, that
+    // job is dropped and its id returned in *evicted (its log is the caller's
+    // to delete, after unlocking). nullptr when every slot is busy.
+    JobRecord* allocate(uint64_t* evicted);
+    void release(JobRecord* r);  // frees the slot
+    // Marks the record changed: new change_seq and checksum, wake on unlock.
+    void commit(JobRecord* r);
+    void commit_header();  // counters changed
+
+   private:
+    JobTable& table_;
+    std::unique_lock<std::mutex> mutex_lock_;
+    bool changed_ = false;
+  };
+
+  // Lock-free: the change counter as it is now.
+  uint64_t change_seq() const;
+  // Sleeps until the change counter differs from `seen` or `timeout` passed.
+  // Returns true when it changed.
+  bool wait_for_change(uint64_t seen, Micros timeout) const;
+
+ private:
+  JobTable() = default;
+  Status map_file();
+  void remap_if_superseded();
+  void wake_all();
+
+  std::string state_dir_;
+  int lock_fd_ = -1;
+  std::mutex mutex_;
+  std::atomic<TableHeader*> header_{nullptr};
+  size_t mapped_size_ = 0;
+  // Older mappings stay mapped: a thread may be waiting on their futex word.
+  std::vector<std::pair<void*, size_t>> retired_;
+};
+
+// Current wall-clock time.
+Micros now_micros();
+// This boot's id (/proc/sys/kernel/random/boot_id), or "" when unknown.
+std::string current_boot_id();
+// starttime of a process (clock ticks after boot), 0 when it does not exist.
+uint64_t process_start_ticks(int pid);
+
+}  // namespace deploy

@@ -1,0 +1,61 @@
+// The scheduling policy: where a submission goes and which jobs change state
+// now. Pure functions of the jobs, the settings and `now`; the callers (the
+// POST handler and the scheduler process) apply the decisions under the
+// table lock. Nothing here sleeps, reads a clock or touches a file.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "job.h"
+
+namespace deploy {
+
+struct TargetPolicy {
+  Micros quiet_window = 0;   // DeployWaitChangeNotification (0: off)
+  Micros max_wait = 0;       // DeployMaxWaitChangeNotification (0: no cap)
+  Micros queue_timeout = 0;  // DeployQueueTimeout (0: never)
+  uint32_t concurrency = 1;  // DeployConcurrency (0: only the global limit)
+};
+
+struct Limits {
+  uint32_t max_running = 4;    // DeployMaxRunning
+  uint32_t queue_limit = 100;  // DeployQueueLimit
+};
+
+// The scheduling facts of one unfinished job.
+struct PendingJob {
+  uint64_t id = 0;
+  std::string target;
+  JobState state = JobState::queued;
+  Micros submitted_at = 0;  // first trigger
+  Micros not_before = 0;    // while waiting
+};
+
+struct SubmissionDecision {
+  enum class Kind { new_job, coalesce, queue_full } kind = Kind::new_job;
+  uint64_t job_id = 0;                // the waiting job joined (coalesce)
+  JobState state = JobState::queued;  // of the new job
+  Micros not_before = 0;              // new value (0: none)
+};
+
+// `jobs` holds the unfinished jobs of every target.
+SubmissionDecision decide_submission(const std::vector<PendingJob>& jobs, const std::string& target,
+                                     const TargetPolicy& policy, const Limits& limits, Micros now);
+
+struct ScheduleDecision {
+  std::vector<uint64_t> expire;  // waiting or queued past their queue timeout, or target gone
+  std::vector<uint64_t> ready;   // waiting whose quiet window ended: now queued
+  std::vector<uint64_t> start;   // to start now, oldest first
+  Micros next_due = 0;           // when to decide again at the latest (0: only on a change)
+};
+
+// `policies` holds every configured target; a job whose target is missing expires.
+ScheduleDecision schedule(const std::vector<PendingJob>& jobs,
+                          const std::map<std::string, TargetPolicy>& policies, const Limits& limits,
+                          Micros now);
+
+}  // namespace deploy

@@ -1,0 +1,375 @@
+#include "deploy_config.h"
+
+#include <apr_strings.h>
+#include <http_log.h>
+#include <http_main.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "deploy_module.h"
+#include "duration.h"
+#include "names.h"
+
+namespace deploy {
+namespace {
+
+ServerConfig& config_of(cmd_parms* cmd) {
+  return *static_cast<ServerConfig*>(
+      ap_get_module_config(cmd->server->module_config, &deploy_module));
+}
+
+const char* error(cmd_parms* cmd, const std::string& text) {
+  return apr_pstrdup(cmd->pool, text.c_str());
+}
+
+std::string named(cmd_parms* cmd, const char* value) {
+  return std::string(cmd->cmd->name) + ": invalid value '" + value + "'";
+}
+
+// Directives of the whole server: not in a virtual host, not in a target.
+const char* check_server_wide(cmd_parms* cmd) {
+  if (const char* err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) return err;
+  if (config_of(cmd).parsing)
+    return error(cmd, std::string(cmd->cmd->name) + " is not allowed inside <DeployTarget>");
+  return nullptr;
+}
+
+// Target directives: in the main server, at server level or in a target.
+TargetDirectives* target_of(cmd_parms* cmd, const char** err) {
+  *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+  if (*err) return nullptr;
+  ServerConfig& config = config_of(cmd);
+  return config.parsing ? config.parsing : &config.defaults;
+}
+
+const char* set_count(cmd_parms* cmd, std::optional<uint32_t>* field, const char* arg,
+                      uint32_t min) {
+  char* end = nullptr;
+  errno = 0;
+  long long value = strtoll(arg, &end, 10);
+  if (errno || end == arg || *end || value < min || value > 1000000)
+    return error(cmd,
+                 named(cmd, arg) + " (a whole number from " + std::to_string(min) + " to 1000000)");
+  *field = uint32_t(value);
+  return nullptr;
+}
+
+const char* set_duration(cmd_parms* cmd, std::optional<Micros>* field, const char* arg) {
+  std::optional<Micros> value = parse_duration(arg);
+  if (!value)
+    return error(cmd,
+                 named(cmd, arg) + " (a duration: a number of seconds, or with ms, s, mi or h)");
+  *field = *value;
+  return nullptr;
+}
+
+// --- server-wide ---
+
+const char* cmd_state_dir(cmd_parms* cmd, void*, const char* arg) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  const char* path = ap_server_root_relative(cmd->pool, arg);
+  if (!path || !*arg) return error(cmd, named(cmd, arg));
+  config_of(cmd).state_dir = path;
+  return nullptr;
+}
+
+const char* cmd_history(cmd_parms* cmd, void*, const char* arg) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  return set_count(cmd, &config_of(cmd).history, arg, 1);
+}
+
+const char* cmd_max_running(cmd_parms* cmd, void*, const char* arg) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  return set_count(cmd, &config_of(cmd).max_running, arg, 1);
+}
+
+const char* cmd_queue_limit(cmd_parms* cmd, void*, const char* arg) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  return set_count(cmd, &config_of(cmd).queue_limit, arg, 1);
+}
+
+const char* cmd_max_body(cmd_parms* cmd, void*, const char* arg) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  std::optional<uint64_t> size = parse_size(arg);
+  if (!size || *size == 0 || *size > 64ULL * 1024 * 1024)
+    return error(cmd, named(cmd, arg) + " (a size from 1 byte to 64m, as 64k)");
+  config_of(cmd).max_body = *size;
+  return nullptr;
+}
+
+const char* cmd_events_timeout(cmd_parms* cmd, void*, const char* arg) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  return set_duration(cmd, &config_of(cmd).events_timeout, arg);
+}
+
+// --- per target ---
+
+const char* cmd_target_section(cmd_parms* cmd, void*, const char* arg) {
+  if (const char* err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) return err;
+  ServerConfig& config = config_of(cmd);
+  if (config.parsing) return "<DeployTarget> sections cannot be nested";
+  std::string name(arg);
+  if (name.empty() || name.back() != '>') return "<DeployTarget> lacks its closing '>'";
+  name.pop_back();
+  if (name.size() >= 2 && (name.front() == '"' || name.front() == '\'') &&
+      name.back() == name.front())
+    name = name.substr(1, name.size() - 2);
+  if (!is_valid_target_name(name))
+    return error(
+        cmd, "<DeployTarget>: invalid target name '" + name +
+                 "' (letters, digits, '.', '_', '-'; at most 64; starting with a letter or digit)");
+  for (const TargetDirectives& t : config.targets)
+    if (t.name == name)
+      return error(cmd,
+                   "<DeployTarget>: target '" + name + "' is already defined at " + t.defined_at);
+  TargetDirectives target;
+  target.name = name;
+  target.defined_at =
+      std::string(cmd->directive->filename) + ":" + std::to_string(cmd->directive->line_num);
+  config.targets.push_back(std::move(target));
+  config.parsing = &config.targets.back();
+  const char* err = ap_walk_config(cmd->directive->first_child, cmd, cmd->context);
+  config.parsing = nullptr;
+  return err;
+}
+
+const char* cmd_command(cmd_parms* cmd, void*, const char* args) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  std::vector<std::string> words;
+  while (*args) {
+    const char* word = ap_getword_conf(cmd->temp_pool, &args);
+    if (!*word) break;
+    words.emplace_back(word);
+  }
+  if (words.empty()) return "DeployCommand needs a program";
+  if (words[0][0] != '/')
+    return error(cmd, "DeployCommand: invalid value '" + words[0] +
+                          "' (the program must be an absolute path)");
+  t->command = std::move(words);
+  return nullptr;
+}
+
+const char* cmd_param(cmd_parms* cmd, void*, const char* name, const char* regex) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  if (!is_valid_param_name(name))
+    return error(cmd, std::string("DeployParam: invalid parameter name '") + name +
+                          "' (letters, digits and '_', not starting with a digit; at most 64)");
+  std::string compile_error;
+  std::optional<ParamPattern> pattern = ParamPattern::compile(regex, &compile_error);
+  if (!pattern)
+    return error(cmd, std::string("DeployParam ") + name + ": invalid regular expression '" +
+                          regex + "': " + compile_error);
+  for (ParamRule& rule : t->params)
+    if (rule.name == name)
+      return error(cmd, std::string("DeployParam: parameter '") + name + "' is declared twice");
+  t->params.push_back(ParamRule{name, *pattern});
+  return nullptr;
+}
+
+#define TARGET_DURATION(fn, field)                         \
+  const char* fn(cmd_parms* cmd, void*, const char* arg) { \
+    const char* err;                                       \
+    TargetDirectives* t = target_of(cmd, &err);            \
+    return t ? set_duration(cmd, &t->field, arg) : err;    \
+  }
+TARGET_DURATION(cmd_timeout, timeout)
+TARGET_DURATION(cmd_kill_grace, kill_grace)
+TARGET_DURATION(cmd_queue_timeout, queue_timeout)
+TARGET_DURATION(cmd_wait, quiet_window)
+TARGET_DURATION(cmd_max_wait, max_wait)
+#undef TARGET_DURATION
+
+const char* cmd_concurrency(cmd_parms* cmd, void*, const char* arg) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  return t ? set_count(cmd, &t->concurrency, arg, 0) : err;
+}
+
+const char* cmd_env(cmd_parms* cmd, void*, const char* name, const char* value) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  std::string n(name);
+  if (n.empty() || n.find('=') != std::string::npos)
+    return error(cmd, "DeployEnv: invalid variable name '" + n + "'");
+  for (auto& [existing, v] : t->env)
+    if (existing == n) {
+      v = value;
+      return nullptr;
+    }
+  t->env.emplace_back(n, value);
+  return nullptr;
+}
+
+const char* cmd_working_directory(cmd_parms* cmd, void*, const char* arg) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  if (arg[0] != '/') return error(cmd, named(cmd, arg) + " (an absolute path)");
+  t->working_directory = arg;
+  return nullptr;
+}
+
+const char* cmd_secret(cmd_parms* cmd, void*, const char* arg) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  std::string spec(arg);
+  std::string key;
+  if (spec.rfind("file:", 0) == 0) {
+    std::string path = ap_server_root_relative(cmd->temp_pool, spec.substr(5).c_str());
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return error(cmd, "DeploySecret: cannot read '" + spec + "': " + std::strerror(errno));
+    std::ostringstream content;
+    content << in.rdbuf();
+    key = content.str();
+    if (!key.empty() && key.back() == '\n') key.pop_back();
+  } else if (spec.rfind("env:", 0) == 0) {
+    const char* value = getenv(spec.substr(4).c_str());
+    if (!value)
+      return error(cmd, "DeploySecret: invalid value '" + spec + "' (the variable is not set)");
+    key = value;
+  } else {
+    return error(cmd, named(cmd, arg) + " (file:PATH or env:NAME)");
+  }
+  if (key.empty())
+    return error(cmd, "DeploySecret: invalid value '" + spec + "' (the key is empty)");
+  t->secret = std::move(key);
+  return nullptr;
+}
+
+void delete_config(ServerConfig* config) { delete config; }
+
+}  // namespace
+
+// httpd's directive table stores every handler as one untyped function
+// pointer and calls it with the arguments its kind (TAKE1, ...) promises.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wcast-function-type"
+const command_rec directives[] = {
+    AP_INIT_TAKE1("DeployStateDir", (cmd_func)cmd_state_dir, nullptr, RSRC_CONF,
+                  "Directory of the job table and the job logs"),
+    AP_INIT_TAKE1("DeployHistory", (cmd_func)cmd_history, nullptr, RSRC_CONF, "Finished jobs kept"),
+    AP_INIT_TAKE1("DeployMaxRunning", (cmd_func)cmd_max_running, nullptr, RSRC_CONF,
+                  "Jobs running at once, all targets together"),
+    AP_INIT_TAKE1("DeployQueueLimit", (cmd_func)cmd_queue_limit, nullptr, RSRC_CONF,
+                  "Jobs accepted but not yet started"),
+    AP_INIT_TAKE1("DeployMaxBody", (cmd_func)cmd_max_body, nullptr, RSRC_CONF,
+                  "Largest request body accepted"),
+    AP_INIT_TAKE1("DeployEventsTimeout", (cmd_func)cmd_events_timeout, nullptr, RSRC_CONF,
+                  "Longest life of one event-stream connection"),
+    AP_INIT_RAW_ARGS("<DeployTarget", (cmd_func)cmd_target_section, nullptr, RSRC_CONF,
+                     "A deployment target and its settings"),
+    AP_INIT_RAW_ARGS("DeployCommand", (cmd_func)cmd_command, nullptr, RSRC_CONF,
+                     "Program (absolute path) and arguments of the job"),
+    AP_INIT_TAKE2("DeployParam", (cmd_func)cmd_param, nullptr, RSRC_CONF,
+                  "A parameter a submission may give, and the pattern its value must match"),
+    AP_INIT_TAKE1("DeployTimeout", (cmd_func)cmd_timeout, nullptr, RSRC_CONF,
+                  "Wall-clock limit of a running job"),
+    AP_INIT_TAKE1("DeployKillGrace", (cmd_func)cmd_kill_grace, nullptr, RSRC_CONF,
+                  "Time between SIGTERM and SIGKILL"),
+    AP_INIT_TAKE1("DeployQueueTimeout", (cmd_func)cmd_queue_timeout, nullptr, RSRC_CONF,
+                  "How long a job may wait to start before it expires"),
+    AP_INIT_TAKE1("DeployWaitChangeNotification", (cmd_func)cmd_wait, nullptr, RSRC_CONF,
+                  "Quiet window: start this long after the last trigger"),
+    AP_INIT_TAKE1("DeployMaxWaitChangeNotification", (cmd_func)cmd_max_wait, nullptr, RSRC_CONF,
+                  "Start never later than this long after the first trigger"),
+    AP_INIT_TAKE1("DeployConcurrency", (cmd_func)cmd_concurrency, nullptr, RSRC_CONF,
+                  "Jobs of the target running at once (0: only the global limit)"),
+    AP_INIT_TAKE2("DeployEnv", (cmd_func)cmd_env, nullptr, RSRC_CONF,
+                  "An environment variable for the job"),
+    AP_INIT_TAKE1("DeployWorkingDirectory", (cmd_func)cmd_working_directory, nullptr, RSRC_CONF,
+                  "Working directory of the job"),
+    AP_INIT_TAKE1("DeploySecret", (cmd_func)cmd_secret, nullptr, RSRC_CONF,
+                  "file:PATH or env:NAME: key of the X-Hub-Signature-256 HMAC"),
+    {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr}};
+#pragma GCC diagnostic pop
+
+void* create_server_config(apr_pool_t* pool, server_rec*) {
+  auto* config = new ServerConfig();
+  apr_pool_cleanup_register(
+      pool, config,
+      [](void* c) -> apr_status_t {
+        delete_config(static_cast<ServerConfig*>(c));
+        return APR_SUCCESS;
+      },
+      apr_pool_cleanup_null);
+  return config;
+}
+
+ServerConfig& main_server_config() {
+  return *static_cast<ServerConfig*>(
+      ap_get_module_config(ap_server_conf->module_config, &deploy_module));
+}
+
+const Target* Settings::find(const std::string& name) const {
+  for (const Target& t : targets)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+std::map<std::string, TargetPolicy> Settings::policies() const {
+  std::map<std::string, TargetPolicy> out;
+  for (const Target& t : targets) out[t.name] = t.policy;
+  return out;
+}
+
+std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
+  Settings s;
+  s.state_dir = config.state_dir ? *config.state_dir : ap_server_root_relative(pool, "deploy");
+  s.history = config.history.value_or(1000);
+  s.queue_limit = config.queue_limit.value_or(100);
+  s.max_running = config.max_running.value_or(4);
+  s.max_body = config.max_body.value_or(64 * 1024);
+  s.events_timeout = config.events_timeout.value_or(60 * 1000000LL);
+  const TargetDirectives& d = config.defaults;
+  for (const TargetDirectives& t : config.targets) {
+    Target target;
+    target.name = t.name;
+    if (!(t.command || d.command))
+      return "<DeployTarget " + t.name + "> at " + t.defined_at + " has no DeployCommand";
+    target.command = t.command ? *t.command : *d.command;
+    // Parameters and environment add up; the target's win for one name.
+    target.params = t.params;
+    for (const ParamRule& rule : d.params) {
+      bool overridden = false;
+      for (const ParamRule& own : t.params) overridden |= own.name == rule.name;
+      if (!overridden) target.params.push_back(rule);
+    }
+    target.env = d.env;
+    for (const auto& [name, value] : t.env) {
+      bool replaced = false;
+      for (auto& [n, v] : target.env)
+        if (n == name) v = value, replaced = true;
+      if (!replaced) target.env.emplace_back(name, value);
+    }
+    target.timeout = t.timeout.value_or(d.timeout.value_or(300 * 1000000LL));
+    target.kill_grace = t.kill_grace.value_or(d.kill_grace.value_or(10 * 1000000LL));
+    target.queue_timeout = t.queue_timeout.value_or(d.queue_timeout.value_or(600 * 1000000LL));
+    target.policy.queue_timeout = target.queue_timeout;
+    target.policy.quiet_window = t.quiet_window.value_or(d.quiet_window.value_or(0));
+    target.policy.max_wait = t.max_wait.value_or(d.max_wait.value_or(0));
+    target.policy.concurrency = t.concurrency.value_or(d.concurrency.value_or(1));
+    if (target.policy.max_wait != 0 && target.policy.max_wait < target.policy.quiet_window)
+      return "<DeployTarget " + t.name + "> at " + t.defined_at +
+             ": DeployMaxWaitChangeNotification (" + std::to_string(target.policy.max_wait / 1000) +
+             " ms) is smaller than DeployWaitChangeNotification (" +
+             std::to_string(target.policy.quiet_window / 1000) + " ms)";
+    target.working_directory =
+        t.working_directory ? *t.working_directory : d.working_directory.value_or(s.state_dir);
+    target.secret = t.secret ? t.secret : d.secret;
+    s.targets.push_back(std::move(target));
+  }
+  config.settings = std::move(s);
+  return "";
+}
+
+}  // namespace deploy

@@ -1,0 +1,85 @@
+// mod_deploy's configuration: the directives as written (server level and
+// inside <DeployTarget>), and the settings they resolve to once every
+// server-level default is merged into every target (check_config).
+#pragma once
+
+#include <http_config.h>
+#include <httpd.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "job.h"
+#include "scheduler.h"
+#include "submission.h"
+
+namespace deploy {
+
+using EnvList = std::vector<std::pair<std::string, std::string>>;
+
+// The per-target directives as written; an empty optional is "unset", so a
+// target inherits the server-level value field by field.
+struct TargetDirectives {
+  std::string name;
+  std::string defined_at;  // "file:line", for messages
+  std::optional<std::vector<std::string>> command;
+  std::vector<ParamRule> params;
+  std::optional<Micros> timeout, kill_grace, queue_timeout, quiet_window, max_wait;
+  std::optional<uint32_t> concurrency;
+  EnvList env;
+  std::optional<std::string> working_directory;
+  std::optional<std::string> secret;  // the key itself
+};
+
+// A target with every setting decided.
+struct Target {
+  std::string name;
+  std::vector<std::string> command;
+  std::vector<ParamRule> params;
+  Micros timeout = 0, kill_grace = 0, queue_timeout = 0;
+  TargetPolicy policy;
+  EnvList env;
+  std::string working_directory;
+  std::optional<std::string> secret;
+};
+
+struct Settings {
+  std::string state_dir;
+  uint32_t history = 1000;
+  uint32_t queue_limit = 100;
+  uint32_t max_running = 4;
+  uint64_t max_body = 64 * 1024;
+  Micros events_timeout = 60 * 1000000LL;
+  std::vector<Target> targets;
+
+  const Target* find(const std::string& name) const;
+  Limits limits() const { return Limits{max_running, queue_limit}; }
+  std::map<std::string, TargetPolicy> policies() const;
+  // Records the table holds: history, plus every job that may be unfinished.
+  uint32_t table_capacity() const { return history + queue_limit + max_running + 16; }
+};
+
+struct ServerConfig {
+  std::optional<std::string> state_dir;
+  std::optional<uint32_t> history, queue_limit, max_running;
+  std::optional<uint64_t> max_body;
+  std::optional<Micros> events_timeout;
+  TargetDirectives defaults;  // target directives given at server level
+  std::vector<TargetDirectives> targets;
+  TargetDirectives* parsing = nullptr;  // inside <DeployTarget> while it is read
+
+  Settings settings;  // resolved by resolve_settings()
+};
+
+extern const command_rec directives[];
+
+void* create_server_config(apr_pool_t* pool, server_rec* s);
+ServerConfig& main_server_config();
+// Merges defaults into targets and checks what one directive alone cannot
+// (a missing DeployCommand, max wait below wait). Error text or "".
+std::string resolve_settings(ServerConfig& config, apr_pool_t* pool);
+
+}  // namespace deploy

@@ -1,0 +1,382 @@
+#include "deploy_handler.h"
+
+#include <apr_strings.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "deploy_module.h"
+#include "deploy_state.h"
+#include "job_json.h"
+#include "origin.h"
+#include "route.h"
+#include "scheduler.h"
+#include "signature.h"
+#include "submission.h"
+
+namespace deploy {
+namespace {
+
+// How long a client refused for a full queue should wait before trying again.
+constexpr int kRetryAfterSeconds = 5;
+
+RequestError not_found(std::string what) {
+  return RequestError{HTTP_NOT_FOUND, "not_found", std::move(what)};
+}
+
+int send_body(request_rec* r, int status, const char* type, const std::string& body) {
+  r->status = status;
+  ap_set_content_type(r, type);
+  apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+  ap_set_content_length(r, apr_off_t(body.size()));
+  if (!r->header_only) ap_rwrite(body.data(), int(body.size()), r);
+  return OK;
+}
+
+int send_json(request_rec* r, int status, const std::string& json) {
+  return send_body(r, status, "application/json", json + "\n");
+}
+
+int send_error(request_rec* r, const RequestError& e) {
+  ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_deploy: %d %s: %s", e.status, e.code.c_str(),
+                e.message.c_str());
+  // A refused body is not read: tell the client the connection ends.
+  if (e.status == HTTP_REQUEST_ENTITY_TOO_LARGE) r->connection->keepalive = AP_CONN_CLOSE;
+  return send_json(r, e.status, error_json(e));
+}
+
+// The Location path the request came through (see find_bases in mod_deploy.cc).
+std::string base_of(const ModuleState& state, const char* uri, std::string* rest) {
+  std::string path(uri ? uri : "");
+  const std::string* best = nullptr;
+  for (const std::string& base : state.bases) {
+    bool under = path.compare(0, base.size(), base) == 0 &&
+                 (path.size() == base.size() || path[base.size()] == '/');
+    if (under && (!best || base.size() > best->size())) best = &base;
+  }
+  std::string base = best ? *best : "";
+  *rest = path.substr(base.size());
+  return base;
+}
+
+// Reads the whole body, refusing more than `limit` bytes before parsing.
+std::optional<RequestError> read_body(request_rec* r, uint64_t limit, std::string* body) {
+  if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK)
+    return RequestError{HTTP_BAD_REQUEST, "bad_request", "the request body cannot be read"};
+  const RequestError too_large{
+      HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",
+      "the request body is larger than " + std::to_string(limit) + " bytes"};
+  if (r->remaining > apr_off_t(limit)) return too_large;
+  if (!ap_should_client_block(r)) return std::nullopt;
+  char buffer[8192];
+  for (;;) {
+    long n = ap_get_client_block(r, buffer, sizeof buffer);
+    if (n == 0) break;
+    if (n < 0)
+      return RequestError{HTTP_BAD_REQUEST, "bad_request", "the request body cannot be read"};
+    if (body->size() + size_t(n) > limit) return too_large;
+    body->append(buffer, size_t(n));
+  }
+  return std::nullopt;
+}
+
+std::optional<RequestError> check_origin(request_rec* r) {
+  const char* origin = apr_table_get(r->headers_in, "Origin");
+  if (!origin) return std::nullopt;
+  const char* host = apr_table_get(r->headers_in, "Host");
+  if (host && is_same_origin(origin, ap_run_http_scheme(r), host)) return std::nullopt;
+  return RequestError{HTTP_FORBIDDEN, "cross_origin",
+                      std::string("submissions from origin ") + origin + " are not accepted"};
+}
+
+std::vector<PendingJob> unfinished_jobs(JobTable::Lock& lock) {
+  std::vector<PendingJob> jobs;
+  lock.for_each([&](JobRecord& r) {
+    if (!is_final(JobState(r.state)))
+      jobs.push_back(PendingJob{r.id, r.target, JobState(r.state), r.submitted_at, r.not_before});
+  });
+  return jobs;
+}
+
+int submit(request_rec* r, const ModuleState& state, const std::string& base,
+           const std::string& name) {
+  const Target* target = state.settings->find(name);
+  if (!target) return send_error(r, not_found("no target named " + name));
+  if (auto e = check_origin(r)) return send_error(r, *e);
+  std::string body;
+  if (auto e = read_body(r, state.settings->max_body, &body)) return send_error(r, *e);
+  if (target->secret) {
+    const char* signature = apr_table_get(r->headers_in, "X-Hub-Signature-256");
+    if (!signature || !signature_matches(signature, *target->secret, body))
+      return send_error(r,
+                        RequestError{HTTP_FORBIDDEN, "bad_signature",
+                                     signature ? "the X-Hub-Signature-256 signature does not match"
+                                               : "the X-Hub-Signature-256 header is missing"});
+  }
+  const char* type = apr_table_get(r->headers_in, "Content-Type");
+  auto parsed = parse_submission_body(type ? type : "", body);
+  if (auto* e = std::get_if<RequestError>(&parsed)) return send_error(r, *e);
+  Params params = std::get<Params>(std::move(parsed));
+  if (auto e = validate_params(params, target->params)) return send_error(r, *e);
+
+  Micros now = now_micros();
+  Job job;
+  bool coalesced = false;
+  uint64_t evicted = 0;
+  {
+    JobTable::Lock lock(*state.table);
+    SubmissionDecision d = decide_submission(unfinished_jobs(lock), name, target->policy,
+                                             state.settings->limits(), now);
+    JobRecord* rec = nullptr;
+    if (d.kind == SubmissionDecision::Kind::coalesce) {
+      rec = lock.find(d.job_id);
+      rec->requests++;
+      rec->not_before = d.not_before;
+      coalesced = true;
+      lock.header().counters.coalesced++;
+    } else if (d.kind == SubmissionDecision::Kind::new_job) {
+      rec = lock.allocate(&evicted);
+    }
+    if (!rec) {
+      lock.header().counters.rejected_queue_full++;
+      lock.commit_header();
+      apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, kRetryAfterSeconds));
+      return send_error(
+          r, RequestError{HTTP_SERVICE_UNAVAILABLE, "queue_full",
+                          "the queue holds " + std::to_string(state.settings->queue_limit) +
+                              " jobs already; try again later"});
+    }
+    store_params(*rec, params);  // validate_params checked that they fit
+    if (!coalesced) {
+      store_text(rec->target, sizeof rec->target, name);
+      rec->state = uint8_t(d.state);
+      rec->not_before = d.not_before;
+      rec->submitted_at = now;
+      if (r->user) {
+        rec->has_submitted_by = 1;
+        store_text(rec->submitted_by, sizeof rec->submitted_by, r->user);
+      }
+      lock.header().counters.accepted++;
+    }
+    lock.commit(rec);
+    job = record_to_job(*rec);
+  }
+  if (evicted) unlink(state.table->log_path(evicted).c_str());
+  ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT " of %s %s",
+                (apr_uint64_t)job.id, name.c_str(), coalesced ? "coalesced" : "accepted");
+  std::string self = base + "/jobs/" + std::to_string(job.id);
+  apr_table_set(r->headers_out, "Location", self.c_str());
+  return send_json(r, HTTP_ACCEPTED, job_json(job, base, coalesced));
+}
+
+std::optional<Job> find_job(const ModuleState& state, uint64_t id) {
+  JobTable::Lock lock(*state.table);
+  JobRecord* rec = lock.find(id);
+  if (!rec) return std::nullopt;
+  return record_to_job(*rec);
+}
+
+int get_job(request_rec* r, const ModuleState& state, const std::string& base, uint64_t id) {
+  std::optional<Job> job = find_job(state, id);
+  if (!job) return send_error(r, not_found("no job " + std::to_string(id)));
+  return send_json(r, HTTP_OK, job_json(*job, base));
+}
+
+int list_jobs(request_rec* r, const ModuleState& state, const std::string& base) {
+  auto parsed = parse_jobs_query(r->args ? r->args : "");
+  if (auto* e = std::get_if<RequestError>(&parsed)) return send_error(r, *e);
+  const JobsQuery& q = std::get<JobsQuery>(parsed);
+  std::vector<Job> jobs;
+  {
+    JobTable::Lock lock(*state.table);
+    std::vector<JobRecord*> matching;
+    lock.for_each([&](JobRecord& rec) {
+      if (q.before && rec.id >= q.before) return;
+      if (q.target && *q.target != rec.target) return;
+      if (q.state && uint8_t(*q.state) != rec.state) return;
+      matching.push_back(&rec);
+    });
+    size_t n = std::min<size_t>(matching.size(), q.limit);
+    std::partial_sort(matching.begin(), matching.begin() + long(n), matching.end(),
+                      [](auto* a, auto* b) { return a->id > b->id; });
+    for (size_t i = 0; i < n; ++i) jobs.push_back(record_to_job(*matching[i]));
+  }
+  json_t* array = json_array();
+  for (const Job& job : jobs) json_array_append_new(array, job_to_json(job, base));
+  return send_json(r, HTTP_OK, dump_json(array));
+}
+
+json_t* seconds(Micros t) { return json_real(double(t) / 1e6); }
+
+int list_targets(request_rec* r, const ModuleState& state, const std::string& base) {
+  std::map<std::string, Job> latest;
+  {
+    JobTable::Lock lock(*state.table);
+    std::map<std::string, JobRecord*> newest;
+    lock.for_each([&](JobRecord& rec) {
+      JobRecord*& slot = newest[rec.target];
+      if (!slot || rec.id > slot->id) slot = &rec;
+    });
+    for (auto& [name, rec] : newest) latest[name] = record_to_job(*rec);
+  }
+  json_t* array = json_array();
+  for (const Target& t : state.settings->targets) {
+    json_t* command = json_array();
+    for (const std::string& word : t.command)
+      json_array_append_new(command, json_string(word.c_str()));
+    json_t* params = json_array();
+    for (const ParamRule& rule : t.params)
+      json_array_append_new(params, json_pack("{s:s, s:s}", "name", rule.name.c_str(), "pattern",
+                                              rule.pattern.source().c_str()));
+    auto it = latest.find(t.name);
+    json_t* obj = json_object();
+    json_object_set_new(obj, "name", json_string(t.name.c_str()));
+    json_object_set_new(obj, "command", command);
+    json_object_set_new(obj, "params", params);
+    json_object_set_new(obj, "timeout", seconds(t.timeout));
+    json_object_set_new(obj, "kill_grace", seconds(t.kill_grace));
+    json_object_set_new(obj, "queue_timeout", seconds(t.queue_timeout));
+    json_object_set_new(obj, "wait_change_notification", seconds(t.policy.quiet_window));
+    json_object_set_new(obj, "max_wait_change_notification", seconds(t.policy.max_wait));
+    json_object_set_new(obj, "concurrency", json_integer(t.policy.concurrency));
+    json_object_set_new(obj, "signed", json_boolean(t.secret.has_value()));
+    json_object_set_new(obj, "links",
+                        json_pack("{s:s}", "submit", (base + "/targets/" + t.name).c_str()));
+    json_object_set_new(obj, "latest_job",
+                        it == latest.end() ? json_null() : job_to_json(it->second, base));
+    json_array_append_new(array, obj);
+  }
+  return send_json(r, HTTP_OK, dump_json(array));
+}
+
+int get_log(request_rec* r, const ModuleState& state, uint64_t id) {
+  auto parsed = parse_log_offset(r->args ? r->args : "");
+  if (auto* e = std::get_if<RequestError>(&parsed)) return send_error(r, *e);
+  uint64_t offset = std::get<uint64_t>(parsed);
+  std::optional<Job> job = find_job(state, id);
+  if (!job) return send_error(r, not_found("no job " + std::to_string(id)));
+  apr_file_t* file = nullptr;
+  apr_finfo_t info;
+  apr_off_t size = 0;
+  std::string path = state.table->log_path(id);
+  if (apr_file_open(&file, path.c_str(), APR_FOPEN_READ | APR_FOPEN_BINARY, 0, r->pool) ==
+          APR_SUCCESS &&
+      apr_file_info_get(&info, APR_FINFO_SIZE, file) == APR_SUCCESS)
+    size = info.size;
+  r->status = HTTP_OK;
+  ap_set_content_type(r, "text/plain; charset=utf-8");
+  apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+  apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+  apr_table_setn(r->headers_out, "X-Log-Size", apr_off_t_toa(r->pool, size));
+  if (!is_final(job->state)) apr_table_setn(r->headers_out, "X-More-Data", "true");
+  apr_off_t from = std::min<apr_off_t>(apr_off_t(std::min<uint64_t>(offset, uint64_t(size))), size);
+  apr_size_t length = apr_size_t(size - from);
+  ap_set_content_length(r, apr_off_t(length));
+  if (file && length > 0 && !r->header_only) {
+    apr_size_t sent = 0;
+    ap_send_fd(file, r, from, length, &sent);
+  }
+  return OK;
+}
+
+int cancel(request_rec* r, const ModuleState& state, const std::string& base, uint64_t id) {
+  if (auto e = check_origin(r)) return send_error(r, *e);
+  Job job;
+  pid_t runner = 0;
+  {
+    JobTable::Lock lock(*state.table);
+    JobRecord* rec = lock.find(id);
+    if (!rec) return send_error(r, not_found("no job " + std::to_string(id)));
+    JobState s = JobState(rec->state);
+    if (is_final(s))
+      return send_error(r, RequestError{HTTP_CONFLICT, "conflict",
+                                        "job " + std::to_string(id) + " has already finished (" +
+                                            std::string(state_name(s)) + ")"});
+    if (s == JobState::running) {
+      // The runner owns a running job: it sees the flag (and our nudge),
+      // signals the job's process group, and records the outcome.
+      rec->cancel_requested = 1;
+      runner = rec->runner_pid;
+    } else {
+      rec->state = uint8_t(JobState::canceled);
+      rec->finished_at = now_micros();
+      lock.header().counters.finished[uint8_t(JobState::canceled)]++;
+    }
+    lock.commit(rec);
+    job = record_to_job(*rec);
+  }
+  if (runner > 0) kill(runner, SIGUSR1);
+  ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                "mod_deploy: cancel of job %" APR_UINT64_T_FMT " requested by %s", (apr_uint64_t)id,
+                r->user ? r->user : "(anonymous)");
+  return send_json(r, HTTP_ACCEPTED, job_json(job, base));
+}
+
+bool method_allowed(const Route& route, int method) {
+  std::string_view allowed = allowed_methods(route.kind);
+  if (method == M_GET) return allowed.find("GET") != std::string_view::npos;
+  if (method == M_POST) return allowed.find("POST") != std::string_view::npos;
+  return false;
+}
+
+int dispatch(request_rec* r, const ModuleState& state) {
+  std::string rest;
+  std::string base = base_of(state, r->uri, &rest);
+  std::optional<Route> route = parse_route(rest);
+  if (!route) return send_error(r, not_found(std::string("no such resource: ") + r->uri));
+  if (!method_allowed(*route, r->method_number)) {
+    apr_table_setn(r->headers_out, "Allow",
+                   apr_pstrdup(r->pool, std::string(allowed_methods(route->kind)).c_str()));
+    return send_error(r, RequestError{HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                                      std::string(r->method) + " is not allowed here"});
+  }
+  switch (route->kind) {
+    case Route::Kind::target:
+      return submit(r, state, base, route->target);
+    case Route::Kind::targets:
+      return list_targets(r, state, base);
+    case Route::Kind::jobs:
+      return list_jobs(r, state, base);
+    case Route::Kind::job:
+      return get_job(r, state, base, route->job_id);
+    case Route::Kind::job_log:
+      return get_log(r, state, route->job_id);
+    case Route::Kind::job_cancel:
+      return cancel(r, state, base, route->job_id);
+    default:
+      return send_error(r, not_found(std::string("no such resource: ") + r->uri));
+  }
+}
+
+}  // namespace
+
+int handle_request(request_rec* r) {
+  // No exception may cross into httpd.
+  try {
+    ModuleState* state = module_state();
+    if (!state || !state->table) {
+      ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: not initialised");
+      return send_error(
+          r, RequestError{HTTP_INTERNAL_SERVER_ERROR, "internal", "mod_deploy is not initialised"});
+    }
+    return dispatch(r, *state);
+  } catch (const std::exception& e) {
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: %s", e.what());
+  } catch (...) {
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: unknown failure");
+  }
+  return send_error(
+      r, RequestError{HTTP_INTERNAL_SERVER_ERROR, "internal", "internal error; see the error log"});
+}
+
+}  // namespace deploy

@@ -1,0 +1,10 @@
+// The HTTP side: every route of SetHandler deploy.
+#pragma once
+
+#include <httpd.h>
+
+namespace deploy {
+
+int handle_request(request_rec* r);
+
+}  // namespace deploy

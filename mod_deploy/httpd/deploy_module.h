@@ -1,0 +1,14 @@
+// What every httpd-side file of mod_deploy shares: the module record (for
+// ap_get_module_config) and module-scoped logging, so that
+// `LogLevel deploy:debug` works.
+#pragma once
+
+#include <http_config.h>
+#include <http_log.h>
+#include <httpd.h>
+
+extern "C" {
+extern module AP_MODULE_DECLARE_DATA deploy_module;
+}
+
+APLOG_USE_MODULE(deploy);

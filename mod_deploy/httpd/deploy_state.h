@@ -1,0 +1,26 @@
+// What one generation of httpd (one read of the configuration) holds: the
+// resolved settings, the mapped job table, and where the handler is mounted.
+// Built in post_config in the parent; children inherit it through fork.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "deploy_config.h"
+#include "job_table.h"
+
+namespace deploy {
+
+struct ModuleState {
+  const Settings* settings = nullptr;
+  std::unique_ptr<JobTable> table;
+  std::string runner_path;         // deploy-runner, beside mod_deploy.so
+  std::vector<std::string> bases;  // <Location> paths with SetHandler deploy
+  apr_time_t started_at = 0;
+};
+
+// nullptr before post_config has run (or when it failed).
+ModuleState* module_state();
+
+}  // namespace deploy
