@@ -1,5 +1,6 @@
 #include "deploy_config.h"
 
+#include <httpd.h>
 #include <apr_strings.h>
 #include <http_log.h>
 #include <http_main.h>

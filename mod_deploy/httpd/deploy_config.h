@@ -3,8 +3,8 @@
 // server-level default is merged into every target (check_config).
 #pragma once
 
-#include <http_config.h>
 #include <httpd.h>
+#include <http_config.h>
 
 #include <map>
 #include <optional>

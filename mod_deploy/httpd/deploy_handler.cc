@@ -1,5 +1,6 @@
 #include "deploy_handler.h"
 
+#include <httpd.h>
 #include <apr_strings.h>
 #include <http_core.h>
 #include <http_log.h>

@@ -3,9 +3,9 @@
 // `LogLevel deploy:debug` works.
 #pragma once
 
+#include <httpd.h>
 #include <http_config.h>
 #include <http_log.h>
-#include <httpd.h>
 
 extern "C" {
 extern module AP_MODULE_DECLARE_DATA deploy_module;

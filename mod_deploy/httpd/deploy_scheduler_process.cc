@@ -1,5 +1,6 @@
 #include "deploy_scheduler_process.h"
 
+#include <httpd.h>
 #include <ap_listen.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>

@@ -2,6 +2,7 @@
 // deploy_config (directives), deploy_handler (routes), deploy_scheduler_process
 // (when jobs start), ../runner (the process that owns a running job), ../core
 // (the domain, without httpd).
+#include <httpd.h>
 #include <apr_strings.h>
 #include <dlfcn.h>
 #include <http_core.h>
