@@ -70,7 +70,33 @@ bool header_is_valid(const TableHeader& h, size_t file_size) {
          h.record_size == kRecordSize && h.capacity > 0 && file_size == file_size_for(h.capacity);
 }
 
+// The statistics of `target`, claiming a free entry for a new name; nullptr
+// when every entry is taken (the counters overall still count).
+TargetStats* target_stats(TableHeader& h, const char* target) {
+  for (TargetStats& stats : h.targets) {
+    if (stats.target[0] == '\0') {
+      store_text(stats.target, sizeof stats.target, target);
+      return &stats;
+    }
+    if (strncmp(stats.target, target, sizeof stats.target) == 0) return &stats;
+  }
+  return nullptr;
+}
+
+constexpr std::string_view kRejectionNames[] = {
+    "not_found", "method_not_allowed", "bad_request",  "invalid_param", "unsupported_media_type",
+    "too_large", "bad_signature",      "cross_origin", "queue_full",    "internal"};
+static_assert(std::size(kRejectionNames) == size_t(Rejection::count_));
+
 }  // namespace
+
+std::string_view rejection_name(Rejection r) { return kRejectionNames[size_t(r)]; }
+
+std::optional<Rejection> rejection_from_code(std::string_view code) {
+  for (size_t i = 0; i < std::size(kRejectionNames); ++i)
+    if (kRejectionNames[i] == code) return Rejection(i);
+  return std::nullopt;
+}
 
 Micros now_micros() {
   struct timespec ts;
@@ -382,7 +408,7 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
   }
   flock(lock_fd, LOCK_UN);
   if (!st.is_ok()) return st;
-  table->wake_all();
+  table->wake(true, true);
   *out = std::move(table);
   return Status::ok();
 }
@@ -391,21 +417,45 @@ uint64_t JobTable::change_seq() const {
   return __atomic_load_n(&header_.load()->change_seq, __ATOMIC_ACQUIRE);
 }
 
-bool JobTable::wait_for_change(uint64_t seen, Micros timeout) const {
-  TableHeader* h = header_.load();
-  uint32_t word = __atomic_load_n(&h->wake_word, __ATOMIC_ACQUIRE);
-  if (change_seq() != seen) return true;
+namespace {
+
+// Sleeps on `word` unless `seq` already moved past `seen`. The word is read
+// before the counter so that a change between the two cannot be missed.
+bool wait_on(uint32_t* word, const uint64_t* seq, uint64_t seen, Micros timeout) {
+  uint32_t value = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+  if (__atomic_load_n(seq, __ATOMIC_ACQUIRE) != seen) return true;
   if (timeout > 0) {
     struct timespec ts = {time_t(timeout / 1000000), long(timeout % 1000000) * 1000};
-    futex(&h->wake_word, FUTEX_WAIT, word, &ts);
+    futex(word, FUTEX_WAIT, value, &ts);
   }
-  return change_seq() != seen;
+  return __atomic_load_n(seq, __ATOMIC_ACQUIRE) != seen;
 }
 
-void JobTable::wake_all() {
+void bump_and_wake(uint32_t* word) {
+  __atomic_add_fetch(word, 1, __ATOMIC_ACQ_REL);
+  futex(word, FUTEX_WAKE, INT_MAX, nullptr);
+}
+
+}  // namespace
+
+bool JobTable::wait_for_change(uint64_t seen, Micros timeout) const {
   TableHeader* h = header_.load();
-  __atomic_add_fetch(&h->wake_word, 1, __ATOMIC_ACQ_REL);
-  futex(&h->wake_word, FUTEX_WAKE, INT_MAX, nullptr);
+  return wait_on(&h->wake_word, &h->change_seq, seen, timeout);
+}
+
+uint64_t JobTable::output_seq() const {
+  return __atomic_load_n(&header_.load()->output_seq, __ATOMIC_ACQUIRE);
+}
+
+bool JobTable::wait_for_output(uint64_t seen, Micros timeout) const {
+  TableHeader* h = header_.load();
+  return wait_on(&h->output_wake_word, &h->output_seq, seen, timeout);
+}
+
+void JobTable::wake(bool changed, bool output) {
+  TableHeader* h = header_.load();
+  if (changed) bump_and_wake(&h->wake_word);
+  if (changed || output) bump_and_wake(&h->output_wake_word);
 }
 
 // ---------------------------------------------------------------------------
@@ -418,7 +468,7 @@ JobTable::Lock::Lock(JobTable& table) : table_(table), mutex_lock_(table.mutex_)
 
 JobTable::Lock::~Lock() {
   flock(table_.lock_fd_, LOCK_UN);
-  if (changed_) table_.wake_all();
+  if (changed_ || output_changed_) table_.wake(changed_, output_changed_);
 }
 
 TableHeader& JobTable::Lock::header() { return *table_.header_.load(); }
@@ -457,21 +507,52 @@ JobRecord* JobTable::Lock::allocate(uint64_t* evicted) {
   return nullptr;
 }
 
+uint64_t JobTable::Lock::note_change() {
+  __atomic_add_fetch(&header().output_seq, 1, __ATOMIC_ACQ_REL);
+  changed_ = true;
+  return __atomic_add_fetch(&header().change_seq, 1, __ATOMIC_ACQ_REL);
+}
+
 void JobTable::Lock::release(JobRecord* r) {
   memset(r, 0, kRecordSize);
-  changed_ = true;
-  __atomic_add_fetch(&header().change_seq, 1, __ATOMIC_ACQ_REL);
+  note_change();
 }
 
 void JobTable::Lock::commit(JobRecord* r) {
-  r->change_seq = __atomic_add_fetch(&header().change_seq, 1, __ATOMIC_ACQ_REL);
+  r->change_seq = note_change();
   r->checksum = record_checksum(*r);
-  changed_ = true;
 }
 
-void JobTable::Lock::commit_header() {
-  __atomic_add_fetch(&header().change_seq, 1, __ATOMIC_ACQ_REL);
-  changed_ = true;
+void JobTable::Lock::commit_quiet(JobRecord* r) {
+  r->checksum = record_checksum(*r);
+  __atomic_add_fetch(&header().output_seq, 1, __ATOMIC_ACQ_REL);
+  output_changed_ = true;
+}
+
+void JobTable::Lock::commit_header() { note_change(); }
+
+void JobTable::Lock::finish(JobRecord* r, JobState state, Micros now) {
+  TableHeader& h = header();
+  r->state = uint8_t(state);
+  r->finished_at = now;
+  h.counters.finished[uint8_t(state)]++;
+  if (TargetStats* stats = target_stats(h, r->target)) {
+    stats->finished[uint8_t(state)]++;
+    if (r->started_at > 0 && now >= r->started_at) {
+      Micros duration = now - r->started_at;
+      size_t bucket = 0;
+      while (bucket < kDurationBuckets && duration > kDurationBucketBounds[bucket]) ++bucket;
+      stats->duration_buckets[bucket]++;
+      stats->duration_sum_micros += uint64_t(duration);
+      stats->duration_count++;
+    }
+  }
+  commit(r);
+}
+
+void JobTable::Lock::count_rejection(Rejection why) {
+  header().counters.rejected[uint8_t(why)]++;
+  note_change();
 }
 
 }  // namespace deploy

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,7 +31,7 @@
 namespace deploy {
 
 constexpr size_t kRecordSize = 2048;
-constexpr size_t kHeaderSize = 4096;
+constexpr size_t kHeaderSize = 65536;
 constexpr size_t kTargetNameMax = 64;
 constexpr size_t kStageMax = 200;
 constexpr size_t kUserMax = 255;
@@ -46,6 +47,7 @@ struct JobRecord {
   int64_t started_at;
   int64_t finished_at;
   uint64_t runner_start_ticks;  // /proc/PID/stat starttime of the runner
+  uint64_t log_size;            // bytes the runner has written to the job's log
   int32_t runner_pid;
   int32_t job_pid;  // also the job's process group
   int32_t exit_code;
@@ -65,19 +67,51 @@ struct JobRecord {
   char target[kTargetNameMax + 8];
   char submitted_by[kUserMax + 1];
   char stage[kStageMax + 8];
-  char params[kRecordSize - 636];  // "NAME\0VALUE\0" pairs
+  char params[kRecordSize - 644];  // "NAME\0VALUE\0" pairs
 };
 
 constexpr size_t kParamsMax = sizeof(JobRecord::params);
-static_assert(offsetof(JobRecord, params) == 636, "fields before params changed: resize params");
+static_assert(offsetof(JobRecord, params) == 644, "fields before params changed: resize params");
 static_assert(sizeof(JobRecord) == kRecordSize);
 
-// Counters kept in the header for ?auto and metrics.
+// Counters kept in the header for ?auto and metrics. They only grow, and
+// survive restarts with the table.
+constexpr size_t kMaxTargetStats = 128;
+constexpr size_t kDurationBuckets = 10;  // upper bounds below; one more for +Inf
+constexpr Micros kDurationBucketBounds[kDurationBuckets] = {
+    1000000LL,   5000000LL,   10000000LL,  30000000LL,   60000000LL,
+    120000000LL, 300000000LL, 600000000LL, 1800000000LL, 3600000000LL};
+
+// Why a submission was refused, for counting.
+enum class Rejection : uint8_t {
+  not_found,
+  method_not_allowed,
+  bad_request,
+  invalid_param,
+  unsupported_media_type,
+  too_large,
+  bad_signature,
+  cross_origin,
+  queue_full,
+  internal,
+  count_
+};
+std::string_view rejection_name(Rejection r);
+std::optional<Rejection> rejection_from_code(std::string_view code);
+
+struct TargetStats {
+  char target[kTargetNameMax + 8];                  // "" : unused
+  uint64_t finished[16];                            // indexed by JobState
+  uint64_t duration_buckets[kDurationBuckets + 1];  // not cumulative; last is +Inf
+  uint64_t duration_sum_micros;
+  uint64_t duration_count;
+};
+
 struct TableCounters {
   uint64_t finished[16];  // indexed by JobState
   uint64_t accepted;
   uint64_t coalesced;
-  uint64_t rejected_queue_full;
+  uint64_t rejected[16];  // indexed by Rejection
 };
 
 struct TableHeader {
@@ -87,12 +121,14 @@ struct TableHeader {
   uint32_t capacity;
   uint32_t superseded;  // set when a resized file replaced this one
   uint64_t next_id;
-  uint64_t change_seq;  // grows at every change of any record
-  uint32_t wake_word;   // futex word, bumped after every change
-  uint32_t reserved0;
-  char boot_id[48];  // the boot this file was last opened in
+  uint64_t change_seq;        // grows at every change of any record a client can see
+  uint32_t wake_word;         // futex word, bumped after every such change
+  uint32_t output_wake_word;  // futex word, bumped after those and after new job output
+  uint64_t output_seq;        // grows at every change and every new job output
+  char boot_id[48];           // the boot this file was last opened in
   int64_t created_at;
   TableCounters counters;
+  TargetStats targets[kMaxTargetStats];
 };
 static_assert(sizeof(TableHeader) <= kHeaderSize);
 
@@ -152,12 +188,24 @@ class JobTable {
     void release(JobRecord* r);  // frees the slot
     // Marks the record changed: new change_seq and checksum, wake on unlock.
     void commit(JobRecord* r);
+    // A change that shows nowhere in the job's JSON (pids, log_size): new
+    // checksum, the record's change_seq stays, and only those who follow
+    // job output are woken, not the scheduler or the job event streams.
+    void commit_quiet(JobRecord* r);
     void commit_header();  // counters changed
+    // Records the final state of a job, once: finished_at, the counters
+    // (overall and per target, with the duration of a job that ran), commit.
+    void finish(JobRecord* r, JobState state, Micros now);
+    // Counts a refused submission.
+    void count_rejection(Rejection why);
 
    private:
+    uint64_t note_change();
+
     JobTable& table_;
     std::unique_lock<std::mutex> mutex_lock_;
     bool changed_ = false;
+    bool output_changed_ = false;
   };
 
   // Lock-free: the change counter as it is now.
@@ -165,12 +213,15 @@ class JobTable {
   // Sleeps until the change counter differs from `seen` or `timeout` passed.
   // Returns true when it changed.
   bool wait_for_change(uint64_t seen, Micros timeout) const;
+  // The same for changes and new job output together.
+  uint64_t output_seq() const;
+  bool wait_for_output(uint64_t seen, Micros timeout) const;
 
  private:
   JobTable() = default;
   Status map_file();
   void remap_if_superseded();
-  void wake_all();
+  void wake(bool changed, bool output);
 
   std::string state_dir_;
   int lock_fd_ = -1;

@@ -16,7 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "deploy_events.h"
 #include "deploy_module.h"
+#include "deploy_response.h"
+#include "deploy_status.h"
 #include "deploy_state.h"
 #include "job_json.h"
 #include "origin.h"
@@ -30,31 +33,6 @@ namespace {
 
 // How long a client refused for a full queue should wait before trying again.
 constexpr int kRetryAfterSeconds = 5;
-
-RequestError not_found(std::string what) {
-  return RequestError{HTTP_NOT_FOUND, "not_found", std::move(what)};
-}
-
-int send_body(request_rec* r, int status, const char* type, const std::string& body) {
-  r->status = status;
-  ap_set_content_type(r, type);
-  apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-  ap_set_content_length(r, apr_off_t(body.size()));
-  if (!r->header_only) ap_rwrite(body.data(), int(body.size()), r);
-  return OK;
-}
-
-int send_json(request_rec* r, int status, const std::string& json) {
-  return send_body(r, status, "application/json", json + "\n");
-}
-
-int send_error(request_rec* r, const RequestError& e) {
-  ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_deploy: %d %s: %s", e.status, e.code.c_str(),
-                e.message.c_str());
-  // A refused body is not read: tell the client the connection ends.
-  if (e.status == HTTP_REQUEST_ENTITY_TOO_LARGE) r->connection->keepalive = AP_CONN_CLOSE;
-  return send_json(r, e.status, error_json(e));
-}
 
 // The Location path the request came through (see find_bases in mod_deploy.cc).
 std::string base_of(const ModuleState& state, const char* uri, std::string* rest) {
@@ -109,30 +87,29 @@ std::vector<PendingJob> unfinished_jobs(JobTable::Lock& lock) {
   return jobs;
 }
 
-int submit(request_rec* r, const ModuleState& state, const std::string& base,
-           const std::string& name) {
+// Checks a submission and records it: a new job, or one more request for
+// the waiting job it joins. A refusal records nothing.
+std::optional<RequestError> accept_submission(request_rec* r, const ModuleState& state,
+                                              const std::string& name, Job* job, bool* coalesced) {
   const Target* target = state.settings->find(name);
-  if (!target) return send_error(r, not_found("no target named " + name));
-  if (auto e = check_origin(r)) return send_error(r, *e);
+  if (!target) return not_found("no target named " + name);
+  if (auto e = check_origin(r)) return e;
   std::string body;
-  if (auto e = read_body(r, state.settings->max_body, &body)) return send_error(r, *e);
+  if (auto e = read_body(r, state.settings->max_body, &body)) return e;
   if (target->secret) {
     const char* signature = apr_table_get(r->headers_in, "X-Hub-Signature-256");
     if (!signature || !signature_matches(signature, *target->secret, body))
-      return send_error(r,
-                        RequestError{HTTP_FORBIDDEN, "bad_signature",
-                                     signature ? "the X-Hub-Signature-256 signature does not match"
-                                               : "the X-Hub-Signature-256 header is missing"});
+      return RequestError{HTTP_FORBIDDEN, "bad_signature",
+                          signature ? "the X-Hub-Signature-256 signature does not match"
+                                    : "the X-Hub-Signature-256 header is missing"};
   }
   const char* type = apr_table_get(r->headers_in, "Content-Type");
   auto parsed = parse_submission_body(type ? type : "", body);
-  if (auto* e = std::get_if<RequestError>(&parsed)) return send_error(r, *e);
+  if (auto* e = std::get_if<RequestError>(&parsed)) return *e;
   Params params = std::get<Params>(std::move(parsed));
-  if (auto e = validate_params(params, target->params)) return send_error(r, *e);
+  if (auto e = validate_params(params, target->params)) return e;
 
   Micros now = now_micros();
-  Job job;
-  bool coalesced = false;
   uint64_t evicted = 0;
   {
     JobTable::Lock lock(*state.table);
@@ -143,22 +120,19 @@ int submit(request_rec* r, const ModuleState& state, const std::string& base,
       rec = lock.find(d.job_id);
       rec->requests++;
       rec->not_before = d.not_before;
-      coalesced = true;
+      *coalesced = true;
       lock.header().counters.coalesced++;
     } else if (d.kind == SubmissionDecision::Kind::new_job) {
       rec = lock.allocate(&evicted);
     }
     if (!rec) {
-      lock.header().counters.rejected_queue_full++;
-      lock.commit_header();
       apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, kRetryAfterSeconds));
-      return send_error(
-          r, RequestError{HTTP_SERVICE_UNAVAILABLE, "queue_full",
+      return RequestError{HTTP_SERVICE_UNAVAILABLE, "queue_full",
                           "the queue holds " + std::to_string(state.settings->queue_limit) +
-                              " jobs already; try again later"});
+                              " jobs already; try again later"};
     }
     store_params(*rec, params);  // validate_params checked that they fit
-    if (!coalesced) {
+    if (!*coalesced) {
       store_text(rec->target, sizeof rec->target, name);
       rec->state = uint8_t(d.state);
       rec->not_before = d.not_before;
@@ -170,9 +144,23 @@ int submit(request_rec* r, const ModuleState& state, const std::string& base,
       lock.header().counters.accepted++;
     }
     lock.commit(rec);
-    job = record_to_job(*rec);
+    *job = record_to_job(*rec);
   }
   if (evicted) unlink(state.table->log_path(evicted).c_str());
+  return std::nullopt;
+}
+
+int submit(request_rec* r, const ModuleState& state, const std::string& base,
+           const std::string& name) {
+  Job job;
+  bool coalesced = false;
+  if (std::optional<RequestError> refused = accept_submission(r, state, name, &job, &coalesced)) {
+    {
+      JobTable::Lock lock(*state.table);
+      lock.count_rejection(rejection_from_code(refused->code).value_or(Rejection::internal));
+    }
+    return send_error(r, *refused);
+  }
   ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT " of %s %s",
                 (apr_uint64_t)job.id, name.c_str(), coalesced ? "coalesced" : "accepted");
   std::string self = base + "/jobs/" + std::to_string(job.id);
@@ -308,12 +296,10 @@ int cancel(request_rec* r, const ModuleState& state, const std::string& base, ui
       // signals the job's process group, and records the outcome.
       rec->cancel_requested = 1;
       runner = rec->runner_pid;
+      lock.commit(rec);
     } else {
-      rec->state = uint8_t(JobState::canceled);
-      rec->finished_at = now_micros();
-      lock.header().counters.finished[uint8_t(JobState::canceled)]++;
+      lock.finish(rec, JobState::canceled, now_micros());
     }
-    lock.commit(rec);
     job = record_to_job(*rec);
   }
   if (runner > 0) kill(runner, SIGUSR1);
@@ -354,9 +340,19 @@ int dispatch(request_rec* r, const ModuleState& state) {
       return get_log(r, state, route->job_id);
     case Route::Kind::job_cancel:
       return cancel(r, state, base, route->job_id);
-    default:
+    case Route::Kind::job_events:
+      if (!find_job(state, route->job_id))
+        return send_error(r, not_found("no job " + std::to_string(route->job_id)));
+      return stream_job_events(r, state, base, route->job_id);
+    case Route::Kind::events:
+      return stream_all_events(r, state, base);
+    case Route::Kind::metrics:
+      return send_metrics(r, state);
+    case Route::Kind::dashboard:
+      if (r->args && strcmp(r->args, "auto") == 0) return send_auto_status(r, state);
       return send_error(r, not_found(std::string("no such resource: ") + r->uri));
   }
+  return send_error(r, not_found(std::string("no such resource: ") + r->uri));
 }
 
 }  // namespace

@@ -46,13 +46,6 @@ bool runner_alive(const JobRecord& r, Micros now) {
   return ticks == r.runner_start_ticks;
 }
 
-void finish(JobTable::Lock& lock, JobRecord* r, JobState state, Micros now) {
-  r->state = uint8_t(state);
-  r->finished_at = now;
-  lock.header().counters.finished[uint8_t(state)]++;
-  lock.commit(r);
-}
-
 class Scheduler {
  public:
   Scheduler(server_rec* s, ModuleState* state, apr_pool_t* pool)
@@ -97,7 +90,7 @@ class Scheduler {
                        "mod_deploy: job %" APR_UINT64_T_FMT
                        " of %s is lost: its runner (pid %d) is gone",
                        (apr_uint64_t)r.id, r.target, r.runner_pid);
-          finish(lock, &r, JobState::lost, now);
+          lock.finish(&r, JobState::lost, now);
           finished.push_back(&r);
           return;
         }
@@ -111,7 +104,7 @@ class Scheduler {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, server_,
                      "mod_deploy: job %" APR_UINT64_T_FMT " of %s expired", (apr_uint64_t)id,
                      r->target);
-        finish(lock, r, JobState::expired, now);
+        lock.finish(r, JobState::expired, now);
         finished.push_back(r);
       }
       for (uint64_t id : decision.ready) {
@@ -176,10 +169,10 @@ class Scheduler {
         if (rv == APR_SUCCESS) {
           if (r->runner_pid == 0) {
             r->runner_pid = proc.pid;
-            lock.commit(r);
+            lock.commit_quiet(r);
           }
         } else {
-          finish(lock, r, JobState::failed, now_micros());
+          lock.finish(r, JobState::failed, now_micros());
         }
       }
     }

@@ -1,0 +1,181 @@
+#include "deploy_events.h"
+
+#include <httpd.h>
+#include <apr_strings.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "deploy_module.h"
+#include "job_json.h"
+#include "route.h"
+
+namespace deploy {
+namespace {
+
+constexpr Micros kHeartbeat = 15 * 1000000LL;  // keeps proxies from closing an idle stream
+constexpr size_t kLogChunk = 64 * 1024;        // output sent per event at most
+constexpr size_t kMaxJobsPerBatch = 1000;
+
+class EventStream {
+ public:
+  EventStream(request_rec* r, Micros lifetime) : r_(r), deadline_(now_micros() + lifetime) {
+    r->status = HTTP_OK;
+    ap_set_content_type(r, "text/event-stream; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "X-Accel-Buffering", "no");
+    // No Content-Length and no compression: events must leave at once.
+    apr_table_setn(r->subprocess_env, "no-gzip", "1");
+  }
+
+  void send(std::string_view event, const std::string& id, std::string_view data) {
+    std::string out = "event: " + std::string(event) + "\nid: " + id + "\n";
+    // Every line of the data is a data: line; CR, LF and CRLF all end lines.
+    size_t start = 0;
+    while (start <= data.size()) {
+      size_t end = data.find_first_of("\r\n", start);
+      if (end == std::string_view::npos) end = data.size();
+      out += "data: ";
+      out.append(data.substr(start, end - start));
+      out += '\n';
+      if (end == data.size()) break;
+      start = end + ((data[end] == '\r' && end + 1 < data.size() && data[end + 1] == '\n') ? 2 : 1);
+      if (start == data.size()) break;
+    }
+    out += '\n';
+    write(out);
+  }
+
+  void heartbeat() { write(": keepalive\n\n"); }
+
+  bool open() const { return !r_->connection->aborted && !failed_ && now_micros() < deadline_; }
+  // How long to sleep before the next heartbeat or the end of the stream.
+  Micros wait_budget() const { return std::clamp<Micros>(deadline_ - now_micros(), 0, kHeartbeat); }
+
+  void flush() {
+    if (!failed_ && ap_rflush(r_) < 0) failed_ = true;
+  }
+
+ private:
+  void write(const std::string& text) {
+    if (failed_) return;
+    if (ap_rwrite(text.data(), int(text.size()), r_) < 0) failed_ = true;
+  }
+
+  request_rec* r_;
+  Micros deadline_;
+  bool failed_ = false;
+};
+
+std::optional<Job> snapshot(const ModuleState& state, uint64_t id) {
+  JobTable::Lock lock(*state.table);
+  JobRecord* rec = lock.find(id);
+  if (!rec) return std::nullopt;
+  return record_to_job(*rec);
+}
+
+// Reads new output of the log from *offset: whole lines only, unless the job
+// has finished (then everything) or a line is longer than a chunk.
+std::string read_new_output(const std::string& path, uint64_t* offset, bool finished) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string data(kLogChunk, '\0');
+  ssize_t n = pread(fd, data.data(), data.size(), off_t(*offset));
+  ::close(fd);
+  if (n <= 0) return "";
+  data.resize(size_t(n));
+  if (!finished || data.size() == kLogChunk) {
+    size_t last_newline = data.rfind('\n');
+    if (last_newline != std::string::npos)
+      data.resize(last_newline + 1);
+    else if (data.size() < kLogChunk)
+      return "";
+  }
+  *offset += data.size();
+  return data;
+}
+
+const char* last_event_id(request_rec* r) { return apr_table_get(r->headers_in, "Last-Event-ID"); }
+
+}  // namespace
+
+int stream_job_events(request_rec* r, const ModuleState& state, const std::string& base,
+                      uint64_t id) {
+  std::optional<Job> job = snapshot(state, id);
+  if (!job) return HTTP_NOT_FOUND;
+  uint64_t sent_change = 0, offset = 0;
+  if (const char* resume = last_event_id(r)) {
+    char* end = nullptr;
+    sent_change = strtoull(resume, &end, 10);
+    if (end && *end == '.') offset = strtoull(end + 1, nullptr, 10);
+  }
+  EventStream stream(r, state.settings->events_timeout);
+  const std::string log_path = state.table->log_path(id);
+  while (stream.open()) {
+    uint64_t seen = state.table->output_seq();
+    job = snapshot(state, id);
+    if (!job) break;  // dropped from the history meanwhile
+    bool finished = is_final(job->state);
+    // Output first: a progress change is sent after the line that made it,
+    // and the final state after the last of the output.
+    for (;;) {
+      std::string output = read_new_output(log_path, &offset, finished);
+      if (output.empty()) break;
+      stream.send("log", std::to_string(sent_change) + "." + std::to_string(offset), output);
+    }
+    if (job->change_seq > sent_change) {
+      sent_change = job->change_seq;
+      stream.send("job", std::to_string(sent_change) + "." + std::to_string(offset),
+                  job_json(*job, base));
+    }
+    stream.flush();
+    if (finished) break;
+    if (!state.table->wait_for_output(seen, stream.wait_budget())) stream.heartbeat();
+  }
+  return OK;
+}
+
+int stream_all_events(request_rec* r, const ModuleState& state, const std::string& base) {
+  uint64_t since = state.table->change_seq();
+  const char* resume = last_event_id(r);
+  std::string since_param;
+  if (r->args)
+    if (auto query = parse_query(r->args))
+      for (const auto& [name, value] : *query)
+        if (name == "since") since_param = value;
+  if (!resume && !since_param.empty()) resume = since_param.c_str();
+  if (resume) since = strtoull(resume, nullptr, 10);
+
+  EventStream stream(r, state.settings->events_timeout);
+  stream.flush();  // the client learns at once that the stream is open
+  while (stream.open()) {
+    uint64_t seen = state.table->change_seq();
+    std::vector<Job> changed;
+    {
+      JobTable::Lock lock(*state.table);
+      lock.for_each([&](JobRecord& rec) {
+        if (rec.change_seq > since) changed.push_back(record_to_job(rec));
+      });
+    }
+    std::sort(changed.begin(), changed.end(),
+              [](const Job& a, const Job& b) { return a.change_seq < b.change_seq; });
+    if (changed.size() > kMaxJobsPerBatch) changed.resize(kMaxJobsPerBatch);
+    for (const Job& job : changed) {
+      since = job.change_seq;
+      stream.send("job", std::to_string(since), job_json(job, base));
+    }
+    stream.flush();
+    if (!state.table->wait_for_change(seen, stream.wait_budget()) && changed.empty())
+      stream.heartbeat();
+  }
+  return OK;
+}
+
+}  // namespace deploy

@@ -1,0 +1,17 @@
+// How every route answers: JSON bodies, SPEC's error objects, plain text.
+#pragma once
+
+#include <httpd.h>
+
+#include <string>
+
+#include "request_error.h"
+
+namespace deploy {
+
+int send_body(request_rec* r, int status, const char* type, const std::string& body);
+int send_json(request_rec* r, int status, const std::string& json);
+int send_error(request_rec* r, const RequestError& error);
+RequestError not_found(std::string what);
+
+}  // namespace deploy

@@ -1,0 +1,160 @@
+#include "deploy_status.h"
+
+#include <httpd.h>
+#include <apr_time.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "deploy_response.h"
+#include "job_table.h"
+
+namespace deploy {
+namespace {
+
+constexpr JobState kAllStates[] = {JobState::waiting,   JobState::queued,  JobState::running,
+                                   JobState::succeeded, JobState::failed,  JobState::timed_out,
+                                   JobState::canceled,  JobState::expired, JobState::lost};
+
+struct Snapshot {
+  TableCounters counters;
+  std::vector<TargetStats> stats;                           // targets seen since the table began
+  std::map<std::string, std::map<JobState, uint64_t>> now;  // jobs held now, per target and state
+  std::map<JobState, uint64_t> total_now;
+};
+
+Snapshot take_snapshot(const ModuleState& state) {
+  Snapshot s;
+  // Every configured target appears, even before its first job.
+  for (const Target& t : state.settings->targets) s.now[t.name];
+  JobTable::Lock lock(*state.table);
+  s.counters = lock.header().counters;
+  for (const TargetStats& stats : lock.header().targets)
+    if (stats.target[0] != '\0') s.stats.push_back(stats);
+  lock.for_each([&](JobRecord& rec) {
+    if (!is_valid_state(rec.state)) return;
+    JobState st = JobState(rec.state);
+    s.now[rec.target][st]++;
+    s.total_now[st]++;
+  });
+  return s;
+}
+
+// Prometheus label values: backslash, double quote and newline escaped.
+std::string label(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+std::string camel(std::string_view name) {
+  std::string out;
+  bool upper = true;
+  for (char c : name) {
+    if (c == '_') {
+      upper = true;
+      continue;
+    }
+    out += upper ? char(toupper(static_cast<unsigned char>(c))) : c;
+    upper = false;
+  }
+  return out;
+}
+
+}  // namespace
+
+int send_auto_status(request_rec* r, const ModuleState& state) {
+  Snapshot s = take_snapshot(state);
+  std::string out;
+  auto line = [&out](const std::string& key, uint64_t value) {
+    out += key + ": " + std::to_string(value) + "\n";
+  };
+  line("Uptime", uint64_t(apr_time_sec(apr_time_now() - state.started_at)));
+  line("Targets", state.settings->targets.size());
+  line("MaxRunning", state.settings->max_running);
+  line("QueueLimit", state.settings->queue_limit);
+  line("Running", s.total_now[JobState::running]);
+  line("Waiting", s.total_now[JobState::waiting]);
+  line("Queued", s.total_now[JobState::queued]);
+  for (JobState st : kAllStates)
+    if (is_final(st)) line("Total" + camel(state_name(st)), s.counters.finished[uint8_t(st)]);
+  line("SubmissionsAccepted", s.counters.accepted);
+  line("SubmissionsCoalesced", s.counters.coalesced);
+  uint64_t rejected = 0;
+  for (size_t i = 0; i < size_t(Rejection::count_); ++i) rejected += s.counters.rejected[i];
+  line("SubmissionsRejected", rejected);
+  return send_body(r, HTTP_OK, "text/plain; charset=utf-8", out);
+}
+
+int send_metrics(request_rec* r, const ModuleState& state) {
+  Snapshot s = take_snapshot(state);
+  std::string out;
+  auto help = [&out](const char* name, const char* type, const char* text) {
+    out += std::string("# HELP ") + name + " " + text + "\n# TYPE " + name + " " + type + "\n";
+  };
+
+  help("deploy_jobs_finished_total", "counter",
+       "Jobs that reached a final state, by target and state.");
+  for (const TargetStats& t : s.stats)
+    for (JobState st : kAllStates)
+      if (is_final(st))
+        out += "deploy_jobs_finished_total{target=\"" + label(t.target) + "\",state=\"" +
+               std::string(state_name(st)) + "\"} " + std::to_string(t.finished[uint8_t(st)]) +
+               "\n";
+
+  const std::pair<const char*, JobState> gauges[] = {{"deploy_jobs_running", JobState::running},
+                                                     {"deploy_jobs_waiting", JobState::waiting},
+                                                     {"deploy_jobs_queued", JobState::queued}};
+  for (const auto& [name, st] : gauges) {
+    std::string text = std::string("Jobs ") + std::string(state_name(st)) + " now, by target.";
+    help(name, "gauge", text.c_str());
+    for (auto& [target, counts] : s.now)
+      out += std::string(name) + "{target=\"" + label(target) + "\"} " +
+             std::to_string(counts[st]) + "\n";
+  }
+
+  help("deploy_job_duration_seconds", "histogram",
+       "Time from start to end of jobs that ran, by target.");
+  for (const TargetStats& t : s.stats) {
+    uint64_t cumulative = 0;
+    std::string target = label(t.target);
+    for (size_t b = 0; b <= kDurationBuckets; ++b) {
+      cumulative += t.duration_buckets[b];
+      std::string le =
+          b < kDurationBuckets ? std::to_string(kDurationBucketBounds[b] / 1000000) : "+Inf";
+      out += "deploy_job_duration_seconds_bucket{target=\"" + target + "\",le=\"" + le + "\"} " +
+             std::to_string(cumulative) + "\n";
+    }
+    char sum[64];
+    snprintf(sum, sizeof sum, "%.6f", double(t.duration_sum_micros) / 1e6);
+    out += "deploy_job_duration_seconds_sum{target=\"" + target + "\"} " + sum + "\n";
+    out += "deploy_job_duration_seconds_count{target=\"" + target + "\"} " +
+           std::to_string(t.duration_count) + "\n";
+  }
+
+  help("deploy_submissions_total", "counter", "Submissions by result (rejected ones by reason).");
+  out += "deploy_submissions_total{result=\"accepted\",reason=\"\"} " +
+         std::to_string(s.counters.accepted) + "\n";
+  out += "deploy_submissions_total{result=\"coalesced\",reason=\"\"} " +
+         std::to_string(s.counters.coalesced) + "\n";
+  for (size_t i = 0; i < size_t(Rejection::count_); ++i)
+    out += "deploy_submissions_total{result=\"rejected\",reason=\"" +
+           std::string(rejection_name(Rejection(i))) + "\"} " +
+           std::to_string(s.counters.rejected[i]) + "\n";
+
+  help("deploy_queue_limit", "gauge", "DeployQueueLimit.");
+  out += "deploy_queue_limit " + std::to_string(state.settings->queue_limit) + "\n";
+  help("deploy_max_running", "gauge", "DeployMaxRunning.");
+  out += "deploy_max_running " + std::to_string(state.settings->max_running) + "\n";
+  return send_body(r, HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", out);
+}
+
+}  // namespace deploy
