@@ -13,7 +13,7 @@ namespace deploy {
 // DEPLOY_SUBMITTED_BY, DEPLOY_PARAM_<NAME upper-cased> for every parameter,
 // then `extra` (DeployEnv, which wins over the above for the same name).
 // "NAME=VALUE" strings, one per name.
-std::vector<std::string> job_environment(const Job& job,
-                                         const std::vector<std::pair<std::string, std::string>>& extra);
+std::vector<std::string> job_environment(
+    const Job& job, const std::vector<std::pair<std::string, std::string>>& extra);
 
 }  // namespace deploy

@@ -1,5 +1,6 @@
 #include "job_table.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -40,22 +41,25 @@ long futex(uint32_t* word, int op, uint32_t value, const struct timespec* timeou
 }
 
 // Creates a file of `capacity` empty records with a fresh header.
-Status write_empty_table(const std::string& path, uint32_t capacity, uint64_t next_id, int uid,
-                         int gid) {
+Status write_empty_table(const std::string& path, uint32_t capacity, uint64_t next_id,
+                         const TableHeader* previous, int uid, int gid) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd < 0) return Status::error(errno_text("cannot create", path));
   Status st = Status::ok();
   if (ftruncate(fd, off_t(file_size_for(capacity))) != 0) {
     st = Status::error(errno_text("cannot size", path));
   } else {
-    TableHeader h{};
+    // Counters and the change counter carry over: metrics only grow, and
+    // event ids must not go back.
+    TableHeader h = previous ? *previous : TableHeader{};
+    h.superseded = 0;
+    for (TargetStats& stats : h.targets) stats.target[sizeof stats.target - 1] = '\0';
     memcpy(h.magic, kMagic, sizeof kMagic);
     h.version = kVersion;
     h.record_size = kRecordSize;
     h.capacity = capacity;
     h.next_id = next_id;
-    h.created_at = now_micros();
-    store_text(h.boot_id, sizeof h.boot_id, current_boot_id());
+    if (!previous) h.created_at = now_micros();
     if (pwrite(fd, &h, sizeof h, 0) != ssize_t(sizeof h))
       st = Status::error(errno_text("cannot write", path));
   }
@@ -88,6 +92,21 @@ constexpr std::string_view kRejectionNames[] = {
     "too_large", "bad_signature",      "cross_origin", "queue_full",    "internal"};
 static_assert(std::size(kRejectionNames) == size_t(Rejection::count_));
 
+// The highest N of the DIR/logs/N.log files, 0 when there is none.
+uint64_t highest_logged_id(const std::string& state_dir) {
+  uint64_t highest = 0;
+  std::string dir = state_dir + "/logs";
+  if (DIR* d = opendir(dir.c_str())) {
+    while (struct dirent* entry = readdir(d)) {
+      char* end = nullptr;
+      uint64_t id = strtoull(entry->d_name, &end, 10);
+      if (end != entry->d_name && strcmp(end, ".log") == 0) highest = std::max(highest, id);
+    }
+    closedir(d);
+  }
+  return highest;
+}
+
 }  // namespace
 
 std::string_view rejection_name(Rejection r) { return kRejectionNames[size_t(r)]; }
@@ -102,13 +121,6 @@ Micros now_micros() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return Micros(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
-}
-
-std::string current_boot_id() {
-  std::ifstream in("/proc/sys/kernel/random/boot_id");
-  std::string id;
-  std::getline(in, id);
-  return id;
 }
 
 uint64_t process_start_ticks(int pid) {
@@ -310,7 +322,11 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
   std::string tmp_path = path + ".new";
   std::vector<JobRecord*> kept;
   std::vector<char> old_bytes;
-  uint64_t next_id = 1;
+  // Ids are never reused, even when the table was lost: logs tell the
+  // highest id the directory has seen.
+  uint64_t next_id = highest_logged_id(state_dir) + 1;
+  uint64_t change_seq = 0;
+  const TableHeader* previous = nullptr;
   bool reuse = false;
   {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -332,6 +348,7 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
     if (!header_ok) {
       warnings->push_back("job table " + path + " has an invalid header; starting a new one");
     } else {
+      previous = h;
       size_t slots_present = (old_bytes.size() - kHeaderSize) / kRecordSize;
       if (old_bytes.size() != file_size_for(h->capacity))
         warnings->push_back("job table " + path + " is truncated; keeping the " +
@@ -347,6 +364,7 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
         }
         kept.push_back(r);
         next_id = std::max(next_id, r->id + 1);
+        change_seq = std::max(change_seq, r->change_seq);
       }
       if (dropped)
         warnings->push_back("job table " + path + ": dropped " + std::to_string(dropped) +
@@ -361,7 +379,7 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
   if (!reuse) {
     // Write a new file beside the old one, then switch atomically: processes
     // that still map the old one see `superseded` and follow.
-    st = write_empty_table(tmp_path, capacity, next_id, uid, gid);
+    st = write_empty_table(tmp_path, capacity, next_id, previous, uid, gid);
     if (st.is_ok()) {
       int fd = ::open(tmp_path.c_str(), O_RDWR | O_CLOEXEC);
       if (fd < 0) {
@@ -389,7 +407,8 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
       struct stat sb;
       if (fd >= 0 && fstat(fd, &sb) == 0 && size_t(sb.st_size) >= kHeaderSize) {
         uint32_t one = 1;
-        (void)pwrite(fd, &one, sizeof one, off_t(offsetof(TableHeader, superseded)));
+        if (pwrite(fd, &one, sizeof one, off_t(offsetof(TableHeader, superseded))) != sizeof one)
+          warnings->push_back(errno_text("cannot mark as replaced", path));
       }
       if (fd >= 0) ::close(fd);
       if (rename(tmp_path.c_str(), path.c_str()) != 0)
@@ -400,11 +419,8 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
   if (st.is_ok()) {
     TableHeader* h = table->header_.load();
     h->next_id = std::max(h->next_id, next_id);
-    std::string boot = current_boot_id();
-    // A new boot: nothing that ran before can still be running. The
-    // scheduler turns those jobs into `lost`; the boot id tells it.
-    if (strncmp(h->boot_id, boot.c_str(), sizeof h->boot_id) != 0)
-      store_text(h->boot_id, sizeof h->boot_id, boot);
+    h->change_seq = std::max(h->change_seq, change_seq);
+    h->output_seq = std::max(h->output_seq, h->change_seq);
   }
   flock(lock_fd, LOCK_UN);
   if (!st.is_ok()) return st;

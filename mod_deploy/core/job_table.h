@@ -125,7 +125,7 @@ struct TableHeader {
   uint32_t wake_word;         // futex word, bumped after every such change
   uint32_t output_wake_word;  // futex word, bumped after those and after new job output
   uint64_t output_seq;        // grows at every change and every new job output
-  char boot_id[48];           // the boot this file was last opened in
+  char reserved1[48];
   int64_t created_at;
   TableCounters counters;
   TargetStats targets[kMaxTargetStats];
@@ -234,8 +234,6 @@ class JobTable {
 
 // Current wall-clock time.
 Micros now_micros();
-// This boot's id (/proc/sys/kernel/random/boot_id), or "" when unknown.
-std::string current_boot_id();
 // starttime of a process (clock ticks after boot), 0 when it does not exist.
 uint64_t process_start_ticks(int pid);
 

@@ -8,8 +8,9 @@
 namespace deploy {
 
 struct ProgressUpdate {
-  std::optional<int> progress;       // 0..100
-  std::optional<std::string> stage;  // valid UTF-8, control characters removed, at most kStageMax bytes
+  std::optional<int> progress;  // 0..100
+  std::optional<std::string>
+      stage;  // valid UTF-8, control characters removed, at most kStageMax bytes
 };
 
 // `line` is one line of output without its newline (a trailing '\r' is

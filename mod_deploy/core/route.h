@@ -15,20 +15,20 @@ namespace deploy {
 
 struct Route {
   enum class Kind {
-    dashboard,    // BASE/ (and BASE)
-    targets,      // BASE/targets
-    target,       // BASE/targets/NAME
-    jobs,         // BASE/jobs
-    job,          // BASE/jobs/ID
-    job_log,      // BASE/jobs/ID/log
-    job_events,   // BASE/jobs/ID/events
-    job_cancel,   // BASE/jobs/ID/cancel
-    events,       // BASE/events
-    metrics,      // BASE/metrics
+    dashboard,   // BASE/ (and BASE)
+    targets,     // BASE/targets
+    target,      // BASE/targets/NAME
+    jobs,        // BASE/jobs
+    job,         // BASE/jobs/ID
+    job_log,     // BASE/jobs/ID/log
+    job_events,  // BASE/jobs/ID/events
+    job_cancel,  // BASE/jobs/ID/cancel
+    events,      // BASE/events
+    metrics,     // BASE/metrics
   };
   Kind kind = Kind::dashboard;
-  std::string target;  // Kind::target: a valid target name
-  uint64_t job_id = 0; // job kinds: positive
+  std::string target;   // Kind::target: a valid target name
+  uint64_t job_id = 0;  // job kinds: positive
 };
 
 // `path` is what follows BASE in the decoded URI path ("", "/", "/jobs/42"...).
@@ -45,11 +45,11 @@ std::optional<std::vector<std::pair<std::string, std::string>>> parse_query(std:
 struct JobsQuery {
   std::optional<std::string> target;
   std::optional<JobState> state;
-  uint32_t limit = 50;      // 1..1000
-  uint64_t before = 0;      // 0: no bound; else only ids below it
+  uint32_t limit = 50;  // 1..1000
+  uint64_t before = 0;  // 0: no bound; else only ids below it
 };
 // GET BASE/jobs query: ?target=, ?state=, ?limit= (default 50, at most 1000), ?before=ID.
-// 400 bad_request for malformed values or unknown keys.
+// 400 bad_request for malformed values; unknown keys are ignored (cache busters).
 std::variant<JobsQuery, RequestError> parse_jobs_query(std::string_view query);
 
 // ?offset=N of the log route: 400 bad_request when malformed.

@@ -44,6 +44,7 @@ std::variant<Params, RequestError> parse_submission_body(std::string_view conten
 
 // 400 invalid_param naming the first parameter that is not declared or whose
 // value fails its pattern; 413 too_large when they cannot be stored.
-std::optional<RequestError> validate_params(const Params& params, const std::vector<ParamRule>& rules);
+std::optional<RequestError> validate_params(const Params& params,
+                                            const std::vector<ParamRule>& rules);
 
 }  // namespace deploy

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "deploy_dashboard.h"
 #include "deploy_events.h"
 #include "deploy_module.h"
 #include "deploy_response.h"
@@ -350,7 +351,7 @@ int dispatch(request_rec* r, const ModuleState& state) {
       return send_metrics(r, state);
     case Route::Kind::dashboard:
       if (r->args && strcmp(r->args, "auto") == 0) return send_auto_status(r, state);
-      return send_error(r, not_found(std::string("no such resource: ") + r->uri));
+      return send_dashboard(r, state, base);
   }
   return send_error(r, not_found(std::string("no such resource: ") + r->uri));
 }

@@ -1,0 +1,35 @@
+#include "job.h"
+
+#include <array>
+
+namespace deploy {
+
+namespace {
+
+// Indexed by the state's value minus one; the names are part of the API.
+constexpr std::array<std::string_view, 9> kStateNames = {
+    "waiting",   "queued",   "running", "succeeded", "failed",
+    "timed_out", "canceled", "expired", "lost",
+};
+
+}  // namespace
+
+bool is_valid_state(uint8_t raw) {
+  return raw >= static_cast<uint8_t>(JobState::waiting) &&
+         raw <= static_cast<uint8_t>(JobState::lost);
+}
+
+std::string_view state_name(JobState s) {
+  const auto raw = static_cast<uint8_t>(s);
+  if (!is_valid_state(raw)) return "unknown";
+  return kStateNames[raw - 1];
+}
+
+std::optional<JobState> state_from_name(std::string_view name) {
+  for (size_t i = 0; i < kStateNames.size(); ++i) {
+    if (kStateNames[i] == name) return static_cast<JobState>(i + 1);
+  }
+  return std::nullopt;
+}
+
+}  // namespace deploy

@@ -1,0 +1,623 @@
+// The runner's supervision of one job: start it, copy its output to the log
+// and its progress lines to the record, stop it at the timeout or on cancel,
+// reap everything it leaves, record the outcome once.
+#include "runner.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "job_table.h"
+#include "progress.h"
+
+namespace deploy {
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+// No progress line is longer; a longer line goes to the log but is not parsed.
+constexpr size_t kMaxProgressLine = 4096;
+// httpd nudges with SIGUSR1 after setting cancel_requested; the periodic check
+// covers a nudge that was lost (e.g. sent before the runner existed).
+constexpr Micros kCancelCheckInterval = 250'000;
+// Bounds after the job's exit, so that a process stuck in the kernel cannot
+// keep the outcome from being recorded.
+constexpr Micros kDrainLimit = 2'000'000;
+constexpr Micros kReapLimit = 5'000'000;
+
+// Deadlines use the monotonic clock: a wall-clock step must not cut a job
+// short or extend it.
+Micros monotonic_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return Micros{ts.tv_sec} * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+void close_descriptors_from(int first) {
+  if (close_range(first, ~0U, 0) == 0) return;
+  // close_range() needs Linux 5.9.
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  std::vector<int> fds;
+  while (const dirent* entry = readdir(dir)) {
+    const int fd = atoi(entry->d_name);
+    if (fd >= first && fd != dirfd(dir)) fds.push_back(fd);
+  }
+  closedir(dir);
+  for (int fd : fds) close(fd);
+}
+
+// The signals the runner reads from its signalfd: they stay blocked.
+sigset_t runner_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGCHLD, SIGUSR1, SIGTERM, SIGINT}) sigaddset(&set, sig);
+  return set;
+}
+
+// Every signal back to its default action and only `blocked` blocked, as in a
+// process that did not descend from httpd's worker threads. Everything is
+// blocked meanwhile: a signal the scheduler ignores (SIGUSR1) must not find
+// the runner with its default action, which is to die.
+void reset_signals(const sigset_t& blocked) {
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);  // fails harmlessly for KILL, STOP
+  sigprocmask(SIG_SETMASK, &blocked, nullptr);
+}
+
+std::optional<uint64_t> parse_number(std::string_view text) {
+  uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<Micros> parse_milliseconds(std::string_view text) {
+  const std::optional<uint64_t> ms = parse_number(text);
+  if (!ms || *ms > uint64_t{INT64_MAX} / 1000) return std::nullopt;
+  return static_cast<Micros>(*ms) * 1000;
+}
+
+// In the child between fork and exec; the runner is single-threaded, so
+// anything is safe to call here.
+[[noreturn]] void exec_job(const RunnerOptions& options, int output_fd, char* const* argv) {
+  setsid();  // its own session and group: pgid == pid, the handle for killing all of it
+  sigset_t none;
+  sigemptyset(&none);
+  reset_signals(none);
+  const int null_fd = open("/dev/null", O_RDONLY);
+  dup2(output_fd, STDOUT_FILENO);
+  dup2(output_fd, STDERR_FILENO);
+  if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0) {
+    dprintf(STDERR_FILENO, "deploy-runner: cannot open /dev/null: %s\n", strerror(errno));
+    _exit(126);
+  }
+  close_descriptors_from(3);
+  if (chdir(options.working_directory.c_str()) != 0) {
+    dprintf(STDERR_FILENO, "deploy-runner: cannot change to the working directory %s: %s\n",
+            options.working_directory.c_str(), strerror(errno));
+    _exit(126);
+  }
+  // The runner's environment is the job's, prepared by the scheduler.
+  execve(argv[0], argv, environ);
+  dprintf(STDERR_FILENO, "deploy-runner: cannot execute %s: %s\n", argv[0], strerror(errno));
+  _exit(127);
+}
+
+// Cuts output into lines for the progress parser, across reads.
+class LineSplitter {
+ public:
+  template <typename OnLine>
+  void feed(std::string_view data, OnLine&& on_line) {
+    while (!data.empty()) {
+      const size_t newline = data.find('\n');
+      const std::string_view piece = data.substr(0, newline);
+      if (!overlong_ && partial_.size() + piece.size() > kMaxProgressLine) {
+        overlong_ = true;
+        partial_.clear();
+      }
+      if (!overlong_) partial_.append(piece);
+      if (newline == std::string_view::npos) return;
+      finish(on_line);
+      data.remove_prefix(newline + 1);
+    }
+  }
+
+  // The end of a line, or of the output: a last line without newline counts.
+  template <typename OnLine>
+  void finish(OnLine&& on_line) {
+    if (!overlong_ && !partial_.empty()) on_line(std::string_view(partial_));
+    partial_.clear();
+    overlong_ = false;
+  }
+
+ private:
+  std::string partial_;
+  bool overlong_ = false;  // the current line is too long to be a progress line
+};
+
+enum class StopReason { none, timed_out, canceled };
+
+// What an update of the record needs committed: a change of its JSON wakes
+// everyone; pids and the log size only those who follow output.
+enum class Change { none, quiet, record };
+
+class Runner {
+ public:
+  explicit Runner(const RunnerOptions& options) : options_(options) {}
+  ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
+  int run();
+
+ private:
+  Status watch_signals();
+  Status start_job();
+  void wait_for_events(Micros timeout);
+  Micros time_to_next_check() const;
+  void read_signals();
+  void read_output();
+  void close_output();
+  void append_to_log(const char* data, size_t size);
+  void publish_output(const ProgressUpdate& update);
+  void check_cancel_requested();
+  void stop_job(StopReason reason);
+  void give_up_job();
+  void signal_job(int sig);
+  void reap_children();
+  void kill_reparented_children();
+  void collect_leftovers();
+  JobState outcome() const;
+  void record_outcome();
+  template <typename Update>
+  bool with_record(Update&& update);
+  void warn(const char* format, ...) __attribute__((format(printf, 2, 3)));
+
+  const RunnerOptions& options_;
+  std::unique_ptr<JobTable> table_;
+  int signal_fd_ = -1;
+  int log_fd_ = -1;
+  int output_fd_ = -1;     // read end of the job's stdout and stderr
+  uint64_t log_size_ = 0;  // bytes in the log, as far as the runner knows
+  bool log_failed_ = false;
+  std::vector<char> read_buffer_ = std::vector<char>(kReadChunk);
+  LineSplitter lines_;
+  pid_t job_pid_ = -1;             // also the job's process group
+  std::optional<int> job_status_;  // wait status, once the job has exited
+  bool has_children_ = false;
+  StopReason stop_reason_ = StopReason::none;
+  std::optional<Micros> deadline_;  // monotonic; timeout
+  std::optional<Micros> kill_at_;   // monotonic; SIGKILL after the grace
+  Micros next_cancel_check_ = 0;    // monotonic; 0: now
+};
+
+Runner::~Runner() {
+  for (int fd : {signal_fd_, log_fd_, output_fd_}) {
+    if (fd >= 0) close(fd);
+  }
+}
+
+int Runner::run() {
+  const Status attached = JobTable::attach(options_.state_dir, &table_);
+  if (!attached.is_ok()) {
+    warn("cannot attach the job table: %s", attached.message().c_str());
+    return 1;
+  }
+  const pid_t self = getpid();
+  const bool ours = with_record([&](JobRecord& r) {
+    r.runner_pid = self;
+    r.runner_start_ticks = process_start_ticks(self);
+    return Change::quiet;
+  });
+  if (!ours) return 0;  // canceled before the runner got to it
+
+  Status started = watch_signals();
+  if (started.is_ok()) started = start_job();
+  if (!started.is_ok()) {
+    warn("%s", started.message().c_str());
+    if (log_fd_ >= 0) {
+      const std::string line = "deploy-runner: " + started.message() + "\n";
+      append_to_log(line.data(), line.size());
+    }
+    record_outcome();  // failed, without exit code: it never ran
+    return 0;
+  }
+
+  while (!job_status_) {
+    wait_for_events(time_to_next_check());
+    reap_children();
+    if (job_status_) break;
+    const Micros now = monotonic_now();
+    if (deadline_ && now >= *deadline_) stop_job(StopReason::timed_out);
+    if (kill_at_ && now >= *kill_at_) {
+      signal_job(SIGKILL);
+      kill_at_.reset();
+    }
+    if (now >= next_cancel_check_) check_cancel_requested();
+  }
+  collect_leftovers();
+  record_outcome();
+  return 0;
+}
+
+// SIGCHLD, the SIGUSR1 nudge and SIGTERM/SIGINT arrive through a descriptor
+// the event loop polls, next to the job's output: no handler, no race.
+Status Runner::watch_signals() {
+  const sigset_t set = runner_signals();
+  if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0) {
+    return Status::error(std::string("cannot block signals: ") + strerror(errno));
+  }
+  signal_fd_ = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signal_fd_ < 0) return Status::error(std::string("signalfd: ") + strerror(errno));
+  return Status::ok();
+}
+
+Status Runner::start_job() {
+  const std::string log_path = table_->log_path(options_.job_id);
+  log_fd_ = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (log_fd_ < 0) {
+    return Status::error("cannot open the log " + log_path + ": " + strerror(errno));
+  }
+  struct stat log_stat;
+  if (fstat(log_fd_, &log_stat) == 0) log_size_ = static_cast<uint64_t>(log_stat.st_size);
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return Status::error(std::string("cannot create a pipe: ") + strerror(errno));
+  }
+  std::vector<char*> argv;
+  for (const std::string& word : options_.command) argv.push_back(const_cast<char*>(word.c_str()));
+  argv.push_back(nullptr);
+
+  job_pid_ = fork();
+  if (job_pid_ == 0) exec_job(options_, pipe_fds[1], argv.data());
+  close(pipe_fds[1]);  // the job's copies are the only writers: EOF when they are gone
+  if (job_pid_ < 0) {
+    close(pipe_fds[0]);
+    return Status::error(std::string("cannot fork: ") + strerror(errno));
+  }
+  output_fd_ = pipe_fds[0];
+  has_children_ = true;
+  if (options_.timeout > 0) deadline_ = monotonic_now() + options_.timeout;
+
+  const bool ours = with_record([&](JobRecord& r) {
+    r.job_pid = job_pid_;
+    return Change::quiet;
+  });
+  if (!ours) give_up_job();
+  return Status::ok();
+}
+
+void Runner::wait_for_events(Micros timeout) {
+  // A negative descriptor is skipped by poll(): the output may be closed.
+  pollfd fds[] = {{signal_fd_, POLLIN, 0}, {output_fd_, POLLIN, 0}};
+  const Micros ms = std::min<Micros>((timeout + 999) / 1000, INT_MAX);
+  if (poll(fds, 2, static_cast<int>(ms)) < 0) {
+    if (errno != EINTR) warn("poll: %s", strerror(errno));
+    return;
+  }
+  if (fds[0].revents != 0) read_signals();
+  if (fds[1].revents != 0) read_output();
+}
+
+Micros Runner::time_to_next_check() const {
+  Micros next = next_cancel_check_;
+  if (deadline_) next = std::min(next, *deadline_);
+  if (kill_at_) next = std::min(next, *kill_at_);
+  return std::max<Micros>(0, next - monotonic_now());
+}
+
+void Runner::read_signals() {
+  signalfd_siginfo info;
+  while (read(signal_fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    switch (info.ssi_signo) {
+      case SIGUSR1:
+        next_cancel_check_ = 0;
+        break;
+      case SIGTERM:
+      case SIGINT:
+        stop_job(StopReason::canceled);
+        break;
+      default:  // SIGCHLD: the loop reaps after every wake-up
+        break;
+    }
+  }
+}
+
+void Runner::read_output() {
+  char* buffer = read_buffer_.data();
+  const ssize_t n = read(output_fd_, buffer, read_buffer_.size());
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  if (n <= 0) {
+    if (n < 0) warn("cannot read the job's output: %s", strerror(errno));
+    close_output();
+    return;
+  }
+  // The log first: a reader who sees the new progress finds its line there.
+  append_to_log(buffer, static_cast<size_t>(n));
+  ProgressUpdate update;  // the latest of each field: one commit per read
+  lines_.feed(std::string_view(buffer, static_cast<size_t>(n)), [&](std::string_view line) {
+    std::optional<ProgressUpdate> parsed = parse_progress_line(line);
+    if (!parsed) return;
+    if (parsed->progress) update.progress = parsed->progress;
+    if (parsed->stage) update.stage = std::move(parsed->stage);
+  });
+  publish_output(update);
+}
+
+void Runner::close_output() {
+  ProgressUpdate update;
+  lines_.finish([&](std::string_view line) {
+    if (std::optional<ProgressUpdate> parsed = parse_progress_line(line)) update = *parsed;
+  });
+  publish_output(update);
+  close(output_fd_);
+  output_fd_ = -1;
+}
+
+void Runner::append_to_log(const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = write(log_fd_, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // A full disk must not stop the job; say it once.
+      if (!log_failed_) warn("cannot write the log: %s", strerror(errno));
+      log_failed_ = true;
+      return;
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+    log_size_ += static_cast<uint64_t>(n);
+  }
+}
+
+// The new log size and the latest progress and stage of one read, in one
+// commit.
+void Runner::publish_output(const ProgressUpdate& update) {
+  const bool ours = with_record([&](JobRecord& r) {
+    Change change = Change::none;
+    if (r.log_size != log_size_) {
+      r.log_size = log_size_;
+      change = Change::quiet;
+    }
+    // An unchanged value is no change: a job repeating its progress line
+    // must not wake every watcher.
+    if (update.progress && r.progress != *update.progress) {
+      r.progress = static_cast<int8_t>(*update.progress);
+      change = Change::record;
+    }
+    if (update.stage && !(r.has_stage && std::string_view(r.stage) == *update.stage)) {
+      store_text(r.stage, sizeof r.stage, *update.stage);
+      r.has_stage = 1;
+      change = Change::record;
+    }
+    return change;
+  });
+  if (!ours) give_up_job();
+}
+
+void Runner::check_cancel_requested() {
+  next_cancel_check_ = monotonic_now() + kCancelCheckInterval;
+  bool requested = false;
+  const bool ours = with_record([&](JobRecord& r) {
+    requested = r.cancel_requested != 0;
+    return Change::none;
+  });
+  if (!ours) {
+    give_up_job();
+  } else if (requested) {
+    stop_job(StopReason::canceled);
+  }
+}
+
+// SIGTERM to the whole group, SIGKILL after the grace if it is still there.
+void Runner::stop_job(StopReason reason) {
+  if (job_status_ || stop_reason_ != StopReason::none) return;
+  stop_reason_ = reason;
+  deadline_.reset();
+  signal_job(SIGTERM);
+  signal_job(SIGCONT);  // a stopped process would see its SIGTERM only after the SIGKILL
+  kill_at_ = monotonic_now() + options_.kill_grace;
+}
+
+// The record is gone or was finished by someone else: nobody can watch or
+// count this job any more, so it must not go on running unseen.
+void Runner::give_up_job() {
+  if (job_status_ || stop_reason_ != StopReason::none) return;
+  warn("the job's record is gone or no longer running; stopping the job");
+  stop_job(StopReason::canceled);
+}
+
+void Runner::signal_job(int sig) {
+  if (job_pid_ <= 0) return;  // -job_pid_ would name some other group
+  // Until the child has called setsid() the group does not exist yet.
+  if (kill(-job_pid_, sig) != 0 && errno == ESRCH) kill(job_pid_, sig);
+}
+
+void Runner::reap_children() {
+  for (;;) {
+    siginfo_t info{};
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+      if (errno == EINTR) continue;
+      if (errno == ECHILD) has_children_ = false;
+      return;
+    }
+    if (info.si_pid == 0) return;  // children remain, none has ended
+    if (info.si_pid == job_pid_) {
+      // What the job left in its group is killed (documented). Now, while
+      // the job's zombie keeps its pid, the group id cannot name anyone else.
+      kill(-job_pid_, SIGKILL);
+    }
+    int status = 0;
+    if (waitpid(info.si_pid, &status, 0) == job_pid_) job_status_ = status;
+  }
+}
+
+// Orphans of the job that left its group (setsid, setpgid) escape the group
+// kill, but as subreaper the runner is their parent: no process of the job
+// may survive it.
+void Runner::kill_reparented_children() {
+  const std::string path = "/proc/self/task/" + std::to_string(getpid()) + "/children";
+  FILE* file = fopen(path.c_str(), "re");
+  if (file == nullptr) return;
+  int pid = 0;
+  while (fscanf(file, "%d", &pid) == 1) kill(pid, SIGKILL);
+  fclose(file);
+}
+
+// After the job's exit: its last output, and every process left to reap.
+void Runner::collect_leftovers() {
+  const Micros exited_at = monotonic_now();
+  for (;;) {
+    kill_reparented_children();
+    const Micros now = monotonic_now();
+    if (output_fd_ >= 0 && now >= exited_at + kDrainLimit) {
+      warn("the job's output is still open %lld ms after it ended; not reading it further",
+           static_cast<long long>(kDrainLimit / 1000));
+      close_output();
+    }
+    if (output_fd_ < 0 && !has_children_) return;
+    if (now >= exited_at + kReapLimit) {
+      warn("processes of the job still exist %lld ms after it ended; not waiting for them",
+           static_cast<long long>(kReapLimit / 1000));
+      return;
+    }
+    const Micros until = output_fd_ >= 0 ? exited_at + kDrainLimit : exited_at + kReapLimit;
+    wait_for_events(until - now);
+    reap_children();
+  }
+}
+
+JobState Runner::outcome() const {
+  switch (stop_reason_) {
+    case StopReason::timed_out:
+      return JobState::timed_out;
+    case StopReason::canceled:
+      return JobState::canceled;
+    case StopReason::none:
+      break;
+  }
+  const bool exited_zero = job_status_ && WIFEXITED(*job_status_) && WEXITSTATUS(*job_status_) == 0;
+  return exited_zero ? JobState::succeeded : JobState::failed;
+}
+
+void Runner::record_outcome() {
+  const JobState state = outcome();
+  JobTable::Lock lock(*table_);
+  JobRecord* r = lock.find(options_.job_id);
+  if (r == nullptr) return;  // evicted meanwhile: nothing left to record in
+  if (r->state != static_cast<uint8_t>(JobState::running)) {
+    warn("the job's record is no longer running; its outcome %s is not recorded",
+         std::string(state_name(state)).c_str());
+    return;
+  }
+  r->log_size = log_size_;
+  if (job_status_ && WIFEXITED(*job_status_)) {
+    r->has_exit_code = 1;
+    r->exit_code = WEXITSTATUS(*job_status_);
+  }
+  if (job_status_ && WIFSIGNALED(*job_status_)) {
+    r->has_signal = 1;
+    r->signal = WTERMSIG(*job_status_);
+  }
+  lock.finish(r, state, now_micros());
+}
+
+// Runs `update` on the job's record under the lock and commits the Change it
+// returns. False when the record is gone or no longer running.
+template <typename Update>
+bool Runner::with_record(Update&& update) {
+  JobTable::Lock lock(*table_);
+  JobRecord* r = lock.find(options_.job_id);
+  if (r == nullptr || r->state != static_cast<uint8_t>(JobState::running)) return false;
+  switch (update(*r)) {
+    case Change::record:
+      lock.commit(r);
+      break;
+    case Change::quiet:
+      lock.commit_quiet(r);
+      break;
+    case Change::none:
+      break;
+  }
+  return true;
+}
+
+void Runner::warn(const char* format, ...) {
+  char message[1024];
+  va_list args;
+  va_start(args, format);
+  vsnprintf(message, sizeof message, format, args);
+  va_end(args);
+  // One write per line, so that lines of several runners do not interleave.
+  fprintf(stderr, "deploy-runner[job %llu]: %s\n", static_cast<unsigned long long>(options_.job_id),
+          message);
+}
+
+}  // namespace
+
+Status parse_runner_arguments(int argc, const char* const* argv, RunnerOptions* out) {
+  const Status usage = Status::error(
+      "usage: deploy-runner STATE_DIR JOB_ID TIMEOUT_MS GRACE_MS WORKDIR -- COMMAND [ARG...]");
+  if (argc < 7 || std::string_view(argv[5]) != "--") return usage;
+  RunnerOptions options;
+  options.state_dir = argv[0];
+  const std::optional<uint64_t> id = parse_number(argv[1]);
+  const std::optional<Micros> timeout = parse_milliseconds(argv[2]);
+  const std::optional<Micros> grace = parse_milliseconds(argv[3]);
+  if (!id || *id == 0 || !timeout || !grace) return usage;
+  options.job_id = *id;
+  options.timeout = *timeout;
+  options.kill_grace = *grace;
+  options.working_directory = argv[4];
+  options.command.assign(argv + 6, argv + argc);
+  *out = std::move(options);
+  return Status::ok();
+}
+
+Status prepare_runner_process() {
+  // Fails only for a group leader (started by hand from a shell), which is
+  // out of reach of httpd's group kill already.
+  setsid();
+  // Blocked at once, not only once the job starts: a SIGUSR1 or SIGTERM that
+  // comes early waits in the signalfd instead of killing the runner.
+  reset_signals(runner_signals());
+  // 0-2 stay (stderr is httpd's error_log); a closed one is opened on
+  // /dev/null so that no later descriptor takes its number.
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) < 0) open("/dev/null", O_RDWR);
+  }
+  close_descriptors_from(3);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    return Status::error(std::string("cannot become a subreaper: ") + strerror(errno));
+  }
+  return Status::ok();
+}
+
+int run_job(const RunnerOptions& options) {
+  Runner runner(options);
+  return runner.run();
+}
+
+}  // namespace deploy

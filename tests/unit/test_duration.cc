@@ -1,0 +1,123 @@
+// Durations (httpd's Timeout convention) and sizes of directives.
+#include "duration.h"
+
+#include <cstdint>
+
+#include "unit_test.h"
+
+using deploy::parse_duration;
+using deploy::parse_size;
+
+namespace {
+
+void assert_duration(const char* text, int64_t micros) {
+  const auto parsed = parse_duration(text);
+  ck_assert_msg(parsed.has_value(), "'%s' should parse", text);
+  ck_assert_int_eq(*parsed, micros);
+}
+
+void assert_no_duration(const char* text) {
+  ck_assert_msg(!parse_duration(text).has_value(), "'%s' should be refused", text);
+}
+
+void assert_size(const char* text, uint64_t bytes) {
+  const auto parsed = parse_size(text);
+  ck_assert_msg(parsed.has_value(), "'%s' should parse", text);
+  ck_assert_uint_eq(*parsed, bytes);
+}
+
+void assert_no_size(const char* text) {
+  ck_assert_msg(!parse_size(text).has_value(), "'%s' should be refused", text);
+}
+
+START_TEST(bare_number_is_seconds) {
+  assert_duration("300", 300'000'000);
+  assert_duration("0", 0);
+}
+END_TEST
+
+START_TEST(each_suffix_scales_to_microseconds) {
+  assert_duration("250ms", 250'000);
+  assert_duration("10s", 10'000'000);
+  assert_duration("5mi", 300'000'000);
+  assert_duration("2h", 7'200'000'000);
+}
+END_TEST
+
+START_TEST(malformed_durations_are_refused) {
+  assert_no_duration("");
+  assert_no_duration("5x");
+  assert_no_duration("-1");
+  assert_no_duration("+1");
+  assert_no_duration("1.5");
+  assert_no_duration("s");
+  assert_no_duration("5m");
+  assert_no_duration("5min");
+  assert_no_duration("5S");
+  assert_no_duration(" 5");
+  assert_no_duration("5 s");
+  assert_no_duration("5s ");
+}
+END_TEST
+
+START_TEST(overflowing_durations_are_refused) {
+  // INT64_MAX microseconds is 9223372036854 seconds and 775807 microseconds.
+  assert_duration("9223372036854", 9'223'372'036'854'000'000);
+  assert_no_duration("9223372036855");
+  assert_no_duration("3000000000h");
+  assert_no_duration("99999999999999999999999");
+}
+END_TEST
+
+START_TEST(bare_size_is_bytes) { assert_size("65536", 65536); }
+END_TEST
+
+START_TEST(size_suffixes_are_powers_of_1024_in_either_case) {
+  assert_size("64k", 64 * 1024);
+  assert_size("64K", 64 * 1024);
+  assert_size("2m", 2 * 1024 * 1024);
+  assert_size("2M", 2 * 1024 * 1024);
+  assert_size("1g", uint64_t{1} << 30);
+  assert_size("1G", uint64_t{1} << 30);
+}
+END_TEST
+
+START_TEST(malformed_sizes_are_refused) {
+  assert_no_size("");
+  assert_no_size("k");
+  assert_no_size("64kb");
+  assert_no_size("64t");
+  assert_no_size("-1");
+  assert_no_size("1.5k");
+  assert_no_size(" 64k");
+}
+END_TEST
+
+START_TEST(overflowing_sizes_are_refused) {
+  assert_size("18446744073709551615", UINT64_MAX);
+  assert_no_size("18446744073709551616");
+  assert_no_size("17179869184g");  // 2^34 GiB = 2^64 bytes
+  assert_size("17179869183g", uint64_t{17179869183} << 30);
+}
+END_TEST
+
+Suite* duration_suite() {
+  Suite* suite = suite_create("duration");
+  TCase* durations = tcase_create("durations");
+  tcase_add_test(durations, bare_number_is_seconds);
+  tcase_add_test(durations, each_suffix_scales_to_microseconds);
+  tcase_add_test(durations, malformed_durations_are_refused);
+  tcase_add_test(durations, overflowing_durations_are_refused);
+  suite_add_tcase(suite, durations);
+  TCase* sizes = tcase_create("sizes");
+  tcase_add_test(sizes, bare_size_is_bytes);
+  tcase_add_test(sizes, size_suffixes_are_powers_of_1024_in_either_case);
+  tcase_add_test(sizes, malformed_sizes_are_refused);
+  tcase_add_test(sizes, overflowing_sizes_are_refused);
+  suite_add_tcase(suite, sizes);
+  return suite;
+}
+
+}  // namespace
+
+DEPLOY_TEST_SUITE(duration_suite);

@@ -1,0 +1,528 @@
+// The runner, run for real: the built deploy-runner supervises small shell
+// scripts against a job table in a temporary directory, and the tests read
+// the outcome from the record, the log and /proc.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "job_table.h"
+#include "unit_test.h"
+
+#ifndef DEPLOY_RUNNER_PATH
+#error "DEPLOY_RUNNER_PATH must name the built deploy-runner"
+#endif
+
+namespace {
+
+using deploy::JobRecord;
+using deploy::JobState;
+using deploy::JobTable;
+using deploy::Micros;
+
+// No wait in this file takes longer; a job that needs it is broken.
+constexpr Micros kWaitBound = 20'000'000;
+constexpr Micros kMillisecond = 1000;
+const std::vector<std::string> kJobEnvironment = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"};
+
+struct Fixture {
+  std::string dir;  // scripts, files the jobs write, and the job's working directory
+  std::unique_ptr<JobTable> table;
+};
+Fixture* fixture = nullptr;
+
+void set_up() {
+  char dir[] = "/tmp/test_runner.XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  fixture = new Fixture{dir, nullptr};
+  std::vector<std::string> warnings;
+  const deploy::Status opened =
+      JobTable::open_for_startup(fixture->dir + "/state", 64, -1, -1, &fixture->table, &warnings);
+  ck_assert_msg(opened.is_ok(), "%s", opened.message().c_str());
+}
+
+void tear_down() {
+  fixture->table.reset();
+  std::filesystem::remove_all(fixture->dir);
+  delete fixture;
+  fixture = nullptr;
+}
+
+std::string path_in_dir(const std::string& name) { return fixture->dir + "/" + name; }
+
+std::string write_script(const std::string& name, const std::string& body) {
+  const std::string path = path_in_dir(name);
+  std::ofstream(path) << "#!/bin/sh\n" << body;
+  ck_assert_int_eq(chmod(path.c_str(), 0755), 0);
+  return path;
+}
+
+// A record as the scheduler leaves it for the runner: running, started.
+uint64_t add_running_job() {
+  JobTable::Lock lock(*fixture->table);
+  uint64_t evicted = 0;
+  JobRecord* r = lock.allocate(&evicted);
+  ck_assert_ptr_nonnull(r);
+  deploy::store_text(r->target, sizeof r->target, "webapp");
+  r->state = static_cast<uint8_t>(JobState::running);
+  r->submitted_at = r->started_at = deploy::now_micros();
+  lock.commit(r);
+  return r->id;
+}
+
+// A call of deploy-runner; fields left alone are the defaults.
+struct RunnerCall {
+  explicit RunnerCall(std::string program) : command{std::move(program)} {}
+  std::vector<std::string> command;
+  int timeout_ms = 0;
+  int grace_ms = 10'000;
+  std::vector<std::string> environment = kJobEnvironment;
+  std::string working_directory;  // "": the fixture's directory
+};
+
+// Starts deploy-runner the way httpd's scheduler would, and as hostile as
+// httpd's worker threads: every signal blocked, some ignored, and a
+// descriptor without close-on-exec (fd 42).
+pid_t start_runner(uint64_t id, const RunnerCall& call) {
+  std::vector<std::string> words = {
+      DEPLOY_RUNNER_PATH,
+      fixture->dir + "/state",
+      std::to_string(id),
+      std::to_string(call.timeout_ms),
+      std::to_string(call.grace_ms),
+      call.working_directory.empty() ? fixture->dir : call.working_directory,
+      "--"};
+  words.insert(words.end(), call.command.begin(), call.command.end());
+  std::vector<char*> argv, envp;
+  for (const std::string& word : words) argv.push_back(const_cast<char*>(word.c_str()));
+  argv.push_back(nullptr);
+  for (const std::string& entry : call.environment)
+    envp.push_back(const_cast<char*>(entry.c_str()));
+  envp.push_back(nullptr);
+
+  const pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, nullptr);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) signal(sig, SIG_IGN);
+    dup2(open("/dev/null", O_RDONLY), 42);
+    execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// The record of `id` once `done` holds for it, waiting for table changes.
+JobRecord wait_for_record(uint64_t id, const std::function<bool(const JobRecord&)>& done,
+                          const char* what) {
+  const Micros give_up_at = deploy::now_micros() + kWaitBound;
+  for (;;) {
+    const uint64_t seen = fixture->table->change_seq();
+    {
+      JobTable::Lock lock(*fixture->table);
+      const JobRecord* r = lock.find(id);
+      ck_assert_ptr_nonnull(r);
+      if (done(*r)) return *r;
+    }
+    const Micros left = give_up_at - deploy::now_micros();
+    ck_assert_msg(left > 0, "job %llu: gave up waiting for %s", static_cast<unsigned long long>(id),
+                  what);
+    fixture->table->wait_for_change(seen, left);
+  }
+}
+
+JobRecord wait_for_final_state(uint64_t id) {
+  return wait_for_record(
+      id, [](const JobRecord& r) { return deploy::is_final(JobState(r.state)); }, "a final state");
+}
+
+JobRecord wait_for_stage(uint64_t id, const std::string& stage) {
+  return wait_for_record(
+      id, [&](const JobRecord& r) { return r.has_stage && r.stage == stage; }, stage.c_str());
+}
+
+// The runner's exit status, waited for with a bound.
+int wait_for_runner_exit(pid_t pid) {
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  ck_assert_int_ge(pidfd, 0);
+  pollfd exited = {pidfd, POLLIN, 0};
+  ck_assert_msg(poll(&exited, 1, kWaitBound / 1000) == 1, "deploy-runner did not exit");
+  close(pidfd);
+  int status = 0;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  return status;
+}
+
+// Runs `call` for a new running job to its end; the final record.
+JobRecord run_to_end(const RunnerCall& call, uint64_t* id_out = nullptr) {
+  const uint64_t id = add_running_job();
+  if (id_out != nullptr) *id_out = id;
+  const pid_t runner = start_runner(id, call);
+  const int status = wait_for_runner_exit(runner);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "deploy-runner ended with %d",
+                status);
+  const JobRecord r = wait_for_final_state(id);
+  ck_assert_int_eq(r.runner_pid, runner);
+  return r;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string log_of(uint64_t id) { return read_file(fixture->table->log_path(id)); }
+
+// The "key=value" lines of a job's log.
+std::map<std::string, std::string> values_in_log(uint64_t id) {
+  std::map<std::string, std::string> values;
+  std::istringstream log(log_of(id));
+  for (std::string line; std::getline(log, line);) {
+    const size_t equals = line.find('=');
+    if (equals != std::string::npos) values[line.substr(0, equals)] = line.substr(equals + 1);
+  }
+  return values;
+}
+
+pid_t pid_in_file(const std::string& name) {
+  const std::string text = read_file(path_in_dir(name));
+  ck_assert_msg(!text.empty(), "the job did not write %s", name.c_str());
+  return static_cast<pid_t>(std::stol(text));
+}
+
+// Gone for good: neither running nor a zombie waiting to be reaped.
+void assert_process_gone(pid_t pid, const char* what) {
+  const bool gone = kill(pid, 0) != 0 && errno == ESRCH;
+  ck_assert_msg(gone, "%s (pid %d) still exists: %s", what, pid,
+                read_file("/proc/" + std::to_string(pid) + "/stat").c_str());
+}
+
+void assert_exited_with(const JobRecord& r, JobState state, int exit_code) {
+  ck_assert_str_eq(deploy::state_name(JobState(r.state)).data(), deploy::state_name(state).data());
+  ck_assert_int_eq(r.has_exit_code, 1);
+  ck_assert_int_eq(r.exit_code, exit_code);
+  ck_assert_int_eq(r.has_signal, 0);
+  ck_assert_int_ge(r.finished_at, r.started_at);
+}
+
+void assert_killed_with(const JobRecord& r, JobState state, int signal) {
+  ck_assert_str_eq(deploy::state_name(JobState(r.state)).data(), deploy::state_name(state).data());
+  ck_assert_int_eq(r.has_signal, 1);
+  ck_assert_int_eq(r.signal, signal);
+  ck_assert_int_eq(r.has_exit_code, 0);
+  ck_assert_int_ge(r.finished_at, r.started_at);
+}
+
+START_TEST(exit_zero_succeeds_with_exit_code_zero) {
+  const JobRecord r = run_to_end(RunnerCall(write_script("job.sh", "exit 0\n")));
+  assert_exited_with(r, JobState::succeeded, 0);
+  ck_assert_int_gt(r.job_pid, 0);
+  ck_assert_int_ne(r.job_pid, r.runner_pid);
+  ck_assert_uint_ne(r.runner_start_ticks, 0);
+  JobTable::Lock lock(*fixture->table);
+  ck_assert_uint_eq(lock.header().counters.finished[uint8_t(JobState::succeeded)], 1);
+}
+END_TEST
+
+START_TEST(nonzero_exit_fails_with_its_exit_code) {
+  const JobRecord r = run_to_end(RunnerCall(write_script("job.sh", "exit 3\n")));
+  assert_exited_with(r, JobState::failed, 3);
+  JobTable::Lock lock(*fixture->table);
+  ck_assert_uint_eq(lock.header().counters.finished[uint8_t(JobState::failed)], 1);
+}
+END_TEST
+
+START_TEST(progress_and_stage_lines_update_record_and_stay_in_log) {
+  // The job stops at the fifo until the test has seen its first progress.
+  const std::string go = path_in_dir("go");
+  ck_assert_int_eq(mkfifo(go.c_str(), 0600), 0);
+  const std::string job = write_script("job.sh",
+                                       "echo starting\n"
+                                       "echo '::progress 40 Provisioning'\n"
+                                       "read _ < go\n"
+                                       "echo 'to stderr' >&2\n"
+                                       "echo '::stage Checking SSH'\n"
+                                       "printf '::prog'; sleep 0.2; printf 'ress 90\\n'\n"
+                                       "printf '::progress 10 %5000s\\n' x\n"
+                                       "printf '::stage Done'\n");
+  const uint64_t id = add_running_job();
+  const pid_t runner = start_runner(id, RunnerCall(job));
+
+  const JobRecord live = wait_for_stage(id, "Provisioning");
+  ck_assert_int_eq(live.progress, 40);
+  ck_assert_int_eq(live.state, uint8_t(JobState::running));
+  // The log is written before the record says what is in it.
+  const std::string first_lines = "starting\n::progress 40 Provisioning\n";
+  const std::string live_log = log_of(id);
+  ck_assert_str_eq(live_log.c_str(), first_lines.c_str());
+  ck_assert_uint_eq(live.log_size, first_lines.size());
+  std::ofstream(go) << "\n";
+
+  ck_assert_int_eq(wait_for_runner_exit(runner), 0);
+  const JobRecord r = wait_for_final_state(id);
+  assert_exited_with(r, JobState::succeeded, 0);
+  // A line split across reads counts; a line over 4096 bytes does not; the
+  // last line counts without its newline.
+  ck_assert_int_eq(r.progress, 90);
+  ck_assert_str_eq(r.stage, "Done");
+  const std::string expected_log =
+      "starting\n::progress 40 Provisioning\nto stderr\n"
+      "::stage Checking SSH\n::progress 90\n::progress 10 " +
+      std::string(4999, ' ') + "x\n::stage Done";
+  const std::string log = log_of(id);
+  ck_assert_str_eq(log.c_str(), expected_log.c_str());
+  ck_assert_uint_eq(r.log_size, expected_log.size());
+}
+END_TEST
+
+START_TEST(job_sees_exactly_the_environment_given) {
+  const std::vector<std::string> environment = {
+      "PATH=/usr/bin:/bin", "LANG=C.UTF-8", "DEPLOY_JOB_ID=7",
+      "DEPLOY_PARAM_VERSION=1.2 with spaces", "DEPLOY_SUBMITTED_BY="};
+  uint64_t id = 0;
+  RunnerCall call("/usr/bin/env");
+  call.environment = environment;
+  const JobRecord r = run_to_end(call, &id);
+  assert_exited_with(r, JobState::succeeded, 0);
+  std::string expected;
+  for (const std::string& entry : environment) expected += entry + "\n";
+  const std::string log = log_of(id);
+  ck_assert_str_eq(log.c_str(), expected.c_str());
+}
+END_TEST
+
+START_TEST(job_has_own_group_and_session_stdin_descriptors_and_directory) {
+  // /proc/PID/stat: pid (comm) state ppid pgrp session; the job's parent is the runner.
+  const std::string job = write_script(
+      "job.sh",
+      "set -- $(cat /proc/$$/stat); echo job_pid=$1; echo job_pgid=$5; echo job_sid=$6\n"
+      "set -- $(cat /proc/$PPID/stat); echo runner_pid=$1; echo runner_pgid=$5; "
+      "echo runner_sid=$6\n"
+      "echo stdin=$(readlink /proc/$$/fd/0)\n"
+      "if [ -e /proc/$$/fd/42 ]; then echo fd42=open; else echo fd42=closed; fi\n"
+      "if [ -e /proc/$PPID/fd/42 ]; then echo runner_fd42=open; else echo runner_fd42=closed; "
+      "fi\n"
+      "echo cwd=$(pwd -P)\n");
+  const std::string work = path_in_dir("work");
+  ck_assert_int_eq(mkdir(work.c_str(), 0700), 0);
+  uint64_t id = 0;
+  RunnerCall call(job);
+  call.working_directory = work;
+  const JobRecord r = run_to_end(call, &id);
+  assert_exited_with(r, JobState::succeeded, 0);
+
+  std::map<std::string, std::string> values = values_in_log(id);
+  const std::string job_pid = std::to_string(r.job_pid);
+  const std::string runner_pid = std::to_string(r.runner_pid);
+  ck_assert_str_eq(values["job_pid"].c_str(), job_pid.c_str());
+  ck_assert_str_eq(values["job_pgid"].c_str(), job_pid.c_str());
+  ck_assert_str_eq(values["job_sid"].c_str(), job_pid.c_str());
+  ck_assert_str_eq(values["runner_pid"].c_str(), runner_pid.c_str());
+  ck_assert_str_eq(values["runner_pgid"].c_str(), runner_pid.c_str());
+  ck_assert_str_eq(values["runner_sid"].c_str(), runner_pid.c_str());
+  ck_assert_str_eq(values["stdin"].c_str(), "/dev/null");
+  ck_assert_str_eq(values["fd42"].c_str(), "closed");
+  ck_assert_str_eq(values["runner_fd42"].c_str(), "closed");
+  const std::string canonical_work = std::filesystem::canonical(work);
+  ck_assert_str_eq(values["cwd"].c_str(), canonical_work.c_str());
+}
+END_TEST
+
+START_TEST(timeout_kills_job_and_descendants_that_ignore_sigterm) {
+  // Ignored signals stay ignored across fork and exec: every process here
+  // ignores SIGTERM. One child stays in the job's group; one is orphaned
+  // (reparented to the runner); one is orphaned and leaves the group.
+  const std::string job =
+      write_script("job.sh",
+                   "trap '' TERM\n"
+                   "sh -c 'while :; do sleep 1; done' & echo $! > child.pid\n"
+                   "( sh -c 'while :; do sleep 1; done' & echo $! > orphan.pid )\n"
+                   "( setsid sh -c 'while :; do sleep 1; done' & echo $! > escaped.pid )\n"
+                   "echo $$ > job.pid\n"
+                   "echo '::stage ready'\n"
+                   "while :; do sleep 1; done\n");
+  RunnerCall call(job);
+  call.timeout_ms = 1000;
+  call.grace_ms = 500;
+  const JobRecord r = run_to_end(call);
+
+  assert_killed_with(r, JobState::timed_out, SIGKILL);
+  ck_assert_msg(r.has_stage && std::string(r.stage) == "ready",
+                "the job was stopped before it started its children");
+  ck_assert_int_ge(r.finished_at - r.started_at, (call.timeout_ms + call.grace_ms) * kMillisecond);
+  ck_assert_int_eq(pid_in_file("job.pid"), r.job_pid);
+  // The runner has exited, but it records the outcome only after reaping
+  // everything: nothing may be left, not even a zombie.
+  assert_process_gone(r.job_pid, "the job");
+  assert_process_gone(pid_in_file("child.pid"), "the job's child");
+  assert_process_gone(pid_in_file("orphan.pid"), "the job's orphan");
+  assert_process_gone(pid_in_file("escaped.pid"), "the job's orphan in its own session");
+}
+END_TEST
+
+START_TEST(leftovers_of_a_finished_job_are_killed) {
+  // The child holds the output pipe open too: the runner must not wait for it.
+  const std::string job = write_script("job.sh",
+                                       "sleep 1000 & echo $! > child.pid\n"
+                                       "exit 0\n");
+  const JobRecord r = run_to_end(RunnerCall(job));
+  assert_exited_with(r, JobState::succeeded, 0);
+  ck_assert_int_lt(r.finished_at - r.started_at, 2'000 * kMillisecond);
+  assert_process_gone(pid_in_file("child.pid"), "the job's child");
+}
+END_TEST
+
+// A job that waits, for the cancel tests: SIGTERM ends it, the grace is far
+// longer than the test waits, so a SIGKILL would come too late.
+uint64_t start_waiting_job(pid_t* runner) {
+  const std::string job = write_script("job.sh", "echo '::stage ready'\nexec sleep 1000\n");
+  const uint64_t id = add_running_job();
+  RunnerCall call(job);
+  call.grace_ms = 60'000;
+  *runner = start_runner(id, call);
+  wait_for_stage(id, "ready");
+  return id;
+}
+
+START_TEST(cancel_request_and_nudge_stop_job_with_sigterm) {
+  pid_t runner = 0;
+  const uint64_t id = start_waiting_job(&runner);
+  {
+    JobTable::Lock lock(*fixture->table);
+    JobRecord* r = lock.find(id);
+    r->cancel_requested = 1;
+    lock.commit(r);
+  }
+  ck_assert_int_eq(kill(runner, SIGUSR1), 0);
+  ck_assert_int_eq(wait_for_runner_exit(runner), 0);
+  const JobRecord r = wait_for_final_state(id);
+  assert_killed_with(r, JobState::canceled, SIGTERM);
+  assert_process_gone(r.job_pid, "the job");
+}
+END_TEST
+
+START_TEST(sigterm_to_runner_cancels_job) {
+  pid_t runner = 0;
+  const uint64_t id = start_waiting_job(&runner);
+  ck_assert_int_eq(kill(runner, SIGTERM), 0);
+  ck_assert_int_eq(wait_for_runner_exit(runner), 0);
+  assert_killed_with(wait_for_final_state(id), JobState::canceled, SIGTERM);
+}
+END_TEST
+
+START_TEST(missing_command_fails_with_127_and_says_why) {
+  const std::string command = path_in_dir("no-such-program");
+  uint64_t id = 0;
+  const JobRecord r = run_to_end(RunnerCall(command), &id);
+  assert_exited_with(r, JobState::failed, 127);
+  const std::string expected =
+      "deploy-runner: cannot execute " + command + ": No such file or directory\n";
+  const std::string log = log_of(id);
+  ck_assert_str_eq(log.c_str(), expected.c_str());
+}
+END_TEST
+
+START_TEST(missing_working_directory_fails_with_126_and_says_why) {
+  uint64_t id = 0;
+  RunnerCall call("/bin/true");
+  call.working_directory = path_in_dir("no-such-dir");
+  const JobRecord r = run_to_end(call, &id);
+  assert_exited_with(r, JobState::failed, 126);
+  const std::string log = log_of(id);
+  ck_assert_msg(log.find("cannot change to the working directory") != std::string::npos, "log: %s",
+                log.c_str());
+}
+END_TEST
+
+START_TEST(job_canceled_before_runner_started_is_left_alone) {
+  const std::string marker = path_in_dir("ran");
+  const std::string job = write_script("job.sh", "touch " + marker + "\n");
+  const uint64_t id = add_running_job();
+  {
+    JobTable::Lock lock(*fixture->table);
+    JobRecord* r = lock.find(id);
+    r->state = uint8_t(JobState::canceled);
+    lock.commit(r);
+  }
+  ck_assert_int_eq(wait_for_runner_exit(start_runner(id, RunnerCall(job))), 0);
+  JobTable::Lock lock(*fixture->table);
+  const JobRecord* r = lock.find(id);
+  ck_assert_int_eq(r->state, uint8_t(JobState::canceled));
+  ck_assert_int_eq(r->runner_pid, 0);
+  ck_assert(!std::filesystem::exists(marker));
+}
+END_TEST
+
+START_TEST(job_starts_with_no_signal_blocked_or_ignored) {
+  // grep as the job itself, reading its own status: a shell would change its
+  // mask while it waits for a command.
+  RunnerCall call("/bin/grep");
+  call.command.insert(call.command.end(), {"-E", "^Sig(Blk|Ign):", "/proc/self/status"});
+  uint64_t id = 0;
+  assert_exited_with(run_to_end(call, &id), JobState::succeeded, 0);
+  const std::string log = log_of(id);
+  ck_assert_str_eq(log.c_str(), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+}
+END_TEST
+
+Suite* runner_suite() {
+  Suite* suite = suite_create("runner");
+
+  TCase* outcome = tcase_create("outcome");
+  tcase_add_checked_fixture(outcome, set_up, tear_down);
+  tcase_set_timeout(outcome, 30);
+  tcase_add_test(outcome, exit_zero_succeeds_with_exit_code_zero);
+  tcase_add_test(outcome, nonzero_exit_fails_with_its_exit_code);
+  tcase_add_test(outcome, missing_command_fails_with_127_and_says_why);
+  tcase_add_test(outcome, missing_working_directory_fails_with_126_and_says_why);
+  tcase_add_test(outcome, job_canceled_before_runner_started_is_left_alone);
+  suite_add_tcase(suite, outcome);
+
+  TCase* output = tcase_create("output");
+  tcase_add_checked_fixture(output, set_up, tear_down);
+  tcase_set_timeout(output, 30);
+  tcase_add_test(output, progress_and_stage_lines_update_record_and_stay_in_log);
+  suite_add_tcase(suite, output);
+
+  TCase* process = tcase_create("process");
+  tcase_add_checked_fixture(process, set_up, tear_down);
+  tcase_set_timeout(process, 30);
+  tcase_add_test(process, job_sees_exactly_the_environment_given);
+  tcase_add_test(process, job_has_own_group_and_session_stdin_descriptors_and_directory);
+  tcase_add_test(process, job_starts_with_no_signal_blocked_or_ignored);
+  suite_add_tcase(suite, process);
+
+  TCase* stopping = tcase_create("stopping");
+  tcase_add_checked_fixture(stopping, set_up, tear_down);
+  tcase_set_timeout(stopping, 30);
+  tcase_add_test(stopping, timeout_kills_job_and_descendants_that_ignore_sigterm);
+  tcase_add_test(stopping, leftovers_of_a_finished_job_are_killed);
+  tcase_add_test(stopping, cancel_request_and_nudge_stop_job_with_sigterm);
+  tcase_add_test(stopping, sigterm_to_runner_cancels_job);
+  suite_add_tcase(suite, stopping);
+
+  return suite;
+}
+
+}  // namespace
+
+DEPLOY_TEST_SUITE(runner_suite);

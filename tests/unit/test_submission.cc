@@ -1,0 +1,365 @@
+// Submission bodies and their parameters: parsing, then checking against the
+// target's declared parameters.
+#include "submission.h"
+
+#include <string>
+
+#include "job_table.h"
+#include "unit_test.h"
+
+using deploy::ParamPattern;
+using deploy::ParamRule;
+using deploy::Params;
+using deploy::RequestError;
+
+namespace {
+
+constexpr const char* kJson = "application/json";
+constexpr const char* kForm = "application/x-www-form-urlencoded";
+constexpr const char* kVersionPattern = "^[0-9][0-9A-Za-z.+-]{0,63}$";
+
+ParamPattern pattern(const std::string& source) {
+  std::string error;
+  auto compiled = ParamPattern::compile(source, &error);
+  ck_assert_msg(compiled.has_value(), "'%s' should compile: %s", source.c_str(), error.c_str());
+  return *compiled;
+}
+
+std::vector<ParamRule> webapp_rules() {
+  return {{"version", pattern(kVersionPattern)}, {"env", pattern("prod|staging")}};
+}
+
+Params params_of(const std::string& content_type, const std::string& body) {
+  auto result = deploy::parse_submission_body(content_type, body);
+  if (const auto* error = std::get_if<RequestError>(&result)) {
+    ck_abort_msg("'%s' should parse, got %s: %s", body.c_str(), error->code.c_str(),
+                 error->message.c_str());
+  }
+  return std::get<Params>(result);
+}
+
+RequestError refusal_of(const std::string& content_type, const std::string& body) {
+  auto result = deploy::parse_submission_body(content_type, body);
+  ck_assert_msg(std::holds_alternative<RequestError>(result), "'%s' should be refused",
+                body.c_str());
+  return std::get<RequestError>(result);
+}
+
+void assert_bad_request(const std::string& content_type, const std::string& body) {
+  const RequestError error = refusal_of(content_type, body);
+  ck_assert_msg(error.status == 400 && error.code == "bad_request",
+                "'%s' should be 400 bad_request, got %d %s", body.c_str(), error.status,
+                error.code.c_str());
+}
+
+void assert_params(const Params& actual, const Params& expected) {
+  ck_assert_uint_eq(actual.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    ASSERT_TEXT_EQ(actual[i].first, expected[i].first);
+    ck_assert(actual[i].second == expected[i].second);
+  }
+}
+
+RequestError invalid_param_of(const Params& params, const std::vector<ParamRule>& rules) {
+  const auto error = deploy::validate_params(params, rules);
+  ck_assert(error.has_value());
+  ck_assert_int_eq(error->status, 400);
+  ASSERT_TEXT_EQ(error->code, "invalid_param");
+  return *error;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// --- patterns
+
+START_TEST(pattern_must_match_the_whole_value) {
+  const ParamPattern digits = pattern("[0-9]+");
+  ck_assert(digits.full_match("123"));
+  ck_assert(!digits.full_match("123a"));
+  ck_assert(!digits.full_match("a123"));
+  ck_assert(!digits.full_match(""));
+  const ParamPattern alternatives = pattern("prod|staging");
+  ck_assert(alternatives.full_match("staging"));
+  ck_assert(!alternatives.full_match("prodx"));
+  ck_assert(!alternatives.full_match("xstaging"));
+}
+END_TEST
+
+START_TEST(dollar_does_not_let_a_trailing_newline_through) {
+  const ParamPattern version = pattern(kVersionPattern);
+  ck_assert(version.full_match("1.2.3"));
+  ck_assert(!version.full_match("1.2.3\n"));
+  ck_assert(!version.full_match("1.2.3\nrm -rf /"));
+}
+END_TEST
+
+START_TEST(pattern_keeps_its_source) {
+  ASSERT_TEXT_EQ(pattern(kVersionPattern).source(), kVersionPattern);
+}
+END_TEST
+
+START_TEST(pattern_matches_utf8_characters_and_refuses_invalid_utf8) {
+  const ParamPattern one_char = pattern("^.$");
+  ck_assert(one_char.full_match("\xE2\x82\xAC"));
+  ck_assert(!one_char.full_match("\xFF"));
+  const ParamPattern anything = pattern(".*");
+  ck_assert(anything.full_match(""));
+  ck_assert(!anything.full_match("ok \xC3"));
+}
+END_TEST
+
+START_TEST(bad_pattern_does_not_compile_and_says_why) {
+  std::string error;
+  ck_assert(!ParamPattern::compile("([0-9]", &error).has_value());
+  ck_assert(!error.empty());
+  ck_assert(!ParamPattern::compile("\xFF", &error).has_value());
+  ck_assert(!ParamPattern::compile("(", nullptr).has_value());
+  ck_assert(ParamPattern::compile("a", nullptr).has_value());
+}
+END_TEST
+
+START_TEST(runaway_backtracking_gives_up_as_no_match) {
+  // Exponential backtracking ends in a match-limit error (ours is tighter
+  // than PCRE2's default), which must count as no match. The 'b' in the
+  // subject keeps PCRE2 from giving up early for a missing required character.
+  const ParamPattern nested = pattern("(a+)+b");
+  ck_assert(!nested.full_match(std::string(64, 'a') + "cb"));
+  ck_assert(nested.full_match("aaab"));
+}
+END_TEST
+
+START_TEST(default_pattern_matches_nothing) {
+  const ParamPattern unset;
+  ck_assert(!unset.full_match(""));
+  ck_assert(!unset.full_match("x"));
+}
+END_TEST
+
+// --- bodies
+
+START_TEST(empty_body_means_no_params_whatever_the_type) {
+  for (const char* type : {"", kJson, kForm, "text/plain"}) {
+    ck_assert_uint_eq(params_of(type, "").size(), 0);
+  }
+}
+END_TEST
+
+START_TEST(json_body_gives_params_in_order) {
+  assert_params(params_of(kJson, R"({"params": {"version": "1.2.3", "env": "prod"}})"),
+                {{"version", "1.2.3"}, {"env", "prod"}});
+  assert_params(params_of(kJson, R"({"params": {}})"), {});
+  assert_params(params_of(kJson, "{}"), {});
+  assert_params(params_of(kJson, R"({"params": {"note": "caf\u00e9"}})"),
+                {{"note", "caf\xC3\xA9"}});
+}
+END_TEST
+
+START_TEST(content_type_ignores_case_and_parameters) {
+  const std::string body = R"({"params": {"env": "prod"}})";
+  assert_params(params_of("Application/JSON; charset=utf-8", body), {{"env", "prod"}});
+  assert_params(params_of(" application/json ;charset=UTF-8", body), {{"env", "prod"}});
+  assert_params(params_of("APPLICATION/X-WWW-FORM-URLENCODED; charset=utf-8", "env=prod"),
+                {{"env", "prod"}});
+}
+END_TEST
+
+START_TEST(json_body_that_is_not_json_is_bad_request) {
+  assert_bad_request(kJson, "{");
+  assert_bad_request(kJson, "params=1");
+  assert_bad_request(kJson, R"({"params": {"a": "1"}} trailing)");
+  assert_bad_request(kJson, "{\"params\": {\"a\": \"\xFF\"}}");
+}
+END_TEST
+
+START_TEST(json_body_that_is_not_an_object_is_bad_request) {
+  assert_bad_request(kJson, "[]");
+  assert_bad_request(kJson, R"(["params"])");
+  assert_bad_request(kJson, "\"params\"");
+  assert_bad_request(kJson, "42");
+  assert_bad_request(kJson, "null");
+}
+END_TEST
+
+START_TEST(json_keys_other_than_params_are_bad_request) {
+  const RequestError error = refusal_of(kJson, R"({"params": {}, "target": "x"})");
+  ASSERT_TEXT_EQ(error.code, "bad_request");
+  ck_assert(contains(error.message, "target"));
+  assert_bad_request(kJson, R"({"version": "1.2.3"})");
+}
+END_TEST
+
+START_TEST(json_params_not_an_object_of_strings_is_bad_request) {
+  assert_bad_request(kJson, R"({"params": null})");
+  assert_bad_request(kJson, R"({"params": ["a"]})");
+  assert_bad_request(kJson, R"({"params": "version=1"})");
+  assert_bad_request(kJson, R"({"params": {"version": 1}})");
+  assert_bad_request(kJson, R"({"params": {"version": null}})");
+  assert_bad_request(kJson, R"({"params": {"version": true}})");
+  assert_bad_request(kJson, R"({"params": {"version": ["1"]}})");
+  assert_bad_request(kJson, R"({"params": {"version": {"v": "1"}}})");
+}
+END_TEST
+
+START_TEST(json_duplicate_keys_are_bad_request) {
+  assert_bad_request(kJson, R"({"params": {"env": "prod", "env": "staging"}})");
+  assert_bad_request(kJson, R"({"params": {}, "params": {}})");
+}
+END_TEST
+
+START_TEST(json_nul_byte_in_name_or_value_is_bad_request) {
+  assert_bad_request(kJson, R"({"params": {"env": "prod\u0000x"}})");
+  assert_bad_request(kJson, R"({"params": {"e\u0000nv": "prod"}})");
+}
+END_TEST
+
+START_TEST(form_body_is_decoded) {
+  assert_params(params_of(kForm, "version=1.2.3&env=prod"),
+                {{"version", "1.2.3"}, {"env", "prod"}});
+  assert_params(params_of(kForm, "note=a+b%2Bc%20d"), {{"note", "a b+c d"}});
+}
+END_TEST
+
+START_TEST(form_empty_pairs_are_tolerated_and_bare_name_has_empty_value) {
+  assert_params(params_of(kForm, "a=1&&b=2&"), {{"a", "1"}, {"b", "2"}});
+  assert_params(params_of(kForm, "flag&b="), {{"flag", ""}, {"b", ""}});
+}
+END_TEST
+
+START_TEST(form_malformed_escape_is_bad_request) {
+  assert_bad_request(kForm, "a=%");
+  assert_bad_request(kForm, "a=%2");
+  assert_bad_request(kForm, "a=%G0");
+  assert_bad_request(kForm, "%=1");
+}
+END_TEST
+
+START_TEST(form_duplicate_name_is_bad_request) {
+  const RequestError error = refusal_of(kForm, "env=prod&version=1&env=staging");
+  ASSERT_TEXT_EQ(error.code, "bad_request");
+  ck_assert(contains(error.message, "env"));
+  assert_bad_request(kForm, "env=prod&%65nv=staging");
+}
+END_TEST
+
+START_TEST(form_nul_byte_is_bad_request) {
+  assert_bad_request(kForm, "env=pr%00od");
+  assert_bad_request(kForm, "e%00nv=prod");
+}
+END_TEST
+
+START_TEST(body_without_or_with_other_content_type_is_unsupported) {
+  for (const char* type : {"", "text/plain", "application/xml", "multipart/form-data; boundary=x",
+                           "application/json-patch+json", "application/jsonx"}) {
+    const RequestError error = refusal_of(type, "version=1");
+    ck_assert_int_eq(error.status, 415);
+    ASSERT_TEXT_EQ(error.code, "unsupported_media_type");
+  }
+}
+END_TEST
+
+// --- validation
+
+START_TEST(declared_params_that_match_are_accepted) {
+  ck_assert(!deploy::validate_params({}, webapp_rules()).has_value());
+  ck_assert(!deploy::validate_params({{"version", "1.2.3"}, {"env", "prod"}}, webapp_rules())
+                 .has_value());
+}
+END_TEST
+
+START_TEST(undeclared_param_is_invalid_and_named) {
+  const RequestError error = invalid_param_of({{"version", "1.2.3"}, {"x", "1"}}, webapp_rules());
+  ASSERT_TEXT_EQ(error.message, "parameter 'x' is not declared for this target");
+  invalid_param_of({{"version", "1"}}, {});
+}
+END_TEST
+
+START_TEST(param_failing_its_pattern_is_invalid_and_named) {
+  const RequestError error = invalid_param_of({{"version", "v1; reboot"}}, webapp_rules());
+  ck_assert(contains(error.message, "parameter 'version' does not match"));
+  ck_assert(contains(error.message, kVersionPattern));
+  invalid_param_of({{"env", "production"}}, webapp_rules());
+  invalid_param_of({{"version", ""}}, webapp_rules());
+}
+END_TEST
+
+START_TEST(invalid_param_name_is_invalid_param) {
+  for (const char* name : {"", "1x", "my-param", "a b"}) {
+    const RequestError error = invalid_param_of({{name, "1"}}, webapp_rules());
+    ck_assert(contains(error.message, std::string("'") + name + "'"));
+  }
+}
+END_TEST
+
+START_TEST(first_offending_param_is_the_one_named) {
+  const RequestError error =
+      invalid_param_of({{"env", "dev"}, {"undeclared", "1"}}, webapp_rules());
+  ck_assert(contains(error.message, "'env'"));
+}
+END_TEST
+
+START_TEST(params_too_large_to_store_are_too_large) {
+  const std::vector<ParamRule> rules = {{"blob", pattern("[a]*")}};
+  // name + NUL + value + NUL must fit in kParamsMax.
+  const size_t largest_value = deploy::kParamsMax - std::string("blob").size() - 2;
+  ck_assert(!deploy::validate_params({{"blob", std::string(largest_value, 'a')}}, rules));
+  const auto error =
+      deploy::validate_params({{"blob", std::string(largest_value + 1, 'a')}}, rules);
+  ck_assert(error.has_value());
+  ck_assert_int_eq(error->status, 413);
+  ASSERT_TEXT_EQ(error->code, "too_large");
+}
+END_TEST
+
+START_TEST(pattern_failure_is_reported_before_size) {
+  const std::vector<ParamRule> rules = {{"blob", pattern("[a]*")}};
+  invalid_param_of({{"blob", std::string(deploy::kParamsMax, 'b')}}, rules);
+}
+END_TEST
+
+Suite* submission_suite() {
+  Suite* suite = suite_create("submission");
+  TCase* patterns = tcase_create("patterns");
+  tcase_add_test(patterns, pattern_must_match_the_whole_value);
+  tcase_add_test(patterns, dollar_does_not_let_a_trailing_newline_through);
+  tcase_add_test(patterns, pattern_keeps_its_source);
+  tcase_add_test(patterns, pattern_matches_utf8_characters_and_refuses_invalid_utf8);
+  tcase_add_test(patterns, bad_pattern_does_not_compile_and_says_why);
+  tcase_add_test(patterns, runaway_backtracking_gives_up_as_no_match);
+  tcase_add_test(patterns, default_pattern_matches_nothing);
+  suite_add_tcase(suite, patterns);
+
+  TCase* bodies = tcase_create("bodies");
+  tcase_add_test(bodies, empty_body_means_no_params_whatever_the_type);
+  tcase_add_test(bodies, json_body_gives_params_in_order);
+  tcase_add_test(bodies, content_type_ignores_case_and_parameters);
+  tcase_add_test(bodies, json_body_that_is_not_json_is_bad_request);
+  tcase_add_test(bodies, json_body_that_is_not_an_object_is_bad_request);
+  tcase_add_test(bodies, json_keys_other_than_params_are_bad_request);
+  tcase_add_test(bodies, json_params_not_an_object_of_strings_is_bad_request);
+  tcase_add_test(bodies, json_duplicate_keys_are_bad_request);
+  tcase_add_test(bodies, json_nul_byte_in_name_or_value_is_bad_request);
+  tcase_add_test(bodies, form_body_is_decoded);
+  tcase_add_test(bodies, form_empty_pairs_are_tolerated_and_bare_name_has_empty_value);
+  tcase_add_test(bodies, form_malformed_escape_is_bad_request);
+  tcase_add_test(bodies, form_duplicate_name_is_bad_request);
+  tcase_add_test(bodies, form_nul_byte_is_bad_request);
+  tcase_add_test(bodies, body_without_or_with_other_content_type_is_unsupported);
+  suite_add_tcase(suite, bodies);
+
+  TCase* validation = tcase_create("validation");
+  tcase_add_test(validation, declared_params_that_match_are_accepted);
+  tcase_add_test(validation, undeclared_param_is_invalid_and_named);
+  tcase_add_test(validation, param_failing_its_pattern_is_invalid_and_named);
+  tcase_add_test(validation, invalid_param_name_is_invalid_param);
+  tcase_add_test(validation, first_offending_param_is_the_one_named);
+  tcase_add_test(validation, params_too_large_to_store_are_too_large);
+  tcase_add_test(validation, pattern_failure_is_reported_before_size);
+  suite_add_tcase(suite, validation);
+  return suite;
+}
+
+}  // namespace
+
+DEPLOY_TEST_SUITE(submission_suite);
