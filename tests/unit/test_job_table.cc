@@ -1,0 +1,314 @@
+// The job table file: ids, slots, eviction, recovery of a damaged file at
+// start-up, resizing, and wake-ups across processes.
+#include "job_table.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "unit_test.h"
+
+namespace {
+
+using deploy::JobRecord;
+using deploy::JobState;
+using deploy::JobTable;
+using deploy::Status;
+
+std::string g_dir;
+
+void set_up() {
+  char dir[] = "/tmp/test_job_table.XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  g_dir = std::string(dir) + "/state";
+}
+
+void tear_down() { std::filesystem::remove_all(std::filesystem::path(g_dir).parent_path()); }
+
+std::unique_ptr<JobTable> open_table(uint32_t capacity, std::vector<std::string>* warnings) {
+  std::unique_ptr<JobTable> table;
+  Status st = JobTable::open_for_startup(g_dir, capacity, -1, -1, &table, warnings);
+  ck_assert_msg(st.is_ok(), "%s", st.message().c_str());
+  return table;
+}
+
+std::unique_ptr<JobTable> open_table(uint32_t capacity) {
+  std::vector<std::string> warnings;
+  auto table = open_table(capacity, &warnings);
+  ck_assert_msg(warnings.empty(), "unexpected warning: %s",
+                warnings.empty() ? "" : warnings[0].c_str());
+  return table;
+}
+
+// Adds a job in `state`; returns its id.
+uint64_t add_job(JobTable& table, JobState state, const char* target = "web") {
+  JobTable::Lock lock(table);
+  uint64_t evicted = 0;
+  JobRecord* r = lock.allocate(&evicted);
+  ck_assert_ptr_nonnull(r);
+  deploy::store_text(r->target, sizeof r->target, target);
+  r->state = uint8_t(state);
+  r->submitted_at = deploy::now_micros();
+  lock.commit(r);
+  return r->id;
+}
+
+std::string table_path() { return g_dir + "/jobs.table"; }
+
+START_TEST(ids_start_at_one_and_grow) {
+  auto table = open_table(8);
+  ck_assert_uint_eq(add_job(*table, JobState::queued), 1);
+  ck_assert_uint_eq(add_job(*table, JobState::queued), 2);
+  JobTable::Lock lock(*table);
+  ck_assert_ptr_nonnull(lock.find(2));
+  ck_assert_ptr_null(lock.find(3));
+  ck_assert_ptr_null(lock.find(0));
+}
+END_TEST
+
+START_TEST(allocation_skips_slots_of_unfinished_jobs_and_evicts_finished_ones) {
+  auto table = open_table(4);
+  ck_assert_uint_eq(add_job(*table, JobState::running), 1);  // slot 1, unfinished
+  add_job(*table, JobState::succeeded);                      // 2
+  add_job(*table, JobState::succeeded);                      // 3
+  add_job(*table, JobState::succeeded);                      // 4 (slot 0)
+  JobTable::Lock lock(*table);
+  uint64_t evicted = 0;
+  JobRecord* r = lock.allocate(&evicted);  // id 5 would take slot 1: skipped
+  ck_assert_ptr_nonnull(r);
+  ck_assert_uint_eq(r->id, 6);
+  ck_assert_uint_eq(evicted, 2);
+  ck_assert_ptr_nonnull(lock.find(1));
+  ck_assert_ptr_null(lock.find(2));
+}
+END_TEST
+
+START_TEST(allocation_fails_when_every_job_is_unfinished) {
+  auto table = open_table(2);
+  add_job(*table, JobState::queued);
+  add_job(*table, JobState::running);
+  JobTable::Lock lock(*table);
+  uint64_t evicted = 0;
+  ck_assert_ptr_null(lock.allocate(&evicted));
+}
+END_TEST
+
+START_TEST(params_round_trip_and_oversized_params_are_refused) {
+  auto table = open_table(4);
+  JobTable::Lock lock(*table);
+  uint64_t evicted = 0;
+  JobRecord* r = lock.allocate(&evicted);
+  deploy::Params params = {{"version", "1.2.3"}, {"empty", ""}};
+  ck_assert(deploy::store_params(*r, params));
+  ck_assert(deploy::load_params(*r) == params);
+  deploy::Params huge = {{"v", std::string(deploy::kParamsMax, 'x')}};
+  ck_assert(!deploy::store_params(*r, huge));
+  ck_assert(deploy::load_params(*r) == params);
+}
+END_TEST
+
+START_TEST(jobs_and_counters_survive_reopening) {
+  {
+    auto table = open_table(8);
+    add_job(*table, JobState::queued);
+    uint64_t id = add_job(*table, JobState::running);
+    JobTable::Lock lock(*table);
+    lock.finish(lock.find(id), JobState::failed, deploy::now_micros());
+  }
+  auto table = open_table(8);
+  JobTable::Lock lock(*table);
+  ck_assert_uint_eq(lock.find(2)->state, uint8_t(JobState::failed));
+  ck_assert_uint_eq(lock.header().counters.finished[uint8_t(JobState::failed)], 1);
+  ck_assert_uint_eq(lock.header().next_id, 3);
+}
+END_TEST
+
+START_TEST(a_damaged_record_is_dropped_with_a_warning_and_the_rest_kept) {
+  {
+    auto table = open_table(8);
+    add_job(*table, JobState::succeeded);
+    add_job(*table, JobState::succeeded);
+  }
+  // Garbage over the record of job 1 (slot 1).
+  int fd = open(table_path().c_str(), O_WRONLY);
+  std::string garbage(100, '\x5a');
+  ck_assert_int_eq(
+      pwrite(fd, garbage.data(), garbage.size(), deploy::kHeaderSize + deploy::kRecordSize + 8),
+      100);
+  close(fd);
+  std::vector<std::string> warnings;
+  auto table = open_table(8, &warnings);
+  ck_assert_uint_eq(warnings.size(), 1);
+  ck_assert(warnings[0].find("damaged") != std::string::npos);
+  JobTable::Lock lock(*table);
+  ck_assert_ptr_null(lock.find(1));
+  ck_assert_ptr_nonnull(lock.find(2));
+  ck_assert_uint_ge(lock.header().next_id, 3);
+}
+END_TEST
+
+START_TEST(a_truncated_table_keeps_its_complete_records) {
+  {
+    auto table = open_table(8);
+    for (int i = 0; i < 5; ++i) add_job(*table, JobState::succeeded);
+  }
+  // Cut the file in the middle of slot 4.
+  ck_assert_int_eq(
+      truncate(table_path().c_str(), off_t(deploy::kHeaderSize + 4 * deploy::kRecordSize + 100)),
+      0);
+  std::vector<std::string> warnings;
+  auto table = open_table(8, &warnings);
+  ck_assert_uint_ge(warnings.size(), 1);
+  ck_assert(warnings[0].find("truncated") != std::string::npos);
+  JobTable::Lock lock(*table);
+  for (uint64_t id = 1; id <= 3; ++id) ck_assert_ptr_nonnull(lock.find(id));
+  ck_assert_ptr_null(lock.find(4));
+  ck_assert_ptr_null(lock.find(5));
+  ck_assert_uint_ge(lock.header().next_id, 6);  // the header still knew
+}
+END_TEST
+
+START_TEST(a_garbage_file_starts_a_new_table_and_ids_continue_after_the_logs) {
+  std::filesystem::create_directories(g_dir + "/logs");
+  std::ofstream(g_dir + "/logs/41.log") << "old output\n";
+  std::ofstream(table_path()) << "this is not a job table";
+  std::vector<std::string> warnings;
+  auto table = open_table(8, &warnings);
+  ck_assert_uint_eq(warnings.size(), 1);
+  ck_assert(warnings[0].find("invalid header") != std::string::npos);
+  ck_assert_uint_eq(add_job(*table, JobState::queued), 42);
+}
+END_TEST
+
+START_TEST(resizing_keeps_the_newest_jobs_and_the_counters) {
+  {
+    auto table = open_table(16);
+    for (int i = 0; i < 10; ++i) {
+      uint64_t id = add_job(*table, JobState::running);
+      JobTable::Lock lock(*table);
+      lock.finish(lock.find(id), JobState::succeeded, deploy::now_micros());
+    }
+  }
+  uint64_t seq_before;
+  {
+    auto table = open_table(16);
+    seq_before = table->change_seq();
+  }
+  auto table = open_table(4);
+  JobTable::Lock lock(*table);
+  ck_assert_uint_eq(lock.capacity(), 4);
+  for (uint64_t id = 7; id <= 10; ++id) ck_assert_ptr_nonnull(lock.find(id));
+  ck_assert_ptr_null(lock.find(6));
+  ck_assert_uint_eq(lock.header().counters.finished[uint8_t(JobState::succeeded)], 10);
+  ck_assert_uint_ge(lock.header().change_seq, seq_before);
+  ck_assert_uint_eq(lock.header().next_id, 11);
+}
+END_TEST
+
+START_TEST(a_process_attached_to_the_old_file_follows_a_resize) {
+  auto first = open_table(8);
+  add_job(*first, JobState::running);
+  std::unique_ptr<JobTable> attached;
+  ck_assert(JobTable::attach(g_dir, &attached).is_ok());
+  auto resized = open_table(16);
+  {
+    JobTable::Lock lock(*attached);  // sees `superseded` and maps the new file
+    ck_assert_uint_eq(lock.capacity(), 16);
+    JobRecord* r = lock.find(1);
+    ck_assert_ptr_nonnull(r);
+    r->progress = 55;
+    lock.commit(r);
+  }
+  JobTable::Lock lock(*resized);
+  ck_assert_int_eq(lock.find(1)->progress, 55);
+}
+END_TEST
+
+START_TEST(a_commit_in_another_process_wakes_a_waiter) {
+  auto table = open_table(8);
+  uint64_t id = add_job(*table, JobState::running);
+  uint64_t seen = table->change_seq();
+  pid_t child = fork();
+  if (child == 0) {
+    std::unique_ptr<JobTable> other;
+    if (!JobTable::attach(g_dir, &other).is_ok()) _exit(2);
+    usleep(50000);
+    JobTable::Lock lock(*other);
+    lock.find(id)->progress = 10;
+    lock.commit(lock.find(id));
+    _exit(0);
+  }
+  deploy::Micros started = deploy::now_micros();
+  bool changed = false;
+  while (!changed && deploy::now_micros() - started < 5000000)
+    changed = table->wait_for_change(seen, 1000000);
+  int status;
+  waitpid(child, &status, 0);
+  ck_assert(changed);
+  ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
+START_TEST(quiet_commits_wake_output_followers_but_not_change_watchers) {
+  auto table = open_table(8);
+  uint64_t id = add_job(*table, JobState::running);
+  uint64_t change = table->change_seq();
+  uint64_t output = table->output_seq();
+  {
+    JobTable::Lock lock(*table);
+    lock.find(id)->log_size = 10;
+    lock.commit_quiet(lock.find(id));
+  }
+  ck_assert(!table->wait_for_change(change, 0));
+  ck_assert(table->wait_for_output(output, 0));
+}
+END_TEST
+
+START_TEST(finish_counts_the_duration_of_a_job_that_ran) {
+  auto table = open_table(8);
+  uint64_t id = add_job(*table, JobState::running, "db");
+  JobTable::Lock lock(*table);
+  JobRecord* r = lock.find(id);
+  r->started_at = 1000000000;
+  lock.finish(r, JobState::succeeded, 1000000000 + 7000000);  // 7 s: the "10" bucket
+  const deploy::TargetStats& stats = lock.header().targets[0];
+  ck_assert_str_eq(stats.target, "db");
+  ck_assert_uint_eq(stats.finished[uint8_t(JobState::succeeded)], 1);
+  ck_assert_uint_eq(stats.duration_buckets[2], 1);
+  ck_assert_uint_eq(stats.duration_count, 1);
+  ck_assert_uint_eq(stats.duration_sum_micros, 7000000);
+}
+END_TEST
+
+Suite* job_table_suite() {
+  Suite* suite = suite_create("job_table");
+  TCase* tc = tcase_create("job_table");
+  tcase_add_checked_fixture(tc, set_up, tear_down);
+  tcase_set_timeout(tc, 20);
+  tcase_add_test(tc, ids_start_at_one_and_grow);
+  tcase_add_test(tc, allocation_skips_slots_of_unfinished_jobs_and_evicts_finished_ones);
+  tcase_add_test(tc, allocation_fails_when_every_job_is_unfinished);
+  tcase_add_test(tc, params_round_trip_and_oversized_params_are_refused);
+  tcase_add_test(tc, jobs_and_counters_survive_reopening);
+  tcase_add_test(tc, a_damaged_record_is_dropped_with_a_warning_and_the_rest_kept);
+  tcase_add_test(tc, a_truncated_table_keeps_its_complete_records);
+  tcase_add_test(tc, a_garbage_file_starts_a_new_table_and_ids_continue_after_the_logs);
+  tcase_add_test(tc, resizing_keeps_the_newest_jobs_and_the_counters);
+  tcase_add_test(tc, a_process_attached_to_the_old_file_follows_a_resize);
+  tcase_add_test(tc, a_commit_in_another_process_wakes_a_waiter);
+  tcase_add_test(tc, quiet_commits_wake_output_followers_but_not_change_watchers);
+  tcase_add_test(tc, finish_counts_the_duration_of_a_job_that_ran);
+  suite_add_tcase(suite, tc);
+  return suite;
+}
+
+}  // namespace
+
+DEPLOY_TEST_SUITE(job_table_suite);
