@@ -1,0 +1,576 @@
+"""A real httpd with mod_deploy, started per test from a generated config.
+
+Modelled on httpd's test/pyhttpd: the config is written from a template into a
+fresh directory, httpd is started with `-k start`, polled until its port
+answers, and stopped by the pid in its PidFile. Every wait is a poll with a
+bound. Only 127.0.0.1 is used.
+
+Environment:
+  DEPLOY_BUILD_DIR   directory holding mod_deploy.so and deploy-runner
+                     (default: <repo>/build)
+  DEPLOY_LD_PRELOAD  a library httpd is started with in LD_PRELOAD (the
+                     sanitizer runtime of a -DDEPLOY_SANITIZE=ON build)
+  DEPLOY_APACHE2     the httpd binary (default /usr/sbin/apache2)
+  DEPLOY_KEEP_DIRS   keep every test's server directory (else kept on failure)
+"""
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+REPO_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD_DIR = os.path.abspath(os.environ.get("DEPLOY_BUILD_DIR") or os.path.join(REPO_DIR, "build"))
+APACHE2 = os.environ.get("DEPLOY_APACHE2", "/usr/sbin/apache2")
+DEBIAN_MODULES_DIR = "/usr/lib/apache2/modules"
+MPMS = ("event", "worker", "prefork")
+BASE = "/deploy"
+RUNNING_AS_ROOT = os.geteuid() == 0
+HTTPD_USER = "www-data"
+
+# Modules the tests rely on; loaded from Debian's module dir unless compiled in.
+SUPPORT_MODULES = ("authz_core", "authn_core", "authz_user", "authn_file", "auth_basic", "mime")
+
+# Marker variable put into httpd's own environment: a job must never see it.
+HTTPD_ENV_MARKER = ("DEPLOY_TEST_HTTPD_ONLY", "httpd-environment-must-not-leak")
+
+# error_log lines that fail a test unless it declared them expected.
+PROBLEM_PATTERNS = (
+    re.compile(r"\[(?:[\w.-]+:)?(?:error|crit|alert|emerg)\]"),
+    re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer"),
+    re.compile(r"runtime error:"),
+    re.compile(r"exit signal (?:Segmentation|Aborted|Bus|Illegal|Floating)"),
+)
+
+
+class HttpdError(AssertionError):
+    pass
+
+
+def wait_for(predicate, timeout, what, interval=0.05):
+    """Polls predicate() until it returns a truthy value; fails after timeout s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def compiled_in_modules():
+    out = subprocess.run([APACHE2, "-l"], capture_output=True, text=True, check=True).stdout
+    return {line.strip() for line in out.splitlines() if line.strip().endswith(".c")}
+
+
+_COMPILED_IN = None
+
+
+def module_load_lines(mpm):
+    global _COMPILED_IN
+    if _COMPILED_IN is None:
+        _COMPILED_IN = compiled_in_modules()
+    lines = []
+    for name in (f"mpm_{mpm}",) + SUPPORT_MODULES:
+        if f"mod_{name}.c" in _COMPILED_IN:
+            continue
+        lines.append(f"LoadModule {name}_module {DEBIAN_MODULES_DIR}/mod_{name}.so")
+    return lines
+
+
+def module_available():
+    path = os.path.join(BUILD_DIR, "mod_deploy.so")
+    if not os.path.exists(path):
+        return False
+    out = subprocess.run(["nm", "-D", "--defined-only", path], capture_output=True, text=True).stdout
+    return re.search(r"\bdeploy_module\b", out) is not None
+
+
+def sha_htpasswd_line(user, password):
+    digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
+    return f"{user}:{{SHA}}{digest}\n"
+
+
+def hub_signature(key: bytes, body: bytes):
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def process_state(pid):
+    """'R', 'S', 'Z'... of a pid, or None when it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return stat[stat.rindex(")") + 2:].split()[0]
+
+
+def process_ppid(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return None
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def process_alive(pid):
+    """True for a process that exists and is not a zombie."""
+    state = process_state(pid)
+    return state is not None and state != "Z"
+
+
+def all_pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _read_proc(pid, name):
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def processes_touching(directory):
+    """Pids (not zombies, not ours) whose command line, cwd or environment names directory."""
+    needle = directory.encode()
+    found = []
+    for pid in all_pids():
+        if pid == os.getpid() or not process_alive(pid):
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd").encode()
+        except OSError:
+            cwd = b""
+        if (needle in _read_proc(pid, "cmdline") or cwd.startswith(needle)
+                or needle in _read_proc(pid, "environ")):
+            found.append(pid)
+    return found
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # http.client.HTTPMessage: case-insensitive .get()
+        self.body = body
+
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except ValueError as e:
+            raise AssertionError(f"body is not JSON ({e}): {self.body[:500]!r}")
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def __iter__(self):  # status, headers, body = response
+        return iter((self.status, self.headers, self.body))
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.body[:300]!r}>"
+
+
+class HttpdEnv:
+    """One httpd: its directory, config, process and log."""
+
+    def __init__(self, mpm="event", fragment="", load_deploy=True, location=True,
+                 server_config="", name="httpd"):
+        assert mpm in MPMS, mpm
+        self.mpm = mpm
+        self.fragment = fragment
+        self.server_config = server_config
+        self.load_deploy = load_deploy
+        self.location = location
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix=f"mod_deploy-{name}-", dir="/tmp")
+        os.chmod(self.dir, 0o755)
+        for sub, mode in (("conf", 0o755), ("logs", 0o755), ("run", 0o755), ("htdocs", 0o755),
+                          ("jobs", 0o755), ("scratch", 0o1777), ("sanitizer", 0o1777)):
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+            os.chmod(os.path.join(self.dir, sub), mode)
+        self.state_dir = os.path.join(self.dir, "state")
+        self.conf_path = os.path.join(self.dir, "conf", "httpd.conf")
+        self.pid_file = os.path.join(self.dir, "run", "httpd.pid")
+        self.error_log = os.path.join(self.dir, "logs", "error_log")
+        self.scratch = os.path.join(self.dir, "scratch")
+        self.expected_errors = []
+        self._checked_offset = 0
+        self._started = False
+        self.last_pid = None
+
+    # ----- files -----
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def scratch_path(self, name):
+        return os.path.join(self.scratch, name)
+
+    def write_file(self, relpath, content, mode=0o644):
+        path = self.path(relpath)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w" if isinstance(content, str) else "wb") as f:
+            f.write(content)
+        os.chmod(path, mode)
+        return path
+
+    def write_script(self, name, body):
+        """A job script in DIR/jobs, mode 0755, runnable by the httpd user."""
+        return self.write_file(os.path.join("jobs", name), body, 0o755)
+
+    def prepare_state_dir(self):
+        """The state dir as an administrator prepares it: owned by the httpd user."""
+        os.makedirs(self.state_dir, exist_ok=True)
+        os.chmod(self.state_dir, 0o755)
+        if RUNNING_AS_ROOT:
+            shutil.chown(self.state_dir, HTTPD_USER, HTTPD_USER)
+
+    # ----- config -----
+
+    def config_text(self, fragment=None, server_config=None):
+        fragment = self.fragment if fragment is None else fragment
+        server_config = self.server_config if server_config is None else server_config
+        lines = [
+            f'ServerRoot "{self.dir}"',
+            "ServerName 127.0.0.1",
+            f"Listen 127.0.0.1:{self.port}",
+            f'PidFile "{self.pid_file}"',
+            f'DefaultRuntimeDir "{self.path("run")}"',
+            f'ErrorLog "{self.error_log}"',
+            "LogLevel info",
+            'LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" timed',
+            f'CustomLog "{self.path("logs", "access_log")}" timed',
+            f'DocumentRoot "{self.path("htdocs")}"',
+            "Timeout 30",
+            "GracefulShutdownTimeout 5",
+        ]
+        lines += module_load_lines(self.mpm)
+        lines.append("TypesConfig /etc/mime.types")
+        if self.mpm == "prefork":
+            lines += ["StartServers 2", "MinSpareServers 1", "MaxSpareServers 4"]
+        else:
+            lines += ["StartServers 1", "ServerLimit 4", "ThreadsPerChild 25"]
+        if RUNNING_AS_ROOT:
+            lines += [f"User {HTTPD_USER}", f"Group {HTTPD_USER}"]
+        if self.load_deploy:
+            lines.append(f'LoadModule deploy_module "{os.path.join(BUILD_DIR, "mod_deploy.so")}"')
+            if "DeployStateDir" not in server_config and "DeployStateDir" not in fragment:
+                lines.append(f'DeployStateDir "{self.state_dir}"')
+        if server_config:
+            lines.append(server_config)
+        if fragment:
+            lines.append(fragment)
+        if self.load_deploy and self.location:
+            lines += [f"<Location {BASE}>", "    SetHandler deploy", "</Location>"]
+        return "\n".join(lines) + "\n"
+
+    def write_config(self, fragment=None, server_config=None, path=None):
+        path = path or self.conf_path
+        with open(path, "w") as f:
+            f.write(self.config_text(fragment, server_config))
+        return path
+
+    # ----- process -----
+
+    def httpd_environment(self):
+        env = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C",
+            HTTPD_ENV_MARKER[0]: HTTPD_ENV_MARKER[1],
+        }
+        preload = os.environ.get("DEPLOY_LD_PRELOAD")
+        if preload:
+            env["LD_PRELOAD"] = preload
+            log = os.path.join(self.dir, "sanitizer", "report")
+            env["ASAN_OPTIONS"] = f"detect_leaks=0:log_path={log}"
+            env["UBSAN_OPTIONS"] = f"print_stacktrace=1:log_path={log}"
+        return env
+
+    def _apache2(self, *args, timeout=30):
+        return subprocess.run([APACHE2, "-d", self.dir, "-f", self.conf_path, *args],
+                              env=self.httpd_environment(), capture_output=True, text=True,
+                              timeout=timeout)
+
+    def configtest(self, fragment=None, server_config=None):
+        """apache2 -t on a config with fragment; (returncode, stdout+stderr)."""
+        conf = self.write_config(fragment, server_config, path=self.path("conf", "configtest.conf"))
+        result = subprocess.run([APACHE2, "-t", "-d", self.dir, "-f", conf],
+                                env=self.httpd_environment(), capture_output=True, text=True,
+                                timeout=30)
+        return result.returncode, result.stdout + result.stderr
+
+    def read_pid(self):
+        try:
+            with open(self.pid_file) as f:
+                return int(f.read().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def port_answers(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def start(self, timeout=15):
+        self.write_config()
+        result = self._apache2("-k", "start")
+        if result.returncode != 0:
+            raise HttpdError(f"httpd failed to start (rc {result.returncode}):\n"
+                             f"{result.stdout}{result.stderr}\n{self.error_log_tail()}")
+        self._started = True
+        try:
+            wait_for(lambda: self.read_pid() and self.port_answers(), timeout,
+                     f"httpd to answer on 127.0.0.1:{self.port}")
+        except AssertionError as e:
+            raise HttpdError(f"{e}\n{self.error_log_tail()}")
+        self.last_pid = self.read_pid()
+        return self
+
+    def _signal_and_wait_generation(self, flag, timeout):
+        """graceful/restart: the parent stays; wait until it answers again."""
+        before = self.error_log_size()
+        result = self._apache2("-k", flag)
+        if result.returncode != 0:
+            raise HttpdError(f"httpd -k {flag} failed: {result.stdout}{result.stderr}")
+
+        def restarted():
+            text = self.error_log_text(before)
+            return "resuming normal operations" in text and self.port_answers()
+        wait_for(restarted, timeout, f"httpd -k {flag} to complete")
+
+    def graceful(self, fragment=None, timeout=15):
+        """apache2 -k graceful, with a new fragment when given."""
+        if fragment is not None:
+            self.fragment = fragment
+        self.write_config()
+        self._signal_and_wait_generation("graceful", timeout)
+
+    def restart(self, fragment=None, timeout=15):
+        """apache2 -k restart, with a new fragment when given."""
+        if fragment is not None:
+            self.fragment = fragment
+        self.write_config()
+        self._signal_and_wait_generation("restart", timeout)
+
+    def stop(self, timeout=15):
+        """Stops httpd: SIGTERM to the pid of its PidFile, wait, SIGKILL as a last resort.
+
+        Returns a message when httpd had to be killed, else None."""
+        pid = self.read_pid() or self.last_pid
+        if not pid or not self._started:
+            return None
+        self._started = False
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return None
+        try:
+            wait_for(lambda: not process_alive(pid), timeout, f"httpd pid {pid} to exit")
+            return None
+        except AssertionError:
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: not process_alive(pid), 5, f"killed httpd pid {pid} to exit")
+            return f"httpd pid {pid} did not exit within {timeout}s of SIGTERM; killed"
+
+    @property
+    def running(self):
+        return self._started
+
+    def leftover_processes(self):
+        return processes_touching(self.dir)
+
+    def kill_leftovers(self, timeout=10):
+        """Kills, by pid, the processes still using this server's directory (jobs a
+        failed test left blocked, their runners). Returns the pids that outlived a
+        bounded wait after SIGKILL."""
+        pids = self.leftover_processes()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            wait_for(lambda: not any(process_alive(p) for p in pids), timeout,
+                     "leftover processes to exit")
+        except AssertionError:
+            return [p for p in pids if process_alive(p)]
+        return []
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ----- error log -----
+
+    def error_log_size(self):
+        try:
+            return os.path.getsize(self.error_log)
+        except FileNotFoundError:
+            return 0
+
+    def error_log_text(self, offset=0):
+        try:
+            with open(self.error_log, "rb") as f:
+                f.seek(offset)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def error_log_tail(self, lines=40):
+        text = self.error_log_text()
+        return "error_log (last lines):\n" + "\n".join(text.splitlines()[-lines:])
+
+    def expect_error(self, pattern):
+        """Declares error_log lines matching pattern (a regex) expected by the test."""
+        self.expected_errors.append(re.compile(pattern))
+
+    def sanitizer_reports(self):
+        reports = []
+        sdir = os.path.join(self.dir, "sanitizer")
+        for name in sorted(os.listdir(sdir)):
+            with open(os.path.join(sdir, name), errors="replace") as f:
+                reports.append(f"{name}:\n{f.read()}")
+        return reports
+
+    def check_error_log(self):
+        """Lines logged since the last check that are problems and not expected."""
+        size = self.error_log_size()
+        text = self.error_log_text(self._checked_offset)
+        self._checked_offset = size
+        problems = []
+        for line in text.splitlines():
+            if any(p.search(line) for p in PROBLEM_PATTERNS) and \
+                    not any(e.search(line) for e in self.expected_errors):
+                problems.append(line)
+        problems += self.sanitizer_reports()
+        for name in os.listdir(os.path.join(self.dir, "sanitizer")):
+            os.unlink(os.path.join(self.dir, "sanitizer", name))
+        return problems
+
+    # ----- HTTP -----
+
+    @property
+    def origin(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        if path.startswith("http://"):
+            path = urllib.parse.urlsplit(path)._replace(scheme="", netloc="").geturl()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            if isinstance(body, str):
+                body = body.encode()
+            conn.request(method, path, body=body, headers=dict(headers or {}))
+            resp = conn.getresponse()
+            return Response(resp.status, resp.headers, resp.read())
+        finally:
+            conn.close()
+
+    def get(self, path, headers=None):
+        return self.request("GET", path, headers=headers)
+
+    def post_json(self, path, value, headers=None):
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        return self.request("POST", path, json.dumps(value), h)
+
+    def submit(self, target, params=None, headers=None):
+        """POST BASE/targets/TARGET with {"params": ...} (or an empty body)."""
+        if params is None:
+            return self.request("POST", f"{BASE}/targets/{target}", b"",
+                                dict(headers or {}, **{"Content-Length": "0"}))
+        return self.post_json(f"{BASE}/targets/{target}", {"params": params}, headers)
+
+    def submit_ok(self, target, params=None, headers=None):
+        """Submits and returns the job JSON; fails unless the answer is 202."""
+        r = self.submit(target, params, headers)
+        assert r.status == 202, f"submission to {target} answered {r.status}: {r.body!r}"
+        return r.json()
+
+    def job(self, job_id):
+        r = self.get(f"{BASE}/jobs/{job_id}")
+        assert r.status == 200, f"GET job {job_id}: {r.status} {r.body!r}"
+        return r.json()
+
+    def jobs(self, query=""):
+        r = self.get(f"{BASE}/jobs{query}")
+        assert r.status == 200, f"GET jobs{query}: {r.status} {r.body!r}"
+        return r.json()
+
+    def wait_job(self, job_id, predicate, timeout, what):
+        last = {}
+
+        def check():
+            last["job"] = self.job(job_id)
+            return predicate(last["job"])
+        try:
+            wait_for(check, timeout, f"job {job_id}: {what}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last seen: {last.get('job')}\n{self.error_log_tail()}")
+        return last["job"]
+
+    def wait_state(self, job_id, states, timeout=15):
+        states = {states} if isinstance(states, str) else set(states)
+        return self.wait_job(job_id, lambda j: j["state"] in states, timeout,
+                             f"state in {sorted(states)}")
+
+    def wait_finished(self, job_id, timeout=15):
+        return self.wait_state(job_id, FINAL_STATES, timeout)
+
+    def log(self, job_id, offset=None):
+        q = "" if offset is None else f"?offset={offset}"
+        return self.get(f"{BASE}/jobs/{job_id}/log{q}")
+
+
+FINAL_STATES = ("succeeded", "failed", "timed_out", "canceled", "expired", "lost")
+
+
+class Gate:
+    """A file a blocked job waits for: the test opens it when it is ready."""
+
+    def __init__(self, env, name):
+        self.path = env.scratch_path(name)
+
+    def open(self):
+        with open(self.path, "w"):
+            pass
+        os.chmod(self.path, 0o644)
+
+
+def blocking_script_lines(gate_path, seconds=30):
+    """Shell lines that wait (bounded) for gate_path to exist; exit 3 when it never does."""
+    tries = int(seconds / 0.05)
+    return (f'for i in $(seq 1 {tries}); do [ -e "{gate_path}" ] && break; sleep 0.05; done\n'
+            f'[ -e "{gate_path}" ] || {{ echo "gate never opened" >&2; exit 3; }}\n')
+
+
+def target_block(name, command, *directives):
+    """A <DeployTarget NAME> block with DeployCommand and more directive lines."""
+    body = "".join(f"    {d}\n" for d in directives)
+    return f"<DeployTarget {name}>\n    DeployCommand {command}\n{body}</DeployTarget>\n"
+
+
+def gated_job_script(env, name, gate, exit_code=0, before="", after=""):
+    """A job that runs `before`, waits for the gate (bounded), runs `after`, exits."""
+    return env.write_script(name, "#!/bin/bash\n" + before + blocking_script_lines(gate.path)
+                            + after + f"exit {exit_code}\n")

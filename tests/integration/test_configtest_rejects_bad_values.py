@@ -1,0 +1,86 @@
+"""`apache2 -t` fails on a bad directive value with a message naming the
+directive and the value; good configurations pass."""
+
+import pytest
+
+from httpd_env import target_block
+
+OK = "/bin/true"
+
+
+@pytest.fixture(scope="module")
+def env(make_module_httpd):
+    env = make_module_httpd(start=False, name="configtest")
+    env.secret = env.write_file("conf/secret", "key\n", 0o600)
+    return env
+
+
+def in_target(*lines, name="webapp", command=OK):
+    return target_block(name, command, *lines)
+
+
+BAD = [
+    # (id, fragment, server-level config, words the message must name)
+    ("duration with unknown unit", in_target("DeployTimeout 5x"), "", ["DeployTimeout", "5x"]),
+    ("negative duration", in_target("DeployKillGrace -1"), "", ["DeployKillGrace", "-1"]),
+    ("duration not a number", in_target("DeployQueueTimeout soon"), "",
+     ["DeployQueueTimeout", "soon"]),
+    ("server-level duration", in_target(), "DeployTimeout 5x", ["DeployTimeout", "5x"]),
+    ("wait duration", in_target("DeployWaitChangeNotification 3parsecs"), "",
+     ["DeployWaitChangeNotification", "3parsecs"]),
+    ("events timeout", in_target(), "DeployEventsTimeout -5", ["DeployEventsTimeout", "-5"]),
+    ("max running not a count", in_target(), "DeployMaxRunning abc", ["DeployMaxRunning", "abc"]),
+    ("max running negative", in_target(), "DeployMaxRunning -1", ["DeployMaxRunning", "-1"]),
+    ("history not a count", in_target(), "DeployHistory 10x", ["DeployHistory", "10x"]),
+    ("queue limit not a count", in_target(), "DeployQueueLimit many", ["DeployQueueLimit", "many"]),
+    ("concurrency not a count", in_target("DeployConcurrency abc"), "",
+     ["DeployConcurrency", "abc"]),
+    ("max body not a size", in_target(), "DeployMaxBody huge", ["DeployMaxBody", "huge"]),
+    ("target name with a slash", in_target(name="web/app"), "", ["web/app"]),
+    ("target name starting with a dot", in_target(name=".hidden"), "", [".hidden"]),
+    ("target name too long", in_target(name="a" * 65), "", ["a" * 65]),
+    ("target without DeployCommand", "<DeployTarget lonely>\n    DeployTimeout 5\n</DeployTarget>\n",
+     "", ["lonely", "DeployCommand"]),
+    ("duplicate target", in_target() + in_target(), "", ["webapp"]),
+    ("relative DeployCommand", "<DeployTarget webapp>\n    DeployCommand bin/deploy.sh\n"
+                               "</DeployTarget>\n", "", ["DeployCommand", "bin/deploy.sh"]),
+    ("bad regex", in_target("DeployParam version ^[0-9+$"), "", ["DeployParam", "^[0-9+$"]),
+    ("bad parameter name", in_target("DeployParam 9lives .*"), "", ["DeployParam", "9lives"]),
+    ("max wait smaller than wait", in_target("DeployWaitChangeNotification 10",
+                                             "DeployMaxWaitChangeNotification 5"), "",
+     ["DeployMaxWaitChangeNotification"]),
+    ("secret file missing", in_target("DeploySecret file:/nonexistent/secret"), "",
+     ["DeploySecret", "/nonexistent/secret"]),
+    ("secret of unknown kind", in_target("DeploySecret vault:deploy"), "",
+     ["DeploySecret", "vault:deploy"]),
+    ("server-wide directive in a target", in_target("DeployMaxRunning 2"), "",
+     ["DeployMaxRunning"]),
+]
+
+
+@pytest.mark.sanitize
+@pytest.mark.parametrize("case,fragment,server,words", BAD, ids=[c[0] for c in BAD])
+def test_bad_value_fails_configtest_naming_directive_and_value(env, case, fragment, server, words):
+    rc, out = env.configtest(fragment, server)
+    assert rc != 0, f"configtest passed:\n{out}"
+    for word in words:
+        assert word in out, f"message does not name {word!r}:\n{out}"
+
+
+def test_good_configuration_passes(env):
+    fragment = (target_block("webapp", f"{OK} --env prod",
+                             r"DeployParam version ^[0-9][0-9A-Za-z.+-]{0,63}$",
+                             "DeployTimeout 5mi", "DeployKillGrace 500ms",
+                             "DeployQueueTimeout 1h", "DeployWaitChangeNotification 5",
+                             "DeployMaxWaitChangeNotification 30", "DeployConcurrency 0",
+                             "DeployEnv STAGE prod", "DeployWorkingDirectory /tmp",
+                             f"DeploySecret file:{env.secret}")
+                + target_block("a" * 64, OK, "DeployWaitChangeNotification 5",
+                               "DeployMaxWaitChangeNotification 5")
+                + target_block("Web_app-2.x", OK))
+    server = ("DeployHistory 10\nDeployMaxRunning 2\nDeployQueueLimit 5\nDeployMaxBody 64k\n"
+              "DeployEventsTimeout 30s\nDeployTimeout 120\nDeployEnv SHARED 1\n"
+              "DeployParam shared .*\n")
+    rc, out = env.configtest(fragment, server)
+    assert rc == 0, out
+    assert "Syntax OK" in out
