@@ -537,6 +537,41 @@ void JobTable::Lock::release(JobRecord* r) {
 void JobTable::Lock::commit(JobRecord* r) {
   r->change_seq = note_change();
   r->checksum = record_checksum(*r);
+  header().recent[r->change_seq % kRecentChanges] = RecentChange{r->change_seq, r->id};
+}
+
+void JobTable::Lock::for_each_unfinished(const std::function<void(JobRecord&)>& fn) {
+  TableHeader& h = header();
+  auto unfinished = [](const JobRecord* r) {
+    return r && is_valid_state(r->state) && !is_final(JobState(r->state));
+  };
+  if (h.oldest_unfinished == 0 || h.oldest_unfinished > h.next_id ||
+      h.next_id - h.oldest_unfinished > h.capacity) {
+    // The hint is unknown or too far back: read everything, and learn it.
+    uint64_t oldest = h.next_id;
+    for_each([&](JobRecord& r) {
+      if (!unfinished(&r)) return;
+      oldest = std::min(oldest, r.id);
+      fn(r);
+    });
+    h.oldest_unfinished = oldest;
+    return;
+  }
+  while (h.oldest_unfinished < h.next_id && !unfinished(find(h.oldest_unfinished)))
+    ++h.oldest_unfinished;
+  for (uint64_t id = h.oldest_unfinished; id < h.next_id; ++id)
+    if (JobRecord* r = find(id); unfinished(r)) fn(*r);
+}
+
+bool JobTable::Lock::changed_since(uint64_t since, std::vector<uint64_t>* ids) {
+  TableHeader& h = header();
+  if (h.change_seq - since > kRecentChanges) return false;
+  for (uint64_t seq = since + 1; seq <= h.change_seq; ++seq) {
+    const RecentChange& change = h.recent[seq % kRecentChanges];
+    // A change of no record (a counter, a dropped job) leaves no entry.
+    if (change.change_seq == seq) ids->push_back(change.id);
+  }
+  return true;
 }
 
 void JobTable::Lock::commit_quiet(JobRecord* r) {

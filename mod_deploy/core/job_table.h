@@ -114,6 +114,12 @@ struct TableCounters {
   uint64_t rejected[16];  // indexed by Rejection
 };
 
+constexpr size_t kRecentChanges = 1024;
+struct RecentChange {
+  uint64_t change_seq;
+  uint64_t id;
+};
+
 struct TableHeader {
   char magic[8];
   uint32_t version;
@@ -121,14 +127,18 @@ struct TableHeader {
   uint32_t capacity;
   uint32_t superseded;  // set when a resized file replaced this one
   uint64_t next_id;
-  uint64_t change_seq;        // grows at every change of any record a client can see
-  uint32_t wake_word;         // futex word, bumped after every such change
-  uint32_t output_wake_word;  // futex word, bumped after those and after new job output
-  uint64_t output_seq;        // grows at every change and every new job output
-  char reserved1[48];
+  uint64_t change_seq;         // grows at every change of any record a client can see
+  uint32_t wake_word;          // futex word, bumped after every such change
+  uint32_t output_wake_word;   // futex word, bumped after those and after new job output
+  uint64_t output_seq;         // grows at every change and every new job output
+  uint64_t oldest_unfinished;  // a hint: every job below this id has finished
+  char reserved1[40];
   int64_t created_at;
   TableCounters counters;
   TargetStats targets[kMaxTargetStats];
+  // The latest record changes, by change_seq: lets event streams find what
+  // changed without reading every record.
+  RecentChange recent[kRecentChanges];
 };
 static_assert(sizeof(TableHeader) <= kHeaderSize);
 
@@ -181,6 +191,13 @@ class JobTable {
     JobRecord* find(uint64_t id);
     // Every record in use, in no particular order.
     void for_each(const std::function<void(JobRecord&)>& fn);
+    // Every unfinished record, in no particular order; usually reads only
+    // the recent ids, not the whole table.
+    void for_each_unfinished(const std::function<void(JobRecord&)>& fn);
+    // Ids of the records changed after change `since` (maybe some twice).
+    // False when the recent changes no longer reach back that far: then
+    // read every record.
+    bool changed_since(uint64_t since, std::vector<uint64_t>* ids);
     // A fresh record with a new id. When its slot held a finished job, that
     // job is dropped and its id returned in *evicted (its log is the caller's
     // to delete, after unlocking). nullptr when every slot is busy.

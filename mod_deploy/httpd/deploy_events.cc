@@ -117,6 +117,7 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
     if (end && *end == '.') offset = strtoull(end + 1, nullptr, 10);
   }
   EventStream stream(r, state.settings->events_timeout);
+  if (r->header_only) return OK;
   const std::string log_path = state.table->log_path(id);
   while (stream.open()) {
     uint64_t seen = state.table->output_seq();
@@ -154,15 +155,28 @@ int stream_all_events(request_rec* r, const ModuleState& state, const std::strin
   if (resume) since = strtoull(resume, nullptr, 10);
 
   EventStream stream(r, state.settings->events_timeout);
+  if (r->header_only) return OK;
   stream.flush();  // the client learns at once that the stream is open
   while (stream.open()) {
     uint64_t seen = state.table->change_seq();
     std::vector<Job> changed;
     {
       JobTable::Lock lock(*state.table);
-      lock.for_each([&](JobRecord& rec) {
-        if (rec.change_seq > since) changed.push_back(record_to_job(rec));
-      });
+      // A client cannot be ahead of the table (a forged id, or a table
+      // started anew): it then gets what changes from now on.
+      since = std::min(since, lock.header().change_seq);
+      std::vector<uint64_t> ids;
+      if (lock.changed_since(since, &ids)) {
+        std::sort(ids.begin(), ids.end());
+        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+        for (uint64_t id : ids)
+          if (JobRecord* rec = lock.find(id); rec && rec->change_seq > since)
+            changed.push_back(record_to_job(*rec));
+      } else {
+        lock.for_each([&](JobRecord& rec) {
+          if (rec.change_seq > since) changed.push_back(record_to_job(rec));
+        });
+      }
     }
     std::sort(changed.begin(), changed.end(),
               [](const Job& a, const Job& b) { return a.change_seq < b.change_seq; });

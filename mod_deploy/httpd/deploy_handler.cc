@@ -81,9 +81,8 @@ std::optional<RequestError> check_origin(request_rec* r) {
 
 std::vector<PendingJob> unfinished_jobs(JobTable::Lock& lock) {
   std::vector<PendingJob> jobs;
-  lock.for_each([&](JobRecord& r) {
-    if (!is_final(JobState(r.state)))
-      jobs.push_back(PendingJob{r.id, r.target, JobState(r.state), r.submitted_at, r.not_before});
+  lock.for_each_unfinished([&](JobRecord& r) {
+    jobs.push_back(PendingJob{r.id, r.target, JobState(r.state), r.submitted_at, r.not_before});
   });
   return jobs;
 }

@@ -27,7 +27,11 @@ constexpr Micros kSecond = 1000000;
 // A runner records itself within moments of its start; one that has not
 // after this long never will (its scheduler died before spawning it).
 constexpr Micros kRunnerSilenceLimit = 5 * kSecond;
-constexpr Micros kLivenessInterval = kSecond;
+// How often runners are checked for life and the history trimmed.
+constexpr Micros kHousekeepingInterval = kSecond;
+// Decisions are at least this far apart: a burst of submissions is decided
+// in one pass rather than one pass each.
+constexpr Micros kMinDecisionInterval = 5000;
 
 volatile sig_atomic_t g_stop = 0;
 
@@ -57,12 +61,15 @@ class Scheduler {
 
   void run() {
     while (!g_stop && getppid() == parent_) {
+      Micros decided_at = now_micros();
       Micros next_due = decide();
       reap_children();
       Micros now = now_micros();
-      Micros wait = kLivenessInterval;
-      if (next_due > 0) wait = std::clamp<Micros>(next_due - now, 1000, kLivenessInterval);
+      Micros wait = kHousekeepingInterval;
+      if (next_due > 0) wait = std::clamp<Micros>(next_due - now, 1000, kHousekeepingInterval);
       state_.table->wait_for_change(seen_, wait);
+      Micros since = now_micros() - decided_at;
+      if (since < kMinDecisionInterval) usleep(useconds_t(kMinDecisionInterval - since));
     }
   }
 
@@ -77,26 +84,23 @@ class Scheduler {
     {
       JobTable::Lock lock(*state_.table);
       std::vector<PendingJob> pending;
-      std::vector<JobRecord*> finished;
-      bool check_liveness = now - last_liveness_check_ >= kLivenessInterval;
-      lock.for_each([&](JobRecord& r) {
+      bool housekeeping = now - last_housekeeping_ >= kHousekeepingInterval;
+      lock.for_each_unfinished([&](JobRecord& r) {
         JobState s = JobState(r.state);
-        if (is_final(s)) {
-          finished.push_back(&r);
-          return;
-        }
-        if (s == JobState::running && check_liveness && !runner_alive(r, now)) {
+        if (s == JobState::running && housekeeping && !runner_alive(r, now)) {
           ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
                        "mod_deploy: job %" APR_UINT64_T_FMT
                        " of %s is lost: its runner (pid %d) is gone",
                        (apr_uint64_t)r.id, r.target, r.runner_pid);
           lock.finish(&r, JobState::lost, now);
-          finished.push_back(&r);
           return;
         }
         pending.push_back(PendingJob{r.id, r.target, s, r.submitted_at, r.not_before});
       });
-      if (check_liveness) last_liveness_check_ = now;
+      if (housekeeping) {
+        prune_history(lock, &dropped);
+        last_housekeeping_ = now;
+      }
 
       decision = schedule(pending, policies_, settings_.limits(), now);
       for (uint64_t id : decision.expire) {
@@ -105,7 +109,6 @@ class Scheduler {
                      "mod_deploy: job %" APR_UINT64_T_FMT " of %s expired", (apr_uint64_t)id,
                      r->target);
         lock.finish(r, JobState::expired, now);
-        finished.push_back(r);
       }
       for (uint64_t id : decision.ready) {
         JobRecord* r = lock.find(id);
@@ -122,19 +125,26 @@ class Scheduler {
         lock.commit(r);
         spawns.push_back(Spawn{id, record_to_job(*r), target});
       }
-      // Keep the newest DeployHistory finished jobs.
-      if (finished.size() > settings_.history) {
-        std::sort(finished.begin(), finished.end(), [](auto* a, auto* b) { return a->id > b->id; });
-        for (size_t i = settings_.history; i < finished.size(); ++i) {
-          dropped.push_back(finished[i]->id);
-          lock.release(finished[i]);
-        }
-      }
     }
     for (uint64_t id : dropped) unlink(state_.table->log_path(id).c_str());
     for (const Spawn& spawn : spawns) start_runner(spawn);
     seen_ = state_.table->change_seq();
     return decision.next_due;
+  }
+
+  // Keeps the newest DeployHistory finished jobs. (A submission that finds
+  // no free record also drops the finished job whose record it takes.)
+  void prune_history(JobTable::Lock& lock, std::vector<uint64_t>* dropped) {
+    std::vector<JobRecord*> finished;
+    lock.for_each([&](JobRecord& r) {
+      if (is_final(JobState(r.state))) finished.push_back(&r);
+    });
+    if (finished.size() <= settings_.history) return;
+    std::sort(finished.begin(), finished.end(), [](auto* a, auto* b) { return a->id > b->id; });
+    for (size_t i = settings_.history; i < finished.size(); ++i) {
+      dropped->push_back(finished[i]->id);
+      lock.release(finished[i]);
+    }
   }
 
   void start_runner(const Spawn& spawn) {
@@ -203,7 +213,7 @@ class Scheduler {
   std::map<std::string, TargetPolicy> policies_;
   pid_t parent_ = getppid();
   uint64_t seen_ = 0;
-  Micros last_liveness_check_ = 0;
+  Micros last_housekeeping_ = 0;
 };
 
 void on_stop_signal(int) { g_stop = 1; }

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -287,6 +288,59 @@ START_TEST(finish_counts_the_duration_of_a_job_that_ran) {
 }
 END_TEST
 
+std::vector<uint64_t> unfinished_ids(JobTable& table) {
+  std::vector<uint64_t> ids;
+  JobTable::Lock lock(table);
+  lock.for_each_unfinished([&](JobRecord& r) { ids.push_back(r.id); });
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+START_TEST(unfinished_jobs_are_found_also_far_behind_the_newest_id) {
+  auto table = open_table(4);
+  add_job(*table, JobState::running);  // 1: stays unfinished while ids move on
+  for (int i = 0; i < 20; ++i) {
+    uint64_t id = add_job(*table, JobState::running);
+    JobTable::Lock lock(*table);
+    lock.finish(lock.find(id), JobState::succeeded, deploy::now_micros());
+  }
+  uint64_t queued = add_job(*table, JobState::queued);
+  ck_assert(unfinished_ids(*table) == std::vector<uint64_t>({1, queued}));
+  {
+    JobTable::Lock lock(*table);
+    lock.finish(lock.find(1), JobState::failed, deploy::now_micros());
+  }
+  ck_assert(unfinished_ids(*table) == std::vector<uint64_t>({queued}));
+  ck_assert(unfinished_ids(*table) == std::vector<uint64_t>({queued}));  // with the hint
+}
+END_TEST
+
+START_TEST(changed_since_names_the_jobs_changed_after_a_point) {
+  auto table = open_table(8);
+  uint64_t a = add_job(*table, JobState::queued);
+  uint64_t since = table->change_seq();
+  uint64_t b = add_job(*table, JobState::queued);
+  {
+    JobTable::Lock lock(*table);
+    lock.find(a)->progress = 5;
+    lock.commit(lock.find(a));
+    std::vector<uint64_t> ids;
+    ck_assert(lock.changed_since(since, &ids));
+    ck_assert(ids == std::vector<uint64_t>({b, a}));
+    ids.clear();
+    ck_assert(lock.changed_since(lock.header().change_seq, &ids));
+    ck_assert(ids.empty());
+  }
+  for (size_t i = 0; i < deploy::kRecentChanges; ++i) {
+    JobTable::Lock lock(*table);
+    lock.commit(lock.find(b));
+  }
+  JobTable::Lock lock(*table);
+  std::vector<uint64_t> ids;
+  ck_assert(!lock.changed_since(since, &ids));  // too far back: read everything
+}
+END_TEST
+
 Suite* job_table_suite() {
   Suite* suite = suite_create("job_table");
   TCase* tc = tcase_create("job_table");
@@ -305,6 +359,8 @@ Suite* job_table_suite() {
   tcase_add_test(tc, a_commit_in_another_process_wakes_a_waiter);
   tcase_add_test(tc, quiet_commits_wake_output_followers_but_not_change_watchers);
   tcase_add_test(tc, finish_counts_the_duration_of_a_job_that_ran);
+  tcase_add_test(tc, unfinished_jobs_are_found_also_far_behind_the_newest_id);
+  tcase_add_test(tc, changed_since_names_the_jobs_changed_after_a_point);
   suite_add_tcase(suite, tc);
   return suite;
 }
