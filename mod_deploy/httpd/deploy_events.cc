@@ -1,6 +1,7 @@
 #include "deploy_events.h"
 
 #include <httpd.h>
+#include <ap_mpm.h>
 #include <apr_strings.h>
 #include <http_protocol.h>
 #include <http_request.h>
@@ -21,6 +22,9 @@ namespace deploy {
 namespace {
 
 constexpr Micros kHeartbeat = 15 * 1000000LL;  // keeps proxies from closing an idle stream
+// An idle stream looks this often whether its httpd child is stopping: a
+// stream must not hold a child past `apachectl stop`, `restart` or `graceful`.
+constexpr Micros kStoppingCheck = 1000000LL;
 constexpr size_t kLogChunk = 64 * 1024;        // output sent per event at most
 constexpr size_t kMaxJobsPerBatch = 1000;
 
@@ -53,11 +57,19 @@ class EventStream {
     write(out);
   }
 
-  void heartbeat() { write(": keepalive\n\n"); }
-
-  bool open() const { return !r_->connection->aborted && !failed_ && now_micros() < deadline_; }
-  // How long to sleep before the next heartbeat or the end of the stream.
-  Micros wait_budget() const { return std::clamp<Micros>(deadline_ - now_micros(), 0, kHeartbeat); }
+  bool open() const {
+    return !r_->connection->aborted && !failed_ && now_micros() < deadline_ && !child_stopping();
+  }
+  // How long to sleep before looking again: not past the end of the stream,
+  // and short enough to notice a stop of the child in time.
+  Micros wait_budget() const {
+    return std::clamp<Micros>(deadline_ - now_micros(), 0, kStoppingCheck);
+  }
+  // Called after a wait that saw no change: a heartbeat once the stream has
+  // been quiet for kHeartbeat.
+  void idle() {
+    if (now_micros() - last_write_ >= kHeartbeat) heartbeat();
+  }
 
   void flush() {
     if (!failed_ && ap_rflush(r_) < 0) failed_ = true;
@@ -66,11 +78,21 @@ class EventStream {
  private:
   void write(const std::string& text) {
     if (failed_) return;
+    last_write_ = now_micros();
     if (ap_rwrite(text.data(), int(text.size()), r_) < 0) failed_ = true;
+  }
+
+  void heartbeat() { write(": keepalive\n\n"); }
+
+  static bool child_stopping() {
+    int mpm_state = AP_MPMQ_RUNNING;
+    return ap_mpm_query(AP_MPMQ_MPM_STATE, &mpm_state) == APR_SUCCESS &&
+           mpm_state == AP_MPMQ_STOPPING;
   }
 
   request_rec* r_;
   Micros deadline_;
+  Micros last_write_ = now_micros();
   bool failed_ = false;
 };
 
@@ -138,7 +160,7 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
     }
     stream.flush();
     if (finished) break;
-    if (!state.table->wait_for_output(seen, stream.wait_budget())) stream.heartbeat();
+    if (!state.table->wait_for_output(seen, stream.wait_budget())) stream.idle();
   }
   return OK;
 }
@@ -187,7 +209,7 @@ int stream_all_events(request_rec* r, const ModuleState& state, const std::strin
     }
     stream.flush();
     if (!state.table->wait_for_change(seen, stream.wait_budget()) && changed.empty())
-      stream.heartbeat();
+      stream.idle();
   }
   return OK;
 }
