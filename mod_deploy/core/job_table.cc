@@ -53,7 +53,6 @@ Status write_empty_table(const std::string& path, uint32_t capacity, uint64_t ne
     // event ids must not go back.
     TableHeader h = previous ? *previous : TableHeader{};
     h.superseded = 0;
-    for (TargetStats& stats : h.targets) stats.target[sizeof stats.target - 1] = '\0';
     memcpy(h.magic, kMagic, sizeof kMagic);
     h.version = kVersion;
     h.record_size = kRecordSize;
@@ -342,23 +341,15 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
   }
   if (!old_bytes.empty()) {
     auto* h = reinterpret_cast<TableHeader*>(old_bytes.data());
-    bool header_ok = old_bytes.size() >= kHeaderSize &&
-                     memcmp(h->magic, kMagic, sizeof kMagic) == 0 && h->version == kVersion &&
-                     h->record_size == kRecordSize && h->capacity > 0;
-    if (!header_ok) {
-      warnings->push_back("job table " + path + " has an invalid header; starting a new one");
-    } else {
-      previous = h;
-      size_t slots_present = (old_bytes.size() - kHeaderSize) / kRecordSize;
-      if (old_bytes.size() != file_size_for(h->capacity))
-        warnings->push_back("job table " + path + " is truncated; keeping the " +
-                            std::to_string(std::min<size_t>(slots_present, h->capacity)) +
-                            " records that are complete");
+    size_t slots_present =
+        old_bytes.size() > kHeaderSize ? (old_bytes.size() - kHeaderSize) / kRecordSize : 0;
+    // Keeps the records of the first `slots` slots that validate for `file_capacity`.
+    auto read_records = [&](size_t slots, uint32_t file_capacity) {
       size_t dropped = 0;
-      for (size_t i = 0; i < std::min<size_t>(slots_present, h->capacity); ++i) {
+      for (size_t i = 0; i < slots; ++i) {
         JobRecord* r = slot_at(h, i);
         if (r->id == 0) continue;
-        if (!record_is_valid(*r, h->capacity, i)) {
+        if (!record_is_valid(*r, file_capacity, i)) {
           ++dropped;
           continue;
         }
@@ -369,6 +360,31 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
       if (dropped)
         warnings->push_back("job table " + path + ": dropped " + std::to_string(dropped) +
                             " damaged record(s)");
+      return dropped;
+    };
+    bool header_ok = old_bytes.size() >= kHeaderSize &&
+                     memcmp(h->magic, kMagic, sizeof kMagic) == 0 && h->version == kVersion &&
+                     h->record_size == kRecordSize && h->capacity > 0;
+    if (!header_ok) {
+      // The records carry their id and a checksum: they can be read without
+      // the header. The capacity they were written with is what the size of
+      // the file says, or, when it is not a whole number of records, most
+      // likely the configured one.
+      size_t records = std::min<size_t>(slots_present, UINT32_MAX);
+      uint32_t file_capacity = old_bytes.size() == file_size_for(uint32_t(records))
+                                   ? uint32_t(records)
+                                   : capacity;
+      warnings->push_back("job table " + path + " has an invalid header; " +
+                          (records ? "keeping the records that are intact"
+                                   : "starting a new one"));
+      if (records) read_records(std::min<size_t>(records, file_capacity), file_capacity);
+    } else {
+      previous = h;
+      if (old_bytes.size() != file_size_for(h->capacity))
+        warnings->push_back("job table " + path + " is truncated; keeping the " +
+                            std::to_string(std::min<size_t>(slots_present, h->capacity)) +
+                            " records that are complete");
+      size_t dropped = read_records(std::min<size_t>(slots_present, h->capacity), h->capacity);
       next_id = std::max(next_id, h->next_id);
       reuse =
           dropped == 0 && old_bytes.size() == file_size_for(h->capacity) && h->capacity == capacity;
@@ -418,6 +434,9 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
   if (st.is_ok()) st = table->map_file();
   if (st.is_ok()) {
     TableHeader* h = table->header_.load();
+    // A damaged header may hold target names without their NUL (a file
+    // reused as it is keeps them): readers take them as C strings.
+    for (TargetStats& stats : h->targets) stats.target[sizeof stats.target - 1] = '\0';
     h->next_id = std::max(h->next_id, next_id);
     h->change_seq = std::max(h->change_seq, change_seq);
     h->output_seq = std::max(h->output_seq, h->change_seq);

@@ -25,7 +25,8 @@ constexpr Micros kHeartbeat = 15 * 1000000LL;  // keeps proxies from closing an 
 // An idle stream looks this often whether its httpd child is stopping: a
 // stream must not hold a child past `apachectl stop`, `restart` or `graceful`.
 constexpr Micros kStoppingCheck = 1000000LL;
-constexpr size_t kLogChunk = 64 * 1024;        // output sent per event at most
+constexpr size_t kLogChunk = 64 * 1024;  // output sent per event at most
+constexpr Micros kBatchWindow = 20000;   // see EventStream::pace
 constexpr size_t kMaxJobsPerBatch = 1000;
 
 class EventStream {
@@ -40,21 +41,31 @@ class EventStream {
   }
 
   void send(std::string_view event, const std::string& id, std::string_view data) {
-    std::string out = "event: " + std::string(event) + "\nid: " + id + "\n";
+    std::string out;
+    out.reserve(data.size() + 64);
+    out.append("event: ").append(event).append("\nid: ").append(id).append("\n");
     // Every line of the data is a data: line; CR, LF and CRLF all end lines.
+    // Job JSON has none, and log output is whole lines.
     size_t start = 0;
-    while (start <= data.size()) {
-      size_t end = data.find_first_of("\r\n", start);
-      if (end == std::string_view::npos) end = data.size();
-      out += "data: ";
-      out.append(data.substr(start, end - start));
-      out += '\n';
+    for (;;) {
+      size_t end = start;
+      while (end < data.size() && data[end] != '\n' && data[end] != '\r') ++end;
+      out.append("data: ").append(data.substr(start, end - start)).append("\n");
       if (end == data.size()) break;
       start = end + ((data[end] == '\r' && end + 1 < data.size() && data[end + 1] == '\n') ? 2 : 1);
       if (start == data.size()) break;
     }
     out += '\n';
     write(out);
+  }
+
+  // Under a burst of changes a stream wakes at most once per kBatchWindow,
+  // and sends what changed meanwhile together: hundreds of watchers then cost
+  // a few passes each, not one per change.
+  void pace() {
+    Micros since = now_micros() - last_pass_;
+    if (since < kBatchWindow) usleep(useconds_t(kBatchWindow - since));
+    last_pass_ = now_micros();
   }
 
   bool open() const {
@@ -93,6 +104,7 @@ class EventStream {
   request_rec* r_;
   Micros deadline_;
   Micros last_write_ = now_micros();
+  Micros last_pass_ = 0;
   bool failed_ = false;
 };
 
@@ -142,6 +154,7 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
   if (r->header_only) return OK;
   const std::string log_path = state.table->log_path(id);
   while (stream.open()) {
+    stream.pace();
     uint64_t seen = state.table->output_seq();
     job = snapshot(state, id);
     if (!job) break;  // dropped from the history meanwhile
@@ -180,6 +193,7 @@ int stream_all_events(request_rec* r, const ModuleState& state, const std::strin
   if (r->header_only) return OK;
   stream.flush();  // the client learns at once that the stream is open
   while (stream.open()) {
+    stream.pace();
     uint64_t seen = state.table->change_seq();
     std::vector<Job> changed;
     {
@@ -208,8 +222,7 @@ int stream_all_events(request_rec* r, const ModuleState& state, const std::strin
       stream.send("job", std::to_string(since), job_json(job, base));
     }
     stream.flush();
-    if (!state.table->wait_for_change(seen, stream.wait_budget()) && changed.empty())
-      stream.idle();
+    if (!state.table->wait_for_change(seen, stream.wait_budget()) && changed.empty()) stream.idle();
   }
   return OK;
 }
