@@ -31,7 +31,7 @@ constexpr Micros kRunnerSilenceLimit = 5 * kSecond;
 constexpr Micros kHousekeepingInterval = kSecond;
 // Decisions are at least this far apart: a burst of submissions is decided
 // in one pass rather than one pass each.
-constexpr Micros kMinDecisionInterval = 5000;
+constexpr Micros kMinDecisionInterval = 1000;
 
 volatile sig_atomic_t g_stop = 0;
 

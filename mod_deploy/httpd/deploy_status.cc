@@ -20,7 +20,7 @@ constexpr JobState kAllStates[] = {JobState::waiting,   JobState::queued,  JobSt
 struct Snapshot {
   TableCounters counters;
   std::vector<TargetStats> stats;                           // targets seen since the table began
-  std::map<std::string, std::map<JobState, uint64_t>> now;  // jobs held now, per target and state
+  std::map<std::string, std::map<JobState, uint64_t>> now;  // unfinished jobs, per target and state
   std::map<JobState, uint64_t> total_now;
 };
 
@@ -32,8 +32,8 @@ Snapshot take_snapshot(const ModuleState& state) {
   s.counters = lock.header().counters;
   for (const TargetStats& stats : lock.header().targets)
     if (stats.target[0] != '\0') s.stats.push_back(stats);
-  lock.for_each([&](JobRecord& rec) {
-    if (!is_valid_state(rec.state)) return;
+  // Finished jobs are in the counters: only the unfinished ones are read.
+  lock.for_each_unfinished([&](JobRecord& rec) {
     JobState st = JobState(rec.state);
     s.now[rec.target][st]++;
     s.total_now[st]++;
