@@ -126,7 +126,7 @@ def process_ppid(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or exiting right now
         return None
     return int(stat[stat.rindex(")") + 2:].split()[1])
 
