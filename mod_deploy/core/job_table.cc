@@ -585,7 +585,10 @@ void JobTable::Lock::for_each_unfinished(const std::function<void(JobRecord&)>& 
 bool JobTable::Lock::changed_since(uint64_t since, std::vector<uint64_t>* ids) {
   TableHeader& h = header();
   if (h.change_seq - since > kRecentChanges) return false;
-  for (uint64_t seq = since + 1; seq <= h.change_seq; ++seq) {
+  // Counted up to change_seq, never past it: `seq <= change_seq` would
+  // never end with a change_seq of UINT64_MAX (a damaged header).
+  for (uint64_t seq = since; seq != h.change_seq;) {
+    ++seq;
     const RecentChange& change = h.recent[seq % kRecentChanges];
     // A change of no record (a counter, a dropped job) leaves no entry.
     if (change.change_seq == seq) ids->push_back(change.id);

@@ -181,8 +181,10 @@ std::optional<RequestError> validate_params(const Params& params,
     if (!is_valid_param_name(name)) {
       return invalid_param("'" + name + "' is not a valid parameter name");
     }
-    const auto rule = std::find_if(rules.begin(), rules.end(),
-                                   [&name](const ParamRule& r) { return r.name == name; });
+    // An init-capture: clang before 16 cannot capture a structured binding.
+    const auto rule =
+        std::find_if(rules.begin(), rules.end(),
+                     [&declared = name](const ParamRule& r) { return r.name == declared; });
     if (rule == rules.end()) {
       return invalid_param("parameter '" + name + "' is not declared for this target");
     }

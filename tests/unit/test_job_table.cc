@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -341,6 +343,49 @@ START_TEST(changed_since_names_the_jobs_changed_after_a_point) {
 }
 END_TEST
 
+// Found by tests/fuzz/job_table_fuzzer: the header has no checksum, so a
+// table reused as it is kept target names that had lost their NUL, and the
+// metrics page reads them as C strings.
+START_TEST(a_reused_table_ends_every_target_name_of_its_counters) {
+  {
+    auto table = open_table(2);
+    uint64_t id = add_job(*table, JobState::running);
+    JobTable::Lock lock(*table);
+    lock.finish(lock.find(id), JobState::succeeded, deploy::now_micros());
+  }
+  const std::string unterminated(sizeof(deploy::TargetStats::target), 'x');
+  int fd = open(table_path().c_str(), O_WRONLY);
+  ck_assert_int_eq(pwrite(fd, unterminated.data(), unterminated.size(),
+                          off_t(offsetof(deploy::TableHeader, targets))),
+                   ssize_t(unterminated.size()));
+  close(fd);
+  auto table = open_table(2);
+  JobTable::Lock lock(*table);
+  const deploy::TargetStats& stats = lock.header().targets[0];
+  ck_assert_ptr_nonnull(memchr(stats.target, '\0', sizeof stats.target));
+  ASSERT_TEXT_EQ(stats.target, unterminated.substr(0, unterminated.size() - 1));
+}
+END_TEST
+
+// Found by tests/fuzz/job_table_fuzzer: with the change counter of a
+// damaged header at UINT64_MAX, changed_since looped for ever.
+START_TEST(changed_since_ends_at_the_highest_change_counter) {
+  { auto table = open_table(2); }
+  const uint64_t highest = UINT64_MAX;
+  int fd = open(table_path().c_str(), O_WRONLY);
+  ck_assert_int_eq(
+      pwrite(fd, &highest, sizeof highest, off_t(offsetof(deploy::TableHeader, change_seq))),
+      ssize_t(sizeof highest));
+  close(fd);
+  auto table = open_table(2);
+  JobTable::Lock lock(*table);
+  ck_assert(lock.header().change_seq == highest);
+  std::vector<uint64_t> ids;
+  ck_assert(lock.changed_since(highest - 3, &ids));
+  ck_assert_uint_le(ids.size(), 3);
+}
+END_TEST
+
 Suite* job_table_suite() {
   Suite* suite = suite_create("job_table");
   TCase* tc = tcase_create("job_table");
@@ -361,6 +406,8 @@ Suite* job_table_suite() {
   tcase_add_test(tc, finish_counts_the_duration_of_a_job_that_ran);
   tcase_add_test(tc, unfinished_jobs_are_found_also_far_behind_the_newest_id);
   tcase_add_test(tc, changed_since_names_the_jobs_changed_after_a_point);
+  tcase_add_test(tc, a_reused_table_ends_every_target_name_of_its_counters);
+  tcase_add_test(tc, changed_since_ends_at_the_highest_change_counter);
   suite_add_tcase(suite, tc);
   return suite;
 }
