@@ -102,14 +102,19 @@ int submit(const Options& options, Client& client) {
   return follow_job(client, job->id, follow_output(options));
 }
 
+// What a command does first with its answer: a failure is reported, and
+// --json prints the server's JSON as it is; either way the command is done.
+std::optional<int> reported_or_printed(const Reply& reply, const Options& options, Client& client) {
+  if (!reply.ok()) return report_failure(reply, client);
+  if (!options.json) return std::nullopt;
+  print_body(reply);
+  return kExitSucceeded;
+}
+
 int status(const Options& options, Client& client) {
   const std::string path = "/jobs/" + std::to_string(job_id_argument(options));
   Reply reply = client.get(path);
-  if (!reply.ok()) return report_failure(reply, client);
-  if (options.json) {
-    print_body(reply);
-    return kExitSucceeded;
-  }
+  if (std::optional<int> done = reported_or_printed(reply, options, client)) return *done;
   std::optional<JobView> job = parse_job(reply.body);
   if (!job) return unexpected_answer(client, path);
   std::string params;
@@ -148,11 +153,7 @@ int list(const Options& options, Client& client) {
   add("limit", options.limit);
   const std::string path = "/jobs" + query;
   Reply reply = client.get(path);
-  if (!reply.ok()) return report_failure(reply, client);
-  if (options.json) {
-    print_body(reply);
-    return kExitSucceeded;
-  }
+  if (std::optional<int> done = reported_or_printed(reply, options, client)) return *done;
   std::optional<std::vector<JobView>> jobs = parse_jobs(reply.body);
   if (!jobs) return unexpected_answer(client, path);
   std::vector<std::vector<std::string>> rows = {
@@ -168,11 +169,7 @@ int list(const Options& options, Client& client) {
 
 int targets(const Options& options, Client& client) {
   Reply reply = client.get("/targets");
-  if (!reply.ok()) return report_failure(reply, client);
-  if (options.json) {
-    print_body(reply);
-    return kExitSucceeded;
-  }
+  if (std::optional<int> done = reported_or_printed(reply, options, client)) return *done;
   json_t* array = json_loadb(reply.body.data(), reply.body.size(), 0, nullptr);
   if (!json_is_array(array)) {
     json_decref(array);
@@ -202,11 +199,7 @@ int cancel(const Options& options, Client& client) {
   const uint64_t id = job_id_argument(options);
   const std::string path = "/jobs/" + std::to_string(id) + "/cancel";
   Reply reply = client.post(path, "application/json", "");
-  if (!reply.ok()) return report_failure(reply, client);
-  if (options.json) {
-    print_body(reply);
-    return kExitSucceeded;
-  }
+  if (std::optional<int> done = reported_or_printed(reply, options, client)) return *done;
   std::optional<JobView> job = parse_job(reply.body);
   if (!job) return unexpected_answer(client, path);
   if (is_final_state(job->state))
