@@ -388,9 +388,7 @@ END_TEST
 
 Suite* job_table_suite() {
   Suite* suite = suite_create("job_table");
-  TCase* tc = tcase_create("job_table");
-  tcase_add_checked_fixture(tc, set_up, tear_down);
-  tcase_set_timeout(tc, 20);
+  TCase* tc = deploy::test::case_with_fixture("job_table", set_up, tear_down, 20);
   tcase_add_test(tc, ids_start_at_one_and_grow);
   tcase_add_test(tc, allocation_skips_slots_of_unfinished_jobs_and_evicts_finished_ones);
   tcase_add_test(tc, allocation_fails_when_every_job_is_unfinished);

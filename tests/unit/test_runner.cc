@@ -487,9 +487,7 @@ END_TEST
 Suite* runner_suite() {
   Suite* suite = suite_create("runner");
 
-  TCase* outcome = tcase_create("outcome");
-  tcase_add_checked_fixture(outcome, set_up, tear_down);
-  tcase_set_timeout(outcome, 30);
+  TCase* outcome = deploy::test::case_with_fixture("outcome", set_up, tear_down, 30);
   tcase_add_test(outcome, exit_zero_succeeds_with_exit_code_zero);
   tcase_add_test(outcome, nonzero_exit_fails_with_its_exit_code);
   tcase_add_test(outcome, missing_command_fails_with_127_and_says_why);
@@ -497,23 +495,17 @@ Suite* runner_suite() {
   tcase_add_test(outcome, job_canceled_before_runner_started_is_left_alone);
   suite_add_tcase(suite, outcome);
 
-  TCase* output = tcase_create("output");
-  tcase_add_checked_fixture(output, set_up, tear_down);
-  tcase_set_timeout(output, 30);
+  TCase* output = deploy::test::case_with_fixture("output", set_up, tear_down, 30);
   tcase_add_test(output, progress_and_stage_lines_update_record_and_stay_in_log);
   suite_add_tcase(suite, output);
 
-  TCase* process = tcase_create("process");
-  tcase_add_checked_fixture(process, set_up, tear_down);
-  tcase_set_timeout(process, 30);
+  TCase* process = deploy::test::case_with_fixture("process", set_up, tear_down, 30);
   tcase_add_test(process, job_sees_exactly_the_environment_given);
   tcase_add_test(process, job_has_own_group_and_session_stdin_descriptors_and_directory);
   tcase_add_test(process, job_starts_with_no_signal_blocked_or_ignored);
   suite_add_tcase(suite, process);
 
-  TCase* stopping = tcase_create("stopping");
-  tcase_add_checked_fixture(stopping, set_up, tear_down);
-  tcase_set_timeout(stopping, 30);
+  TCase* stopping = deploy::test::case_with_fixture("stopping", set_up, tear_down, 30);
   tcase_add_test(stopping, timeout_kills_job_and_descendants_that_ignore_sigterm);
   tcase_add_test(stopping, leftovers_of_a_finished_job_are_killed);
   tcase_add_test(stopping, cancel_request_and_nudge_stop_job_with_sigterm);

@@ -19,6 +19,16 @@ using SuiteFactory = Suite* (*)();
 // Adds a suite for the shared main to run; returns true (for a static initializer).
 bool register_suite(SuiteFactory make_suite);
 
+// A test case whose every test runs between set_up and tear_down, and is
+// failed when it runs longer than timeout_seconds.
+inline TCase* case_with_fixture(const char* name, void (*set_up)(), void (*tear_down)(),
+                                double timeout_seconds) {
+  TCase* tc = tcase_create(name);
+  tcase_add_checked_fixture(tc, set_up, tear_down);
+  tcase_set_timeout(tc, timeout_seconds);
+  return tc;
+}
+
 inline std::string text_of(const char* text) { return text != nullptr ? text : "(null)"; }
 inline std::string text_of(std::string_view text) { return std::string(text); }
 
