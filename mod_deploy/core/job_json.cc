@@ -20,16 +20,6 @@ json_t* text_json(std::string_view text) {
   return json_stringn(valid.data(), valid.size());
 }
 
-json_t* optional_text_json(const std::optional<std::string>& text) {
-  return text ? text_json(*text) : json_null();
-}
-
-json_t* optional_integer_json(const std::optional<int>& value) {
-  return value ? json_integer(*value) : json_null();
-}
-
-json_t* time_json(Micros t) { return t == 0 ? json_null() : text_json(format_time(t)); }
-
 void set(json_t* object, std::string_view key, json_t* value) {
   const std::string valid = valid_utf8(key);
   json_object_setn_new(object, valid.data(), valid.size(), value);
@@ -44,10 +34,10 @@ namespace {
 void civil_from_days(int64_t days, int64_t* year, int* month, int* day) {
   days += 719468;
   const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-  const int64_t doe = days - era * 146097;                                 // [0, 146096]
+  const int64_t doe = days - era * 146097;                                    // [0, 146096]
   const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;  // [0, 399]
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);              // [0, 365]
-  const int64_t mp = (5 * doy + 2) / 153;                                   // [0, 11]
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                // [0, 365]
+  const int64_t mp = (5 * doy + 2) / 153;                                     // [0, 11]
   *day = int(doy - (153 * mp + 2) / 5 + 1);
   *month = int(mp < 10 ? mp + 3 : mp - 9);
   *year = yoe + era * 400 + (*month <= 2);
@@ -95,33 +85,9 @@ std::string format_time(Micros t) {
 }
 
 json_t* job_to_json(const Job& job, std::string_view base) {
-  json_t* params = json_object();
-  for (const auto& [name, value] : job.params) set(params, name, text_json(value));
-
-  const std::string self = std::string(base) + "/jobs/" + std::to_string(job.id);
-  json_t* links = json_object();
-  set(links, "self", text_json(self));
-  set(links, "log", text_json(self + "/log"));
-  set(links, "events", text_json(self + "/events"));
-  set(links, "cancel", text_json(self + "/cancel"));
-
-  json_t* object = json_object();
-  set(object, "id", json_integer(static_cast<json_int_t>(job.id)));
-  set(object, "target", text_json(job.target));
-  set(object, "state", text_json(state_name(job.state)));
-  set(object, "params", params);
-  set(object, "progress", job.progress < 0 ? json_null() : json_integer(job.progress));
-  set(object, "stage", optional_text_json(job.stage));
-  set(object, "requests", json_integer(job.requests));
-  set(object, "not_before", time_json(job.not_before));
-  set(object, "submitted_by", optional_text_json(job.submitted_by));
-  set(object, "submitted_at", time_json(job.submitted_at));
-  set(object, "started_at", time_json(job.started_at));
-  set(object, "finished_at", time_json(job.finished_at));
-  set(object, "exit_code", optional_integer_json(job.exit_code));
-  set(object, "signal", optional_integer_json(job.signal));
-  set(object, "links", links);
-  return object;
+  // One renderer: the object is the text of job_json, read back.
+  const std::string text = job_json(job, base);
+  return json_loadb(text.data(), text.size(), JSON_ALLOW_NUL, nullptr);
 }
 
 namespace {
@@ -129,8 +95,8 @@ namespace {
 // The text jansson's json_dumps(JSON_COMPACT) writes, without building a
 // json_t first: job_json is on the hot path (every GET of a job, every
 // submission, and every event of every stream), and jansson's objects
-// took most of its time. job_to_json, for arrays of jobs, stays with
-// jansson; the unit tests hold the two to the same text.
+// took most of its time. job_to_json reads this text back where a json_t
+// is needed.
 
 // A JSON string as jansson dumps it: invalid UTF-8 repaired as text_json
 // does, then ", \ and control characters escaped (\u00XX in upper case).
@@ -156,13 +122,27 @@ void append_string(std::string& out, std::string_view text) {
     const auto u = static_cast<unsigned char>(text[plain]);
     i = plain + 1;
     switch (u) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default: {
         static constexpr char kHex[] = "0123456789ABCDEF";
         out += "\\u00";

@@ -15,9 +15,10 @@ namespace deploy {
 std::string format_time(Micros t);
 
 // The job object of SPEC.md ("A job"); links are under `base` (the
-// Location's path, without a trailing slash). A new reference.
+// Location's path, without a trailing slash). A new reference: the text
+// of job_json read back.
 json_t* job_to_json(const Job& job, std::string_view base);
-// Compact text of job_to_json, with "coalesced": true added when asked.
+// Compact text of the job object, with "coalesced": true added when asked.
 std::string job_json(const Job& job, std::string_view base, bool coalesced = false);
 
 // {"error": CODE, "message": TEXT}

@@ -165,18 +165,8 @@ const std::vector<Section>& sections() {
   return all;
 }
 
-const char* section_of(JobState s) {
-  switch (s) {
-    case JobState::waiting:
-      return "waiting";
-    case JobState::queued:
-      return "queued";
-    case JobState::running:
-      return "running";
-    default:
-      return "history";
-  }
-}
+// Unfinished jobs have a section of their state's name; finished ones one.
+std::string_view section_of(JobState s) { return is_final(s) ? "history" : state_name(s); }
 
 class Renderer {
  public:
@@ -188,7 +178,7 @@ class Renderer {
     std::map<std::string, std::vector<const Job*>> by_section;
     std::map<std::string, const Job*> last_result;  // newest finished job per target
     for (const Job& job : s_.jobs) {
-      by_section[section_of(job.state)].push_back(&job);
+      by_section[std::string(section_of(job.state))].push_back(&job);
       if (!is_final(job.state)) continue;
       const Job*& last = last_result[job.target];
       if (!last || job.id > last->id) last = &job;

@@ -142,8 +142,6 @@ const char* last_event_id(request_rec* r) { return apr_table_get(r->headers_in, 
 
 int stream_job_events(request_rec* r, const ModuleState& state, const std::string& base,
                       uint64_t id) {
-  std::optional<Job> job = snapshot(state, id);
-  if (!job) return HTTP_NOT_FOUND;
   uint64_t sent_change = 0, offset = 0;
   if (const char* resume = last_event_id(r)) {
     char* end = nullptr;
@@ -156,7 +154,7 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
   while (stream.open()) {
     stream.pace();
     uint64_t seen = state.table->output_seq();
-    job = snapshot(state, id);
+    std::optional<Job> job = snapshot(state, id);
     if (!job) break;  // dropped from the history meanwhile
     bool finished = is_final(job->state);
     // Output first: a progress change is sent after the line that made it,

@@ -200,9 +200,9 @@ int list_jobs(request_rec* r, const ModuleState& state, const std::string& base)
                       [](auto* a, auto* b) { return a->id > b->id; });
     for (size_t i = 0; i < n; ++i) jobs.push_back(record_to_job(*matching[i]));
   }
-  json_t* array = json_array();
-  for (const Job& job : jobs) json_array_append_new(array, job_to_json(job, base));
-  return send_json(r, HTTP_OK, dump_json(array));
+  std::string array = "[";
+  for (const Job& job : jobs) array += (array.size() > 1 ? "," : "") + job_json(job, base);
+  return send_json(r, HTTP_OK, array + "]");
 }
 
 json_t* seconds(Micros t) { return json_real(double(t) / 1e6); }
