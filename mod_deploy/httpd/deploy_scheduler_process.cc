@@ -36,7 +36,6 @@ constexpr Micros kMinDecisionInterval = 1000;
 volatile sig_atomic_t g_stop = 0;
 
 struct Spawn {
-  uint64_t id;
   Job job;
   const Target* target;
 };
@@ -123,7 +122,7 @@ class Scheduler {
         r->runner_pid = 0;
         r->runner_start_ticks = 0;
         lock.commit(r);
-        spawns.push_back(Spawn{id, record_to_job(*r), target});
+        spawns.push_back(Spawn{record_to_job(*r), target});
       }
     }
     for (uint64_t id : dropped) unlink(state_.table->log_path(id).c_str());
@@ -153,7 +152,7 @@ class Scheduler {
     const Target& target = *spawn.target;
     std::vector<std::string> args = {state_.runner_path,
                                      state_.table->state_dir(),
-                                     std::to_string(spawn.id),
+                                     std::to_string(spawn.job.id),
                                      std::to_string(target.timeout / 1000),
                                      std::to_string(target.kill_grace / 1000),
                                      target.working_directory,
@@ -174,7 +173,7 @@ class Scheduler {
     if (rv == APR_SUCCESS) rv = apr_proc_create(&proc, argv[0], argv.data(), envp.data(), attr, p);
     {
       JobTable::Lock lock(*state_.table);
-      JobRecord* r = lock.find(spawn.id);
+      JobRecord* r = lock.find(spawn.job.id);
       if (r && JobState(r->state) == JobState::running) {
         if (rv == APR_SUCCESS) {
           if (r->runner_pid == 0) {
@@ -189,11 +188,11 @@ class Scheduler {
     if (rv == APR_SUCCESS) {
       ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, server_,
                    "mod_deploy: job %" APR_UINT64_T_FMT " of %s started, runner pid %d",
-                   (apr_uint64_t)spawn.id, target.name.c_str(), proc.pid);
+                   (apr_uint64_t)spawn.job.id, target.name.c_str(), proc.pid);
     } else {
       ap_log_error(APLOG_MARK, APLOG_ERR, rv, server_,
                    "mod_deploy: cannot start the runner of job %" APR_UINT64_T_FMT " (%s)",
-                   (apr_uint64_t)spawn.id, state_.runner_path.c_str());
+                   (apr_uint64_t)spawn.job.id, state_.runner_path.c_str());
     }
     apr_pool_destroy(p);
   }
