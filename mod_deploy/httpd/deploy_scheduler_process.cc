@@ -6,18 +6,23 @@
 #include <apr_thread_proc.h>
 #include <http_log.h>
 #include <mpm_common.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <exception>
 #include <string>
 #include <vector>
 
 #include "deploy_module.h"
 #include "job_environment.h"
+#include "launch_request.h"
 #include "scheduler.h"
 
 namespace deploy {
@@ -32,6 +37,8 @@ constexpr Micros kHousekeepingInterval = kSecond;
 // Decisions are at least this far apart: a burst of submissions is decided
 // in one pass rather than one pass each.
 constexpr Micros kMinDecisionInterval = 1000;
+// A launcher that takes no request for this long is stuck: it is replaced.
+constexpr Micros kLauncherWriteLimit = 10 * kSecond;
 
 volatile sig_atomic_t g_stop = 0;
 
@@ -49,6 +56,108 @@ bool runner_alive(const JobRecord& r, Micros now) {
   return ticks == r.runner_start_ticks;
 }
 
+// The deploy-runner --launcher process (runner/launcher.h) and the pipe to
+// its stdin. It ends when the pipe closes, i.e. with this process.
+class Launcher {
+ public:
+  Launcher(server_rec* s, const ModuleState& state) : server_(s), state_(state) {}
+  ~Launcher() { close_pipe(); }
+  Launcher(const Launcher&) = delete;
+  Launcher& operator=(const Launcher&) = delete;
+
+  bool start(std::string* problem) {
+    stop();
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+      *problem = std::string("cannot create a pipe: ") + strerror(errno);
+      return false;
+    }
+    const pid_t pid = fork();
+    if (pid == 0) {
+      // Like apr_proc_create: fds 1 and 2 stay (the error_log), the request
+      // pipe becomes stdin, nothing else survives the exec.
+      dup2(fds[0], STDIN_FILENO);
+      const char* argv[] = {state_.runner_path.c_str(), "--launcher",
+                            state_.table->state_dir().c_str(), nullptr};
+      const char* envp[] = {nullptr};
+      execve(argv[0], const_cast<char**>(argv), const_cast<char**>(envp));
+      dprintf(STDERR_FILENO, "mod_deploy: cannot execute %s: %s\n", argv[0], strerror(errno));
+      _exit(127);
+    }
+    close(fds[0]);
+    if (pid < 0) {
+      close(fds[1]);
+      *problem = std::string("cannot fork: ") + strerror(errno);
+      return false;
+    }
+    pid_ = pid;
+    pipe_ = fds[1];
+    fcntl(pipe_, F_SETFL, O_NONBLOCK);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, server_, "mod_deploy: runner launcher pid %d", pid_);
+    return true;
+  }
+
+  // Writes one frame, waiting at most kLauncherWriteLimit for the launcher
+  // to take it. False (and the launcher stopped) when it cannot.
+  bool send(const std::string& frame, std::string* problem) {
+    if (pipe_ < 0) {
+      *problem = "the runner launcher is not running";
+      return false;
+    }
+    const Micros give_up_at = now_micros() + kLauncherWriteLimit;
+    size_t done = 0;
+    while (done < frame.size()) {
+      const ssize_t n = write(pipe_, frame.data() + done, frame.size() - done);
+      if (n > 0) {
+        done += size_t(n);
+        continue;
+      }
+      const Micros left = give_up_at - now_micros();
+      if (n < 0 && (errno == EAGAIN || errno == EINTR) && left > 0) {
+        pollfd writable = {pipe_, POLLOUT, 0};
+        poll(&writable, 1, int(std::max<Micros>(1, left / 1000)));
+        continue;
+      }
+      *problem = n < 0 && errno != EAGAIN
+                     ? std::string("the runner launcher's pipe: ") + strerror(errno)
+                     : "the runner launcher took no request for " +
+                           std::to_string(kLauncherWriteLimit / kSecond) + " s";
+      stop();
+      return false;
+    }
+    problem->clear();
+    return true;
+  }
+
+  void reaped(pid_t pid, int status) {
+    if (pid != pid_) return;
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
+                 "mod_deploy: the runner launcher (pid %d) ended with status %d; "
+                 "the next job starts a new one",
+                 pid, status);
+    pid_ = -1;
+    close_pipe();
+  }
+
+ private:
+  // Closing the pipe ends the launcher; one that is stuck is killed.
+  void stop() {
+    close_pipe();
+    if (pid_ > 0) kill(pid_, SIGKILL);
+    pid_ = -1;
+  }
+
+  void close_pipe() {
+    if (pipe_ >= 0) close(pipe_);
+    pipe_ = -1;
+  }
+
+  server_rec* server_;
+  const ModuleState& state_;
+  pid_t pid_ = -1;
+  int pipe_ = -1;
+};
+
 class Scheduler {
  public:
   Scheduler(server_rec* s, ModuleState* state, apr_pool_t* pool)
@@ -59,6 +168,11 @@ class Scheduler {
         policies_(settings_.policies()) {}
 
   void run() {
+    std::string problem;
+    if (!launcher_.start(&problem)) {
+      ap_log_error(APLOG_MARK, APLOG_ERR, 0, server_,
+                   "mod_deploy: cannot start the runner launcher: %s", problem.c_str());
+    }
     while (!g_stop && getppid() == parent_) {
       Micros decided_at = now_micros();
       Micros next_due = decide();
@@ -124,10 +238,12 @@ class Scheduler {
         lock.commit(r);
         spawns.push_back(Spawn{record_to_job(*r), target});
       }
+      // What others change from now on wakes the next pass: a runner that
+      // finishes while this pass hands out jobs must not wait for a timeout.
+      seen_ = state_.table->change_seq();
     }
     for (uint64_t id : dropped) unlink(state_.table->log_path(id).c_str());
     for (const Spawn& spawn : spawns) start_runner(spawn);
-    seen_ = state_.table->change_seq();
     return decision.next_due;
   }
 
@@ -146,63 +262,44 @@ class Scheduler {
     }
   }
 
+  // Hands the job to the launcher, which forks its runner. A launcher that
+  // died is replaced once; a job that cannot be handed over failed.
   void start_runner(const Spawn& spawn) {
-    apr_pool_t* p;
-    apr_pool_create(&p, pool_);
     const Target& target = *spawn.target;
-    std::vector<std::string> args = {state_.runner_path,
-                                     state_.table->state_dir(),
-                                     std::to_string(spawn.job.id),
-                                     std::to_string(target.timeout / 1000),
-                                     std::to_string(target.kill_grace / 1000),
-                                     target.working_directory,
-                                     "--"};
-    args.insert(args.end(), target.command.begin(), target.command.end());
-    std::vector<std::string> env = job_environment(spawn.job, target.env);
-    std::vector<const char*> argv, envp;
-    for (const auto& a : args) argv.push_back(a.c_str());
-    argv.push_back(nullptr);
-    for (const auto& e : env) envp.push_back(e.c_str());
-    envp.push_back(nullptr);
-
-    apr_procattr_t* attr;
-    apr_proc_t proc;
-    apr_status_t rv = apr_procattr_create(&attr, p);
-    if (rv == APR_SUCCESS) rv = apr_procattr_cmdtype_set(attr, APR_PROGRAM);
-    if (rv == APR_SUCCESS) rv = apr_procattr_error_check_set(attr, 1);
-    if (rv == APR_SUCCESS) rv = apr_proc_create(&proc, argv[0], argv.data(), envp.data(), attr, p);
-    {
-      JobTable::Lock lock(*state_.table);
-      JobRecord* r = lock.find(spawn.job.id);
-      if (r && JobState(r->state) == JobState::running) {
-        if (rv == APR_SUCCESS) {
-          if (r->runner_pid == 0) {
-            r->runner_pid = proc.pid;
-            lock.commit_quiet(r);
-          }
-        } else {
-          lock.finish(r, JobState::failed, now_micros());
-        }
-      }
+    LaunchRequest request;
+    request.job_id = spawn.job.id;
+    request.timeout = target.timeout;
+    request.kill_grace = target.kill_grace;
+    request.working_directory = target.working_directory;
+    request.command = target.command;
+    request.environment = job_environment(spawn.job, target.env);
+    const std::string frame = encode_launch_request(request);
+    std::string problem;
+    if (frame.empty()) {
+      problem = "its command and environment are too large to start";
+    } else if (!launcher_.send(frame, &problem) && launcher_.start(&problem)) {
+      launcher_.send(frame, &problem);
     }
-    if (rv == APR_SUCCESS) {
+    if (problem.empty()) {
       ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, server_,
-                   "mod_deploy: job %" APR_UINT64_T_FMT " of %s started, runner pid %d",
-                   (apr_uint64_t)spawn.job.id, target.name.c_str(), proc.pid);
-    } else {
-      ap_log_error(APLOG_MARK, APLOG_ERR, rv, server_,
-                   "mod_deploy: cannot start the runner of job %" APR_UINT64_T_FMT " (%s)",
-                   (apr_uint64_t)spawn.job.id, state_.runner_path.c_str());
+                   "mod_deploy: job %" APR_UINT64_T_FMT " of %s handed to the runner launcher",
+                   (apr_uint64_t)spawn.job.id, target.name.c_str());
+      return;
     }
-    apr_pool_destroy(p);
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, server_,
+                 "mod_deploy: cannot start the runner of job %" APR_UINT64_T_FMT ": %s",
+                 (apr_uint64_t)spawn.job.id, problem.c_str());
+    JobTable::Lock lock(*state_.table);
+    JobRecord* r = lock.find(spawn.job.id);
+    if (r && JobState(r->state) == JobState::running && r->runner_pid == 0)
+      lock.finish(r, JobState::failed, now_micros());
   }
 
-  // Runners are our children until we are replaced; their outcome is in the
-  // table, so only their zombies need collecting.
+  // The launcher is our only child.
   void reap_children() {
     int status;
-    while (waitpid(-1, &status, WNOHANG) > 0) {
-    }
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) launcher_.reaped(pid, status);
   }
 
   server_rec* server_;
@@ -213,6 +310,7 @@ class Scheduler {
   pid_t parent_ = getppid();
   uint64_t seen_ = 0;
   Micros last_housekeeping_ = 0;
+  Launcher launcher_{server_, state_};
 };
 
 void on_stop_signal(int) { g_stop = 1; }

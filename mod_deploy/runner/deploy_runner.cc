@@ -1,23 +1,41 @@
-// deploy-runner: the process that owns one running job (see runner.h).
-// mod_deploy's scheduler process starts it, as httpd's User, with the job's
-// environment as its own:
+// deploy-runner: the process that owns one running job (see runner.h), and
+// the launcher that starts such processes (see launcher.h).
+//
+// mod_deploy's scheduler process starts the launcher, as httpd's User:
+//
+//   deploy-runner --launcher STATE_DIR
+//
+// A runner can also be started on its own, with the job's environment as its
+// own (the unit tests do, and so can a person reproducing a job by hand):
 //
 //   deploy-runner STATE_DIR JOB_ID TIMEOUT_MS GRACE_MS WORKDIR -- COMMAND [ARG...]
 //
-// Exit status: 0 once the outcome is recorded (or the job was no longer to be
-// run), 1 on a failure of the runner itself, explained in stderr.
+// Exit status of a runner: 0 once the outcome is recorded (or the job was no
+// longer to be run), 1 on a failure of the runner itself, explained in stderr.
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <string>
+#include <string_view>
 
+#include "launcher.h"
 #include "runner.h"
 
 int main(int argc, char** argv) {
   std::string prefix = "deploy-runner: ";
   try {
+    if (argc >= 2 && std::string_view(argv[1]) == "--launcher") {
+      if (argc != 3) {
+        fprintf(stderr, "%susage: deploy-runner --launcher STATE_DIR\n", prefix.c_str());
+        return EXIT_FAILURE;
+      }
+      return deploy::run_launcher(argv[2], argc, argv);
+    }
     deploy::RunnerOptions options;
-    const deploy::Status parsed = deploy::parse_runner_arguments(argc - 1, argv + 1, &options);
+    const deploy::Status parsed =
+        deploy::parse_runner_arguments(argc - 1, argv + 1, environ, &options);
     if (!parsed.is_ok()) {
       fprintf(stderr, "%s%s\n", prefix.c_str(), parsed.message().c_str());
       return EXIT_FAILURE;
@@ -28,7 +46,8 @@ int main(int argc, char** argv) {
       // Only orphans of the job may escape reaping: not a reason to lose the job.
       fprintf(stderr, "%s%s\n", prefix.c_str(), prepared.message().c_str());
     }
-    return deploy::run_job(options);
+    deploy::RunnerProcess process;
+    return deploy::run_job(options, &process);
   } catch (const std::exception& e) {
     fprintf(stderr, "%s%s\n", prefix.c_str(), e.what());
   } catch (...) {

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -50,20 +51,6 @@ Micros monotonic_now() {
   return Micros{ts.tv_sec} * 1'000'000 + ts.tv_nsec / 1000;
 }
 
-void close_descriptors_from(int first) {
-  if (close_range(first, ~0U, 0) == 0) return;
-  // close_range() needs Linux 5.9.
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return;
-  std::vector<int> fds;
-  while (const dirent* entry = readdir(dir)) {
-    const int fd = atoi(entry->d_name);
-    if (fd >= first && fd != dirfd(dir)) fds.push_back(fd);
-  }
-  closedir(dir);
-  for (int fd : fds) close(fd);
-}
-
 // The signals the runner reads from its signalfd: they stay blocked.
 sigset_t runner_signals() {
   sigset_t set;
@@ -97,31 +84,51 @@ std::optional<Micros> parse_milliseconds(std::string_view text) {
   return static_cast<Micros>(*ms) * 1000;
 }
 
-// In the child between fork and exec; the runner is single-threaded, so
-// anything is safe to call here.
-[[noreturn]] void exec_job(const RunnerOptions& options, int output_fd, char* const* argv) {
-  setsid();  // its own session and group: pgid == pid, the handle for killing all of it
-  sigset_t none;
-  sigemptyset(&none);
-  reset_signals(none);
-  const int null_fd = open("/dev/null", O_RDONLY);
-  dup2(output_fd, STDOUT_FILENO);
-  dup2(output_fd, STDERR_FILENO);
-  if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0) {
-    dprintf(STDERR_FILENO, "deploy-runner: cannot open /dev/null: %s\n", strerror(errno));
-    _exit(126);
+// How the job is started: posix_spawn(), which clones without copying the
+// runner's memory (CLONE_VM | CLONE_VFORK in glibc) and applies these
+// between clone and exec: a session and group of its own (pgid == pid, the
+// handle for killing all of it), every signal at its default action and
+// none blocked, stdin from /dev/null, stdout and stderr into `output_fd`,
+// the working directory. Everything else the runner holds is close-on-exec.
+class SpawnSetup {
+ public:
+  SpawnSetup(int output_fd, const std::string& working_directory) {
+    posix_spawnattr_init(&attr_);
+    posix_spawn_file_actions_init(&actions_);
+    // All bits, also those of glibc's internal signals (32, 33), which
+    // sigfillset() leaves out and posix_spawn() would otherwise leave
+    // ignored in the job: a job starts with no signal ignored.
+    sigset_t all, none;
+    memset(&all, 0xff, sizeof all);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(&attr_, &all);
+    posix_spawnattr_setsigmask(&attr_, &none);
+    posix_spawnattr_setflags(&attr_,
+                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    posix_spawn_file_actions_addopen(&actions_, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions_, output_fd, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions_, output_fd, STDERR_FILENO);
+#if __GLIBC_PREREQ(2, 34)
+    posix_spawn_file_actions_addclosefrom_np(&actions_, STDERR_FILENO + 1);
+#endif
+    posix_spawn_file_actions_addchdir_np(&actions_, working_directory.c_str());
   }
-  close_descriptors_from(3);
-  if (chdir(options.working_directory.c_str()) != 0) {
-    dprintf(STDERR_FILENO, "deploy-runner: cannot change to the working directory %s: %s\n",
-            options.working_directory.c_str(), strerror(errno));
-    _exit(126);
+  ~SpawnSetup() {
+    posix_spawn_file_actions_destroy(&actions_);
+    posix_spawnattr_destroy(&attr_);
   }
-  // The runner's environment is the job's, prepared by the scheduler.
-  execve(argv[0], argv, environ);
-  dprintf(STDERR_FILENO, "deploy-runner: cannot execute %s: %s\n", argv[0], strerror(errno));
-  _exit(127);
-}
+  SpawnSetup(const SpawnSetup&) = delete;
+  SpawnSetup& operator=(const SpawnSetup&) = delete;
+
+  // 0 and the job's pid, or the error number of what failed.
+  int spawn(char* const* argv, char* const* envp, pid_t* pid) const {
+    return posix_spawn(pid, argv[0], &actions_, &attr_, argv, envp);
+  }
+
+ private:
+  posix_spawn_file_actions_t actions_;
+  posix_spawnattr_t attr_;
+};
 
 // Cuts output into lines for the progress parser, across reads.
 class LineSplitter {
@@ -163,7 +170,11 @@ enum class Change { none, quiet, record };
 
 class Runner {
  public:
-  explicit Runner(const RunnerOptions& options) : options_(options) {}
+  Runner(const RunnerOptions& options, RunnerProcess* process)
+      : options_(options),
+        process_(*process),
+        table_(process->table.get()),
+        signal_fd_(process->signal_fd) {}
   ~Runner();
   Runner(const Runner&) = delete;
   Runner& operator=(const Runner&) = delete;
@@ -171,8 +182,8 @@ class Runner {
   int run();
 
  private:
-  Status watch_signals();
   Status start_job();
+  Status never_ran(int code, const std::string& reason);
   void wait_for_events(Micros timeout);
   Micros time_to_next_check() const;
   void read_signals();
@@ -194,13 +205,15 @@ class Runner {
   void warn(const char* format, ...) __attribute__((format(printf, 2, 3)));
 
   const RunnerOptions& options_;
-  std::unique_ptr<JobTable> table_;
-  int signal_fd_ = -1;
+  RunnerProcess& process_;
+  JobTable* table_;
+  const int signal_fd_;
   int log_fd_ = -1;
   int output_fd_ = -1;     // read end of the job's stdout and stderr
   uint64_t log_size_ = 0;  // bytes in the log, as far as the runner knows
   bool log_failed_ = false;
-  std::vector<char> read_buffer_ = std::vector<char>(kReadChunk);
+  // Not zeroed: a page of it is touched only when output fills it.
+  std::unique_ptr<char[]> read_buffer_{new char[kReadChunk]};
   LineSplitter lines_;
   pid_t job_pid_ = -1;             // also the job's process group
   std::optional<int> job_status_;  // wait status, once the job has exited
@@ -212,27 +225,21 @@ class Runner {
 };
 
 Runner::~Runner() {
-  for (int fd : {signal_fd_, log_fd_, output_fd_}) {
+  for (int fd : {log_fd_, output_fd_}) {
     if (fd >= 0) close(fd);
   }
 }
 
 int Runner::run() {
-  const Status attached = JobTable::attach(options_.state_dir, &table_);
-  if (!attached.is_ok()) {
-    warn("cannot attach the job table: %s", attached.message().c_str());
-    return 1;
-  }
   const pid_t self = getpid();
   const bool ours = with_record([&](JobRecord& r) {
     r.runner_pid = self;
-    r.runner_start_ticks = process_start_ticks(self);
+    r.runner_start_ticks = process_.start_ticks;
     return Change::quiet;
   });
   if (!ours) return 0;  // canceled before the runner got to it
 
-  Status started = watch_signals();
-  if (started.is_ok()) started = start_job();
+  const Status started = start_job();
   if (!started.is_ok()) {
     warn("%s", started.message().c_str());
     if (log_fd_ >= 0) {
@@ -260,15 +267,12 @@ int Runner::run() {
   return 0;
 }
 
-// SIGCHLD, the SIGUSR1 nudge and SIGTERM/SIGINT arrive through a descriptor
-// the event loop polls, next to the job's output: no handler, no race.
-Status Runner::watch_signals() {
-  const sigset_t set = runner_signals();
-  if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0) {
-    return Status::error(std::string("cannot block signals: ") + strerror(errno));
-  }
-  signal_fd_ = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (signal_fd_ < 0) return Status::error(std::string("signalfd: ") + strerror(errno));
+// The job could not be started: its log says why, and it ends with `code`
+// as its exit code, as it would from a shell.
+Status Runner::never_ran(int code, const std::string& reason) {
+  const std::string line = "deploy-runner: " + reason + "\n";
+  append_to_log(line.data(), line.size());
+  job_status_ = W_EXITCODE(code, 0);
   return Status::ok();
 }
 
@@ -284,16 +288,30 @@ Status Runner::start_job() {
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
     return Status::error(std::string("cannot create a pipe: ") + strerror(errno));
   }
-  std::vector<char*> argv;
+  std::vector<char*> argv, envp;
   for (const std::string& word : options_.command) argv.push_back(const_cast<char*>(word.c_str()));
   argv.push_back(nullptr);
+  for (const std::string& entry : options_.environment)
+    envp.push_back(const_cast<char*>(entry.c_str()));
+  envp.push_back(nullptr);
 
-  job_pid_ = fork();
-  if (job_pid_ == 0) exec_job(options_, pipe_fds[1], argv.data());
-  close(pipe_fds[1]);  // the job's copies are the only writers: EOF when they are gone
-  if (job_pid_ < 0) {
+  // As a shell would: 126 when the job cannot be run where it should, 127
+  // when its program cannot be executed; the reason goes to its log.
+  const char* directory = options_.working_directory.c_str();
+  int error = access(directory, X_OK) == 0 ? 0 : errno;
+  if (error != 0) {
     close(pipe_fds[0]);
-    return Status::error(std::string("cannot fork: ") + strerror(errno));
+    close(pipe_fds[1]);
+    return never_ran(126, std::string("cannot change to the working directory ") + directory +
+                              ": " + strerror(error));
+  }
+  error = SpawnSetup(pipe_fds[1], options_.working_directory)
+              .spawn(argv.data(), envp.data(), &job_pid_);
+  close(pipe_fds[1]);  // the job's copies are the only writers: EOF when they are gone
+  if (error != 0) {
+    close(pipe_fds[0]);
+    job_pid_ = -1;
+    return never_ran(127, "cannot execute " + options_.command[0] + ": " + strerror(error));
   }
   output_fd_ = pipe_fds[0];
   has_children_ = true;
@@ -335,6 +353,7 @@ void Runner::read_signals() {
         break;
       case SIGTERM:
       case SIGINT:
+        process_.terminated = true;
         stop_job(StopReason::canceled);
         break;
       default:  // SIGCHLD: the loop reaps after every wake-up
@@ -344,8 +363,8 @@ void Runner::read_signals() {
 }
 
 void Runner::read_output() {
-  char* buffer = read_buffer_.data();
-  const ssize_t n = read(output_fd_, buffer, read_buffer_.size());
+  char* buffer = read_buffer_.get();
+  const ssize_t n = read(output_fd_, buffer, kReadChunk);
   if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
   if (n <= 0) {
     if (n < 0) warn("cannot read the job's output: %s", strerror(errno));
@@ -575,7 +594,8 @@ void Runner::warn(const char* format, ...) {
 
 }  // namespace
 
-Status parse_runner_arguments(int argc, const char* const* argv, RunnerOptions* out) {
+Status parse_runner_arguments(int argc, const char* const* argv, char* const* environment,
+                              RunnerOptions* out) {
   const Status usage = Status::error(
       "usage: deploy-runner STATE_DIR JOB_ID TIMEOUT_MS GRACE_MS WORKDIR -- COMMAND [ARG...]");
   if (argc < 7 || std::string_view(argv[5]) != "--") return usage;
@@ -590,11 +610,13 @@ Status parse_runner_arguments(int argc, const char* const* argv, RunnerOptions* 
   options.kill_grace = *grace;
   options.working_directory = argv[4];
   options.command.assign(argv + 6, argv + argc);
+  for (char* const* entry = environment; *entry != nullptr; ++entry)
+    options.environment.emplace_back(*entry);
   *out = std::move(options);
   return Status::ok();
 }
 
-Status prepare_runner_process() {
+Status prepare_runner_process(int first_to_close) {
   // Fails only for a group leader (started by hand from a shell), which is
   // out of reach of httpd's group kill already.
   setsid();
@@ -606,7 +628,7 @@ Status prepare_runner_process() {
   for (int fd = 0; fd <= 2; ++fd) {
     if (fcntl(fd, F_GETFD) < 0) open("/dev/null", O_RDWR);
   }
-  close_descriptors_from(3);
+  close_descriptors_from(first_to_close);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
@@ -615,9 +637,64 @@ Status prepare_runner_process() {
   return Status::ok();
 }
 
-int run_job(const RunnerOptions& options) {
-  Runner runner(options);
+void close_descriptors_from(int first) {
+  if (close_range(first, ~0U, 0) == 0) return;
+  // close_range() needs Linux 5.9.
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  std::vector<int> fds;
+  while (const dirent* entry = readdir(dir)) {
+    const int fd = atoi(entry->d_name);
+    if (fd >= first && fd != dirfd(dir)) fds.push_back(fd);
+  }
+  closedir(dir);
+  for (int fd : fds) close(fd);
+}
+
+RunnerProcess::~RunnerProcess() {
+  if (signal_fd >= 0) close(signal_fd);
+}
+
+// SIGCHLD, the SIGUSR1 nudge and SIGTERM/SIGINT arrive through a descriptor
+// the event loop polls, next to the job's output: no handler, no race.
+Status RunnerProcess::open(const std::string& state_dir) {
+  if (!table) {
+    const Status attached = JobTable::attach(state_dir, &table);
+    if (!attached.is_ok())
+      return Status::error("cannot attach the job table: " + attached.message());
+  }
+  if (start_ticks == 0) start_ticks = process_start_ticks(getpid());
+  if (signal_fd < 0) {
+    const sigset_t set = runner_signals();
+    if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0)
+      return Status::error(std::string("cannot block signals: ") + strerror(errno));
+    signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signal_fd < 0) return Status::error(std::string("signalfd: ") + strerror(errno));
+  }
+  return Status::ok();
+}
+
+void RunnerProcess::read_idle_signals() {
+  signalfd_siginfo info;
+  while (read(signal_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) terminated = true;
+  }
+}
+
+int run_job(const RunnerOptions& options, RunnerProcess* process) {
+  const Status opened = process->open(options.state_dir);
+  if (!opened.is_ok()) {
+    fprintf(stderr, "deploy-runner[job %llu]: %s\n",
+            static_cast<unsigned long long>(options.job_id), opened.message().c_str());
+    return 1;
+  }
+  Runner runner(options, process);
   return runner.run();
+}
+
+bool has_no_children() {
+  siginfo_t info{};
+  return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD;
 }
 
 }  // namespace deploy

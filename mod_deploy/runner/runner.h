@@ -9,42 +9,74 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "job.h"
+#include "job_table.h"
+#include "launch_request.h"
 #include "status.h"
 
 namespace deploy {
 
-struct RunnerOptions {
+// The job (its id, wall-clock limit, kill grace, working directory, argv and
+// environment) and the state directory whose table holds its record.
+struct RunnerOptions : LaunchRequest {
   std::string state_dir;
-  uint64_t job_id = 0;
-  Micros timeout = 0;     // wall-clock limit of the job; 0: none
-  Micros kill_grace = 0;  // between SIGTERM and SIGKILL
-  std::string working_directory;
-  std::vector<std::string> command;  // argv of the job; command[0] is the program's path
 };
 
 // Parses "STATE_DIR JOB_ID TIMEOUT_MS GRACE_MS WORKDIR -- COMMAND [ARG...]"
-// (argv[0] excluded).
-Status parse_runner_arguments(int argc, const char* const* argv, RunnerOptions* out);
+// (argv[0] excluded); the job's environment is `environment`.
+Status parse_runner_arguments(int argc, const char* const* argv, char* const* environment,
+                              RunnerOptions* out);
 
 // Cuts the ties the runner inherited from httpd: a session of its own (a
 // restart signals httpd's process group, not the runner), every signal at its
 // default action and unblocked but those the runner handles (httpd's worker
 // threads block most of them and the mask survives exec), no descriptor
-// above 2. Then ignores SIGPIPE and SIGHUP and becomes the subreaper of the
-// job's orphans. Call first, once.
-Status prepare_runner_process();
+// from `first_to_close` up. Then ignores SIGPIPE and SIGHUP and becomes the
+// subreaper of the job's orphans. Call first, once.
+Status prepare_runner_process(int first_to_close = 3);
+
+// Closes every descriptor from `first` up.
+void close_descriptors_from(int first);
+
+// What a runner process keeps from one job to the next (a runner of the
+// launcher runs jobs one after another; one started on its own runs one).
+struct RunnerProcess {
+  RunnerProcess() = default;
+  ~RunnerProcess();
+  RunnerProcess(const RunnerProcess&) = delete;
+  RunnerProcess& operator=(const RunnerProcess&) = delete;
+
+  // Attaches options.state_dir's table unless given, and opens the signalfd
+  // of the runner's signals unless open.
+  Status open(const std::string& state_dir);
+  // Reads the signals that came while no job ran: SIGTERM or SIGINT set
+  // `terminated`; SIGUSR1 and SIGCHLD are forgotten (they were for a job
+  // that ended).
+  void read_idle_signals();
+
+  std::unique_ptr<JobTable> table;  // its lock this process's own
+  int signal_fd = -1;               // SIGCHLD, SIGUSR1, SIGTERM, SIGINT (blocked)
+  uint64_t start_ticks = 0;         // of this process, for the records it owns
+  bool terminated = false;          // SIGTERM or SIGINT came: run no further job
+};
 
 // Runs the job of `options` to its end and records the outcome in its record.
 // Signals: SIGUSR1 means "read cancel_requested now"; SIGTERM and SIGINT
-// cancel the job. Once the record holds runner_start_ticks, they are safe to
-// send (blocked and read from a signalfd from then on).
+// cancel the job (and set process->terminated). Once the record holds
+// runner_start_ticks, they are safe to send (blocked and read from a
+// signalfd from then on).
 // Returns quietly when the record is gone or no longer `running` (canceled
 // before the runner got to it). Diagnostics go to stderr (httpd's error_log).
-// Returns the runner's exit code.
-int run_job(const RunnerOptions& options);
+// Returns the runner's exit code: 0, or 1 when the runner itself failed.
+// Afterwards the process has no child left, or `false` from
+// `has_no_children()` says some would not go.
+int run_job(const RunnerOptions& options, RunnerProcess* process);
+
+// True when every process of the last job is gone (reaped).
+bool has_no_children();
 
 }  // namespace deploy

@@ -88,8 +88,9 @@ def test_killing_the_scheduler_starts_a_new_one(make_httpd):
     running = env.submit_ok("blocking")["id"]
     env.wait_state(running, "running")
     runner = runner_pid(env, running)
-    scheduler = process_ppid(runner)
-    assert the_scheduler(env) == scheduler, "the scheduler is the runner's parent"
+    launcher = process_ppid(runner)
+    scheduler = process_ppid(launcher)
+    assert the_scheduler(env) == scheduler, "the scheduler is the parent of the runners' launcher"
     assert process_ppid(scheduler) == env.read_pid()
 
     env.expect_error(r"the scheduler process died; starting a new one")
@@ -99,8 +100,10 @@ def test_killing_the_scheduler_starts_a_new_one(make_httpd):
     wait_for(lambda: "mod_deploy: the scheduler process died; starting a new one"
              in env.error_log_text(before), 10, "the warning about the scheduler's death")
 
-    # Its running job is not affected: the runner goes on (re-parented) and is
-    # not taken for lost by the new scheduler.
+    # The launcher ends with its scheduler. The running job is not affected:
+    # its runner goes on (re-parented) and is not taken for lost by the new
+    # scheduler.
+    wait_gone([launcher], 10, "the launcher to end with its scheduler")
     time.sleep(2.5)
     assert process_alive(runner)
     assert env.job(running)["state"] == "running"

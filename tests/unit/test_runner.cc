@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "job_table.h"
+#include "launch_request.h"
 #include "unit_test.h"
 
 #ifndef DEPLOY_RUNNER_PATH
@@ -484,6 +485,185 @@ START_TEST(job_starts_with_no_signal_blocked_or_ignored) {
 }
 END_TEST
 
+// ---------------------------------------------------------------- launcher
+
+// deploy-runner --launcher on the fixture's state dir, fed through a pipe as
+// the scheduler feeds it.
+struct Launcher {
+  pid_t pid = -1;
+  int requests = -1;  // write end of its stdin
+};
+
+Launcher start_launcher() {
+  int fds[2];
+  ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+  Launcher launcher;
+  launcher.pid = fork();
+  ck_assert_int_ge(launcher.pid, 0);
+  if (launcher.pid == 0) {
+    dup2(fds[0], STDIN_FILENO);
+    const std::string state = fixture->dir + "/state";
+    const char* argv[] = {DEPLOY_RUNNER_PATH, "--launcher", state.c_str(), nullptr};
+    const char* envp[] = {nullptr};
+    execve(argv[0], const_cast<char**>(argv), const_cast<char**>(envp));
+    _exit(127);
+  }
+  close(fds[0]);
+  launcher.requests = fds[1];
+  return launcher;
+}
+
+void send_job(const Launcher& launcher, uint64_t id, const RunnerCall& call) {
+  deploy::LaunchRequest request;
+  request.job_id = id;
+  request.timeout = call.timeout_ms * kMillisecond;
+  request.kill_grace = call.grace_ms * kMillisecond;
+  request.working_directory =
+      call.working_directory.empty() ? fixture->dir : call.working_directory;
+  request.command = call.command;
+  request.environment = call.environment;
+  const std::string frame = deploy::encode_launch_request(request);
+  ck_assert(!frame.empty());
+  ck_assert_int_eq(write(launcher.requests, frame.data(), frame.size()), frame.size());
+}
+
+// The words of /proc/PID/cmdline (a runner's title), trailing empty ones dropped.
+std::vector<std::string> command_line(pid_t pid) {
+  const std::string text = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+  std::vector<std::string> words;
+  std::string word;
+  for (char c : text) {
+    if (c != '\0') {
+      word += c;
+    } else {
+      words.push_back(word);
+      word.clear();
+    }
+  }
+  while (!words.empty() && words.back().empty()) words.pop_back();
+  return words;
+}
+
+std::vector<std::string> title(const std::string& last) {
+  return {DEPLOY_RUNNER_PATH, fixture->dir + "/state", last};
+}
+
+// Waits, with the bound, until `pid` shows `expected` as its command line.
+void wait_for_title(pid_t pid, const std::vector<std::string>& expected) {
+  const Micros give_up_at = deploy::now_micros() + kWaitBound;
+  while (command_line(pid) != expected) {
+    ck_assert_msg(deploy::now_micros() < give_up_at, "pid %d never showed the title %s", pid,
+                  expected.back().c_str());
+    usleep(5000);
+  }
+}
+
+// Waits for a process that is not our child to end.
+void wait_for_exit_of(pid_t pid) {
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0 && errno == ESRCH) return;
+  ck_assert_int_ge(pidfd, 0);
+  pollfd exited = {pidfd, POLLIN, 0};
+  ck_assert_msg(poll(&exited, 1, kWaitBound / 1000) == 1, "pid %d did not exit", pid);
+  close(pidfd);
+}
+
+START_TEST(launcher_runs_jobs_one_after_another_in_one_runner) {
+  // Each job sees exactly its own environment and none of the runner's descriptors, however
+  // many jobs the runner ran before; what a job leaves behind is gone before
+  // the next one starts.
+  const std::string job =
+      write_script("job.sh",
+                   "echo env=$(tr '\\0' '\\n' < /proc/$$/environ | sort | tr '\\n' ' ')\n"
+                   "echo runner_fds=$(for f in /proc/$$/fd/*; do readlink $f; done | "
+                   "grep -c -e socket: -e anon_inode: -e /state/)\n"
+                   "setsid sh -c 'sleep 1000' & echo $! > \"left-$DEPLOY_JOB_ID.pid\"\n");
+  const Launcher launcher = start_launcher();
+  std::vector<JobRecord> done;
+  for (int i = 0; i < 3; ++i) {
+    const uint64_t id = add_running_job();
+    RunnerCall call(job);
+    call.environment = {"PATH=/usr/bin:/bin", "DEPLOY_JOB_ID=" + std::to_string(id)};
+    send_job(launcher, id, call);
+    done.push_back(wait_for_final_state(id));
+    assert_exited_with(done.back(), JobState::succeeded, 0);
+    std::map<std::string, std::string> values = values_in_log(id);
+    const std::string env = "DEPLOY_JOB_ID=" + std::to_string(id) + " PATH=/usr/bin:/bin";
+    ASSERT_TEXT_EQ(values["env"], env);
+    // None of the runner's descriptors (its socket, signalfd, table, lock, log).
+    ASSERT_TEXT_EQ(values["runner_fds"], "0");
+    assert_process_gone(pid_in_file("left-" + std::to_string(id) + ".pid"), "a job's leftover");
+  }
+  ck_assert_int_eq(done[1].runner_pid, done[0].runner_pid);
+  ck_assert_int_eq(done[2].runner_pid, done[0].runner_pid);
+  ck_assert_int_ne(done[0].runner_pid, launcher.pid);
+  wait_for_title(done[0].runner_pid, title("idle"));
+
+  // The end of its requests ends the launcher, and the idle runner with it.
+  close(launcher.requests);
+  ck_assert_int_eq(wait_for_runner_exit(launcher.pid), 0);
+  wait_for_exit_of(done[0].runner_pid);
+}
+END_TEST
+
+START_TEST(launcher_gives_running_jobs_their_own_runners_which_outlive_it) {
+  const std::string gate = path_in_dir("gate");
+  const std::string job = write_script(
+      "job.sh", "echo '::stage ready'\nwhile [ ! -e " + gate + " ]; do sleep 0.05; done\n");
+  const Launcher launcher = start_launcher();
+  const uint64_t first = add_running_job(), second = add_running_job();
+  send_job(launcher, first, RunnerCall(job));
+  send_job(launcher, second, RunnerCall(job));
+  const JobRecord a = wait_for_stage(first, "ready"), b = wait_for_stage(second, "ready");
+  ck_assert_int_ne(a.runner_pid, b.runner_pid);
+  wait_for_title(a.runner_pid, title(std::to_string(first)));
+  wait_for_title(b.runner_pid, title(std::to_string(second)));
+
+  // The scheduler is gone: the launcher ends, the busy runners do not.
+  close(launcher.requests);
+  ck_assert_int_eq(wait_for_runner_exit(launcher.pid), 0);
+  ck_assert_int_eq(kill(a.runner_pid, 0), 0);
+  ck_assert_int_eq(kill(b.runner_pid, 0), 0);
+  std::ofstream(gate) << "";
+  assert_exited_with(wait_for_final_state(first), JobState::succeeded, 0);
+  assert_exited_with(wait_for_final_state(second), JobState::succeeded, 0);
+  // Then they end, without a launcher to ask for more.
+  wait_for_exit_of(a.runner_pid);
+  wait_for_exit_of(b.runner_pid);
+}
+END_TEST
+
+START_TEST(sigterm_ends_an_idle_runner_and_the_next_job_gets_another) {
+  const std::string job = write_script("job.sh", "exit 0\n");
+  const Launcher launcher = start_launcher();
+  const uint64_t first = add_running_job();
+  send_job(launcher, first, RunnerCall(job));
+  const JobRecord a = wait_for_final_state(first);
+  wait_for_title(a.runner_pid, title("idle"));
+  ck_assert_int_eq(kill(a.runner_pid, SIGTERM), 0);
+  wait_for_exit_of(a.runner_pid);
+
+  const uint64_t second = add_running_job();
+  send_job(launcher, second, RunnerCall(job));
+  const JobRecord b = wait_for_final_state(second);
+  assert_exited_with(b, JobState::succeeded, 0);
+  ck_assert_int_ne(b.runner_pid, a.runner_pid);
+  close(launcher.requests);
+  ck_assert_int_eq(wait_for_runner_exit(launcher.pid), 0);
+}
+END_TEST
+
+START_TEST(a_malformed_request_ends_the_launcher) {
+  const Launcher launcher = start_launcher();
+  const uint32_t too_large = deploy::kMaxLaunchFrame;
+  ck_assert_int_eq(write(launcher.requests, &too_large, sizeof too_large), sizeof too_large);
+  const int status = wait_for_runner_exit(launcher.pid);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "the launcher ended with %d",
+                status);
+  close(launcher.requests);
+}
+END_TEST
+
 Suite* runner_suite() {
   Suite* suite = suite_create("runner");
 
@@ -511,6 +691,13 @@ Suite* runner_suite() {
   tcase_add_test(stopping, cancel_request_and_nudge_stop_job_with_sigterm);
   tcase_add_test(stopping, sigterm_to_runner_cancels_job);
   suite_add_tcase(suite, stopping);
+
+  TCase* launcher = deploy::test::case_with_fixture("launcher", set_up, tear_down, 30);
+  tcase_add_test(launcher, launcher_runs_jobs_one_after_another_in_one_runner);
+  tcase_add_test(launcher, launcher_gives_running_jobs_their_own_runners_which_outlive_it);
+  tcase_add_test(launcher, sigterm_ends_an_idle_runner_and_the_next_job_gets_another);
+  tcase_add_test(launcher, a_malformed_request_ends_the_launcher);
+  suite_add_tcase(suite, launcher);
 
   return suite;
 }

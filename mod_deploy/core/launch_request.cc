@@ -1,0 +1,119 @@
+#include "launch_request.h"
+
+#include <cstring>
+
+namespace deploy {
+namespace {
+
+constexpr size_t kFixedBody = 3 * sizeof(uint64_t) + 2 * sizeof(uint32_t);
+
+template <typename T>
+void put(std::string* out, T value) {
+  char bytes[sizeof value];
+  memcpy(bytes, &value, sizeof value);
+  out->append(bytes, sizeof value);
+}
+
+void put_string(std::string* out, const std::string& s) {
+  put(out, static_cast<uint32_t>(s.size()));
+  out->append(s);
+}
+
+// Reads from a body whose size is already known to be complete.
+class Reader {
+ public:
+  explicit Reader(std::string_view body) : rest_(body) {}
+
+  template <typename T>
+  bool get(T* value) {
+    if (rest_.size() < sizeof(T)) return false;
+    memcpy(value, rest_.data(), sizeof(T));
+    rest_.remove_prefix(sizeof(T));
+    return true;
+  }
+
+  bool get_string(std::string* s) {
+    uint32_t size = 0;
+    if (!get(&size) || size > rest_.size()) return false;
+    const std::string_view bytes = rest_.substr(0, size);
+    if (bytes.find('\0') != std::string_view::npos) return false;
+    s->assign(bytes);
+    rest_.remove_prefix(size);
+    return true;
+  }
+
+  bool get_strings(uint32_t count, std::vector<std::string>* out) {
+    // Every string takes at least its size field: a count the body cannot
+    // hold is rejected before anything is reserved for it.
+    if (count > rest_.size() / sizeof(uint32_t)) return false;
+    out->resize(count);
+    for (std::string& s : *out) {
+      if (!get_string(&s)) return false;
+    }
+    return true;
+  }
+
+  bool empty() const { return rest_.empty(); }
+
+ private:
+  std::string_view rest_;
+};
+
+bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
+
+}  // namespace
+
+std::string encode_launch_request(const LaunchRequest& request) {
+  size_t size = sizeof(uint32_t) + kFixedBody + sizeof(uint32_t) + request.working_directory.size();
+  bool valid = !has_nul(request.working_directory);
+  for (const auto* strings : {&request.command, &request.environment}) {
+    for (const std::string& s : *strings) {
+      size += sizeof(uint32_t) + s.size();
+      valid = valid && !has_nul(s);
+    }
+  }
+  if (!valid || size > kMaxLaunchFrame) return {};
+  std::string frame;
+  frame.reserve(size);
+  put(&frame, static_cast<uint32_t>(size - sizeof(uint32_t)));
+  put(&frame, request.job_id);
+  put(&frame, static_cast<uint64_t>(request.timeout));
+  put(&frame, static_cast<uint64_t>(request.kill_grace));
+  put(&frame, static_cast<uint32_t>(request.command.size()));
+  put(&frame, static_cast<uint32_t>(request.environment.size()));
+  put_string(&frame, request.working_directory);
+  for (const std::string& word : request.command) put_string(&frame, word);
+  for (const std::string& entry : request.environment) put_string(&frame, entry);
+  return frame;
+}
+
+DecodeResult decode_launch_request(std::string_view data, LaunchRequest* out, size_t* consumed) {
+  uint32_t body_size = 0;
+  if (data.size() < sizeof body_size) return DecodeResult::incomplete;
+  memcpy(&body_size, data.data(), sizeof body_size);
+  if (body_size < kFixedBody || body_size > kMaxLaunchFrame - sizeof body_size)
+    return DecodeResult::malformed;
+  if (data.size() - sizeof body_size < body_size) return DecodeResult::incomplete;
+
+  Reader body(data.substr(sizeof body_size, body_size));
+  LaunchRequest request;
+  uint64_t timeout = 0, grace = 0;
+  uint32_t words = 0, entries = 0;
+  const bool read = body.get(&request.job_id) && body.get(&timeout) && body.get(&grace) &&
+                    body.get(&words) && body.get(&entries) &&
+                    body.get_string(&request.working_directory) &&
+                    body.get_strings(words, &request.command) &&
+                    body.get_strings(entries, &request.environment) && body.empty();
+  // Durations fit Micros (they are written from it); a job needs an id and
+  // a program.
+  if (!read || request.job_id == 0 || words == 0 || request.command[0].empty() ||
+      timeout > uint64_t{INT64_MAX} || grace > uint64_t{INT64_MAX})
+    return DecodeResult::malformed;
+  request.timeout = static_cast<Micros>(timeout);
+  request.kill_grace = static_cast<Micros>(grace);
+  *out = std::move(request);
+  *consumed = sizeof body_size + body_size;
+  return DecodeResult::complete;
+}
+
+}  // namespace deploy

@@ -1,0 +1,50 @@
+// What the scheduler sends the runner launcher to start one job's runner:
+// the job, its limits, where and what to run, and the environment to run it
+// in. One frame per job over a pipe:
+//
+//   u32 body size, then the body:
+//   u64 job id, u64 timeout (us), u64 kill grace (us),
+//   u32 number of command words, u32 number of environment entries,
+//   then the working directory, the command words and the environment
+//   entries, each as u32 size + bytes.
+//
+// Integers are in the host's byte order: both ends are the same build on the
+// same machine. The launcher trusts nothing of a frame it has not checked:
+// sizes and counts are bounded and no string may hold a NUL (argv and
+// environment entries cannot).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "job.h"
+
+namespace deploy {
+
+struct LaunchRequest {
+  uint64_t job_id = 0;
+  Micros timeout = 0;     // 0: none
+  Micros kill_grace = 0;  // between SIGTERM and SIGKILL
+  std::string working_directory;
+  std::vector<std::string> command;      // argv; command[0] is the program's path
+  std::vector<std::string> environment;  // "NAME=value" entries
+};
+
+// No frame is larger: execve() refuses a larger argv plus environment anyway.
+constexpr size_t kMaxLaunchFrame = 2 * 1024 * 1024;
+
+// The frame of `request`; empty when it would exceed kMaxLaunchFrame or a
+// string holds a NUL (such a job cannot be started).
+std::string encode_launch_request(const LaunchRequest& request);
+
+enum class DecodeResult { complete, incomplete, malformed };
+
+// Decodes the frame at the start of `data`. complete: *out holds it and
+// *consumed its size; incomplete: more bytes are needed; malformed: the
+// stream cannot be trusted any further.
+DecodeResult decode_launch_request(std::string_view data, LaunchRequest* out, size_t* consumed);
+
+}  // namespace deploy

@@ -1,0 +1,387 @@
+#include "launcher.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <list>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "job_table.h"
+#include "launch_request.h"
+#include "runner.h"
+
+namespace deploy {
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+// A runner idle this long is let go.
+constexpr Micros kIdleLimit = 60'000'000;
+// A runner that takes no frame for this long is stuck: it is killed and the
+// job goes to another.
+constexpr int kSendLimitSeconds = 10;
+// What a runner writes to the launcher once it is ready for another job.
+constexpr char kReady = 'R';
+// The runner's end of its socket, in the runner.
+constexpr int kRunnerSocket = STDERR_FILENO + 1;
+
+Micros monotonic_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return Micros{ts.tv_sec} * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+// The memory of main()'s argv strings, which /proc/PID/cmdline shows: a
+// runner writes its own words there.
+class ProcessTitle {
+ public:
+  ProcessTitle(int argc, char** argv) {
+    if (argc == 0) return;
+    begin_ = argv[0];
+    end_ = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
+  }
+
+  // Words separated by NULs, cut to the space there is, the rest zeroed.
+  void set(const std::vector<std::string_view>& words) {
+    char* out = begin_;
+    for (std::string_view word : words) {
+      const size_t room = static_cast<size_t>(end_ - out);
+      if (room < 2) break;
+      const size_t n = std::min(word.size(), room - 1);
+      memcpy(out, word.data(), n);
+      out += n;
+      *out++ = '\0';
+    }
+    if (out != nullptr) memset(out, 0, static_cast<size_t>(end_ - out));
+  }
+
+ private:
+  char* begin_ = nullptr;
+  char* end_ = nullptr;
+};
+
+// Frames from a descriptor, across reads.
+class FrameReader {
+ public:
+  enum class Result { request, end, malformed };
+
+  // Reads until a whole frame is there; `request` then holds it and `raw`
+  // its bytes.
+  Result next(int fd, LaunchRequest* request, std::string* raw) {
+    for (;;) {
+      if (Result r; take(request, raw, &r)) return r;
+      const ssize_t n = read(fd, chunk_.data(), chunk_.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return Result::end;  // nothing more for now
+      if (n <= 0) {
+        closed_ = true;
+        return Result::end;
+      }
+      buffer_.append(chunk_.data(), static_cast<size_t>(n));
+    }
+  }
+
+  // A frame already read, without reading more.
+  bool take(LaunchRequest* request, std::string* raw, Result* result) {
+    size_t used = 0;
+    switch (decode_launch_request(buffer_, request, &used)) {
+      case DecodeResult::complete:
+        if (raw != nullptr) raw->assign(buffer_, 0, used);
+        buffer_.erase(0, used);
+        *result = Result::request;
+        return true;
+      case DecodeResult::malformed:
+        *result = Result::malformed;
+        return true;
+      case DecodeResult::incomplete:
+        return false;
+    }
+    return false;
+  }
+
+  bool closed() const { return closed_; }
+
+ private:
+  std::string buffer_;
+  std::vector<char> chunk_ = std::vector<char>(kReadChunk);
+  bool closed_ = false;
+};
+
+// The job cannot get a runner: it failed without running, as a runner whose
+// start fails records it.
+void record_launch_failure(JobTable& table, uint64_t job_id, const std::string& message) {
+  fprintf(stderr, "deploy-runner[job %llu]: %s\n", static_cast<unsigned long long>(job_id),
+          message.c_str());
+  const std::string line = "deploy-runner: " + message + "\n";
+  const int log_fd =
+      open(table.log_path(job_id).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (log_fd >= 0) {
+    if (write(log_fd, line.data(), line.size()) < 0) { /* the error_log has it */
+    }
+    close(log_fd);
+  }
+  JobTable::Lock lock(table);
+  JobRecord* r = lock.find(job_id);
+  if (r != nullptr && r->state == static_cast<uint8_t>(JobState::running))
+    lock.finish(r, JobState::failed, now_micros());
+}
+
+// ---------------------------------------------------------------- runner
+
+// Waits for the next frame on the socket, or for the end: the launcher is
+// gone, or a SIGTERM came.
+bool next_request(FrameReader& reader, RunnerProcess& process, LaunchRequest* request) {
+  for (;;) {
+    FrameReader::Result result;
+    if (reader.take(request, nullptr, &result)) return result == FrameReader::Result::request;
+    if (reader.closed()) return false;
+    pollfd fds[] = {{kRunnerSocket, POLLIN, 0}, {process.signal_fd, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) return false;
+    if (fds[1].revents != 0) {
+      process.read_idle_signals();
+      if (process.terminated) return false;
+    }
+    if (fds[0].revents != 0) {
+      switch (reader.next(kRunnerSocket, request, nullptr)) {
+        case FrameReader::Result::request:
+          return true;
+        case FrameReader::Result::malformed:
+          fprintf(stderr, "deploy-runner: a malformed request from the launcher\n");
+          return false;
+        case FrameReader::Result::end:
+          if (reader.closed()) return false;
+          break;
+      }
+    }
+  }
+}
+
+// In the forked child: runs `first`, then every job the launcher sends, one at
+// a time. Never returns.
+[[noreturn]] void runner_main(const std::string& state_dir, LaunchRequest first, int socket_fd,
+                              ProcessTitle& title, const std::string& program) {
+  if (socket_fd != kRunnerSocket) dup2(socket_fd, kRunnerSocket);
+  fcntl(kRunnerSocket, F_SETFD, FD_CLOEXEC);
+  // stdin is the launcher's pipe: the runner must not hold it open.
+  const int null_fd = open("/dev/null", O_RDONLY);
+  if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
+  const Status prepared = prepare_runner_process(kRunnerSocket + 1);
+  if (!prepared.is_ok()) fprintf(stderr, "deploy-runner: %s\n", prepared.message().c_str());
+  // The runner attaches the table itself: the launcher's lock descriptor
+  // is gone with the others (flock locks belong to the open file, which
+  // fork shares), and attaching once per runner costs little.
+  RunnerProcess process;
+  const Status opened = process.open(state_dir);
+  if (!opened.is_ok()) {
+    fprintf(stderr, "deploy-runner: %s\n", opened.message().c_str());
+    _exit(1);
+  }
+
+  FrameReader reader;
+  LaunchRequest request = std::move(first);
+  for (;;) {
+    RunnerOptions options;
+    static_cast<LaunchRequest&>(options) = std::move(request);
+    options.state_dir = state_dir;
+    title.set({program, state_dir, std::to_string(options.job_id)});
+    const int code = run_job(options, &process);
+    // A process of the job that would not go must not be taken for one of
+    // the next job's: this runner retires.
+    if (code != 0 || process.terminated || !has_no_children()) _exit(code);
+    title.set({program, state_dir, "idle"});
+    if (write(kRunnerSocket, &kReady, 1) != 1) _exit(0);
+    if (!next_request(reader, process, &request)) _exit(0);
+  }
+}
+
+// ---------------------------------------------------------------- launcher
+
+struct Runner {
+  pid_t pid;
+  int fd;  // the launcher's end of the runner's socket
+  bool busy;
+  Micros idle_since;
+};
+
+class Launcher {
+ public:
+  Launcher(std::string state_dir, int argc, char** argv)
+      : state_dir_(std::move(state_dir)),
+        program_(argc > 0 ? argv[0] : "deploy-runner"),
+        title_(argc, argv) {}
+
+  ~Launcher() {
+    for (const Runner& r : runners_) close(r.fd);
+  }
+
+  int run() {
+    const Status attached = JobTable::attach(state_dir_, &table_);
+    if (!attached.is_ok()) {
+      fprintf(stderr, "deploy-runner --launcher: %s\n", attached.message().c_str());
+      return 1;
+    }
+    for (;;) {
+      std::vector<pollfd> fds = {{STDIN_FILENO, POLLIN, 0}};
+      for (const Runner& r : runners_) fds.push_back({r.fd, POLLIN, 0});
+      if (poll(fds.data(), fds.size(), poll_timeout()) < 0 && errno != EINTR) {
+        fprintf(stderr, "deploy-runner --launcher: poll: %s\n", strerror(errno));
+        return 1;
+      }
+      // Runners first: one that just became idle can take a job read below.
+      size_t i = 1;
+      for (auto it = runners_.begin(); it != runners_.end(); ++i) {
+        it = fds[i].revents != 0 ? read_runner(it) : std::next(it);
+      }
+      if (fds[0].revents != 0) {
+        const int code = read_requests();
+        if (code >= 0) return code;
+      }
+      let_idle_runners_go();
+    }
+  }
+
+ private:
+  // -1 while requests may come; else the exit code.
+  int read_requests() {
+    LaunchRequest request;
+    std::string raw;
+    for (;;) {
+      switch (requests_.next(STDIN_FILENO, &request, &raw)) {
+        case FrameReader::Result::request:
+          dispatch(std::move(request), raw);
+          // One read may hold more frames: take them without reading.
+          while (true) {
+            FrameReader::Result result;
+            if (!requests_.take(&request, &raw, &result)) break;
+            if (result == FrameReader::Result::malformed) return malformed();
+            dispatch(std::move(request), raw);
+          }
+          return requests_.closed() ? 0 : -1;
+        case FrameReader::Result::malformed:
+          return malformed();
+        case FrameReader::Result::end:
+          return requests_.closed() ? 0 : -1;
+      }
+    }
+  }
+
+  int malformed() {
+    fprintf(stderr, "deploy-runner --launcher: a malformed request; exiting\n");
+    return 1;
+  }
+
+  std::list<Runner>::iterator read_runner(std::list<Runner>::iterator it) {
+    char bytes[64];
+    const ssize_t n = read(it->fd, bytes, sizeof bytes);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return std::next(it);
+    if (n <= 0) {  // it exited: retired, terminated, or crashed
+      close(it->fd);
+      return runners_.erase(it);
+    }
+    if (memchr(bytes, kReady, static_cast<size_t>(n)) != nullptr) {
+      it->busy = false;
+      it->idle_since = monotonic_now();
+    }
+    return std::next(it);
+  }
+
+  void dispatch(LaunchRequest&& request, const std::string& raw) {
+    for (auto it = runners_.begin(); it != runners_.end();) {
+      if (it->busy) {
+        ++it;
+        continue;
+      }
+      if (send(it->fd, raw.data(), raw.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(raw.size())) {
+        it->busy = true;
+        return;
+      }
+      // Gone meanwhile, or stuck: the job goes to another runner.
+      kill(it->pid, SIGKILL);
+      close(it->fd);
+      it = runners_.erase(it);
+    }
+    start_runner(std::move(request));
+  }
+
+  void start_runner(LaunchRequest&& request) {
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+      record_launch_failure(
+          *table_, request.job_id,
+          std::string("cannot create a socket for the runner: ") + strerror(errno));
+      return;
+    }
+    const pid_t pid = fork();
+    if (pid == 0) {
+      runner_main(state_dir_, std::move(request), fds[1], title_, program_);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+      close(fds[0]);
+      record_launch_failure(*table_, request.job_id,
+                            std::string("cannot fork the runner: ") + strerror(errno));
+      return;
+    }
+    const timeval limit = {kSendLimitSeconds, 0};
+    setsockopt(fds[0], SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    runners_.push_back(Runner{pid, fds[0], true, 0});
+  }
+
+  int poll_timeout() const {
+    Micros next = -1;
+    for (const Runner& r : runners_) {
+      if (!r.busy && (next < 0 || r.idle_since + kIdleLimit < next))
+        next = r.idle_since + kIdleLimit;
+    }
+    if (next < 0) return -1;
+    return static_cast<int>(std::clamp<Micros>((next - monotonic_now()) / 1000 + 1, 0, INT_MAX));
+  }
+
+  // Closing its socket ends an idle runner.
+  void let_idle_runners_go() {
+    const Micros now = monotonic_now();
+    for (auto it = runners_.begin(); it != runners_.end();) {
+      if (!it->busy && now - it->idle_since >= kIdleLimit) {
+        close(it->fd);
+        it = runners_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  const std::string state_dir_;
+  const std::string program_;
+  ProcessTitle title_;
+  std::unique_ptr<JobTable> table_;
+  FrameReader requests_;
+  std::list<Runner> runners_;
+};
+
+}  // namespace
+
+int run_launcher(const std::string& state_dir, int argc, char** argv) {
+  // Out of httpd's process group: a stop signals the group, and the launcher
+  // must rather see its stdin end, after the last request was written.
+  setsid();
+  // Whatever the scheduler's process held without close-on-exec (it is a
+  // copy of httpd's parent) is not the launcher's to keep open.
+  close_descriptors_from(STDERR_FILENO + 1);
+  signal(SIGCHLD, SIG_IGN);  // runners are reaped by the kernel
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  Launcher launcher(state_dir, argc, argv);
+  return launcher.run();
+}
+
+}  // namespace deploy

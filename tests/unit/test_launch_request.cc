@@ -1,0 +1,134 @@
+// The frames the scheduler writes to the runner launcher: what is encoded
+// decodes to the same request, a frame arrives in any number of pieces, and
+// a frame that cannot be trusted is refused, not guessed at.
+#include <cstring>
+#include <string>
+
+#include "launch_request.h"
+#include "unit_test.h"
+
+namespace {
+
+using deploy::DecodeResult;
+using deploy::LaunchRequest;
+
+LaunchRequest sample() {
+  LaunchRequest r;
+  r.job_id = 42;
+  r.timeout = 900'000'000;
+  r.kill_grace = 10'000'000;
+  r.working_directory = "/srv/deploy";
+  r.command = {"/opt/deploy/vm-deploy", "--flag", "", "a b"};
+  r.environment = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "DEPLOY_JOB_ID=42", "EMPTY="};
+  return r;
+}
+
+void assert_same(const LaunchRequest& a, const LaunchRequest& b) {
+  ck_assert_uint_eq(a.job_id, b.job_id);
+  ck_assert_int_eq(a.timeout, b.timeout);
+  ck_assert_int_eq(a.kill_grace, b.kill_grace);
+  ASSERT_TEXT_EQ(a.working_directory, b.working_directory);
+  ck_assert(a.command == b.command);
+  ck_assert(a.environment == b.environment);
+}
+
+// The 4-byte size, then the body at `offset` within it overwritten.
+std::string with_field(std::string frame, size_t offset, const void* value, size_t size) {
+  memcpy(frame.data() + 4 + offset, value, size);
+  return frame;
+}
+
+START_TEST(a_request_decodes_to_itself) {
+  const std::string frame = deploy::encode_launch_request(sample());
+  ck_assert(!frame.empty());
+  LaunchRequest out;
+  size_t used = 0;
+  ck_assert(deploy::decode_launch_request(frame, &out, &used) == DecodeResult::complete);
+  ck_assert_uint_eq(used, frame.size());
+  assert_same(out, sample());
+}
+END_TEST
+
+START_TEST(every_prefix_is_incomplete_and_the_rest_is_left_alone) {
+  const std::string frame = deploy::encode_launch_request(sample());
+  LaunchRequest out;
+  size_t used = 0;
+  for (size_t n = 0; n < frame.size(); ++n) {
+    ck_assert_msg(deploy::decode_launch_request(std::string_view(frame).substr(0, n), &out,
+                                                &used) == DecodeResult::incomplete,
+                  "prefix of %zu bytes", n);
+  }
+  // Two frames back to back: the first is taken, its size says where the
+  // second begins.
+  LaunchRequest second = sample();
+  second.job_id = 43;
+  const std::string both = frame + deploy::encode_launch_request(second);
+  ck_assert(deploy::decode_launch_request(both, &out, &used) == DecodeResult::complete);
+  ck_assert_uint_eq(out.job_id, 42);
+  ck_assert(deploy::decode_launch_request(std::string_view(both).substr(used), &out, &used) ==
+            DecodeResult::complete);
+  ck_assert_uint_eq(out.job_id, 43);
+}
+END_TEST
+
+START_TEST(a_request_that_cannot_be_started_has_no_frame) {
+  LaunchRequest nul = sample();
+  nul.environment.push_back(std::string("A=b\0c", 5));
+  ck_assert(deploy::encode_launch_request(nul).empty());
+  LaunchRequest huge = sample();
+  huge.environment.push_back("BIG=" + std::string(deploy::kMaxLaunchFrame, 'x'));
+  ck_assert(deploy::encode_launch_request(huge).empty());
+}
+END_TEST
+
+START_TEST(frames_that_cannot_be_trusted_are_malformed) {
+  const std::string frame = deploy::encode_launch_request(sample());
+  LaunchRequest out;
+  size_t used = 0;
+  auto result = [&](const std::string& bytes) {
+    return deploy::decode_launch_request(bytes, &out, &used);
+  };
+  // A body size beyond the limit, or too small for the fixed fields.
+  const uint32_t too_big = deploy::kMaxLaunchFrame;
+  std::string bad = frame;
+  memcpy(bad.data(), &too_big, 4);
+  ck_assert(result(bad) == DecodeResult::malformed);
+  const uint32_t too_small = 8;
+  memcpy(bad.data(), &too_small, 4);
+  ck_assert(result(bad) == DecodeResult::malformed);
+  // Job id 0; a timeout beyond what Micros holds.
+  const uint64_t zero = 0, negative = uint64_t{1} << 63;
+  ck_assert(result(with_field(frame, 0, &zero, 8)) == DecodeResult::malformed);
+  ck_assert(result(with_field(frame, 8, &negative, 8)) == DecodeResult::malformed);
+  // No command; more strings than the body can hold; one string fewer than
+  // the body holds (bytes left over).
+  const uint32_t none = 0, many = 1u << 30, one_less = 3;
+  ck_assert(result(with_field(frame, 24, &none, 4)) == DecodeResult::malformed);
+  ck_assert(result(with_field(frame, 24, &many, 4)) == DecodeResult::malformed);
+  ck_assert(result(with_field(frame, 28, &many, 4)) == DecodeResult::malformed);
+  ck_assert(result(with_field(frame, 24, &one_less, 4)) == DecodeResult::malformed);
+  // A NUL inside a string: argv and environment entries cannot hold one.
+  bad = frame;
+  bad[bad.find("/srv/deploy") + 4] = '\0';
+  ck_assert(result(bad) == DecodeResult::malformed);
+  // An empty program path.
+  LaunchRequest empty_program = sample();
+  empty_program.command[0].clear();
+  ck_assert(result(deploy::encode_launch_request(empty_program)) == DecodeResult::malformed);
+}
+END_TEST
+
+Suite* launch_request_suite() {
+  Suite* suite = suite_create("launch_request");
+  TCase* tc = tcase_create("frames");
+  tcase_add_test(tc, a_request_decodes_to_itself);
+  tcase_add_test(tc, every_prefix_is_incomplete_and_the_rest_is_left_alone);
+  tcase_add_test(tc, a_request_that_cannot_be_started_has_no_frame);
+  tcase_add_test(tc, frames_that_cannot_be_trusted_are_malformed);
+  suite_add_tcase(suite, tc);
+  return suite;
+}
+
+}  // namespace
+
+DEPLOY_TEST_SUITE(launch_request_suite);
