@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>  // renameat2
 #include <linux/futex.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -22,6 +23,8 @@ namespace {
 
 constexpr char kMagic[8] = {'D', 'E', 'P', 'L', 'O', 'Y', 'T', '1'};
 constexpr uint32_t kVersion = 1;
+// logs/.spare-SLOT: an emptied log kept for the slot's next job.
+constexpr char kSparePrefix[] = ".spare-";
 
 std::string errno_text(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
@@ -92,12 +95,20 @@ constexpr std::string_view kRejectionNames[] = {
 static_assert(std::size(kRejectionNames) == size_t(Rejection::count_));
 
 // The highest N of the DIR/logs/N.log files, 0 when there is none.
-uint64_t highest_logged_id(const std::string& state_dir) {
+// The highest id with a log in logs/. Spare logs of slots a table of
+// `capacity` does not have are removed on the way.
+uint64_t scan_logs(const std::string& state_dir, uint32_t capacity) {
   uint64_t highest = 0;
   std::string dir = state_dir + "/logs";
   if (DIR* d = opendir(dir.c_str())) {
     while (struct dirent* entry = readdir(d)) {
       char* end = nullptr;
+      if (strncmp(entry->d_name, kSparePrefix, strlen(kSparePrefix)) == 0) {
+        const char* digits = entry->d_name + strlen(kSparePrefix);
+        const uint64_t slot = strtoull(digits, &end, 10);
+        if (end == digits || *end != '\0' || slot >= capacity) unlinkat(dirfd(d), entry->d_name, 0);
+        continue;
+      }
       uint64_t id = strtoull(entry->d_name, &end, 10);
       if (end != entry->d_name && strcmp(end, ".log") == 0) highest = std::max(highest, id);
     }
@@ -241,6 +252,23 @@ std::string JobTable::log_path(uint64_t id) const {
   return state_dir_ + "/logs/" + std::to_string(id) + ".log";
 }
 
+std::string JobTable::spare_log_path(uint64_t id) const {
+  return state_dir_ + "/logs/" + kSparePrefix + std::to_string(id % header_.load()->capacity);
+}
+
+int JobTable::open_log(uint64_t id) const {
+  const std::string path = log_path(id);
+  // Fails harmlessly without a spare, or when the log exists already.
+  renameat2(AT_FDCWD, spare_log_path(id).c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE);
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+}
+
+void JobTable::drop_log(uint64_t id) const {
+  const std::string path = log_path(id);
+  if (truncate(path.c_str(), 0) != 0 || rename(path.c_str(), spare_log_path(id).c_str()) != 0)
+    unlink(path.c_str());
+}
+
 Status JobTable::reopen_lock() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
   std::string path = state_dir_ + "/lock";
@@ -323,7 +351,7 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
   std::vector<char> old_bytes;
   // Ids are never reused, even when the table was lost: logs tell the
   // highest id the directory has seen.
-  uint64_t next_id = highest_logged_id(state_dir) + 1;
+  uint64_t next_id = scan_logs(state_dir, capacity) + 1;
   uint64_t change_seq = 0;
   const TableHeader* previous = nullptr;
   bool reuse = false;
@@ -371,12 +399,10 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
       // the file says, or, when it is not a whole number of records, most
       // likely the configured one.
       size_t records = std::min<size_t>(slots_present, UINT32_MAX);
-      uint32_t file_capacity = old_bytes.size() == file_size_for(uint32_t(records))
-                                   ? uint32_t(records)
-                                   : capacity;
+      uint32_t file_capacity =
+          old_bytes.size() == file_size_for(uint32_t(records)) ? uint32_t(records) : capacity;
       warnings->push_back("job table " + path + " has an invalid header; " +
-                          (records ? "keeping the records that are intact"
-                                   : "starting a new one"));
+                          (records ? "keeping the records that are intact" : "starting a new one"));
       if (records) read_records(std::min<size_t>(records, file_capacity), file_capacity);
     } else {
       previous = h;

@@ -177,6 +177,19 @@ class JobTable {
   const std::string& state_dir() const { return state_dir_; }
   std::string log_path(uint64_t id) const;
 
+  // Logs are recycled, not deleted: a job that leaves the table leaves its
+  // log emptied as the spare of its slot (logs/.spare-SLOT), and the next job
+  // of that slot renames the spare to its own log. Creating and deleting a
+  // file per job made ext4 allocate an inode per job, at a cost that grew
+  // with the number of inodes freed in the last minutes (docs/performance.md).
+  //
+  // The log of `id`, opened for appending (O_CLOEXEC): its slot's spare, or
+  // a new file. -1 with errno when it cannot be opened.
+  int open_log(uint64_t id) const;
+  // Empties the log of `id`, which no record holds any more, and keeps it as
+  // its slot's spare (replacing an older spare). No log: nothing happens.
+  void drop_log(uint64_t id) const;
+
   // Holds the table. Records may be read and written only while a Lock lives.
   // Destroying a Lock after commit() wakes every waiter.
   class Lock {
@@ -238,6 +251,7 @@ class JobTable {
   JobTable() = default;
   Status map_file();
   void remap_if_superseded();
+  std::string spare_log_path(uint64_t id) const;
   void wake(bool changed, bool output);
 
   std::string state_dir_;

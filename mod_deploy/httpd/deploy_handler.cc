@@ -146,7 +146,7 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
     lock.commit(rec);
     *job = record_to_job(*rec);
   }
-  if (evicted) unlink(state.table->log_path(evicted).c_str());
+  if (evicted) state.table->drop_log(evicted);
   return std::nullopt;
 }
 

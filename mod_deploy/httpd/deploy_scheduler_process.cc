@@ -36,7 +36,7 @@ constexpr Micros kRunnerSilenceLimit = 5 * kSecond;
 constexpr Micros kHousekeepingInterval = kSecond;
 // Decisions are at least this far apart: a burst of submissions is decided
 // in one pass rather than one pass each.
-constexpr Micros kMinDecisionInterval = 1000;
+constexpr Micros kMinDecisionInterval = 250;
 // A launcher that takes no request for this long is stuck: it is replaced.
 constexpr Micros kLauncherWriteLimit = 10 * kSecond;
 
@@ -242,7 +242,7 @@ class Scheduler {
       // finishes while this pass hands out jobs must not wait for a timeout.
       seen_ = state_.table->change_seq();
     }
-    for (uint64_t id : dropped) unlink(state_.table->log_path(id).c_str());
+    for (uint64_t id : dropped) state_.table->drop_log(id);
     for (const Spawn& spawn : spawns) start_runner(spawn);
     return decision.next_due;
   }

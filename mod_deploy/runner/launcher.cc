@@ -123,8 +123,7 @@ void record_launch_failure(JobTable& table, uint64_t job_id, const std::string& 
   fprintf(stderr, "deploy-runner[job %llu]: %s\n", static_cast<unsigned long long>(job_id),
           message.c_str());
   const std::string line = "deploy-runner: " + message + "\n";
-  const int log_fd =
-      open(table.log_path(job_id).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  const int log_fd = table.open_log(job_id);
   if (log_fd >= 0) {
     if (write(log_fd, line.data(), line.size()) < 0) { /* the error_log has it */
     }
@@ -198,8 +197,8 @@ bool next_request(FrameReader& reader, RunnerProcess& process, LaunchRequest* re
     // A process of the job that would not go must not be taken for one of
     // the next job's: this runner retires.
     if (code != 0 || process.terminated || !has_no_children()) _exit(code);
-    title.set({program, state_dir, "idle"});
     if (write(kRunnerSocket, &kReady, 1) != 1) _exit(0);
+    title.set({program, state_dir, "idle"});  // once the launcher can know it
     if (!next_request(reader, process, &request)) _exit(0);
   }
 }

@@ -209,8 +209,9 @@ class Runner {
   JobTable* table_;
   const int signal_fd_;
   int log_fd_ = -1;
-  int output_fd_ = -1;     // read end of the job's stdout and stderr
-  uint64_t log_size_ = 0;  // bytes in the log, as far as the runner knows
+  int output_fd_ = -1;               // read end of the job's stdout and stderr
+  uint64_t log_size_ = 0;            // bytes in the log, as far as the runner knows
+  uint64_t published_log_size_ = 0;  // the log size the record holds
   bool log_failed_ = false;
   // Not zeroed: a page of it is touched only when output fills it.
   std::unique_ptr<char[]> read_buffer_{new char[kReadChunk]};
@@ -221,7 +222,7 @@ class Runner {
   StopReason stop_reason_ = StopReason::none;
   std::optional<Micros> deadline_;  // monotonic; timeout
   std::optional<Micros> kill_at_;   // monotonic; SIGKILL after the grace
-  Micros next_cancel_check_ = 0;    // monotonic; 0: now
+  Micros next_cancel_check_ = 0;    // monotonic
 };
 
 Runner::~Runner() {
@@ -232,12 +233,21 @@ Runner::~Runner() {
 
 int Runner::run() {
   const pid_t self = getpid();
+  bool cancel_requested = false;
   const bool ours = with_record([&](JobRecord& r) {
     r.runner_pid = self;
     r.runner_start_ticks = process_.start_ticks;
+    cancel_requested = r.cancel_requested != 0;
+    published_log_size_ = r.log_size;
     return Change::quiet;
   });
   if (!ours) return 0;  // canceled before the runner got to it
+  next_cancel_check_ = monotonic_now() + kCancelCheckInterval;
+  if (cancel_requested) {  // while it was being handed over: it never starts
+    stop_reason_ = StopReason::canceled;
+    record_outcome();
+    return 0;
+  }
 
   const Status started = start_job();
   if (!started.is_ok()) {
@@ -278,7 +288,7 @@ Status Runner::never_ran(int code, const std::string& reason) {
 
 Status Runner::start_job() {
   const std::string log_path = table_->log_path(options_.job_id);
-  log_fd_ = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  log_fd_ = table_->open_log(options_.job_id);
   if (log_fd_ < 0) {
     return Status::error("cannot open the log " + log_path + ": " + strerror(errno));
   }
@@ -412,6 +422,8 @@ void Runner::append_to_log(const char* data, size_t size) {
 // The new log size and the latest progress and stage of one read, in one
 // commit.
 void Runner::publish_output(const ProgressUpdate& update) {
+  if (log_size_ == published_log_size_ && !update.progress && !update.stage) return;
+  published_log_size_ = log_size_;
   const bool ours = with_record([&](JobRecord& r) {
     Change change = Change::none;
     if (r.log_size != log_size_) {

@@ -1,5 +1,6 @@
 """DeployHistory N: only the N newest finished jobs are kept, and the logs of
-dropped jobs are deleted; a change of N between restarts keeps what fits."""
+dropped jobs are emptied (kept as spares for later jobs); a change of N between
+restarts keeps what fits."""
 
 import os
 
@@ -45,6 +46,11 @@ def test_only_the_newest_jobs_and_their_logs_are_kept(make_httpd):
         assert env.get(f"/deploy/jobs/{jid}/log").status == 404
     for jid in ids[-3:]:
         assert env.log(jid).body == f"job {jid}\n".encode()
+    # Nothing a dropped job wrote stays on disk.
+    logs = os.path.join(env.state_dir, "logs")
+    spares = [n for n in os.listdir(logs) if n.startswith(".spare-")]
+    assert spares, "the dropped jobs' logs are kept, emptied, for later jobs"
+    assert all(os.path.getsize(os.path.join(logs, n)) == 0 for n in spares)
 
 
 def test_changing_the_history_between_restarts(make_httpd):

@@ -386,6 +386,60 @@ START_TEST(changed_since_ends_at_the_highest_change_counter) {
 }
 END_TEST
 
+START_TEST(a_dropped_log_is_emptied_and_becomes_the_next_log_of_its_slot) {
+  auto table = open_table(4);
+  // ids 1..5: 1 and 5 share slot 1.
+  const int first = table->open_log(1);
+  ck_assert_int_ge(first, 0);
+  ck_assert_int_eq(write(first, "output\n", 7), 7);
+  struct stat before;
+  ck_assert_int_eq(fstat(first, &before), 0);
+  close(first);
+
+  table->drop_log(1);
+  ck_assert(!std::filesystem::exists(table->log_path(1)));
+  const std::string spare = g_dir + "/logs/.spare-1";
+  ck_assert_uint_eq(std::filesystem::file_size(spare), 0);
+
+  // Another slot's job does not take it; the slot's next job does.
+  const int other = table->open_log(6);
+  ck_assert_int_ge(other, 0);
+  close(other);
+  ck_assert(std::filesystem::exists(spare));
+  const int reused = table->open_log(5);
+  ck_assert_int_ge(reused, 0);
+  struct stat after;
+  ck_assert_int_eq(fstat(reused, &after), 0);
+  ck_assert_uint_eq(after.st_ino, before.st_ino);
+  ck_assert_int_eq(after.st_size, 0);
+  close(reused);
+  ck_assert(!std::filesystem::exists(spare));
+
+  // A log that exists is opened as it is, never replaced by a spare.
+  std::ofstream(table->log_path(9)) << "kept\n";
+  table->drop_log(5);
+  const int existing = table->open_log(9);
+  close(existing);
+  ck_assert_uint_eq(std::filesystem::file_size(table->log_path(9)), 5);
+  ck_assert(std::filesystem::exists(spare));
+  // Dropping a job without a log changes nothing.
+  table->drop_log(13);
+  ck_assert(std::filesystem::exists(spare));
+}
+END_TEST
+
+START_TEST(start_up_keeps_spares_of_existing_slots_only_and_ids_ignore_them) {
+  std::filesystem::create_directories(g_dir + "/logs");
+  for (const char* name : {".spare-1", ".spare-7", ".spare-x", "20.log"})
+    std::ofstream(g_dir + "/logs/" + name) << "";
+  auto table = open_table(4);
+  ck_assert(std::filesystem::exists(g_dir + "/logs/.spare-1"));
+  ck_assert(!std::filesystem::exists(g_dir + "/logs/.spare-7"));
+  ck_assert(!std::filesystem::exists(g_dir + "/logs/.spare-x"));
+  ck_assert_uint_eq(add_job(*table, JobState::queued), 21);
+}
+END_TEST
+
 Suite* job_table_suite() {
   Suite* suite = suite_create("job_table");
   TCase* tc = deploy::test::case_with_fixture("job_table", set_up, tear_down, 20);
@@ -406,6 +460,8 @@ Suite* job_table_suite() {
   tcase_add_test(tc, changed_since_names_the_jobs_changed_after_a_point);
   tcase_add_test(tc, a_reused_table_ends_every_target_name_of_its_counters);
   tcase_add_test(tc, changed_since_ends_at_the_highest_change_counter);
+  tcase_add_test(tc, a_dropped_log_is_emptied_and_becomes_the_next_log_of_its_slot);
+  tcase_add_test(tc, start_up_keeps_spares_of_existing_slots_only_and_ids_ignore_them);
   suite_add_tcase(suite, tc);
   return suite;
 }

@@ -473,6 +473,29 @@ START_TEST(job_canceled_before_runner_started_is_left_alone) {
 }
 END_TEST
 
+START_TEST(job_canceled_while_handed_over_never_starts) {
+  // Canceled after the scheduler made it running, before its runner took
+  // it: the cancel flag is set and no runner pid is there to signal.
+  const std::string marker = path_in_dir("ran");
+  const std::string job = write_script("job.sh", "touch " + marker + "\n");
+  const uint64_t id = add_running_job();
+  {
+    JobTable::Lock lock(*fixture->table);
+    JobRecord* r = lock.find(id);
+    r->cancel_requested = 1;
+    lock.commit(r);
+  }
+  const pid_t runner = start_runner(id, RunnerCall(job));
+  ck_assert_int_eq(wait_for_runner_exit(runner), 0);
+  const JobRecord r = wait_for_final_state(id);
+  ck_assert_str_eq(deploy::state_name(JobState(r.state)).data(), "canceled");
+  ck_assert_int_eq(r.has_exit_code, 0);
+  ck_assert_int_eq(r.has_signal, 0);
+  ck_assert_int_eq(r.job_pid, 0);
+  ck_assert(!std::filesystem::exists(marker));
+}
+END_TEST
+
 START_TEST(job_starts_with_no_signal_blocked_or_ignored) {
   // grep as the job itself, reading its own status: a shell would change its
   // mask while it waits for a command.
@@ -593,11 +616,13 @@ START_TEST(launcher_runs_jobs_one_after_another_in_one_runner) {
     // None of the runner's descriptors (its socket, signalfd, table, lock, log).
     ASSERT_TEXT_EQ(values["runner_fds"], "0");
     assert_process_gone(pid_in_file("left-" + std::to_string(id) + ".pid"), "a job's leftover");
+    // Idle shows once the launcher has been told; a job sent before that
+    // may go to a new runner.
+    wait_for_title(done.back().runner_pid, title("idle"));
   }
   ck_assert_int_eq(done[1].runner_pid, done[0].runner_pid);
   ck_assert_int_eq(done[2].runner_pid, done[0].runner_pid);
   ck_assert_int_ne(done[0].runner_pid, launcher.pid);
-  wait_for_title(done[0].runner_pid, title("idle"));
 
   // The end of its requests ends the launcher, and the idle runner with it.
   close(launcher.requests);
@@ -673,6 +698,7 @@ Suite* runner_suite() {
   tcase_add_test(outcome, missing_command_fails_with_127_and_says_why);
   tcase_add_test(outcome, missing_working_directory_fails_with_126_and_says_why);
   tcase_add_test(outcome, job_canceled_before_runner_started_is_left_alone);
+  tcase_add_test(outcome, job_canceled_while_handed_over_never_starts);
   suite_add_tcase(suite, outcome);
 
   TCase* output = deploy::test::case_with_fixture("output", set_up, tear_down, 30);
