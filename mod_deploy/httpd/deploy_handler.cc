@@ -38,12 +38,7 @@ constexpr int kRetryAfterSeconds = 5;
 // The Location path the request came through (see find_bases in mod_deploy.cc).
 std::string base_of(const ModuleState& state, const char* uri, std::string* rest) {
   std::string path(uri ? uri : "");
-  const std::string* best = nullptr;
-  for (const std::string& base : state.bases) {
-    bool under = path.compare(0, base.size(), base) == 0 &&
-                 (path.size() == base.size() || path[base.size()] == '/');
-    if (under && (!best || base.size() > best->size())) best = &base;
-  }
+  const std::string* best = base_of_path(state, path);
   std::string base = best ? *best : "";
   *rest = path.substr(base.size());
   return base;

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "deploy_config.h"
@@ -22,5 +23,9 @@ struct ModuleState {
 
 // nullptr before post_config has run (or when it failed).
 ModuleState* module_state();
+
+// The longest base `path` is at or under ("/deploy" for "/deploy/jobs/1"),
+// or nullptr.
+const std::string* base_of_path(const ModuleState& state, std::string_view path);
 
 }  // namespace deploy

@@ -3,6 +3,7 @@
 // (when jobs start), ../runner (the process that owns a running job), ../core
 // (the domain, without httpd).
 #include <httpd.h>
+#include <ap_expr.h>
 #include <apr_strings.h>
 #include <dlfcn.h>
 #include <http_core.h>
@@ -129,6 +130,30 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
   }
 }
 
+// A request for the deploy handler names no file, so core's directory walk
+// (a stat and an .htaccess lookup per component of the path) is skipped, as
+// mod_proxy skips it for proxied requests. Whether the handler is deploy is
+// known from the <Location> sections, which httpd walks again, from its
+// cache, after this hook; <Directory> sections never applied to BASE.
+int map_to_storage(request_rec* r) {
+  try {
+    if (!g_state || !r->uri || !base_of_path(*g_state, r->uri)) return DECLINED;
+    ap_conf_vector_t* const before = r->per_dir_config;
+    if (ap_location_walk(r) == OK) {
+      auto* core = static_cast<core_dir_config*>(ap_get_core_module_config(r->per_dir_config));
+      const char* error = nullptr;
+      const char* handler =
+          core->expr_handler ? ap_expr_str_exec(r, core->expr_handler, &error) : nullptr;
+      if (!error && handler && strcasecmp(handler, "deploy") == 0) return OK;
+    }
+    r->per_dir_config = before;
+    return DECLINED;
+  } catch (const std::exception& e) {
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: %s", e.what());
+    return DECLINED;
+  }
+}
+
 void child_init(apr_pool_t*, server_rec* s) {
   if (!g_state || !g_state->table) return;
   Status st = g_state->table->reopen_lock();
@@ -145,12 +170,23 @@ void register_hooks(apr_pool_t*) {
   ap_hook_check_config(check_config, nullptr, nullptr, APR_HOOK_MIDDLE);
   ap_hook_post_config(post_config, nullptr, nullptr, APR_HOOK_MIDDLE);
   ap_hook_child_init(child_init, nullptr, nullptr, APR_HOOK_MIDDLE);
+  ap_hook_map_to_storage(map_to_storage, nullptr, nullptr, APR_HOOK_FIRST);
   ap_hook_handler(handler, nullptr, nullptr, APR_HOOK_MIDDLE);
 }
 
 }  // namespace
 
 ModuleState* module_state() { return g_state; }
+
+const std::string* base_of_path(const ModuleState& state, std::string_view path) {
+  const std::string* best = nullptr;
+  for (const std::string& base : state.bases) {
+    const bool under = path.substr(0, base.size()) == base &&
+                       (path.size() == base.size() || path[base.size()] == '/');
+    if (under && (!best || base.size() > best->size())) best = &base;
+  }
+  return best;
+}
 
 }  // namespace deploy
 
