@@ -86,6 +86,15 @@ uint64_t add_running_job() {
   return r->id;
 }
 
+// Changes the record of `id` as httpd would, and commits it.
+void update_record(uint64_t id, const std::function<void(JobRecord&)>& change) {
+  JobTable::Lock lock(*fixture->table);
+  JobRecord* r = lock.find(id);
+  ck_assert_ptr_nonnull(r);
+  change(*r);
+  lock.commit(r);
+}
+
 // A call of deploy-runner; fields left alone are the defaults.
 struct RunnerCall {
   explicit RunnerCall(std::string program) : command{std::move(program)} {}
@@ -407,12 +416,7 @@ uint64_t start_waiting_job(pid_t* runner) {
 START_TEST(cancel_request_and_nudge_stop_job_with_sigterm) {
   pid_t runner = 0;
   const uint64_t id = start_waiting_job(&runner);
-  {
-    JobTable::Lock lock(*fixture->table);
-    JobRecord* r = lock.find(id);
-    r->cancel_requested = 1;
-    lock.commit(r);
-  }
+  update_record(id, [](JobRecord& r) { r.cancel_requested = 1; });
   ck_assert_int_eq(kill(runner, SIGUSR1), 0);
   ck_assert_int_eq(wait_for_runner_exit(runner), 0);
   const JobRecord r = wait_for_final_state(id);
@@ -458,12 +462,7 @@ START_TEST(job_canceled_before_runner_started_is_left_alone) {
   const std::string marker = path_in_dir("ran");
   const std::string job = write_script("job.sh", "touch " + marker + "\n");
   const uint64_t id = add_running_job();
-  {
-    JobTable::Lock lock(*fixture->table);
-    JobRecord* r = lock.find(id);
-    r->state = uint8_t(JobState::canceled);
-    lock.commit(r);
-  }
+  update_record(id, [](JobRecord& r) { r.state = uint8_t(JobState::canceled); });
   ck_assert_int_eq(wait_for_runner_exit(start_runner(id, RunnerCall(job))), 0);
   JobTable::Lock lock(*fixture->table);
   const JobRecord* r = lock.find(id);
@@ -479,12 +478,7 @@ START_TEST(job_canceled_while_handed_over_never_starts) {
   const std::string marker = path_in_dir("ran");
   const std::string job = write_script("job.sh", "touch " + marker + "\n");
   const uint64_t id = add_running_job();
-  {
-    JobTable::Lock lock(*fixture->table);
-    JobRecord* r = lock.find(id);
-    r->cancel_requested = 1;
-    lock.commit(r);
-  }
+  update_record(id, [](JobRecord& r) { r.cancel_requested = 1; });
   const pid_t runner = start_runner(id, RunnerCall(job));
   ck_assert_int_eq(wait_for_runner_exit(runner), 0);
   const JobRecord r = wait_for_final_state(id);
