@@ -373,8 +373,17 @@ class HttpdEnv:
         self.write_config()
         self._signal_and_wait_generation("restart", timeout)
 
-    def stop(self, timeout=15):
-        """Stops httpd: SIGTERM to the pid of its PidFile, wait, SIGKILL as a last resort.
+    def stop(self, timeout=15, graceful=False):
+        """Stops httpd: SIGTERM (`apachectl stop`) or, when graceful, SIGWINCH
+        (`apachectl graceful-stop`) to the pid of its PidFile, wait, SIGKILL as
+        a last resort.
+
+        An ungraceful stop can crash an event MPM child of httpd itself: the
+        child's main thread closes the sockets of busy workers
+        (close_worker_sockets) while a worker frees that very connection's pool,
+        a race inside mod_mpm_event (SIGSEGV in apr_os_sock_get, no module
+        frame). Teardown therefore stops gracefully; tests of `stop` itself
+        still send SIGTERM.
 
         Returns a message when httpd had to be killed, else None."""
         pid = self.read_pid() or self.last_pid
@@ -382,7 +391,7 @@ class HttpdEnv:
             return None
         self._started = False
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGWINCH if graceful else signal.SIGTERM)
         except ProcessLookupError:
             return None
         try:

@@ -107,19 +107,25 @@ def test_events_carry_output_then_each_change_and_end_after_the_final_state(env)
         assert stream.headers.get("Cache-Control") == "no-store"
         assert stream.headers.get("Content-Length") is None
 
-        expected = [("running", 10, "Fetching", b"start %d\n::progress 10 Fetching\n" % jid),
-                    ("running", 10, "Building", b"compiling\n::stage Building\n"),
-                    ("running", 60, "Building",
-                     "::progress 60\n  indented, trailing spaces  \n\ncaf\u00e9 <b>&amp;</b>\n"
-                     .encode())]
+        # Per step: the output up to the line that changes the job, then what
+        # the job writes after it (separate writes, which may come after the
+        # job event).
+        expected = [("running", 10, "Fetching", b"start %d\n::progress 10 Fetching\n" % jid, b""),
+                    ("running", 10, "Building", b"compiling\n::stage Building\n", b""),
+                    ("running", 60, "Building", b"::progress 60\n",
+                     "  indented, trailing spaces  \n\ncaf\u00e9 <b>&amp;</b>\n".encode())]
         log_so_far = b""
-        for step, (state, progress, stage, output) in enumerate(expected, 1):
+        for step, (state, progress, stage, cause, after) in enumerate(expected, 1):
             stream.read_until(lambda e: is_job_event(e, jid, lambda j: state_of(j)
                                                      == (state, progress, stage)),
                               f"job {jid} to be {state} {progress} {stage}")
-            log_so_far += output
-            assert log_bytes(stream.events) == log_so_far, \
+            assert log_bytes(stream.events).startswith(log_so_far + cause), \
                 "the output that caused a change is sent before its job event"
+            log_so_far += cause + after
+            if log_bytes(stream.events) != log_so_far:
+                stream.read_until(lambda e: log_bytes(stream.events) == log_so_far,
+                                  f"the rest of step {step}'s output")
+            assert log_bytes(stream.events) == log_so_far
             gate(env, jid, step).open()
         rest = stream.read_to_end()
         assert stream.ended_at is not None
