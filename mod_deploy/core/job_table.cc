@@ -529,6 +529,9 @@ JobTable::Lock::Lock(JobTable& table) : table_(table), mutex_lock_(table.mutex_)
 
 JobTable::Lock::~Lock() {
   flock(table_.lock_fd_, LOCK_UN);
+  // Waking can take a while with many waiters (every event stream): the
+  // other threads of this process need not wait for it.
+  mutex_lock_.unlock();
   if (changed_ || output_changed_) table_.wake(changed_, output_changed_);
 }
 
