@@ -611,6 +611,26 @@ void JobTable::Lock::for_each_unfinished(const std::function<void(JobRecord&)>& 
     if (JobRecord* r = find(id); unfinished(r)) fn(*r);
 }
 
+void JobTable::Lock::for_each_newest_first(uint64_t before,
+                                           const std::function<bool(JobRecord&)>& fn) {
+  const TableHeader& h = header();
+  const uint64_t end = before != 0 ? std::min(before, h.next_id) : h.next_id;
+  // Every id from `window` up is in its slot, id % capacity, if it exists.
+  const uint64_t window = h.next_id > h.capacity ? h.next_id - h.capacity : 1;
+  for (uint64_t id = end; id > window;) {
+    --id;
+    if (JobRecord* r = find(id); r && !fn(*r)) return;
+  }
+  if (window <= 1) return;  // no id has gone round the table yet
+  std::vector<JobRecord*> older;
+  for_each([&](JobRecord& r) {
+    if (r.id < window && r.id < end) older.push_back(&r);
+  });
+  std::sort(older.begin(), older.end(), [](auto* a, auto* b) { return a->id > b->id; });
+  for (JobRecord* r : older)
+    if (!fn(*r)) return;
+}
+
 bool JobTable::Lock::changed_since(uint64_t since, std::vector<uint64_t>* ids) {
   TableHeader& h = header();
   if (h.change_seq - since > kRecentChanges) return false;

@@ -207,6 +207,12 @@ class JobTable {
     // Every unfinished record, in no particular order; usually reads only
     // the recent ids, not the whole table.
     void for_each_unfinished(const std::function<void(JobRecord&)>& fn);
+    // Jobs with an id below `before` (0: every job), newest first, until
+    // `fn` returns false. Reads only as many records as it visits, but for
+    // the oldest: unfinished jobs that kept their slot while ids went a whole
+    // capacity further, found by reading every record once the newer ones
+    // are exhausted.
+    void for_each_newest_first(uint64_t before, const std::function<bool(JobRecord&)>& fn);
     // Ids of the records changed after change `since` (maybe some twice).
     // False when the recent changes no longer reach back that far: then
     // read every record.

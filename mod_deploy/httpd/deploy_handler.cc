@@ -183,17 +183,11 @@ int list_jobs(request_rec* r, const ModuleState& state, const std::string& base)
   std::vector<Job> jobs;
   {
     JobTable::Lock lock(*state.table);
-    std::vector<JobRecord*> matching;
-    lock.for_each([&](JobRecord& rec) {
-      if (q.before && rec.id >= q.before) return;
-      if (q.target && *q.target != rec.target) return;
-      if (q.state && uint8_t(*q.state) != rec.state) return;
-      matching.push_back(&rec);
+    lock.for_each_newest_first(q.before, [&](JobRecord& rec) {
+      if ((!q.target || *q.target == rec.target) && (!q.state || uint8_t(*q.state) == rec.state))
+        jobs.push_back(record_to_job(rec));
+      return jobs.size() < q.limit;
     });
-    size_t n = std::min<size_t>(matching.size(), q.limit);
-    std::partial_sort(matching.begin(), matching.begin() + long(n), matching.end(),
-                      [](auto* a, auto* b) { return a->id > b->id; });
-    for (size_t i = 0; i < n; ++i) jobs.push_back(record_to_job(*matching[i]));
   }
   std::string array = "[";
   for (const Job& job : jobs) array += (array.size() > 1 ? "," : "") + job_json(job, base);

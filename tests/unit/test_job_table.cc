@@ -440,6 +440,37 @@ START_TEST(start_up_keeps_spares_of_existing_slots_only_and_ids_ignore_them) {
 }
 END_TEST
 
+START_TEST(newest_first_reaches_old_unfinished_jobs_and_stops_when_told) {
+  auto table = open_table(4);
+  // Job 1 stays queued in its slot while ids go round the table several
+  // times (ids that would land on its slot are skipped).
+  const uint64_t old_queued = add_job(*table, JobState::queued);
+  for (int i = 0; i < 10; ++i) add_job(*table, JobState::succeeded);
+  JobTable::Lock lock(*table);
+  std::vector<uint64_t> all;
+  lock.for_each([&](JobRecord& r) { all.push_back(r.id); });
+  std::sort(all.rbegin(), all.rend());
+  ck_assert_uint_eq(all.back(), old_queued);
+  ck_assert_uint_gt(all.front() - old_queued, lock.capacity());
+
+  auto visit = [&](uint64_t before, size_t stop_after) {
+    std::vector<uint64_t> seen;
+    lock.for_each_newest_first(before, [&](JobRecord& r) {
+      seen.push_back(r.id);
+      return seen.size() < stop_after;
+    });
+    return seen;
+  };
+  ck_assert(visit(0, 100) == all);
+  ck_assert(visit(0, 2) == std::vector<uint64_t>(all.begin(), all.begin() + 2));
+  // Below an id: the newer ones are left out, the old queued job is still found.
+  std::vector<uint64_t> below(all.begin() + 1, all.end());
+  ck_assert(visit(all[0], 100) == below);
+  ck_assert(visit(old_queued + 1, 100) == std::vector<uint64_t>{old_queued});
+  ck_assert(visit(old_queued, 100).empty());
+}
+END_TEST
+
 Suite* job_table_suite() {
   Suite* suite = suite_create("job_table");
   TCase* tc = deploy::test::case_with_fixture("job_table", set_up, tear_down, 20);
@@ -461,6 +492,7 @@ Suite* job_table_suite() {
   tcase_add_test(tc, a_reused_table_ends_every_target_name_of_its_counters);
   tcase_add_test(tc, changed_since_ends_at_the_highest_change_counter);
   tcase_add_test(tc, a_dropped_log_is_emptied_and_becomes_the_next_log_of_its_slot);
+  tcase_add_test(tc, newest_first_reaches_old_unfinished_jobs_and_stops_when_told);
   tcase_add_test(tc, start_up_keeps_spares_of_existing_slots_only_and_ids_ignore_them);
   suite_add_tcase(suite, tc);
   return suite;
