@@ -197,15 +197,16 @@ int list_jobs(request_rec* r, const ModuleState& state, const std::string& base)
 json_t* seconds(Micros t) { return json_real(double(t) / 1e6); }
 
 int list_targets(request_rec* r, const ModuleState& state, const std::string& base) {
+  // The newest job of each configured target: newest first, until every
+  // target has one (a target without any job reads the whole table).
   std::map<std::string, Job> latest;
   {
     JobTable::Lock lock(*state.table);
-    std::map<std::string, JobRecord*> newest;
-    lock.for_each([&](JobRecord& rec) {
-      JobRecord*& slot = newest[rec.target];
-      if (!slot || rec.id > slot->id) slot = &rec;
+    lock.for_each_newest_first(0, [&](JobRecord& rec) {
+      if (state.settings->find(rec.target) && !latest.count(rec.target))
+        latest[rec.target] = record_to_job(rec);
+      return latest.size() < state.settings->targets.size();
     });
-    for (auto& [name, rec] : newest) latest[name] = record_to_job(*rec);
   }
   json_t* array = json_array();
   for (const Target& t : state.settings->targets) {
