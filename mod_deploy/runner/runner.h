@@ -1,7 +1,7 @@
-// The runner: the process that owns one running job. The scheduler starts it
-// (as httpd's User, with the job's environment) once the job's record says
-// `running`; from then on the runner alone writes that record: the job's pid,
-// its progress and stage, and, once, its final state.
+// The runner: the process that owns a running job, one at a time. The
+// launcher (launcher.h) hands it a job once the scheduler made the job's
+// record `running`; from then on the runner alone writes that record: the
+// job's pid, its progress and stage, and, once, its final state.
 //
 // It outlives every restart of httpd (its own session), is the subreaper of
 // everything the job starts, and leaves no process of the job behind: not
