@@ -160,12 +160,8 @@ class Launcher {
 
 class Scheduler {
  public:
-  Scheduler(server_rec* s, ModuleState* state, apr_pool_t* pool)
-      : server_(s),
-        state_(*state),
-        settings_(*state->settings),
-        pool_(pool),
-        policies_(settings_.policies()) {}
+  Scheduler(server_rec* s, ModuleState* state)
+      : server_(s), state_(*state), settings_(*state->settings), policies_(settings_.policies()) {}
 
   void run() {
     std::string problem;
@@ -305,7 +301,6 @@ class Scheduler {
   server_rec* server_;
   ModuleState& state_;
   const Settings& settings_;
-  apr_pool_t* pool_;
   std::map<std::string, TargetPolicy> policies_;
   pid_t parent_ = getppid();
   uint64_t seen_ = 0;
@@ -338,7 +333,7 @@ int scheduler_main(apr_pool_t* pool, server_rec* s, ModuleState* state) {
     return 1;
   }
   try {
-    Scheduler(s, state, pool).run();
+    Scheduler(s, state).run();
   } catch (const std::exception& e) {
     ap_log_error(APLOG_MARK, APLOG_ALERT, 0, s, "mod_deploy: scheduler failed: %s", e.what());
     return 1;

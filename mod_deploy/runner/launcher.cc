@@ -70,51 +70,40 @@ class ProcessTitle {
   char* end_ = nullptr;
 };
 
-// Frames from a descriptor, across reads.
+// Frames from a descriptor, across reads: call fill() when the descriptor
+// is readable, then take() until it has no whole frame left.
 class FrameReader {
  public:
-  enum class Result { request, end, malformed };
+  enum class Result { request, none, malformed };
 
-  // Reads until a whole frame is there; `request` then holds it and `raw`
-  // its bytes.
-  Result next(int fd, LaunchRequest* request, std::string* raw) {
-    for (;;) {
-      if (Result r; take(request, raw, &r)) return r;
-      const ssize_t n = read(fd, chunk_.data(), chunk_.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EAGAIN) return Result::end;  // nothing more for now
-      if (n <= 0) {
-        closed_ = true;
-        return Result::end;
-      }
-      buffer_.append(chunk_.data(), static_cast<size_t>(n));
-    }
+  // One read; false once the descriptor has ended (or failed).
+  bool fill(int fd) {
+    const ssize_t n = read(fd, chunk_.data(), chunk_.size());
+    if (n < 0) return errno == EINTR || errno == EAGAIN;
+    buffer_.append(chunk_.data(), static_cast<size_t>(n));
+    return n > 0;
   }
 
-  // A frame already read, without reading more.
-  bool take(LaunchRequest* request, std::string* raw, Result* result) {
+  // The next whole frame read so far: `request` holds it, `raw` (unless
+  // null) its bytes.
+  Result take(LaunchRequest* request, std::string* raw) {
     size_t used = 0;
     switch (decode_launch_request(buffer_, request, &used)) {
       case DecodeResult::complete:
         if (raw != nullptr) raw->assign(buffer_, 0, used);
         buffer_.erase(0, used);
-        *result = Result::request;
-        return true;
+        return Result::request;
       case DecodeResult::malformed:
-        *result = Result::malformed;
-        return true;
+        return Result::malformed;
       case DecodeResult::incomplete:
-        return false;
+        break;
     }
-    return false;
+    return Result::none;
   }
-
-  bool closed() const { return closed_; }
 
  private:
   std::string buffer_;
   std::vector<char> chunk_ = std::vector<char>(kReadChunk);
-  bool closed_ = false;
 };
 
 // The job cannot get a runner: it failed without running, as a runner whose
@@ -141,27 +130,22 @@ void record_launch_failure(JobTable& table, uint64_t job_id, const std::string& 
 // gone, or a SIGTERM came.
 bool next_request(FrameReader& reader, RunnerProcess& process, LaunchRequest* request) {
   for (;;) {
-    FrameReader::Result result;
-    if (reader.take(request, nullptr, &result)) return result == FrameReader::Result::request;
-    if (reader.closed()) return false;
+    switch (reader.take(request, nullptr)) {
+      case FrameReader::Result::request:
+        return true;
+      case FrameReader::Result::malformed:
+        fprintf(stderr, "deploy-runner: a malformed request from the launcher\n");
+        return false;
+      case FrameReader::Result::none:
+        break;
+    }
     pollfd fds[] = {{kRunnerSocket, POLLIN, 0}, {process.signal_fd, POLLIN, 0}};
     if (poll(fds, 2, -1) < 0 && errno != EINTR) return false;
     if (fds[1].revents != 0) {
       process.read_idle_signals();
       if (process.terminated) return false;
     }
-    if (fds[0].revents != 0) {
-      switch (reader.next(kRunnerSocket, request, nullptr)) {
-        case FrameReader::Result::request:
-          return true;
-        case FrameReader::Result::malformed:
-          fprintf(stderr, "deploy-runner: a malformed request from the launcher\n");
-          return false;
-        case FrameReader::Result::end:
-          if (reader.closed()) return false;
-          break;
-      }
-    }
+    if (fds[0].revents != 0 && !reader.fill(kRunnerSocket)) return false;
   }
 }
 
@@ -252,24 +236,18 @@ class Launcher {
  private:
   // -1 while requests may come; else the exit code.
   int read_requests() {
+    const bool open = requests_.fill(STDIN_FILENO);
     LaunchRequest request;
     std::string raw;
     for (;;) {
-      switch (requests_.next(STDIN_FILENO, &request, &raw)) {
+      switch (requests_.take(&request, &raw)) {
         case FrameReader::Result::request:
           dispatch(std::move(request), raw);
-          // One read may hold more frames: take them without reading.
-          while (true) {
-            FrameReader::Result result;
-            if (!requests_.take(&request, &raw, &result)) break;
-            if (result == FrameReader::Result::malformed) return malformed();
-            dispatch(std::move(request), raw);
-          }
-          return requests_.closed() ? 0 : -1;
+          break;
         case FrameReader::Result::malformed:
           return malformed();
-        case FrameReader::Result::end:
-          return requests_.closed() ? 0 : -1;
+        case FrameReader::Result::none:
+          return open ? -1 : 0;
       }
     }
   }

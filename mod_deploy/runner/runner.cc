@@ -184,6 +184,7 @@ class Runner {
  private:
   Status start_job();
   Status never_ran(int code, const std::string& reason);
+  void say_in_log(const std::string& reason);
   void wait_for_events(Micros timeout);
   Micros time_to_next_check() const;
   void read_signals();
@@ -252,10 +253,7 @@ int Runner::run() {
   const Status started = start_job();
   if (!started.is_ok()) {
     warn("%s", started.message().c_str());
-    if (log_fd_ >= 0) {
-      const std::string line = "deploy-runner: " + started.message() + "\n";
-      append_to_log(line.data(), line.size());
-    }
+    say_in_log(started.message());
     record_outcome();  // failed, without exit code: it never ran
     return 0;
   }
@@ -277,11 +275,17 @@ int Runner::run() {
   return 0;
 }
 
+// Why the job could not start, as a line of its log (when the log is open).
+void Runner::say_in_log(const std::string& reason) {
+  if (log_fd_ < 0) return;
+  const std::string line = "deploy-runner: " + reason + "\n";
+  append_to_log(line.data(), line.size());
+}
+
 // The job could not be started: its log says why, and it ends with `code`
 // as its exit code, as it would from a shell.
 Status Runner::never_ran(int code, const std::string& reason) {
-  const std::string line = "deploy-runner: " + reason + "\n";
-  append_to_log(line.data(), line.size());
+  say_in_log(reason);
   job_status_ = W_EXITCODE(code, 0);
   return Status::ok();
 }
