@@ -26,12 +26,17 @@ constexpr Micros kHeartbeat = 15 * 1000000LL;  // keeps proxies from closing an 
 // stream must not hold a child past `apachectl stop`, `restart` or `graceful`.
 constexpr Micros kStoppingCheck = 1000000LL;
 constexpr size_t kLogChunk = 64 * 1024;  // output sent per event at most
-constexpr Micros kBatchWindow = 20000;   // see EventStream::pace
+constexpr Micros kBatchWindow = 100000;  // see EventStream::pace
 constexpr size_t kMaxJobsPerBatch = 1000;
+// A child's feed of changes (ChangeFeed) reads the table at most this often,
+// and keeps the latest state of this many jobs.
+constexpr Micros kFeedRefresh = 5000;
+constexpr size_t kFeedCapacity = 1024;
 
 class EventStream {
  public:
-  EventStream(request_rec* r, Micros lifetime) : r_(r), deadline_(now_micros() + lifetime) {
+  EventStream(request_rec* r, Micros lifetime)
+      : r_(r), deadline_(now_micros() + lifetime), phase_(draw_phase(r)) {
     r->status = HTTP_OK;
     ap_set_content_type(r, "text/event-stream; charset=utf-8");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
@@ -59,13 +64,23 @@ class EventStream {
     write(out);
   }
 
-  // Under a burst of changes a stream wakes at most once per kBatchWindow,
+  // Under a burst of changes a stream passes at most once per kBatchWindow,
   // and sends what changed meanwhile together: hundreds of watchers then cost
-  // a few passes each, not one per change.
+  // a few passes each, not one per change. A stream passes at its own phase
+  // of the window, drawn when it opens: one change wakes every waiting stream
+  // at once, and streams that kept passing together would write in bursts
+  // that requests queue behind (docs/performance.md). The first change after
+  // a quiet spell is sent at once.
   void pace() {
-    Micros since = now_micros() - last_pass_;
-    if (since < kBatchWindow) usleep(useconds_t(kBatchWindow - since));
-    last_pass_ = now_micros();
+    Micros now = now_micros();
+    if (now - last_pass_ >= kBatchWindow) {
+      last_pass_ = now;
+      return;
+    }
+    Micros next = last_pass_ + kBatchWindow;
+    next += ((phase_ - next) % kBatchWindow + kBatchWindow) % kBatchWindow;
+    usleep(useconds_t(next - now));
+    last_pass_ = next;
   }
 
   bool open() const {
@@ -101,8 +116,18 @@ class EventStream {
            mpm_state == AP_MPMQ_STOPPING;
   }
 
+  static Micros draw_phase(const request_rec* r) {
+    // splitmix64 of the connection and the time: spread, not secret.
+    uint64_t x = uint64_t(now_micros()) ^ (uint64_t(r->connection->id) << 32);
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return Micros((x ^ (x >> 31)) % uint64_t(kBatchWindow));
+  }
+
   request_rec* r_;
   Micros deadline_;
+  Micros phase_;
   Micros last_write_ = now_micros();
   Micros last_pass_ = 0;
   bool failed_ = false;
@@ -137,6 +162,17 @@ std::string read_new_output(const std::string& path, uint64_t* offset, bool fini
 }
 
 const char* last_event_id(request_rec* r) { return apr_table_get(r->headers_in, "Last-Event-ID"); }
+
+// The feed of this child for `base`, made on first use.
+ChangeFeed& change_feed(const ModuleState& state, const std::string& base) {
+  std::lock_guard<std::mutex> guard(state.feeds_mutex);
+  std::unique_ptr<ChangeFeed>& feed = state.feeds[base];
+  if (!feed)
+    feed = std::make_unique<ChangeFeed>(
+        *state.table, [base](const Job& job) { return job_json(job, base); }, kFeedRefresh,
+        kFeedCapacity);
+  return *feed;
+}
 
 }  // namespace
 
@@ -177,6 +213,7 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
 }
 
 int stream_all_events(request_rec* r, const ModuleState& state, const std::string& base) {
+  ChangeFeed& feed = change_feed(state, base);
   uint64_t since = state.table->change_seq();
   const char* resume = last_event_id(r);
   std::string since_param;
@@ -190,37 +227,15 @@ int stream_all_events(request_rec* r, const ModuleState& state, const std::strin
   EventStream stream(r, state.settings->events_timeout);
   if (r->header_only) return OK;
   stream.flush();  // the client learns at once that the stream is open
+  std::vector<ChangeFeed::Event> events;
   while (stream.open()) {
     stream.pace();
-    uint64_t seen = state.table->change_seq();
-    std::vector<Job> changed;
-    {
-      JobTable::Lock lock(*state.table);
-      // A client cannot be ahead of the table (a forged id, or a table
-      // started anew): it then gets what changes from now on.
-      since = std::min(since, lock.header().change_seq);
-      std::vector<uint64_t> ids;
-      if (lock.changed_since(since, &ids)) {
-        std::sort(ids.begin(), ids.end());
-        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-        for (uint64_t id : ids)
-          if (JobRecord* rec = lock.find(id); rec && rec->change_seq > since)
-            changed.push_back(record_to_job(*rec));
-      } else {
-        lock.for_each([&](JobRecord& rec) {
-          if (rec.change_seq > since) changed.push_back(record_to_job(rec));
-        });
-      }
-    }
-    std::sort(changed.begin(), changed.end(),
-              [](const Job& a, const Job& b) { return a.change_seq < b.change_seq; });
-    if (changed.size() > kMaxJobsPerBatch) changed.resize(kMaxJobsPerBatch);
-    for (const Job& job : changed) {
-      since = job.change_seq;
-      stream.send("job", std::to_string(since), job_json(job, base));
-    }
+    events.clear();
+    since = feed.read(since, kMaxJobsPerBatch, &events);
+    for (const ChangeFeed::Event& event : events)
+      stream.send("job", std::to_string(event.change_seq), *event.data);
     stream.flush();
-    if (!state.table->wait_for_change(seen, stream.wait_budget()) && changed.empty()) stream.idle();
+    if (!state.table->wait_for_change(since, stream.wait_budget()) && events.empty()) stream.idle();
   }
   return OK;
 }

@@ -3,11 +3,14 @@
 // Built in post_config in the parent; children inherit it through fork.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "change_feed.h"
 #include "deploy_config.h"
 #include "job_table.h"
 
@@ -19,6 +22,10 @@ struct ModuleState {
   std::string runner_path;         // deploy-runner, beside mod_deploy.so
   std::vector<std::string> bases;  // <Location> paths with SetHandler deploy
   apr_time_t started_at = 0;
+  // The changes GET BASE/events streams send, one feed per base, made by
+  // the first stream of each child (deploy_events.cc).
+  mutable std::mutex feeds_mutex;
+  mutable std::map<std::string, std::unique_ptr<ChangeFeed>> feeds;
 };
 
 // nullptr before post_config has run (or when it failed).

@@ -17,7 +17,9 @@ def prepare(env):
         f"{env.scratch}/gate-$DEPLOY_JOB_ID", seconds=60))
     env.fragment = (target_block("ok", env.write_script("ok.sh", "#!/bin/sh\necho ok\n"))
                     + target_block("bad", env.write_script("bad.sh", "#!/bin/sh\nexit 4\n"))
-                    + target_block("held", held))
+                    + target_block("held", held)
+                    + target_block("quiet", "/bin/true", "DeployWaitChangeNotification 1h",
+                                   "DeployQueueTimeout 2h"))
 
 
 def release(env, job_id):
@@ -118,6 +120,37 @@ def test_since_zero_sends_every_job_held_and_the_header_wins_over_since(env):
         follow = stream.read_until(lambda e: is_final_job_event(e, later), f"job {later} final")
     assert {e.json()["id"] for e in follow} == {later}, "?since=0 was used despite Last-Event-ID"
     assert all(int(i) > newest for i in event_ids(follow))
+
+
+BATCH_WINDOW = 0.1  # docs/api.md: a stream sends at most one batch per 100 ms under a burst
+
+
+def test_a_burst_of_changes_is_sent_in_batches_that_end_with_the_latest_state(env):
+    """Every POST to a target inside its quiet window changes the waiting job
+    (its `requests`): a watcher gets a few batches, not one event per POST,
+    and the last event it gets is the job as it is at the end."""
+    posts = 100
+    with EventStream(env, f"{BASE}/events") as stream:
+        started = time.monotonic()
+        first = env.submit_ok("quiet")
+        for _ in range(posts - 1):
+            time.sleep(0.005)  # spreads the burst over several batch windows
+            assert env.submit_ok("quiet")["id"] == first["id"], "the burst was not coalesced"
+        burst = time.monotonic() - started
+        events = stream.read_until(
+            lambda e: is_job_event(e, first["id"], lambda j: j["requests"] == posts),
+            f"job {first['id']} with {posts} requests")
+    try:
+        event_ids(events)
+        mine = [e for e in events if is_job_event(e, first["id"])]
+        counts = [e.json()["requests"] for e in mine]
+        assert counts == sorted(counts), counts
+        batches = 2 + burst / BATCH_WINDOW
+        assert len(mine) <= batches, \
+            f"{len(mine)} events for {posts} changes in {burst:.2f} s: {counts}"
+        assert mine[-1].json() == env.job(first["id"])
+    finally:
+        assert env.request("POST", f"{BASE}/jobs/{first['id']}/cancel").status == 202
 
 
 def test_events_timeout_ends_the_stream(make_httpd):
