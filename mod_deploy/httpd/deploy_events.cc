@@ -3,9 +3,12 @@
 #include <httpd.h>
 #include <ap_mpm.h>
 #include <apr_strings.h>
+#include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <apr_portable.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -91,10 +94,14 @@ class EventStream {
   Micros wait_budget() const {
     return std::clamp<Micros>(deadline_ - now_micros(), 0, kStoppingCheck);
   }
-  // Called after a wait that saw no change: a heartbeat once the stream has
-  // been quiet for kHeartbeat.
+  // Called after a wait that saw no change (at least once per
+  // kStoppingCheck): ends the stream when the client has gone, else sends a
+  // heartbeat once the stream has been quiet for kHeartbeat.
   void idle() {
-    if (now_micros() - last_write_ >= kHeartbeat) heartbeat();
+    if (client_gone())
+      failed_ = true;
+    else if (now_micros() - last_write_ >= kHeartbeat)
+      heartbeat();
   }
 
   void flush() {
@@ -109,6 +116,18 @@ class EventStream {
   }
 
   void heartbeat() { write(": keepalive\n\n"); }
+
+  // A client that closed the connection (a closed browser tab) is otherwise
+  // noticed only when a write fails: after the next change, or two
+  // heartbeats (30 s), all that time holding an httpd worker. As nginx does
+  // for proxied requests, a client that shut down its side has gone.
+  bool client_gone() const {
+    apr_socket_t* socket = ap_get_conn_socket(r_->connection);
+    apr_os_sock_t fd;
+    if (!socket || apr_os_sock_get(&fd, socket) != APR_SUCCESS) return false;
+    struct pollfd p = {fd, POLLRDHUP, 0};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+  }
 
   static bool child_stopping() {
     int mpm_state = AP_MPMQ_RUNNING;
