@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <deque>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -22,21 +25,55 @@ namespace {
 
 constexpr size_t kHistoryRows = 50;
 
-// What the page shows, copied under the table lock.
+// What the page shows, copied under the table lock: every unfinished job,
+// the kHistoryRows jobs that finished last, and the newest finished job of
+// each target. The other finished jobs (up to DeployHistory of them) are
+// looked at, not copied.
 struct DashboardSnapshot {
-  std::vector<Job> jobs;
+  std::deque<Job> jobs;     // not a vector: see chunked_text.h
   uint64_t change_seq = 0;  // every job above reflects the changes up to this one
   Micros now = 0;
 };
 
 DashboardSnapshot take_snapshot(const ModuleState& state) {
+  struct Finished {
+    Micros finished_at;
+    uint64_t id;
+    // The order of the history section: the latest finish first.
+    bool operator<(const Finished& o) const {
+      return finished_at != o.finished_at ? finished_at > o.finished_at : id > o.id;
+    }
+  };
+  std::vector<Finished> history;  // a max-heap: its top finished first of those kept
+  std::map<std::string, uint64_t, std::less<>> newest;  // by target
   DashboardSnapshot s;
   JobTable::Lock lock(*state.table);
   s.change_seq = state.table->change_seq();
   s.now = now_micros();
   lock.for_each([&](JobRecord& rec) {
-    if (is_valid_state(rec.state)) s.jobs.push_back(record_to_job(rec));
+    if (!is_valid_state(rec.state)) return;
+    if (!is_final(JobState(rec.state))) {
+      s.jobs.push_back(record_to_job(rec));
+      return;
+    }
+    history.push_back(Finished{rec.finished_at, rec.id});
+    std::push_heap(history.begin(), history.end());
+    if (history.size() > kHistoryRows) {
+      std::pop_heap(history.begin(), history.end());
+      history.pop_back();
+    }
+    std::string_view target(rec.target, strnlen(rec.target, sizeof rec.target));
+    auto it = newest.find(target);
+    if (it == newest.end())
+      newest.emplace(target, rec.id);
+    else
+      it->second = std::max(it->second, rec.id);
   });
+  std::set<uint64_t> ids;
+  for (const Finished& f : history) ids.insert(f.id);
+  for (const auto& [target, id] : newest) ids.insert(id);
+  for (uint64_t id : ids)
+    if (JobRecord* rec = lock.find(id)) s.jobs.push_back(record_to_job(*rec));
   return s;
 }
 
@@ -174,7 +211,7 @@ class Renderer {
            std::string nonce)
       : settings_(settings), s_(snapshot), base_(std::move(base_url)), nonce_(std::move(nonce)) {}
 
-  std::string page() {
+  ChunkedText page() {
     std::map<std::string, std::vector<const Job*>> by_section;
     std::map<std::string, const Job*> last_result;  // newest finished job per target
     for (const Job& job : s_.jobs) {
@@ -362,7 +399,7 @@ class Renderer {
   const DashboardSnapshot& s_;
   const std::string base_;   // URL-escaped, then HTML-escaped
   const std::string nonce_;  // base64: nothing to escape
-  std::string out_;
+  ChunkedText out_;
 };
 
 const std::string_view Renderer::kStyle = R"CSS(
@@ -663,7 +700,7 @@ int send_dashboard(request_rec* r, const ModuleState& state, const std::string& 
   DashboardSnapshot snapshot = take_snapshot(state);
   std::string nonce = make_nonce(r);
   std::string base_url = escape(ap_escape_uri(r->pool, base.c_str()));
-  std::string html = Renderer(*state.settings, snapshot, base_url, nonce).page();
+  ChunkedText html = Renderer(*state.settings, snapshot, base_url, nonce).page();
   std::string policy = "default-src 'none'; script-src 'nonce-" + nonce + "'; style-src 'nonce-" +
                        nonce +
                        "'; img-src data:; connect-src 'self'; form-action 'self'; "

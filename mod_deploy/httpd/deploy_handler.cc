@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <string>
 #include <vector>
@@ -180,7 +181,7 @@ int list_jobs(request_rec* r, const ModuleState& state, const std::string& base)
   auto parsed = parse_jobs_query(r->args ? r->args : "");
   if (auto* e = std::get_if<RequestError>(&parsed)) return send_error(r, *e);
   const JobsQuery& q = std::get<JobsQuery>(parsed);
-  std::vector<Job> jobs;
+  std::deque<Job> jobs;  // not a vector: see chunked_text.h
   {
     JobTable::Lock lock(*state.table);
     lock.for_each_newest_first(q.before, [&](JobRecord& rec) {
@@ -189,9 +190,14 @@ int list_jobs(request_rec* r, const ModuleState& state, const std::string& base)
       return jobs.size() < q.limit;
     });
   }
-  std::string array = "[";
-  for (const Job& job : jobs) array += (array.size() > 1 ? "," : "") + job_json(job, base);
-  return send_json(r, HTTP_OK, array + "]");
+  ChunkedText array;
+  array += "[";
+  for (const Job& job : jobs) {
+    if (&job != &jobs.front()) array += ",";
+    array += job_json(job, base);
+  }
+  array += "]\n";
+  return send_body(r, HTTP_OK, "application/json", array);
 }
 
 json_t* seconds(Micros t) { return json_real(double(t) / 1e6); }

@@ -13,12 +13,34 @@ RequestError not_found(std::string what) {
   return RequestError{HTTP_NOT_FOUND, "not_found", std::move(what)};
 }
 
-int send_body(request_rec* r, int status, const char* type, const std::string& body) {
+namespace {
+
+void set_body_headers(request_rec* r, int status, const char* type, size_t size) {
   r->status = status;
   ap_set_content_type(r, type);
   apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-  ap_set_content_length(r, apr_off_t(body.size()));
+  ap_set_content_length(r, apr_off_t(size));
+}
+
+}  // namespace
+
+int send_body(request_rec* r, int status, const char* type, const std::string& body) {
+  set_body_headers(r, status, type, body.size());
   if (!r->header_only) ap_rwrite(body.data(), int(body.size()), r);
+  return OK;
+}
+
+int send_body(request_rec* r, int status, const char* type, const ChunkedText& body) {
+  set_body_headers(r, status, type, body.size());
+  if (r->header_only) return OK;
+  // One brigade of all the pieces: the core output filter writes them with
+  // one writev, where a write per piece would make a send per piece.
+  apr_bucket_alloc_t* alloc = r->connection->bucket_alloc;
+  apr_bucket_brigade* bb = apr_brigade_create(r->pool, alloc);
+  for (const std::string& piece : body.pieces())
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(piece.data(), piece.size(), alloc));
+  APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(alloc));
+  ap_pass_brigade(r->output_filters, bb);
   return OK;
 }
 

@@ -5,11 +5,13 @@
 
 #include <string>
 
+#include "chunked_text.h"
 #include "request_error.h"
 
 namespace deploy {
 
 int send_body(request_rec* r, int status, const char* type, const std::string& body);
+int send_body(request_rec* r, int status, const char* type, const ChunkedText& body);
 int send_json(request_rec* r, int status, const std::string& json);
 int send_error(request_rec* r, const RequestError& error);
 RequestError not_found(std::string what);

@@ -216,3 +216,39 @@ def test_dashboard_in_a_browser_follows_jobs_live_and_runs_no_injected_markup(ma
     assert jobs[queued_db[0]]["state"] == "canceled", "the page's cancel button did not cancel"
 
     finish_all(env, [running_db, queued_db[1], waiting])
+
+
+def test_history_shows_the_fifty_latest_finishes_and_each_target_its_newest_result(make_httpd):
+    """The history lists the 50 jobs that finished last, by finish time: an
+    old job that finishes late is among them, the oldest quick ones are not.
+    The targets table shows each target's newest finished job."""
+    def prepare_history(env):
+        env.gate = Gate(env, "slow")
+        env.fragment = (target_block("quick", "/bin/true", "DeployConcurrency 0")
+                        + target_block("slow", env.write_script(
+                            "slow.sh", "#!/bin/bash\n" + blocking_script_lines(env.gate.path))))
+    env = make_httpd(setup=prepare_history, name="dashboard-history")
+    slow = env.submit_ok("slow")["id"]
+    env.wait_state(slow, "running")
+    quick = [env.submit_ok("quick")["id"] for _ in range(55)]
+    for jid in quick:
+        env.wait_finished(jid)
+    env.gate.open()
+    assert env.wait_finished(slow)["state"] == "succeeded"
+
+    html = env.get(f"{BASE}/").text
+    history = section(html, "history")
+    shown = [int(i) for i in re.findall(r'<tr data-job="(\d+)"', history)]
+    # finished_at has milliseconds, the server sorts by microseconds: ties
+    # in the JSON may come in either order.
+    finished_at = {j: env.job(j)["finished_at"] for j in quick + [slow]}
+    assert len(shown) == 50 and len(set(shown)) == 50, shown
+    times = [finished_at[j] for j in shown]
+    assert times == sorted(times, reverse=True), times
+    left_out = [finished_at[j] for j in finished_at if j not in shown]
+    assert max(left_out) <= min(times), (left_out, times)
+    assert shown[0] == slow and quick[0] not in shown
+    targets = section(html, "targets")
+    for name, newest in (("quick", quick[-1]), ("slow", slow)):
+        line = re.search(rf'<tr data-target="{name}">(.*?)</tr>', targets, re.S).group(1)
+        assert f">#{newest}</a>" in line, line
