@@ -383,13 +383,18 @@ class HttpdEnv:
         (close_worker_sockets) while a worker frees that very connection's pool,
         a race inside mod_mpm_event (SIGSEGV in apr_os_sock_get, no module
         frame). Teardown therefore stops gracefully; tests of `stop` itself
-        still send SIGTERM.
+        still send SIGTERM, after a pause that lets the workers finish the
+        connections the test just closed: the race needs a worker that is
+        ending a connection when the signal comes (it struck a test that
+        stopped httpd right after its last request).
 
         Returns a message when httpd had to be killed, else None."""
         pid = self.read_pid() or self.last_pid
         if not pid or not self._started:
             return None
         self._started = False
+        if not graceful:
+            time.sleep(STOP_SETTLE_SECONDS)
         try:
             os.kill(pid, signal.SIGWINCH if graceful else signal.SIGTERM)
         except ProcessLookupError:
@@ -550,6 +555,9 @@ class HttpdEnv:
         q = "" if offset is None else f"?offset={offset}"
         return self.get(f"{BASE}/jobs/{job_id}/log{q}")
 
+
+# How long an ungraceful stop waits before its SIGTERM (see HttpdEnv.stop).
+STOP_SETTLE_SECONDS = 0.3
 
 FINAL_STATES = ("succeeded", "failed", "timed_out", "canceled", "expired", "lost")
 
