@@ -1,0 +1,53 @@
+"""scripts/bench runs end to end on a small scale and its figures are whole:
+every section measured the runs it was asked for, every POST was coalesced
+and answered 2xx, every watcher stream stayed open, every job of mod_deploy
+succeeded and every webhook run was counted. Nothing here judges speed: the
+figures and their targets are docs/performance.md's business, not a test's."""
+
+import json
+import os
+import subprocess
+
+from httpd_env import BUILD_DIR, REPO_DIR
+
+RUNS = 2
+JOBS = 100
+WATCHERS = 10
+HISTORY = 300
+
+
+def test_bench_measures_every_figure_and_its_own_checks_hold(tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = [os.path.join(REPO_DIR, "scripts", "bench"), "--runs", str(RUNS), "--duration", "1",
+           "--e2e-jobs", str(JOBS), "--e2e-runs", str(RUNS), "--watchers", str(WATCHERS),
+           "--history", str(HISTORY), "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
+                          env=dict(os.environ, DEPLOY_BUILD_DIR=BUILD_DIR))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for row in ("2 GET BASE/jobs/ID", "3 POST coalesced", "6 POST p99, watchers",
+                "4 forkexec loop", "4 webhook", "5 table bytes / slot"):
+        assert row in done.stdout, f"no row {row!r} in the table:\n{done.stdout}"
+    res = json.loads(out.read_text())
+
+    assert res["error_log_problems"] == []
+    for name in ("static", "job", "post", "post_watchers"):
+        for value in ("rps", "p50_ms", "p99_ms"):
+            figure = res["http"][name][value]
+            assert figure["runs"] == RUNS and 0 < figure["min"] <= figure["median"] <= figure["max"]
+    checks = res["http_checks"]
+    assert checks["non2xx"] == 0 and checks["new_jobs"] == 0
+    assert checks["posts_by_wrk"] > 0 and checks["coalesced"] >= checks["posts_by_wrk"]
+    assert [w["streams"] for w in checks["watchers"]] == [WATCHERS] * RUNS
+    assert all(w["events"] > 0 and w["closed_early"] == 0 for w in checks["watchers"])
+
+    for contender in ("deploy", "forkexec", "webhook"):
+        assert len(res["e2e_runs"][contender]) == RUNS
+        assert res["e2e"][contender]["jobs_per_s"]["min"] > 0
+    assert all(r["finished"] == JOBS and r["accepted"] == JOBS and not r["other"]
+               for r in res["e2e_runs"]["deploy"])
+    assert all(r["runs_counted"] == JOBS for r in res["e2e_runs"]["webhook"])
+
+    memory = res["memory"]
+    assert memory["finished_jobs"] == HISTORY
+    assert memory["bytes_per_slot"] <= 2048
+    assert memory["rss_full_kib"]["VmRSS"] > 0
