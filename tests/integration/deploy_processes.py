@@ -6,7 +6,7 @@ import datetime
 import os
 import signal
 
-from httpd_env import BASE, _read_proc, all_pids, process_alive, wait_for
+from httpd_env import BASE, _read_proc, all_pids, holds_listener, process_alive, wait_for
 
 
 def process_ppid(pid):
@@ -25,38 +25,6 @@ def cmdline(pid):
 
 def children_of(pid):
     return [p for p in all_pids() if process_ppid(p) == pid and process_alive(p)]
-
-
-def _listening_inodes(port):
-    """Socket inodes of 127.0.0.1:port in LISTEN state."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    local, st, inode = fields[1], fields[3], fields[9]
-                    if st == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
-                        inodes.add(inode)
-        except FileNotFoundError:
-            pass
-    return inodes
-
-
-def holds_listener(pid, port):
-    wanted = {f"socket:[{i}]" for i in _listening_inodes(port)}
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
-                return True
-        except OSError:
-            pass
-    return False
 
 
 def httpd_children(env):
