@@ -59,6 +59,7 @@ def assert_states_in_order(events, job_id, final):
     assert rank == sorted(rank) and states.count(final) <= 2, states
 
 
+@pytest.mark.sanitize
 def test_every_changing_job_is_sent_with_growing_ids(env):
     with EventStream(env, f"{BASE}/events") as stream:
         assert stream.status == 200
@@ -75,6 +76,7 @@ def test_every_changing_job_is_sent_with_growing_ids(env):
     assert [e for e in events if is_job_event(e, bad)][-1].json() == env.job(bad)
 
 
+@pytest.mark.sanitize
 @pytest.mark.parametrize("how", ["last-event-id", "since"])
 def test_resume_sends_each_job_changed_after_the_id_once_then_follows(env, how):
     with EventStream(env, f"{BASE}/events") as stream:
@@ -104,6 +106,7 @@ def test_resume_sends_each_job_changed_after_the_id_once_then_follows(env, how):
     assert {e.json()["id"] for e in follow} == {later}, follow
 
 
+@pytest.mark.sanitize
 def test_since_zero_sends_every_job_held_and_the_header_wins_over_since(env):
     jid = env.submit_ok("ok")["id"]
     env.wait_finished(jid)
@@ -125,6 +128,7 @@ def test_since_zero_sends_every_job_held_and_the_header_wins_over_since(env):
 BATCH_WINDOW = 0.1  # docs/api.md: a stream sends at most one batch per 100 ms under a burst
 
 
+@pytest.mark.sanitize
 def test_a_burst_of_changes_is_sent_in_batches_that_end_with_the_latest_state(env):
     """Every POST to a target inside its quiet window changes the waiting job
     (its `requests`): a watcher gets a few batches, not one event per POST,

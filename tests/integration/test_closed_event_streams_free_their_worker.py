@@ -14,6 +14,7 @@ WORKERS = 4
 FREED_WITHIN = 5.0  # seconds; streams look at their connection every second
 
 
+@pytest.mark.sanitize
 @pytest.mark.parametrize("route", ["events", "jobs/ID/events"])
 def test_closed_streams_free_their_workers_while_nothing_changes(make_httpd, route):
     def prepare(env):

@@ -14,6 +14,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from httpd_env import (BASE, BUILD_DIR, REPO_DIR, Gate, blocking_script_lines, target_block)
 
 MARKUP = "<script>alert(1)</script><img src=x onerror=alert(1)>"
@@ -78,6 +80,7 @@ def finish_all(env, job_ids):
         env.wait_finished(job_id, timeout=30)
 
 
+@pytest.mark.sanitize
 def test_dashboard_without_javascript_shows_every_section_with_markup_escaped(make_httpd):
     env = make_httpd(setup=prepare)
     for name in ("step1", "step2", "step3"):
@@ -218,6 +221,7 @@ def test_dashboard_in_a_browser_follows_jobs_live_and_runs_no_injected_markup(ma
     finish_all(env, [running_db, queued_db[1], waiting])
 
 
+@pytest.mark.sanitize
 def test_history_shows_the_fifty_latest_finishes_and_each_target_its_newest_result(make_httpd):
     """The history lists the 50 jobs that finished last, by finish time: an
     old job that finishes late is among them, the oldest quick ones are not.

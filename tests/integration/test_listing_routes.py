@@ -46,6 +46,7 @@ def embedded_job_ids(value):
     return found
 
 
+@pytest.mark.sanitize
 def test_targets_lists_each_target_with_its_latest_job(env):
     r = env.get(f"{BASE}/targets")
     assert r.status == 200
@@ -59,6 +60,7 @@ def test_targets_lists_each_target_with_its_latest_job(env):
     assert "version" in str(alpha), "alpha's settings (its DeployParam) are not shown"
 
 
+@pytest.mark.sanitize
 def test_jobs_are_listed_newest_first(env):
     r = env.get(f"{BASE}/jobs")
     assert r.status == 200
