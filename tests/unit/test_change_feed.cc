@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -188,6 +189,63 @@ START_TEST(a_reader_ahead_of_the_table_gets_what_changes_from_now_on) {
 }
 END_TEST
 
+// What a reader should get, straight from the table.
+Answer oracle(uint64_t since, size_t limit) {
+  std::vector<Job> jobs;
+  uint64_t current;
+  {
+    JobTable::Lock lock(*g_table);
+    current = lock.header().change_seq;
+    lock.for_each([&](JobRecord& rec) {
+      if (rec.change_seq > since) jobs.push_back(deploy::record_to_job(rec));
+    });
+  }
+  std::sort(jobs.begin(), jobs.end(),
+            [](const Job& a, const Job& b) { return a.change_seq < b.change_seq; });
+  Answer a;
+  a.upto = current;
+  for (const Job& job : jobs) {
+    if (a.texts.size() == limit) {
+      a.upto = a.seqs.back();
+      break;
+    }
+    a.texts.push_back(render(job));
+    a.seqs.push_back(job.change_seq);
+  }
+  return a;
+}
+
+START_TEST(random_changes_and_readers_agree_with_the_table) {
+  // A small feed, so that readers fall behind it and its floor moves; each
+  // answer is compared with one read from the table itself.
+  auto feed = make_feed(0, 4);
+  std::vector<uint64_t> ids, points{g_table->change_seq()};
+  uint64_t state = 42;
+  auto next = [&state](uint64_t n) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (state >> 33) % n;
+  };
+  for (int step = 0; step < 3000; ++step) {
+    if (ids.size() < 60 && (ids.empty() || next(10) < 3))
+      ids.push_back(add_job());
+    else
+      set_progress(ids[next(ids.size())], int(next(101)));
+    points.push_back(g_table->change_seq());
+    uint64_t since = points[points.size() - 1 - next(std::min<size_t>(points.size(), 16))];
+    size_t limit = 1 + next(8);
+    Answer want = oracle(since, limit);
+    int renders = g_renders;
+    Answer got = read(*feed, since, limit);
+    g_renders = renders;
+    ck_assert_msg(got.texts == want.texts && got.seqs == want.seqs && got.upto == want.upto,
+                  "step %d, since %llu, limit %zu: got \"%s\" up to %llu, want \"%s\" up to %llu",
+                  step, (unsigned long long)since, limit, joined(got.texts).c_str(),
+                  (unsigned long long)got.upto, joined(want.texts).c_str(),
+                  (unsigned long long)want.upto);
+  }
+}
+END_TEST
+
 Suite* change_feed_suite() {
   Suite* s = suite_create("change_feed");
   TCase* tc = deploy::test::case_with_fixture("feed", set_up, tear_down, 30);
@@ -197,6 +255,7 @@ Suite* change_feed_suite() {
   tcase_add_test(tc, a_limit_cuts_the_answer_and_the_next_read_goes_on);
   tcase_add_test(tc, a_reader_behind_the_feed_is_answered_from_the_table);
   tcase_add_test(tc, a_reader_ahead_of_the_table_gets_what_changes_from_now_on);
+  tcase_add_test(tc, random_changes_and_readers_agree_with_the_table);
   suite_add_tcase(s, tc);
   return s;
 }
