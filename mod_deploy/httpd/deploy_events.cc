@@ -121,7 +121,11 @@ class EventStream {
   // noticed only when a write fails: after the next change, or two
   // heartbeats (30 s), all that time holding an httpd worker. As nginx does
   // for proxied requests, a client that shut down its side has gone.
+  // Not on a secondary connection (an HTTP/2 stream): its socket is a
+  // dummy of mod_http2's, not the client's, and mod_http2 aborts the
+  // stream itself when the client resets it or goes.
   bool client_gone() const {
+    if (r_->connection->master) return false;
     apr_socket_t* socket = ap_get_conn_socket(r_->connection);
     apr_os_sock_t fd;
     if (!socket || apr_os_sock_get(&fd, socket) != APR_SUCCESS) return false;
