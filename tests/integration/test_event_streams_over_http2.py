@@ -15,6 +15,7 @@ HTTP2_MODULE = "/usr/lib/apache2/modules/mod_http2.so"
 OPEN_FOR = 4  # seconds the client holds the stream, well past the 1 s checks
 
 
+@pytest.mark.sanitize
 @pytest.mark.skipif(not os.path.exists(HTTP2_MODULE), reason="mod_http2 is not installed")
 @pytest.mark.parametrize("route", ["events", "jobs/ID/events"])
 def test_a_stream_over_http2_stays_open_and_carries_events(make_httpd, route):
