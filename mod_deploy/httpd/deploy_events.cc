@@ -65,6 +65,7 @@ class EventStream {
     }
     out += '\n';
     write(out);
+    ++events_;
   }
 
   // Under a burst of changes a stream passes at most once per kBatchWindow,
@@ -99,9 +100,25 @@ class EventStream {
   // heartbeat once the stream has been quiet for kHeartbeat.
   void idle() {
     if (client_gone())
-      failed_ = true;
+      gone_ = failed_ = true;
     else if (now_micros() - last_write_ >= kHeartbeat)
       heartbeat();
+  }
+
+  // Why open() turned false, for end().
+  const char* why_closed() const {
+    if (gone_) return "the client closed the connection";
+    if (failed_ || r_->connection->aborted) return "a write failed";
+    if (now_micros() >= deadline_) return "DeployEventsTimeout";
+    return "httpd is stopping or reloading";
+  }
+
+  // LogLevel deploy:debug says how each stream ended.
+  void end(const char* why) const {
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r_,
+                  "mod_deploy: event stream %s ended after %.1f s and %" APR_UINT64_T_FMT
+                  " events: %s",
+                  r_->uri, double(now_micros() - opened_) / 1e6, apr_uint64_t(events_), why);
   }
 
   void flush() {
@@ -149,11 +166,14 @@ class EventStream {
   }
 
   request_rec* r_;
+  Micros opened_ = now_micros();
   Micros deadline_;
   Micros phase_;
   Micros last_write_ = now_micros();
   Micros last_pass_ = 0;
+  uint64_t events_ = 0;
   bool failed_ = false;
+  bool gone_ = false;  // the client closed the connection
 };
 
 std::optional<Job> snapshot(const ModuleState& state, uint64_t id) {
@@ -210,11 +230,15 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
   EventStream stream(r, state.settings->events_timeout);
   if (r->header_only) return OK;
   const std::string log_path = state.table->log_path(id);
+  const char* why = nullptr;
   while (stream.open()) {
     stream.pace();
     uint64_t seen = state.table->output_seq();
     std::optional<Job> job = snapshot(state, id);
-    if (!job) break;  // dropped from the history meanwhile
+    if (!job) {
+      why = "the job left the history";
+      break;
+    }
     bool finished = is_final(job->state);
     // Output first: a progress change is sent after the line that made it,
     // and the final state after the last of the output.
@@ -229,9 +253,13 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
                   job_json(*job, base));
     }
     stream.flush();
-    if (finished) break;
+    if (finished) {
+      why = "the job finished";
+      break;
+    }
     if (!state.table->wait_for_output(seen, stream.wait_budget())) stream.idle();
   }
+  stream.end(why ? why : stream.why_closed());
   return OK;
 }
 
@@ -260,6 +288,7 @@ int stream_all_events(request_rec* r, const ModuleState& state, const std::strin
     stream.flush();
     if (!state.table->wait_for_change(since, stream.wait_budget()) && events.empty()) stream.idle();
   }
+  stream.end(stream.why_closed());
   return OK;
 }
 

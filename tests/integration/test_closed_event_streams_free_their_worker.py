@@ -8,7 +8,7 @@ import time
 import pytest
 
 from event_stream import EventStream
-from httpd_env import BASE, target_block
+from httpd_env import BASE, target_block, wait_for
 
 WORKERS = 4
 FREED_WITHIN = 5.0  # seconds; streams look at their connection every second
@@ -19,7 +19,8 @@ FREED_WITHIN = 5.0  # seconds; streams look at their connection every second
 def test_closed_streams_free_their_workers_while_nothing_changes(make_httpd, route):
     def prepare(env):
         env.server_config = (f"ServerLimit 1\nThreadsPerChild {WORKERS}\n"
-                             f"MaxRequestWorkers {WORKERS}\nDeployEventsTimeout 10mi")
+                             f"MaxRequestWorkers {WORKERS}\nDeployEventsTimeout 10mi\n"
+                             "LogLevel info deploy:debug")
         env.fragment = target_block("held", env.write_script(
             "held.sh", "#!/bin/sh\nexec sleep 120\n"), "DeployTimeout 3mi")
     env = make_httpd(setup=prepare, name="closed-streams")
@@ -47,6 +48,15 @@ def test_closed_streams_free_their_workers_while_nothing_changes(make_httpd, rou
     waited = time.monotonic() - closed
     assert r.status == 200
     assert waited < FREED_WITHIN, f"a worker was free again {waited:.2f} s after the close"
+    # LogLevel deploy:debug says why each stream ended (the first one to end
+    # freed the worker that answered; the others follow within a second).
+    def ended():
+        with open(env.error_log) as f:
+            lines = [line for line in f if f"event stream {path} ended after" in line]
+        return lines if len(lines) == WORKERS else None
+    ended = wait_for(ended, FREED_WITHIN, f"{WORKERS} streams to log their end")
+    assert all(line.rstrip().endswith(": the client closed the connection") for line in ended), \
+        ended
     if route != "events":
         assert env.request("POST", f"{BASE}/jobs/{jid}/cancel").status == 202
         env.wait_finished(jid)
