@@ -15,6 +15,7 @@
 #include <deque>
 #include <exception>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "deploy_dashboard.h"
@@ -196,8 +197,8 @@ int list_jobs(request_rec* r, const ModuleState& state, const std::string& base)
     if (&job != &jobs.front()) array += ",";
     array += job_json(job, base);
   }
-  array += "]\n";
-  return send_body(r, HTTP_OK, "application/json", array);
+  array += "]";
+  return send_json(r, HTTP_OK, std::move(array));
 }
 
 json_t* seconds(Micros t) { return json_real(double(t) / 1e6); }

@@ -48,6 +48,11 @@ int send_json(request_rec* r, int status, const std::string& json) {
   return send_body(r, status, "application/json", json + "\n");
 }
 
+int send_json(request_rec* r, int status, ChunkedText json) {
+  json += "\n";
+  return send_body(r, status, "application/json", json);
+}
+
 int send_error(request_rec* r, const RequestError& e) {
   ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_deploy: %d %s: %s", e.status, e.code.c_str(),
                 e.message.c_str());

@@ -12,7 +12,9 @@ namespace deploy {
 
 int send_body(request_rec* r, int status, const char* type, const std::string& body);
 int send_body(request_rec* r, int status, const char* type, const ChunkedText& body);
+// JSON answers end with a newline.
 int send_json(request_rec* r, int status, const std::string& json);
+int send_json(request_rec* r, int status, ChunkedText json);
 int send_error(request_rec* r, const RequestError& error);
 RequestError not_found(std::string what);
 
