@@ -6,25 +6,12 @@ import datetime
 import os
 import signal
 
-from httpd_env import BASE, _read_proc, all_pids, holds_listener, process_alive, wait_for
-
-
-def process_ppid(pid):
-    """The parent of pid, None when it is gone (also while it goes: ESRCH)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(")") + 2:].split()[1])
+from httpd_env import (BASE, _read_proc, all_pids, children_of, holds_listener, process_alive,
+                       process_ppid, wait_for)
 
 
 def cmdline(pid):
     return [w.decode(errors="replace") for w in _read_proc(pid, "cmdline").split(b"\0") if w]
-
-
-def children_of(pid):
-    return [p for p in all_pids() if process_ppid(p) == pid and process_alive(p)]
 
 
 def httpd_children(env):

@@ -123,10 +123,11 @@ def process_state(pid):
 
 
 def process_ppid(pid):
+    """The parent of pid, None when it is gone (also while it goes: ESRCH)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):  # gone, or exiting right now
+    except OSError:
         return None
     return int(stat[stat.rindex(")") + 2:].split()[1])
 
@@ -139,6 +140,10 @@ def process_alive(pid):
 
 def all_pids():
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def children_of(pid):
+    return [p for p in all_pids() if process_ppid(p) == pid and process_alive(p)]
 
 
 def _listening_inodes(port):
@@ -429,8 +434,7 @@ class HttpdEnv:
         self._started = False
         if graceful:
             # MPM children hold the listener (the scheduler closed it).
-            workers = [p for p in all_pids()
-                       if process_ppid(p) == pid and holds_listener(p, self.port)]
+            workers = [p for p in children_of(pid) if holds_listener(p, self.port)]
         else:
             time.sleep(STOP_SETTLE_SECONDS)
         try:
