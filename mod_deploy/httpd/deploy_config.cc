@@ -107,6 +107,16 @@ const char* cmd_events_timeout(cmd_parms* cmd, void*, const char* arg) {
   return set_duration(cmd, &config_of(cmd).events_timeout, arg);
 }
 
+const char* cmd_events_max_streams(cmd_parms* cmd, void*, const char* arg) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  return set_count(cmd, &config_of(cmd).events_max_streams, arg, 1);
+}
+
+const char* cmd_events_max_per_client(cmd_parms* cmd, void*, const char* arg) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  return set_count(cmd, &config_of(cmd).events_max_per_client, arg, 1);
+}
+
 // --- per target ---
 
 const char* cmd_target_section(cmd_parms* cmd, void*, const char* arg) {
@@ -267,6 +277,10 @@ const command_rec directives[] = {
                   "Largest request body accepted"),
     AP_INIT_TAKE1("DeployEventsTimeout", (cmd_func)cmd_events_timeout, nullptr, RSRC_CONF,
                   "Longest life of one event-stream connection"),
+    AP_INIT_TAKE1("DeployEventsMaxStreams", (cmd_func)cmd_events_max_streams, nullptr, RSRC_CONF,
+                  "Event streams open at once on the whole server"),
+    AP_INIT_TAKE1("DeployEventsMaxPerClient", (cmd_func)cmd_events_max_per_client, nullptr,
+                  RSRC_CONF, "Event streams open at once from one client address"),
     AP_INIT_RAW_ARGS("<DeployTarget", (cmd_func)cmd_target_section, nullptr, RSRC_CONF,
                      "A deployment target and its settings"),
     AP_INIT_RAW_ARGS("DeployCommand", (cmd_func)cmd_command, nullptr, RSRC_CONF,
@@ -331,6 +345,8 @@ std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
   s.max_running = config.max_running.value_or(4);
   s.max_body = config.max_body.value_or(64 * 1024);
   s.events_timeout = config.events_timeout.value_or(60 * 1000000LL);
+  s.events_max_streams = config.events_max_streams.value_or(0);
+  s.events_max_per_client = config.events_max_per_client.value_or(8);
   const TargetDirectives& d = config.defaults;
   for (const TargetDirectives& t : config.targets) {
     Target target;

@@ -53,6 +53,10 @@ struct Settings {
   uint32_t max_running = 4;
   uint64_t max_body = 64 * 1024;
   Micros events_timeout = 60 * 1000000LL;
+  // Open event streams at most: on the server (0: a quarter of
+  // MaxRequestWorkers, decided in post_config) and per client address.
+  uint32_t events_max_streams = 0;
+  uint32_t events_max_per_client = 8;
   std::vector<Target> targets;
 
   const Target* find(const std::string& name) const;
@@ -67,6 +71,7 @@ struct ServerConfig {
   std::optional<uint32_t> history, queue_limit, max_running;
   std::optional<uint64_t> max_body;
   std::optional<Micros> events_timeout;
+  std::optional<uint32_t> events_max_streams, events_max_per_client;
   TargetDirectives defaults;  // target directives given at server level
   std::vector<TargetDirectives> targets;
   TargetDirectives* parsing = nullptr;  // inside <DeployTarget> while it is read

@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "deploy_module.h"
+#include "deploy_response.h"
+#include "event_id.h"
 #include "job_json.h"
 #include "route.h"
 
@@ -28,7 +30,13 @@ constexpr Micros kHeartbeat = 15 * 1000000LL;  // keeps proxies from closing an 
 // An idle stream looks this often whether its httpd child is stopping: a
 // stream must not hold a child past `apachectl stop`, `restart` or `graceful`.
 constexpr Micros kStoppingCheck = 1000000LL;
-constexpr size_t kLogChunk = 64 * 1024;  // output sent per event at most
+constexpr size_t kLogChunk = 64 * 1024;  // output read per step
+// A line of output longer than a chunk still reaches the stream whole, in
+// one data: line, up to this size; a longer one is cut here (it would hold
+// this much memory per stream).
+constexpr size_t kLongestLine = 4 * 1024 * 1024;
+// A stream refused for the limits: streams end after DeployEventsTimeout.
+constexpr int kStreamRetryAfterSeconds = 10;
 constexpr Micros kBatchWindow = 100000;  // see EventStream::pace
 constexpr size_t kMaxJobsPerBatch = 1000;
 // A child's feed of changes (ChangeFeed) reads the table at most this often,
@@ -184,27 +192,57 @@ std::optional<Job> snapshot(const ModuleState& state, uint64_t id) {
 }
 
 // Reads new output of the log from *offset: whole lines only, unless the job
-// has finished (then everything) or a line is longer than a chunk.
+// has finished (then everything) or a line is longer than kLongestLine. At
+// most about a chunk is returned beyond the first whole line.
 std::string read_new_output(const std::string& path, uint64_t* offset, bool finished) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return "";
-  std::string data(kLogChunk, '\0');
-  ssize_t n = pread(fd, data.data(), data.size(), off_t(*offset));
+  std::string data;
+  size_t last_newline = std::string::npos;
+  bool at_end = false;
+  while (data.size() < kLongestLine) {
+    const size_t had = data.size();
+    data.resize(had + std::min(kLogChunk, kLongestLine - had));
+    ssize_t n = pread(fd, data.data() + had, data.size() - had, off_t(*offset + had));
+    data.resize(had + size_t(std::max<ssize_t>(n, 0)));
+    if (n <= 0) {
+      at_end = true;
+      break;
+    }
+    size_t newline = data.rfind('\n');
+    if (newline != std::string::npos && newline >= had) last_newline = newline;
+    if (last_newline != std::string::npos) break;  // a whole line at least
+  }
   ::close(fd);
-  if (n <= 0) return "";
-  data.resize(size_t(n));
-  if (!finished || data.size() == kLogChunk) {
-    size_t last_newline = data.rfind('\n');
-    if (last_newline != std::string::npos)
-      data.resize(last_newline + 1);
-    else if (data.size() < kLogChunk)
-      return "";
+  if (data.empty()) return "";
+  if (!(finished && at_end) && data.size() < kLongestLine) {
+    if (last_newline == std::string::npos) return "";  // a line still being written
+    data.resize(last_newline + 1);
+  } else if (data.size() >= kLongestLine && last_newline != std::string::npos) {
+    data.resize(last_newline + 1);
   }
   *offset += data.size();
   return data;
 }
 
 const char* last_event_id(request_rec* r) { return apr_table_get(r->headers_in, "Last-Event-ID"); }
+
+// A stream past DeployEventsMaxStreams or DeployEventsMaxPerClient is refused
+// before anything is sent; nullopt when it may open.
+std::optional<RequestError> stream_refusal(request_rec* r, const StreamSlots::Claim& claim,
+                                           const StreamSlots& slots) {
+  if (claim.refusal() == StreamSlots::Refusal::none) return std::nullopt;
+  apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, kStreamRetryAfterSeconds));
+  const bool server = claim.refusal() == StreamSlots::Refusal::server_full;
+  ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_deploy: event stream refused: %s (%u)",
+                server ? "DeployEventsMaxStreams reached" : "DeployEventsMaxPerClient reached",
+                server ? slots.max_streams() : slots.max_per_client());
+  return RequestError{HTTP_SERVICE_UNAVAILABLE, "too_many_streams",
+                      server ? "the server has " + std::to_string(slots.max_streams()) +
+                                   " event streams open already; try again later"
+                             : "this client has " + std::to_string(slots.max_per_client()) +
+                                   " event streams open already; close one or try again later"};
+}
 
 // The feed of this child for `base`, made on first use.
 ChangeFeed& change_feed(const ModuleState& state, const std::string& base) {
@@ -221,12 +259,11 @@ ChangeFeed& change_feed(const ModuleState& state, const std::string& base) {
 
 int stream_job_events(request_rec* r, const ModuleState& state, const std::string& base,
                       uint64_t id) {
-  uint64_t sent_change = 0, offset = 0;
-  if (const char* resume = last_event_id(r)) {
-    char* end = nullptr;
-    sent_change = strtoull(resume, &end, 10);
-    if (end && *end == '.') offset = strtoull(end + 1, nullptr, 10);
-  }
+  StreamSlots::Claim claim(*state.stream_slots, r->useragent_ip ? r->useragent_ip : "");
+  if (auto refused = stream_refusal(r, claim, *state.stream_slots)) return send_error(r, *refused);
+  JobEventId sent;
+  if (const char* resume = last_event_id(r))
+    sent = parse_job_event_id(resume, state.table->change_seq()).value_or(JobEventId{});
   EventStream stream(r, state.settings->events_timeout);
   if (r->header_only) return OK;
   const std::string log_path = state.table->log_path(id);
@@ -243,14 +280,13 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
     // Output first: a progress change is sent after the line that made it,
     // and the final state after the last of the output.
     for (;;) {
-      std::string output = read_new_output(log_path, &offset, finished);
+      std::string output = read_new_output(log_path, &sent.offset, finished);
       if (output.empty()) break;
-      stream.send("log", std::to_string(sent_change) + "." + std::to_string(offset), output);
+      stream.send("log", format_job_event_id(sent), output);
     }
-    if (job->change_seq > sent_change) {
-      sent_change = job->change_seq;
-      stream.send("job", std::to_string(sent_change) + "." + std::to_string(offset),
-                  job_json(*job, base));
+    if (job->change_seq > sent.change) {
+      sent.change = job->change_seq;
+      stream.send("job", format_job_event_id(sent), job_json(*job, base));
     }
     stream.flush();
     if (finished) {
@@ -264,6 +300,8 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
 }
 
 int stream_all_events(request_rec* r, const ModuleState& state, const std::string& base) {
+  StreamSlots::Claim claim(*state.stream_slots, r->useragent_ip ? r->useragent_ip : "");
+  if (auto refused = stream_refusal(r, claim, *state.stream_slots)) return send_error(r, *refused);
   ChangeFeed& feed = change_feed(state, base);
   uint64_t since = state.table->change_seq();
   const char* resume = last_event_id(r);
@@ -273,7 +311,7 @@ int stream_all_events(request_rec* r, const ModuleState& state, const std::strin
       for (const auto& [name, value] : *query)
         if (name == "since") since_param = value;
   if (!resume && !since_param.empty()) resume = since_param.c_str();
-  if (resume) since = strtoull(resume, nullptr, 10);
+  if (resume) since = parse_change_event_id(resume, since).value_or(since);
 
   EventStream stream(r, state.settings->events_timeout);
   if (r->header_only) return OK;

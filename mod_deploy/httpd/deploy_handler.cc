@@ -292,7 +292,11 @@ int cancel(request_rec* r, const ModuleState& state, const std::string& base, ui
       // The runner owns a running job: it sees the flag (and our nudge),
       // signals the job's process group, and records the outcome.
       rec->cancel_requested = 1;
-      runner = rec->runner_pid;
+      // Only the runner that recorded itself is nudged: a pid that has
+      // been reused since names an unrelated process.
+      if (rec->runner_pid > 0 && rec->runner_start_ticks != 0 &&
+          process_start_ticks(rec->runner_pid) == rec->runner_start_ticks)
+        runner = rec->runner_pid;
       lock.commit(rec);
     } else {
       lock.finish(rec, JobState::canceled, now_micros());

@@ -10,10 +10,12 @@
 #include <http_log.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <ap_mpm.h>
 #include <libgen.h>
 #include <unistd.h>
 #include <unixd.h>
 
+#include <algorithm>
 #include <exception>
 #include <string>
 
@@ -59,6 +61,16 @@ std::string runner_beside_module() {
   std::string path(info.dli_fname);
   size_t slash = path.rfind('/');
   return (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/deploy-runner";
+}
+
+// DeployEventsMaxStreams, or a quarter of MaxRequestWorkers: three quarters
+// of the workers stay free for everything else, whatever the streams do.
+uint32_t stream_limit(const Settings& settings) {
+  if (settings.events_max_streams > 0) return settings.events_max_streams;
+  int daemons = 0, threads = 0;
+  if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS) daemons = 1;
+  if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1) threads = 1;
+  return uint32_t(std::max(1, std::max(daemons, 1) * threads / 4));
 }
 
 int check_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
@@ -113,6 +125,12 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
     if (!st.is_ok()) {
       ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_deploy: DeployStateDir %s: %s",
                    settings.state_dir.c_str(), st.message().c_str());
+      return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    st = StreamSlots::create(pconf, stream_limit(settings), settings.events_max_per_client,
+                             &state->stream_slots);
+    if (!st.is_ok()) {
+      ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_deploy: %s", st.message().c_str());
       return HTTP_INTERNAL_SERVER_ERROR;
     }
     g_state = state;
