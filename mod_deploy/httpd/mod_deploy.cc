@@ -23,6 +23,7 @@
 #include "deploy_handler.h"
 #include "deploy_module.h"
 #include "deploy_scheduler_process.h"
+#include "deploy_server_status.h"
 #include "deploy_state.h"
 
 namespace deploy {
@@ -190,6 +191,7 @@ void register_hooks(apr_pool_t*) {
   ap_hook_child_init(child_init, nullptr, nullptr, APR_HOOK_MIDDLE);
   ap_hook_map_to_storage(map_to_storage, nullptr, nullptr, APR_HOOK_FIRST);
   ap_hook_handler(handler, nullptr, nullptr, APR_HOOK_MIDDLE);
+  register_server_status_hook();
 }
 
 }  // namespace
