@@ -290,3 +290,36 @@ def test_portal_in_a_browser_submits_and_watches_the_job_finish_live(portal):
     assert set(jobs) == {"web-01", "web-02"}, jobs
     assert all(j["state"] == "succeeded" and j["submitted_by"] == "alice" for j in jobs.values())
     assert jobs["web-01"]["params"]["version"] == "2.0.1"
+
+
+def indented_blocks(markdown):
+    """The indented code blocks of a Markdown text, without their indent."""
+    blocks, current = [], None
+    for line in markdown.split("\n") + [""]:
+        if line.startswith("    ") or (current is not None and line == ""):
+            if current is None:
+                current = []
+            current.append(line[4:])
+        elif current is not None:
+            blocks.append("\n".join(current).strip("\n"))
+            current = None
+    if current:
+        blocks.append("\n".join(current).strip("\n"))
+    return blocks
+
+
+def test_the_files_shown_in_django_migration_md_are_the_examples_files():
+    with open(os.path.join(REPO_DIR, "docs", "django-migration.md")) as f:
+        blocks = indented_blocks(f.read())
+    shown = {}
+    for block in blocks:
+        first, _, rest = block.partition("\n")
+        m = re.fullmatch(r"(?:# |\{# )examples/django-portal/(\S+)(?: #\})?", first)
+        if m:
+            shown[m.group(1)] = rest
+    assert set(shown) == {"apache/portal.conf", "deployments/deploy_client.py",
+                          "deployments/views.py", "deployments/forms.py",
+                          "deployments/templates/deployments/history.html"}, sorted(shown)
+    for path, text in shown.items():
+        with open(os.path.join(PORTAL_DIR, path)) as f:
+            assert text == f.read().rstrip("\n"), f"docs/django-migration.md shows another {path}"
