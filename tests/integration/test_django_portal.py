@@ -222,6 +222,27 @@ def jobs_held(env):
     return env.request("GET", f"{BASE}/jobs", headers=auth("alice")).json()
 
 
+def test_the_job_pages_cancel_button_cancels_the_job_as_the_user(portal):
+    user = Browser(portal, "bob")
+    status, headers, _ = user.submit("/portal/deploy/", target="vm", vm="web-03", version="1.0")
+    assert status == 302, headers
+    jid = int(re.fullmatch(r"/portal/jobs/(\d+)/", headers["Location"]).group(1))
+    wait_progress(portal, jid, 20)
+    status, _, page = user.get(f"/portal/jobs/{jid}/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    status, headers, _ = user.request("POST", f"/portal/jobs/{jid}/cancel",
+                                      {"csrfmiddlewaretoken": token})
+    assert status == 302 and headers["Location"] == f"/portal/jobs/{jid}/", (status, headers)
+    wait_state(portal, jid, "canceled")
+    assert job_of(portal, jid)["submitted_by"] == "bob"
+    # Once more: the job has finished (409 conflict), the page just shows it.
+    status, headers, _ = user.request("POST", f"/portal/jobs/{jid}/cancel",
+                                      {"csrfmiddlewaretoken": token})
+    assert status == 302, (status, headers)
+    status, _, page = user.get(f"/portal/jobs/{jid}/")
+    assert 'class="state-canceled">canceled<' in page and "/cancel" not in page
+
+
 def test_a_version_refused_by_deploy_param_is_shown_next_to_its_field(portal):
     user = Browser(portal)
     status, _, page = user.submit("/portal/deploy/", target="vm", vm="web-01",

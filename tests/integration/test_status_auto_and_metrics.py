@@ -105,12 +105,16 @@ def metrics(env):
     return families
 
 
+def promtool(*args, stdin=None):
+    """Runs Prometheus' promtool (Debian package prometheus)."""
+    path = shutil.which("promtool")
+    assert path, "promtool is missing: scripts/install-deps installs prometheus"
+    return subprocess.run([path, *args], input=stdin, capture_output=True, text=True, timeout=120)
+
+
 def promtool_check_metrics(text):
-    """Prometheus' own linter (Debian package prometheus) finds nothing to say."""
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: scripts/install-deps installs prometheus"
-    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
-                            text=True, timeout=60)
+    """Prometheus' own linter finds nothing to say."""
+    result = promtool("check", "metrics", stdin=text)
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), \
         f"promtool check metrics: {result.stdout}{result.stderr}"
 
@@ -301,8 +305,6 @@ def test_metrics_from_another_address_are_refused_without_asking_for_a_password(
 
 
 def test_the_example_alert_rules_are_valid_and_fire_as_documented():
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: scripts/install-deps installs prometheus"
     for args in (["check", "rules", ALERT_RULES], ["test", "rules", ALERT_TESTS]):
-        result = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120)
+        result = promtool(*args)
         assert result.returncode == 0, f"promtool {' '.join(args)}:\n{result.stdout}{result.stderr}"
