@@ -660,6 +660,8 @@ void JobTable::Lock::finish(JobRecord* r, JobState state, Micros now) {
   h.counters.finished[uint8_t(state)]++;
   if (TargetStats* stats = target_stats(h, r->target)) {
     stats->finished[uint8_t(state)]++;
+    int64_t& last_success = h.target_last_success[stats - h.targets];
+    if (state == JobState::succeeded && now > last_success) last_success = now;
     if (r->started_at > 0 && now >= r->started_at) {
       Micros duration = now - r->started_at;
       size_t bucket = 0;

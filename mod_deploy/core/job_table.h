@@ -139,6 +139,11 @@ struct TableHeader {
   // The latest record changes, by change_seq: lets event streams find what
   // changed without reading every record.
   RecentChange recent[kRecentChanges];
+  // finished_at of each target's newest succeeded job, indexed as
+  // targets[]; 0: none yet (and in a file written before this field).
+  // Kept here, not read from the records, so that it survives the trimming
+  // of the history.
+  int64_t target_last_success[kMaxTargetStats];
 };
 static_assert(sizeof(TableHeader) <= kHeaderSize);
 

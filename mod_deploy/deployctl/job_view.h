@@ -1,5 +1,5 @@
 // A job as deployctl shows it: the fields of the server's job JSON
-// (SPEC.md "A job") that a person reads, and the lines written about it.
+// (docs/api.md, "The job") that a person reads, and the lines written about it.
 #pragma once
 
 #include <cstdint>

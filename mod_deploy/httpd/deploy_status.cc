@@ -3,6 +3,7 @@
 #include <httpd.h>
 #include <apr_time.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -22,6 +23,8 @@ struct Snapshot {
   std::vector<TargetStats> stats;                           // targets seen since the table began
   std::map<std::string, std::map<JobState, uint64_t>> now;  // unfinished jobs, per target and state
   std::map<JobState, uint64_t> total_now;
+  // Indexed as stats: finished_at of the target's newest succeeded job, or 0.
+  std::vector<Micros> last_success;
 };
 
 Snapshot take_snapshot(const ModuleState& state) {
@@ -30,8 +33,12 @@ Snapshot take_snapshot(const ModuleState& state) {
   for (const Target& t : state.settings->targets) s.now[t.name];
   JobTable::Lock lock(*state.table);
   s.counters = lock.header().counters;
-  for (const TargetStats& stats : lock.header().targets)
-    if (stats.target[0] != '\0') s.stats.push_back(stats);
+  const TableHeader& header = lock.header();
+  for (size_t i = 0; i < kMaxTargetStats; ++i) {
+    if (header.targets[i].target[0] == '\0') continue;
+    s.stats.push_back(header.targets[i]);
+    s.last_success.push_back(header.target_last_success[i]);
+  }
   // Finished jobs are in the counters: only the unfinished ones are read.
   lock.for_each_unfinished([&](JobRecord& rec) {
     JobState st = JobState(rec.state);
@@ -138,6 +145,18 @@ int send_metrics(request_rec* r, const ModuleState& state) {
     out += "deploy_job_duration_seconds_sum{target=\"" + target + "\"} " + sum + "\n";
     out += "deploy_job_duration_seconds_count{target=\"" + target + "\"} " +
            std::to_string(t.duration_count) + "\n";
+  }
+
+  help("deploy_last_success_timestamp_seconds", "gauge",
+       "When the newest succeeded job of each target finished, in seconds since the epoch; 0: "
+       "none yet.");
+  for (size_t i = 0; i < s.stats.size(); ++i) {
+    char seconds[64];
+    const Micros last = std::max<Micros>(s.last_success[i], 0);
+    snprintf(seconds, sizeof seconds, "%lld.%06lld", static_cast<long long>(last / 1000000),
+             static_cast<long long>(last % 1000000));
+    out += "deploy_last_success_timestamp_seconds{target=\"" + label(s.stats[i].target) + "\"} " +
+           seconds + "\n";
   }
 
   help("deploy_submissions_total", "counter", "Submissions by result (rejected ones by reason).");

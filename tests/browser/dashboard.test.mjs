@@ -10,11 +10,8 @@
 // Exits 0 when every check passed, 1 otherwise (the reason on stdout).
 
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -31,16 +28,10 @@ const STEP_TIMEOUT = 20000; // ms, for each thing the page must show
 const log = (...words) => console.log(...words);
 const release = (gate) => log(`release ${gate}`);
 
-const profile = mkdtempSync(join(tmpdir(), "mod_deploy-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: args.chromium,
-  headless: true,
+const browser = await launchChromium(args.chromium, {
   viewport: { width: 1400, height: 1100 },
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
 });
+const context = browser.context;
 
 const dialogs = [];
 const consoleErrors = [];
@@ -205,7 +196,6 @@ try {
   log(`console errors: ${JSON.stringify(consoleErrors)}`);
   log(`page errors: ${JSON.stringify(pageErrors)}`);
 } finally {
-  await context.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
+  await browser.close();
 }
 process.exit(failed ? 1 : 0);

@@ -148,16 +148,17 @@ def test_dashboard_without_javascript_shows_every_section_with_markup_escaped(ma
 
 
 class BrowserRun:
-    """tests/browser/dashboard.test.mjs as a child: it prints `release GATE`
-    when the page shows what it waited for; this side opens that gate."""
+    """A script of tests/browser (dashboard.test.mjs unless told) as a child:
+    it prints `release GATE` when the page shows what it waited for; this
+    side opens that gate. `extra`: more arguments for the script."""
 
-    def __init__(self, env, screenshot):
+    def __init__(self, env, screenshot, script=BROWSER_SCRIPT, url=None, extra=()):
         self.env = env
         self.lines = queue.Queue()
         self.output = []
         self.proc = subprocess.Popen(
-            ["node", BROWSER_SCRIPT, "--url", f"{env.origin}{BASE}/",
-             "--screenshot", screenshot, "--chromium", CHROMIUM],
+            ["node", script, "--url", url or f"{env.origin}{BASE}/",
+             "--screenshot", screenshot, "--chromium", CHROMIUM, *extra],
             cwd=BROWSER_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -185,12 +186,17 @@ class BrowserRun:
                 self.env.gates[m.group(1)].open()
 
 
-def test_dashboard_in_a_browser_follows_jobs_live_and_runs_no_injected_markup(make_httpd):
+def require_browser():
+    """Fails with what to install when a browser test cannot run."""
     assert shutil.which("node"), "node is missing (apt-get install nodejs)"
     assert os.access(CHROMIUM, os.X_OK), \
         f"{CHROMIUM} is missing (apt-get install chromium, or set CHROMIUM)"
     assert os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")), \
         "playwright-core is missing: run `npm ci --prefix tests/browser`"
+
+
+def test_dashboard_in_a_browser_follows_jobs_live_and_runs_no_injected_markup(make_httpd):
+    require_browser()
     env = make_httpd(setup=prepare)
     # Rows the page renders on the server before any event: one running job,
     # two queued behind it (the page cancels one), one in its quiet window.

@@ -290,6 +290,34 @@ START_TEST(finish_counts_the_duration_of_a_job_that_ran) {
 }
 END_TEST
 
+START_TEST(finish_keeps_each_targets_newest_success_through_trimming_and_resizing) {
+  {
+    auto table = open_table(4);
+    auto finish = [&](const char* target, JobState state, deploy::Micros at) {
+      uint64_t id = add_job(*table, JobState::running, target);
+      JobTable::Lock lock(*table);
+      lock.finish(lock.find(id), state, at);
+    };
+    finish("web", JobState::succeeded, 2000000);
+    finish("db", JobState::failed, 3000000);
+    finish("web", JobState::succeeded, 5000000);
+    finish("web", JobState::failed, 6000000);
+    // A success that finishes with an earlier time does not move it back.
+    finish("web", JobState::succeeded, 4000000);
+    // Five jobs in a table of four: the first one has left the history.
+    JobTable::Lock lock(*table);
+    ck_assert_ptr_null(lock.find(1));
+    ck_assert_str_eq(lock.header().targets[0].target, "web");
+    ck_assert_str_eq(lock.header().targets[1].target, "db");
+    ck_assert_int_eq(lock.header().target_last_success[0], 5000000);
+    ck_assert_int_eq(lock.header().target_last_success[1], 0);
+  }
+  auto resized = open_table(8);
+  JobTable::Lock lock(*resized);
+  ck_assert_int_eq(lock.header().target_last_success[0], 5000000);
+}
+END_TEST
+
 std::vector<uint64_t> unfinished_ids(JobTable& table) {
   std::vector<uint64_t> ids;
   JobTable::Lock lock(table);
@@ -487,6 +515,7 @@ Suite* job_table_suite() {
   tcase_add_test(tc, a_commit_in_another_process_wakes_a_waiter);
   tcase_add_test(tc, quiet_commits_wake_output_followers_but_not_change_watchers);
   tcase_add_test(tc, finish_counts_the_duration_of_a_job_that_ran);
+  tcase_add_test(tc, finish_keeps_each_targets_newest_success_through_trimming_and_resizing);
   tcase_add_test(tc, unfinished_jobs_are_found_also_far_behind_the_newest_id);
   tcase_add_test(tc, changed_since_names_the_jobs_changed_after_a_point);
   tcase_add_test(tc, a_reused_table_ends_every_target_name_of_its_counters);
