@@ -274,7 +274,7 @@ const std::string& columns_json() {
     for (const Section& section : sections()) {
       json_t* fields = json_array();
       for (const auto& [field, heading] : section.columns)
-        json_array_append_new(fields, json_string(column(field).field.data()));
+        json_array_append_new(fields, json_string(std::string(column(field).field).c_str()));
       json_object_set_new(by_section, section.id, fields);
     }
     json_t* table = json_object();
