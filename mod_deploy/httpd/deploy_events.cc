@@ -263,7 +263,8 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
   return OK;
 }
 
-int stream_all_events(request_rec* r, const ModuleState& state, const std::string& base) {
+int stream_all_events(request_rec* r, const ModuleState& state, TargetAccess& access,
+                      const std::string& base) {
   ChangeFeed& feed = change_feed(state, base);
   uint64_t since = state.table->change_seq();
   const char* resume = last_event_id(r);
@@ -284,7 +285,8 @@ int stream_all_events(request_rec* r, const ModuleState& state, const std::strin
     events.clear();
     since = feed.read(since, kMaxJobsPerBatch, &events);
     for (const ChangeFeed::Event& event : events)
-      stream.send("job", std::to_string(event.change_seq), *event.data);
+      if (access.may_read(event.target))
+        stream.send("job", std::to_string(event.change_seq), *event.data);
     stream.flush();
     if (!state.table->wait_for_change(since, stream.wait_budget()) && events.empty()) stream.idle();
   }
