@@ -29,7 +29,8 @@ class TargetAccess {
   TargetAccess(request_rec* r, std::string base);
 
   // May the request read the target's jobs (JSON, log, events, page)?
-  // Exactly when it may GET BASE/targets/NAME.
+  // Exactly when it may GET BASE/targets/NAME. For filtering: httpd's log
+  // lines of a refusal are left out (LogLevel deploy:debug names it).
   bool may_read(const std::string& target);
   // nullopt when it may; else the refusal httpd gives for GET
   // BASE/targets/NAME (401 `unauthorized` with httpd's WWW-Authenticate
@@ -59,7 +60,9 @@ class TargetAccess {
   };
   using Decisions = std::map<std::string, Decision, std::less<>>;
 
-  const Decision& decide(Decisions& decisions, const std::string& target, int method);
+  // `quiet`: the decision only hides a target, and the subrequest logs
+  // nothing below crit.
+  const Decision& decide(Decisions& decisions, const std::string& target, int method, bool quiet);
   std::optional<RequestError> refusal(const std::string& target, const Decision& decision);
 
   request_rec* r_;
@@ -67,5 +70,8 @@ class TargetAccess {
   Decisions reads_, submissions_;
   std::set<std::string, std::less<>> noted_;
 };
+
+// Hooks the checks need (from the module's register_hooks).
+void register_access_hooks();
 
 }  // namespace deploy

@@ -21,11 +21,17 @@ from httpd_env import (BASE, Gate, basic_auth_location, basic_credentials, gated
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw"}
 SECRET = b"cancel-needs-this-key"
-# Every user may use BASE, only alice the target webapp.
-PROTECTED_TARGET = f"<Location {BASE}/targets/webapp>\n    Require user alice\n</Location>\n"
-# What httpd's mod_authz_core logs when bob is refused webapp (as it would
-# for a request of BASE/targets/webapp itself).
-AUTHORIZATION_FAILURE = r"AH01631: user bob: authorization failure"
+# Every user may use BASE, only alice the target webapp. Anyone may submit to
+# sealed (without credentials), nobody may read it: a refusal whatever the
+# credentials, 403.
+PER_TARGET_LOCATIONS = (f"<Location {BASE}/targets/webapp>\n    Require user alice\n</Location>\n"
+                        f"<Location {BASE}/targets/sealed>\n    AuthType None\n"
+                        "    Require method POST\n</Location>\n")
+# What httpd's mod_authz_core logs when it refuses bob webapp, or anyone to
+# read sealed, as for a request of BASE/targets/NAME itself: expected where a
+# test is refused a job route; a listing that hides a target logs nothing.
+AUTHORIZATION_FAILURES = (r"AH01631: user bob: authorization failure",
+                          r"AH01630: client denied by server configuration: \S*/deploy/targets/sealed")
 
 
 def write_htpasswd(env):
@@ -45,7 +51,8 @@ def setup_layout(env):
     env.fragment = (target_block("webapp", script)
                     + target_block("other", script)
                     + target_block("signed", script, f"DeploySecret file:{secret}")
-                    + basic_auth_location(BASE, write_htpasswd(env)) + PROTECTED_TARGET)
+                    + target_block("sealed", script)
+                    + basic_auth_location(BASE, write_htpasswd(env)) + PER_TARGET_LOCATIONS)
 
 
 class User:
@@ -93,17 +100,21 @@ class User:
 @pytest.fixture
 def layout(make_httpd):
     env = make_httpd(setup=setup_layout)
-    env.expect_error(AUTHORIZATION_FAILURE)
     return env, User(env, "alice"), User(env, "bob")
 
 
-def assert_refused(r, what, by_httpd=False):
+def expect_refusals_logged(env):
+    for pattern in AUTHORIZATION_FAILURES:
+        env.expect_error(pattern)
+
+
+def assert_refused(r, what, by_httpd=False, status=401):
     """bob's refusal: the answer httpd gives for BASE/targets/webapp itself
-    (401 with its challenge, or 403), with mod_deploy's JSON error unless
-    httpd refused the request itself (its own HTML page)."""
-    assert r.status in (401, 403), f"{what}: {r}"
+    (401 with its challenge: bob is not alice), with mod_deploy's JSON error
+    unless httpd refused the request itself (its own HTML page)."""
+    assert r.status == status, f"{what}: {r}"
     if r.status == 401:
-        assert r.headers.get("WWW-Authenticate", "").startswith("Basic realm="), \
+        assert r.headers.get("WWW-Authenticate", "") == 'Basic realm="deploy"', \
             f"{what}: a 401 without httpd's challenge: {dict(r.headers)}"
     if by_httpd:
         return
@@ -131,6 +142,7 @@ def finished_job(env, alice, target):
 
 def test_another_user_can_neither_submit_to_nor_cancel_jobs_of_a_protected_target(layout):
     env, alice, bob = layout
+    expect_refusals_logged(env)
     assert_refused(bob.submit("webapp"), "bob's submission to webapp", by_httpd=True)
     job_id = running_job(alice)
 
@@ -151,13 +163,14 @@ def test_another_user_can_neither_submit_to_nor_cancel_jobs_of_a_protected_targe
 
 def test_another_user_cannot_read_the_json_log_or_events_of_a_protected_targets_job(layout):
     env, alice, bob = layout
+    expect_refusals_logged(env)
     job_id = running_job(alice)
     for path in (f"{BASE}/jobs/{job_id}", f"{BASE}/jobs/{job_id}/log",
                  f"{BASE}/jobs/{job_id}/log?offset=0", f"{BASE}/jobs/{job_id}/events"):
         r = bob.get(path)
         assert_refused(r, f"bob's GET {path}")
         assert b"deploying" not in r.body
-    assert bob.request("HEAD", f"{BASE}/jobs/{job_id}").status in (401, 403)
+    assert bob.request("HEAD", f"{BASE}/jobs/{job_id}").status == 401
 
     assert alice.job(job_id)["target"] == "webapp"
     assert alice.get(f"{BASE}/jobs/{job_id}/log").status == 200
@@ -239,6 +252,22 @@ def test_a_signed_targets_cancel_must_carry_a_signature_of_its_body(layout):
     r = alice.cancel(job_id, {"X-Hub-Signature-256": hub_signature(SECRET, b"")})
     assert r.status == 202, r
     assert alice.wait_state(job_id, ("canceled", "succeeded", "failed"))["state"] == "canceled"
+
+
+def test_a_target_nobody_may_read_answers_403_on_its_jobs_and_may_still_be_canceled(layout):
+    env, alice, bob = layout
+    expect_refusals_logged(env)
+    r = env.request("POST", f"{BASE}/targets/sealed", b"", {"Content-Length": "0"})
+    assert r.status == 202, r
+    job_id = r.json()["id"]
+    for user in (alice, bob):
+        for path in (f"{BASE}/jobs/{job_id}", f"{BASE}/jobs/{job_id}/log"):
+            assert_refused(user.get(path), f"GET {path}", status=403)
+        assert job_id not in [j["id"] for j in user.get(f"{BASE}/jobs").json()]
+        assert "sealed" not in [t["name"] for t in user.get(f"{BASE}/targets").json()]
+    # A cancel needs what a submission needs: sealed takes POSTs from anyone
+    # (who may use BASE, whose routes the cancel's URL is under).
+    assert bob.cancel(job_id).status == 202
 
 
 # ----- Origin: the server's own names, never the request's Host
