@@ -71,9 +71,10 @@ std::optional<RequestError> read_body(request_rec* r, uint64_t limit, std::strin
 }
 
 // How this server is reached: the names of the virtual host that answers
-// (ServerName, ServerAlias), the address the connection came in on, and the
-// port of ServerName (when it gives one) or of that connection. Never the
-// request's Host header, which the client chooses.
+// (ServerName, ServerAlias), the address the connection came in on (and
+// "localhost" for a loopback one), and the port of ServerName (when it gives
+// one) or of that connection. Never the request's Host header, which the
+// client chooses.
 ServerOrigin server_origin(request_rec* r) {
   const server_rec* s = r->server;
   ServerOrigin server;
@@ -91,6 +92,9 @@ ServerOrigin server_origin(request_rec* r) {
     if (address.starts_with("::ffff:") && address.find('.') != std::string_view::npos)
       address.remove_prefix(7);
     server.names.emplace_back(address);
+    // A browser on this machine names a loopback address "localhost"; no
+    // other host can make a page of that origin.
+    if (address == "::1" || address.starts_with("127.")) server.names.emplace_back("localhost");
   }
   if (s->port) server.ports.push_back(s->port);
   if (r->connection->local_addr) server.ports.push_back(r->connection->local_addr->port);

@@ -302,7 +302,7 @@ def test_an_origin_equal_to_an_attackers_host_is_cross_origin(named_server):
 def test_an_origin_naming_the_server_its_alias_or_its_address_is_accepted(named_server):
     env, alice = named_server
     env.gate.open()
-    for name in ("deploy.example", "alias.example", "a.wild.example", "127.0.0.1"):
+    for name in ("deploy.example", "alias.example", "a.wild.example", "127.0.0.1", "localhost"):
         origin = f"http://{name}:{env.port}"
         r = alice.request("POST", f"{BASE}/targets/other", b"", {"Origin": origin})
         assert r.status == 202, f"Origin {origin}: {r}"
