@@ -14,8 +14,8 @@
 #include <cstring>
 #include <deque>
 #include <exception>
-#include <string>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <variant>
@@ -210,8 +210,8 @@ std::variant<Job, RequestError> readable_job(const ModuleState& state, TargetAcc
   return *std::move(job);
 }
 
-int get_job(request_rec* r, const ModuleState& state, TargetAccess& access,
-            const std::string& base, uint64_t id) {
+int get_job(request_rec* r, const ModuleState& state, TargetAccess& access, const std::string& base,
+            uint64_t id) {
   auto job = readable_job(state, access, id);
   if (auto* e = std::get_if<RequestError>(&job)) return send_error(r, *e);
   return send_json(r, HTTP_OK, job_json(std::get<Job>(job), base));
@@ -336,8 +336,8 @@ int get_log(request_rec* r, const ModuleState& state, TargetAccess& access, uint
 // A cancel is allowed exactly when a submission to the job's target would
 // be: httpd's access control of POST BASE/targets/NAME and, for a signed
 // target, a signature over the cancel's own body (often empty).
-int cancel(request_rec* r, const ModuleState& state, TargetAccess& access,
-           const std::string& base, uint64_t id) {
+int cancel(request_rec* r, const ModuleState& state, TargetAccess& access, const std::string& base,
+           uint64_t id) {
   if (auto e = check_origin(r)) return send_error(r, *e);
   std::optional<Job> found = find_job(state, id);
   if (!found) return send_error(r, not_found("no job " + std::to_string(id)));
