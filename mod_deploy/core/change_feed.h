@@ -30,6 +30,7 @@ class ChangeFeed {
   struct Event {
     uint64_t change_seq;  // the job's change that this is the state after
     std::shared_ptr<const std::string> data;
+    std::string target;  // the job's, for streams that show only some targets
   };
 
   // Starts at the table's change counter as it is now: changes before it
@@ -69,6 +70,7 @@ class ChangeFeed {
   struct Entry {
     uint64_t id;
     std::shared_ptr<const std::string> data;
+    std::string target;
   };
   std::map<uint64_t, Entry> by_change_;           // change_seq -> latest state of a job
   std::unordered_map<uint64_t, uint64_t> by_id_;  // job id -> its key in by_change_

@@ -299,7 +299,8 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
   return OK;
 }
 
-int stream_all_events(request_rec* r, const ModuleState& state, const std::string& base) {
+int stream_all_events(request_rec* r, const ModuleState& state, TargetAccess& access,
+                      const std::string& base) {
   StreamSlots::Claim claim(*state.stream_slots, r->useragent_ip ? r->useragent_ip : "");
   if (auto refused = stream_refusal(r, claim, *state.stream_slots)) return send_error(r, *refused);
   ChangeFeed& feed = change_feed(state, base);
@@ -322,7 +323,8 @@ int stream_all_events(request_rec* r, const ModuleState& state, const std::strin
     events.clear();
     since = feed.read(since, kMaxJobsPerBatch, &events);
     for (const ChangeFeed::Event& event : events)
-      stream.send("job", std::to_string(event.change_seq), *event.data);
+      if (access.may_read(event.target))
+        stream.send("job", std::to_string(event.change_seq), *event.data);
     stream.flush();
     if (!state.table->wait_for_change(since, stream.wait_budget()) && events.empty()) stream.idle();
   }

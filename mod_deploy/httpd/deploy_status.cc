@@ -101,8 +101,10 @@ int send_auto_status(request_rec* r, const ModuleState& state) {
   return send_body(r, HTTP_OK, "text/plain; charset=utf-8", out);
 }
 
-int send_metrics(request_rec* r, const ModuleState& state) {
+int send_metrics(request_rec* r, const ModuleState& state, TargetAccess& access) {
   Snapshot s = take_snapshot(state);
+  std::erase_if(s.stats, [&](const TargetStats& t) { return !access.may_read(t.target); });
+  std::erase_if(s.now, [&](const auto& entry) { return !access.may_read(entry.first); });
   std::string out;
   auto help = [&out](const char* name, const char* type, const char* text) {
     out += std::string("# HELP ") + name + " " + text + "\n# TYPE " + name + " " + type + "\n";

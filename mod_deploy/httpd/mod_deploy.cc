@@ -19,6 +19,7 @@
 #include <exception>
 #include <string>
 
+#include "deploy_access.h"
 #include "deploy_config.h"
 #include "deploy_handler.h"
 #include "deploy_module.h"
@@ -190,6 +191,7 @@ void register_hooks(apr_pool_t*) {
   ap_hook_post_config(post_config, nullptr, nullptr, APR_HOOK_MIDDLE);
   ap_hook_child_init(child_init, nullptr, nullptr, APR_HOOK_MIDDLE);
   ap_hook_map_to_storage(map_to_storage, nullptr, nullptr, APR_HOOK_FIRST);
+  register_access_hooks();
   ap_hook_handler(handler, nullptr, nullptr, APR_HOOK_MIDDLE);
   register_server_status_hook();
 }

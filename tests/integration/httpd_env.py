@@ -108,6 +108,19 @@ def sha_htpasswd_line(user, password):
     return f"{user}:{{SHA}}{digest}\n"
 
 
+def basic_auth_location(path, htpasswd, require="valid-user"):
+    """A <Location path> that asks for Basic authentication against htpasswd."""
+    return (f"<Location {path}>\n    AuthType Basic\n    AuthName deploy\n"
+            f'    AuthBasicProvider file\n    AuthUserFile "{htpasswd}"\n'
+            f"    Require {require}\n</Location>\n")
+
+
+def basic_credentials(user, password):
+    """The Authorization header of Basic authentication."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
 def hub_signature(key: bytes, body: bytes):
     return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
 
