@@ -64,8 +64,10 @@ bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
 }  // namespace
 
 std::string encode_launch_request(const LaunchRequest& request) {
-  size_t size = sizeof(uint32_t) + kFixedBody + sizeof(uint32_t) + request.working_directory.size();
-  bool valid = !has_nul(request.working_directory);
+  size_t size = sizeof(uint32_t) + kFixedBody + sizeof(uint32_t) +
+                request.working_directory.size() + 2 * sizeof(uint32_t);
+  bool valid =
+      !has_nul(request.working_directory) && (request.user_id == 0) == (request.group_id == 0);
   for (const auto* strings : {&request.command, &request.environment}) {
     for (const std::string& s : *strings) {
       size += sizeof(uint32_t) + s.size();
@@ -84,6 +86,8 @@ std::string encode_launch_request(const LaunchRequest& request) {
   put_string(&frame, request.working_directory);
   for (const std::string& word : request.command) put_string(&frame, word);
   for (const std::string& entry : request.environment) put_string(&frame, entry);
+  put(&frame, request.user_id);
+  put(&frame, request.group_id);
   return frame;
 }
 
@@ -103,11 +107,13 @@ DecodeResult decode_launch_request(std::string_view data, LaunchRequest* out, si
                     body.get(&words) && body.get(&entries) &&
                     body.get_string(&request.working_directory) &&
                     body.get_strings(words, &request.command) &&
-                    body.get_strings(entries, &request.environment) && body.empty();
+                    body.get_strings(entries, &request.environment) && body.get(&request.user_id) &&
+                    body.get(&request.group_id) && body.empty();
   // Durations fit Micros (they are written from it); a job needs an id and
-  // a program.
+  // a program; a user comes with its group (root is neither).
   if (!read || request.job_id == 0 || words == 0 || request.command[0].empty() ||
-      timeout > uint64_t{INT64_MAX} || grace > uint64_t{INT64_MAX})
+      (request.user_id == 0) != (request.group_id == 0) || timeout > uint64_t{INT64_MAX} ||
+      grace > uint64_t{INT64_MAX})
     return DecodeResult::malformed;
   request.timeout = static_cast<Micros>(timeout);
   request.kill_grace = static_cast<Micros>(grace);

@@ -6,7 +6,8 @@
 //   u64 job id, u64 timeout (us), u64 kill grace (us),
 //   u32 number of command words, u32 number of environment entries,
 //   then the working directory, the command words and the environment
-//   entries, each as u32 size + bytes.
+//   entries, each as u32 size + bytes,
+//   then u32 user id, u32 group id (both 0: the job runs as its runner).
 //
 // Integers are in the host's byte order: both ends are the same build on the
 // same machine. The launcher trusts nothing of a frame it has not checked:
@@ -31,6 +32,12 @@ struct LaunchRequest {
   std::string working_directory;
   std::vector<std::string> command;      // argv; command[0] is the program's path
   std::vector<std::string> environment;  // "NAME=value" entries
+  // DeployUser: the uid and gid the job runs as; 0 and 0 run it as its
+  // runner (httpd's User). Never root: a frame asking for uid or gid 0
+  // with the other set is malformed, and the launcher runs only the users
+  // it was started with (runner/launcher.h).
+  uint32_t user_id = 0;
+  uint32_t group_id = 0;
 };
 
 // No frame is larger: execve() refuses a larger argv plus environment anyway.

@@ -100,6 +100,11 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
                    state->runner_path.c_str());
       return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (!settings.job_users().empty() && geteuid() != 0) {
+      ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                   "mod_deploy: DeployUser needs httpd to be started as root");
+      return HTTP_INTERNAL_SERVER_ERROR;
+    }
     int uid = -1, gid = -1;
     if (geteuid() == 0) {
       uid = int(ap_unixd_config.user_id);

@@ -3,8 +3,9 @@
 //
 // mod_deploy's scheduler process starts the launcher, as httpd's User:
 //
-//   deploy-runner --launcher STATE_DIR
+//   deploy-runner --launcher STATE_DIR [--user UID:GID [--job-user UID:GID:NAME]...]
 //
+// (as root with --user when some target has DeployUser; see launcher.h).
 // A runner can also be started on its own, with the job's environment as its
 // own (the unit tests do, and so can a person reproducing a job by hand):
 //
@@ -17,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,11 +29,18 @@ int main(int argc, char** argv) {
   std::string prefix = "deploy-runner: ";
   try {
     if (argc >= 2 && std::string_view(argv[1]) == "--launcher") {
-      if (argc != 3) {
-        fprintf(stderr, "%susage: deploy-runner --launcher STATE_DIR\n", prefix.c_str());
+      std::optional<deploy::LauncherPrivileges> privileges;
+      const deploy::Status parsed =
+          argc < 3 ? deploy::Status::error("no STATE_DIR")
+                   : deploy::parse_launcher_privileges(argc - 3, argv + 3, &privileges);
+      if (!parsed.is_ok()) {
+        fprintf(stderr,
+                "%s%s; usage: deploy-runner --launcher STATE_DIR "
+                "[--user UID:GID [--job-user UID:GID:NAME]...]\n",
+                prefix.c_str(), parsed.message().c_str());
         return EXIT_FAILURE;
       }
-      return deploy::run_launcher(argv[2], argc, argv);
+      return deploy::run_launcher(argv[2], std::move(privileges), argc, argv);
     }
     deploy::RunnerOptions options;
     const deploy::Status parsed =

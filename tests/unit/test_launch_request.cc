@@ -20,6 +20,8 @@ LaunchRequest sample() {
   r.working_directory = "/srv/deploy";
   r.command = {"/opt/deploy/vm-deploy", "--flag", "", "a b"};
   r.environment = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "DEPLOY_JOB_ID=42", "EMPTY="};
+  r.user_id = 998;
+  r.group_id = 997;
   return r;
 }
 
@@ -30,6 +32,8 @@ void assert_same(const LaunchRequest& a, const LaunchRequest& b) {
   ASSERT_TEXT_EQ(a.working_directory, b.working_directory);
   ck_assert(a.command == b.command);
   ck_assert(a.environment == b.environment);
+  ck_assert_uint_eq(a.user_id, b.user_id);
+  ck_assert_uint_eq(a.group_id, b.group_id);
 }
 
 // The 4-byte size, then the body at `offset` within it overwritten.
@@ -46,6 +50,19 @@ START_TEST(a_request_decodes_to_itself) {
   ck_assert(deploy::decode_launch_request(frame, &out, &used) == DecodeResult::complete);
   ck_assert_uint_eq(used, frame.size());
   assert_same(out, sample());
+}
+END_TEST
+
+START_TEST(a_request_without_a_user_runs_as_the_runner) {
+  LaunchRequest own = sample();
+  own.user_id = 0;
+  own.group_id = 0;
+  LaunchRequest out;
+  size_t used = 0;
+  ck_assert(deploy::decode_launch_request(deploy::encode_launch_request(own), &out, &used) ==
+            DecodeResult::complete);
+  ck_assert_uint_eq(out.user_id, 0);
+  ck_assert_uint_eq(out.group_id, 0);
 }
 END_TEST
 
@@ -78,6 +95,10 @@ START_TEST(a_request_that_cannot_be_started_has_no_frame) {
   LaunchRequest huge = sample();
   huge.environment.push_back("BIG=" + std::string(deploy::kMaxLaunchFrame, 'x'));
   ck_assert(deploy::encode_launch_request(huge).empty());
+  // A DeployUser job names both its uid and its gid, never one alone.
+  LaunchRequest no_group = sample();
+  no_group.group_id = 0;
+  ck_assert(deploy::encode_launch_request(no_group).empty());
 }
 END_TEST
 
@@ -115,6 +136,11 @@ START_TEST(frames_that_cannot_be_trusted_are_malformed) {
   LaunchRequest empty_program = sample();
   empty_program.command[0].clear();
   ck_assert(result(deploy::encode_launch_request(empty_program)) == DecodeResult::malformed);
+  // A user without a group, or a group without a user (the last 8 bytes):
+  // root would fill in the missing half.
+  const uint32_t root = 0;
+  ck_assert(result(with_field(frame, frame.size() - 4 - 8, &root, 4)) == DecodeResult::malformed);
+  ck_assert(result(with_field(frame, frame.size() - 4 - 4, &root, 4)) == DecodeResult::malformed);
 }
 END_TEST
 
@@ -122,6 +148,7 @@ Suite* launch_request_suite() {
   Suite* suite = suite_create("launch_request");
   TCase* tc = tcase_create("frames");
   tcase_add_test(tc, a_request_decodes_to_itself);
+  tcase_add_test(tc, a_request_without_a_user_runs_as_the_runner);
   tcase_add_test(tc, every_prefix_is_incomplete_and_the_rest_is_left_alone);
   tcase_add_test(tc, a_request_that_cannot_be_started_has_no_frame);
   tcase_add_test(tc, frames_that_cannot_be_trusted_are_malformed);
