@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,5 +54,33 @@ enum class DecodeResult { complete, incomplete, malformed };
 // *consumed its size; incomplete: more bytes are needed; malformed: the
 // stream cannot be trusted any further.
 DecodeResult decode_launch_request(std::string_view data, LaunchRequest* out, size_t* consumed);
+
+// DeployUser: who the launcher becomes and whom its runners may run jobs
+// as, given on its command line after `--launcher STATE_DIR` by a scheduler
+// that is still root:
+//
+//   --user UID:GID [--job-user UID:GID:NAME]...
+//
+// No uid or gid is 0; NAME (for the user's supplementary groups) is last,
+// so it may hold anything but is never empty.
+struct LauncherJobUser {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::string name;
+};
+
+struct LauncherUsers {
+  uint32_t uid = 0;  // httpd's User and Group
+  uint32_t gid = 0;
+  std::vector<LauncherJobUser> job_users;
+};
+
+std::vector<std::string> launcher_arguments(const LauncherUsers& users);
+
+// The words after STATE_DIR: none gives no users (the launcher keeps no
+// privilege); anything that is not what launcher_arguments() writes is an
+// error, with its reason in *problem.
+bool parse_launcher_arguments(const std::vector<std::string_view>& words,
+                              std::optional<LauncherUsers>* out, std::string* problem);
 
 }  // namespace deploy

@@ -71,18 +71,13 @@ class Launcher {
     const std::vector<JobUser> users = state.settings->job_users();
     if (users.empty()) return;
     privileged_ = true;
-    arguments_.push_back("--user");
-    arguments_.push_back(std::to_string(ap_unixd_config.user_id) + ":" +
-                         std::to_string(ap_unixd_config.group_id));
-    for (const JobUser& user : users) {
-      arguments_.push_back("--job-user");
-      arguments_.push_back(std::to_string(user.uid) + ":" + std::to_string(user.gid) + ":" +
-                           user.name);
-    }
+    LauncherUsers launcher_users;
+    launcher_users.uid = uint32_t(ap_unixd_config.user_id);
+    launcher_users.gid = uint32_t(ap_unixd_config.group_id);
+    for (const JobUser& user : users)
+      launcher_users.job_users.push_back(LauncherJobUser{user.uid, user.gid, user.name});
+    arguments_ = launcher_arguments(launcher_users);
   }
-  ~Launcher() { close_pipe(); }
-  Launcher(const Launcher&) = delete;
-  Launcher& operator=(const Launcher&) = delete;
 
   // True when jobs run as a DeployUser: no launcher can be started once
   // this process dropped root.

@@ -21,7 +21,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "launch_request.h"
 #include "launcher.h"
 #include "runner.h"
 
@@ -29,18 +31,17 @@ int main(int argc, char** argv) {
   std::string prefix = "deploy-runner: ";
   try {
     if (argc >= 2 && std::string_view(argv[1]) == "--launcher") {
-      std::optional<deploy::LauncherPrivileges> privileges;
-      const deploy::Status parsed =
-          argc < 3 ? deploy::Status::error("no STATE_DIR")
-                   : deploy::parse_launcher_privileges(argc - 3, argv + 3, &privileges);
-      if (!parsed.is_ok()) {
+      std::optional<deploy::LauncherUsers> users;
+      std::string problem = "no STATE_DIR";
+      if (argc < 3 || !deploy::parse_launcher_arguments(
+                          std::vector<std::string_view>(argv + 3, argv + argc), &users, &problem)) {
         fprintf(stderr,
                 "%s%s; usage: deploy-runner --launcher STATE_DIR "
                 "[--user UID:GID [--job-user UID:GID:NAME]...]\n",
-                prefix.c_str(), parsed.message().c_str());
+                prefix.c_str(), problem.c_str());
         return EXIT_FAILURE;
       }
-      return deploy::run_launcher(argv[2], std::move(privileges), argc, argv);
+      return deploy::run_launcher(argv[2], users, argc, argv);
     }
     deploy::RunnerOptions options;
     const deploy::Status parsed =

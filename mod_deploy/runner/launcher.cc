@@ -375,8 +375,8 @@ class Launcher {
 
 }  // namespace
 
-int run_launcher(const std::string& state_dir, std::optional<LauncherPrivileges> privileges,
-                 int argc, char** argv) {
+int run_launcher(const std::string& state_dir, const std::optional<LauncherUsers>& users, int argc,
+                 char** argv) {
   // Out of httpd's process group: a stop signals the group, and the launcher
   // must rather see its stdin end, after the last request was written.
   setsid();
@@ -386,19 +386,18 @@ int run_launcher(const std::string& state_dir, std::optional<LauncherPrivileges>
   signal(SIGCHLD, SIG_IGN);  // runners are reaped by the kernel
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
-  std::vector<RunAs> users;
-  if (privileges) {
-    const Status became = become_launcher_user(&*privileges);
+  std::vector<RunAs> job_users;
+  if (users) {
+    const Status became = become_launcher_user(*users, &job_users);
     if (!became.is_ok()) {
       fprintf(stderr,
               "deploy-runner --launcher: cannot become uid %u with CAP_SETUID, "
               "CAP_SETGID and CAP_KILL: %s\n",
-              static_cast<unsigned>(privileges->uid), became.message().c_str());
+              static_cast<unsigned>(users->uid), became.message().c_str());
       return 1;
     }
-    users = std::move(privileges->job_users);
   }
-  Launcher launcher(state_dir, std::move(users), argc, argv);
+  Launcher launcher(state_dir, std::move(job_users), argc, argv);
   return launcher.run();
 }
 

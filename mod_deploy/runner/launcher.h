@@ -27,14 +27,15 @@
 #include <optional>
 #include <string>
 
-#include "privileges.h"
+#include "launch_request.h"
 
 namespace deploy {
 
 // argc and argv of main(): a runner shows its job in the launcher's argv
 // memory, "deploy-runner STATE_DIR JOB_ID" ("… idle" between jobs), as `ps`
 // lists a runner started on its own. Returns the exit code.
-int run_launcher(const std::string& state_dir, std::optional<LauncherPrivileges> privileges,
-                 int argc, char** argv);
+// `users`: what --user and --job-user said (core/launch_request.h), if anything.
+int run_launcher(const std::string& state_dir, const std::optional<LauncherUsers>& users, int argc,
+                 char** argv);
 
 }  // namespace deploy

@@ -8,9 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
-#include <string_view>
 
 namespace deploy {
 namespace {
@@ -56,30 +54,6 @@ bool has_ids(uid_t uid, gid_t gid) {
          su == uid && rg == gid && eg == gid && sg == gid;
 }
 
-template <typename Id>
-bool parse_id(std::string_view text, Id* out) {
-  unsigned long value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value == 0 ||
-      value > 0xfffffffeUL)
-    return false;
-  *out = static_cast<Id>(value);
-  return true;
-}
-
-// "UID:GID" (and ":NAME" when `name` is not null).
-bool parse_ids(std::string_view text, uid_t* uid, gid_t* gid, std::string* name) {
-  const size_t colon = text.find(':');
-  if (colon == std::string_view::npos || !parse_id(text.substr(0, colon), uid)) return false;
-  text.remove_prefix(colon + 1);
-  const size_t next = name ? text.find(':') : std::string_view::npos;
-  if (name) {
-    if (next == std::string_view::npos || next + 1 == text.size()) return false;
-    name->assign(text.substr(next + 1));
-  }
-  return parse_id(text.substr(0, next), gid);
-}
-
 Status errno_status(const std::string& what) {
   return Status::error(what + ": " + strerror(errno));
 }
@@ -98,65 +72,29 @@ std::vector<gid_t> supplementary_groups(const std::string& name, gid_t gid) {
 
 }  // namespace
 
-Status parse_launcher_privileges(int argc, const char* const* argv,
-                                 std::optional<LauncherPrivileges>* out) {
-  std::optional<LauncherPrivileges> result;
-  std::vector<RunAs> users;
-  for (int i = 0; i < argc; i += 2) {
-    const std::string_view option = argv[i];
-    if (i + 1 >= argc) return Status::error("missing value of " + std::string(option));
-    const std::string_view value = argv[i + 1];
-    if (option == "--user") {
-      LauncherPrivileges p;
-      if (result || !parse_ids(value, &p.uid, &p.gid, nullptr))
-        return Status::error("invalid --user " + std::string(value));
-      result = p;
-    } else if (option == "--job-user") {
-      RunAs user;
-      if (!parse_ids(value, &user.uid, &user.gid, &user.name))
-        return Status::error("invalid --job-user " + std::string(value));
-      users.push_back(std::move(user));
-    } else {
-      return Status::error("unknown option " + std::string(option));
-    }
+Status become_launcher_user(const LauncherUsers& users, std::vector<RunAs>* job_users) {
+  job_users->clear();
+  for (const LauncherJobUser& user : users.job_users) {
+    job_users->push_back(
+        RunAs{user.name, user.uid, user.gid, supplementary_groups(user.name, user.gid)});
   }
-  if (!users.empty() && !result) return Status::error("--job-user without --user");
-  if (result) result->job_users = std::move(users);
-  *out = std::move(result);
-  return Status::ok();
-}
-
-std::vector<std::string> launcher_privilege_arguments(uid_t uid, gid_t gid,
-                                                      const std::vector<RunAs>& job_users) {
-  std::vector<std::string> words = {"--user", std::to_string(uid) + ":" + std::to_string(gid)};
-  for (const RunAs& user : job_users) {
-    words.push_back("--job-user");
-    words.push_back(std::to_string(user.uid) + ":" + std::to_string(user.gid) + ":" + user.name);
-  }
-  return words;
-}
-
-Status become_launcher_user(LauncherPrivileges* privileges) {
-  for (RunAs& user : privileges->job_users) user.groups = supplementary_groups(user.name, user.gid);
   // The User's own groups, as httpd gives its children (initgroups).
-  const passwd* pw = getpwuid(privileges->uid);
-  std::vector<gid_t> own = {privileges->gid};
-  if (pw != nullptr) own = supplementary_groups(pw->pw_name, privileges->gid);
-  if (own.empty()) own = {privileges->gid};
+  const passwd* pw = getpwuid(users.uid);
+  std::vector<gid_t> own = {users.gid};
+  if (pw != nullptr) own = supplementary_groups(pw->pw_name, users.gid);
+  if (own.empty()) own = {users.gid};
   if (setgroups(own.size(), own.data()) != 0) return errno_status("setgroups");
   // Permitted capabilities survive the change of uid only with KEEPCAPS.
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) return errno_status("prctl(PR_SET_KEEPCAPS)");
-  if (setresgid(privileges->gid, privileges->gid, privileges->gid) != 0)
-    return errno_status("setresgid");
-  if (setresuid(privileges->uid, privileges->uid, privileges->uid) != 0)
-    return errno_status("setresuid");
+  if (setresgid(users.gid, users.gid, users.gid) != 0) return errno_status("setresgid");
+  if (setresuid(users.uid, users.uid, users.uid) != 0) return errno_status("setresuid");
   if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) return errno_status("prctl(PR_SET_KEEPCAPS)");
   const CapabilitySets wanted = launcher_capabilities();
   if (set_capabilities(wanted) != 0) return errno_status("capset");
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   CapabilitySets got;
   if (get_capabilities(&got) != 0) return errno_status("capget");
-  if (!has_ids(privileges->uid, privileges->gid) || !same_sets(got, wanted))
+  if (!has_ids(users.uid, users.gid) || !same_sets(got, wanted))
     return Status::error("the launcher's ids or capabilities are not what was set");
   return Status::ok();
 }

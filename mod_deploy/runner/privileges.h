@@ -12,10 +12,10 @@
 
 #include <sys/types.h>
 
-#include <optional>
 #include <string>
 #include <vector>
 
+#include "launch_request.h"
 #include "status.h"
 
 namespace deploy {
@@ -29,29 +29,11 @@ struct RunAs {
   std::vector<gid_t> groups;
 };
 
-// What `--user UID:GID` and each `--job-user UID:GID:NAME` of the launcher's
-// command line say: the User to become, the DeployUsers allowed.
-struct LauncherPrivileges {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::vector<RunAs> job_users;
-};
-
-// Parses the words after `--launcher STATE_DIR`. Fails on anything else, on
-// uid or gid 0 anywhere, and on a job user without `--user`.
-Status parse_launcher_privileges(int argc, const char* const* argv,
-                                 std::optional<LauncherPrivileges>* out);
-
-// The command-line words of `privileges` (what parse_launcher_privileges
-// reads back).
-std::vector<std::string> launcher_privilege_arguments(uid_t uid, gid_t gid,
-                                                      const std::vector<RunAs>& job_users);
-
-// As root: looks up each job user's supplementary groups (those with gid 0
-// left out), then becomes privileges.uid/gid (with that user's groups) and
+// As root: looks up each job user's supplementary groups into *job_users
+// (gid 0 left out), then becomes users.uid/gid (with that user's groups) and
 // keeps only CAP_SETUID, CAP_SETGID and CAP_KILL, permitted and effective,
 // none inheritable or ambient. Checks that the result is exactly that.
-Status become_launcher_user(LauncherPrivileges* privileges);
+Status become_launcher_user(const LauncherUsers& users, std::vector<RunAs>* job_users);
 
 // In the forked child of a job: becomes `user` and drops every capability,
 // then checks that no id is left that could be taken back and that the

@@ -300,3 +300,41 @@ def test_a_dead_launcher_is_replaced_through_a_new_scheduler(make_httpd, job_use
     done = env.wait_finished(jid, timeout=20)
     assert done["state"] == "succeeded", done
     assert env.log(jid).body.decode().strip() == str(job_user.pw_uid)
+
+
+def test_deploy_user_comes_and_goes_with_a_graceful_restart(make_httpd, job_user):
+    """The launcher has capabilities exactly while some target has DeployUser;
+    a DeployUser job running across the graceful restart is recorded."""
+    def prepare(env):
+        env.whoami = env.write_script("whoami.sh", "#!/bin/sh\nid -u\n")
+        env.gate = env.scratch_path("gate")
+        env.gated = env.write_script("gated.sh", "#!/bin/sh\nid -u\n"
+                                     f"for i in $(seq 1 400); do [ -e {env.gate} ] && break; "
+                                     "sleep 0.05; done\n")
+        env.fragment = target_block("webapp", env.whoami)
+    env = make_httpd(setup=prepare)
+    www_data = pwd.getpwnam(HTTPD_USER).pw_uid
+
+    def launcher_caps():
+        return caps_of(wait_for(lambda: launcher_pids(env), 10, "the launcher")[0])[1]
+
+    assert launcher_caps() == 0
+    env.graceful(target_block("webapp", env.whoami, f"DeployUser {job_user.pw_name}")
+                 + target_block("gated", env.gated, f"DeployUser {job_user.pw_name}"))
+    wait_for(lambda: launcher_caps() == RUNNER_CAPS, 10, "a launcher with capabilities")
+    jid = env.submit_ok("webapp")["id"]
+    assert env.wait_finished(jid)["state"] == "succeeded"
+    assert env.log(jid).body.decode().strip() == str(job_user.pw_uid)
+
+    gated = env.submit_ok("gated")["id"]
+    env.wait_state(gated, "running")
+    env.graceful(target_block("webapp", env.whoami))
+    wait_for(lambda: launcher_caps() == 0, 10, "a launcher without capabilities")
+    with open(env.gate, "w"):
+        pass
+    done = env.wait_finished(gated, timeout=30)
+    assert done["state"] == "succeeded", done
+    assert env.log(gated).body.decode().strip() == str(job_user.pw_uid)
+    jid = env.submit_ok("webapp")["id"]
+    assert env.wait_finished(jid)["state"] == "succeeded"
+    assert env.log(jid).body.decode().strip() == str(www_data)

@@ -2,7 +2,10 @@
 // decodes to the same request, a frame arrives in any number of pieces, and
 // a frame that cannot be trusted is refused, not guessed at.
 #include <cstring>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "launch_request.h"
 #include "unit_test.h"
@@ -144,6 +147,61 @@ START_TEST(frames_that_cannot_be_trusted_are_malformed) {
 }
 END_TEST
 
+// --- the launcher's command line (DeployUser) ---
+
+bool parses(const std::vector<std::string_view>& words, std::optional<deploy::LauncherUsers>* out) {
+  std::string problem;
+  const bool ok = deploy::parse_launcher_arguments(words, out, &problem);
+  ck_assert_msg(ok == problem.empty(), "problem '%s'", problem.c_str());
+  return ok;
+}
+
+START_TEST(launcher_users_read_back_what_the_scheduler_writes) {
+  deploy::LauncherUsers users;
+  users.uid = 33;
+  users.gid = 33;
+  users.job_users = {{998, 997, "deploy"}, {1001, 50, "odd:name"}};
+  const std::vector<std::string> words = deploy::launcher_arguments(users);
+  std::optional<deploy::LauncherUsers> out;
+  ck_assert(parses(std::vector<std::string_view>(words.begin(), words.end()), &out));
+  ck_assert(out.has_value());
+  ck_assert_uint_eq(out->uid, 33);
+  ck_assert_uint_eq(out->gid, 33);
+  ck_assert_uint_eq(out->job_users.size(), 2);
+  ck_assert_uint_eq(out->job_users[1].uid, 1001);
+  ck_assert_uint_eq(out->job_users[1].gid, 50);
+  ASSERT_TEXT_EQ(out->job_users[1].name, "odd:name");
+  // No words: a launcher without users keeps no privilege.
+  ck_assert(parses({}, &out));
+  ck_assert(!out.has_value());
+}
+END_TEST
+
+START_TEST(launcher_users_never_name_root_nor_anything_unclear) {
+  std::optional<deploy::LauncherUsers> out;
+  const std::vector<std::vector<std::string_view>> refused = {
+      {"--user", "0:33"},
+      {"--user", "33:0"},
+      {"--user", "33:33", "--job-user", "0:5:root"},
+      {"--user", "33:33", "--job-user", "5:0:x"},
+      {"--user", "33:33", "--job-user", "5:5:"},
+      {"--user", "33:33", "--job-user", "5:5"},
+      {"--user", "4294967295:33"},
+      {"--user", "-1:33"},
+      {"--user", "33"},
+      {"--user", "33:33x"},
+      {"--user", "33:33", "--user", "34:34"},
+      {"--job-user", "5:5:x"},
+      {"--user"},
+      {"--group", "5"},
+  };
+  for (const auto& words : refused) {
+    ck_assert_msg(!parses(words, &out), "accepted %s %s", std::string(words[0]).c_str(),
+                  words.size() > 1 ? std::string(words[1]).c_str() : "");
+  }
+}
+END_TEST
+
 Suite* launch_request_suite() {
   Suite* suite = suite_create("launch_request");
   TCase* tc = tcase_create("frames");
@@ -153,6 +211,10 @@ Suite* launch_request_suite() {
   tcase_add_test(tc, a_request_that_cannot_be_started_has_no_frame);
   tcase_add_test(tc, frames_that_cannot_be_trusted_are_malformed);
   suite_add_tcase(suite, tc);
+  TCase* users = tcase_create("launcher users");
+  tcase_add_test(users, launcher_users_read_back_what_the_scheduler_writes);
+  tcase_add_test(users, launcher_users_never_name_root_nor_anything_unclear);
+  suite_add_tcase(suite, users);
   return suite;
 }
 
