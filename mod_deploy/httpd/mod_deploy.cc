@@ -105,6 +105,13 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
                    "mod_deploy: DeployUser needs httpd to be started as root");
       return HTTP_INTERNAL_SERVER_ERROR;
     }
+    // The launcher becomes User keeping CAP_SETUID: never as root.
+    if (!settings.job_users().empty() &&
+        (ap_unixd_config.user_id == 0 || ap_unixd_config.group_id == 0)) {
+      ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                   "mod_deploy: DeployUser needs httpd's User and Group not to be root");
+      return HTTP_INTERNAL_SERVER_ERROR;
+    }
     int uid = -1, gid = -1;
     if (geteuid() == 0) {
       uid = int(ap_unixd_config.user_id);

@@ -338,3 +338,34 @@ def test_deploy_user_comes_and_goes_with_a_graceful_restart(make_httpd, job_user
     jid = env.submit_ok("webapp")["id"]
     assert env.wait_finished(jid)["state"] == "succeeded"
     assert env.log(jid).body.decode().strip() == str(www_data)
+
+
+def test_a_deploy_user_job_that_cannot_start_says_why_with_a_shell_code(make_httpd, job_user):
+    """The working directory and the program are checked with the user's own
+    rights: the state dir (User's, 0700) cannot be entered, a script of mode
+    0700 cannot be executed."""
+    def prepare(env):
+        ok = env.write_script("ok.sh", "#!/bin/sh\npwd\n")
+        private = env.write_file("jobs/private.sh", "#!/bin/sh\necho ran\n", 0o700)
+        env.fragment = (
+            target_block("in-state-dir", ok, f"DeployUser {job_user.pw_name}",
+                         f"DeployWorkingDirectory {env.state_dir}")
+            + target_block("private", private, f"DeployUser {job_user.pw_name}")
+            + target_block("in-scratch", ok, f"DeployUser {job_user.pw_name}",
+                           f"DeployWorkingDirectory {env.scratch}"))
+    env = make_httpd(setup=prepare)
+
+    jid = env.submit_ok("in-state-dir")["id"]
+    done = env.wait_finished(jid)
+    assert (done["state"], done["exit_code"]) == ("failed", 126), done
+    log = env.log(jid).body.decode()
+    assert "cannot change to the working directory" in log and job_user.pw_name in log, log
+
+    jid = env.submit_ok("private")["id"]
+    done = env.wait_finished(jid)
+    assert (done["state"], done["exit_code"]) == ("failed", 127), done
+    assert "cannot execute" in env.log(jid).body.decode()
+
+    jid = env.submit_ok("in-scratch")["id"]
+    assert env.wait_finished(jid)["state"] == "succeeded"
+    assert env.log(jid).body.decode().strip() == env.scratch
