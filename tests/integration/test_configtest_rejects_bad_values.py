@@ -3,7 +3,7 @@ directive and the value; good configurations pass."""
 
 import pytest
 
-from httpd_env import target_block
+from httpd_env import HTTPD_USER, RUNNING_AS_ROOT, target_block
 
 OK = "/bin/true"
 
@@ -67,6 +67,11 @@ BAD = [
     ("DeployUser with three words", in_target("DeployUser nobody nogroup extra"), "",
      ["DeployUser"]),
 ]
+
+
+if RUNNING_AS_ROOT:  # the harness names User only then
+    BAD.append(("DeployUser is httpd's User", in_target(f"DeployUser {HTTPD_USER}"), "",
+                ["DeployUser", HTTPD_USER, "webapp", "httpd's User"]))
 
 
 @pytest.mark.sanitize
