@@ -78,6 +78,9 @@ class Launcher {
       launcher_users.job_users.push_back(LauncherJobUser{user.uid, user.gid, user.name});
     arguments_ = launcher_arguments(launcher_users);
   }
+  ~Launcher() { close_pipe(); }
+  Launcher(const Launcher&) = delete;
+  Launcher& operator=(const Launcher&) = delete;
 
   // True when jobs run as a DeployUser: no launcher can be started once
   // this process dropped root.
