@@ -43,13 +43,21 @@ long futex(uint32_t* word, int op, uint32_t value, const struct timespec* timeou
   return syscall(SYS_futex, word, op, value, timeout, nullptr, 0);
 }
 
+// The state dir and logs/, and every file in them, are the httpd User's
+// alone: a job running as a DeployUser must not read or write the table, its
+// lock or any log (docs/directives.md, DeployUser).
+constexpr mode_t kDirectoryMode = 0700;
+constexpr mode_t kFileMode = 0600;
+
 // Creates a file of `capacity` empty records with a fresh header.
 Status write_empty_table(const std::string& path, uint32_t capacity, uint64_t next_id,
                          const TableHeader* previous, int uid, int gid) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, kFileMode);
   if (fd < 0) return Status::error(errno_text("cannot create", path));
   Status st = Status::ok();
-  if (ftruncate(fd, off_t(file_size_for(capacity))) != 0) {
+  if (fchmod(fd, kFileMode) != 0) {  // a leftover .new keeps its mode
+    st = Status::error(errno_text("cannot chmod", path));
+  } else if (ftruncate(fd, off_t(file_size_for(capacity))) != 0) {
     st = Status::error(errno_text("cannot size", path));
   } else {
     // Counters and the change counter carry over: metrics only grow, and
@@ -260,7 +268,7 @@ int JobTable::open_log(uint64_t id) const {
   const std::string path = log_path(id);
   // Fails harmlessly without a spare, or when the log exists already.
   renameat2(AT_FDCWD, spare_log_path(id).c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE);
-  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, kFileMode);
 }
 
 void JobTable::drop_log(uint64_t id) const {
@@ -327,17 +335,21 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
                                   std::vector<std::string>* warnings) {
   if (capacity == 0) return Status::error("job table capacity must be positive");
   for (const std::string& dir : {state_dir, state_dir + "/logs"}) {
-    if (mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST)
+    if (mkdir(dir.c_str(), kDirectoryMode) != 0 && errno != EEXIST)
       return Status::error(errno_text("cannot create directory", dir));
     if (uid != -1 && chown(dir.c_str(), uid_t(uid), gid_t(gid)) != 0)
       return Status::error(errno_text("cannot chown", dir));
+    // Also a directory made by hand, or by an older version (0750).
+    if (chmod(dir.c_str(), kDirectoryMode) != 0)
+      warnings->push_back(errno_text("cannot make it mode 0700", dir));
   }
   std::string lock_path = state_dir + "/lock";
-  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kFileMode);
   if (lock_fd < 0) return Status::error(errno_text("cannot create", lock_path));
-  if (uid != -1 && fchown(lock_fd, uid_t(uid), gid_t(gid)) != 0) {
+  if ((uid != -1 && fchown(lock_fd, uid_t(uid), gid_t(gid)) != 0) ||
+      fchmod(lock_fd, kFileMode) != 0) {
     ::close(lock_fd);
-    return Status::error(errno_text("cannot chown", lock_path));
+    return Status::error(errno_text("cannot chown or chmod", lock_path));
   }
   std::unique_ptr<JobTable> table(new JobTable());
   table->state_dir_ = state_dir;
@@ -457,6 +469,8 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
         st = Status::error(errno_text("cannot rename", tmp_path));
     }
   }
+  if (st.is_ok() && reuse && chmod(path.c_str(), kFileMode) != 0)
+    st = Status::error(errno_text("cannot chmod", path));
   if (st.is_ok()) st = table->map_file();
   if (st.is_ok()) {
     TableHeader* h = table->header_.load();

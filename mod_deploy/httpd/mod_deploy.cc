@@ -78,6 +78,13 @@ uint32_t stream_limit(const Settings& settings) {
 int check_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
   try {
     std::string problem = resolve_settings(main_server_config(), pconf);
+    // A DeployUser that is httpd's User would look closed and be open.
+    for (const Target& t : main_server_config().settings.targets) {
+      if (problem.empty() && t.user && t.user->uid == uint32_t(ap_unixd_config.user_id))
+        problem = "<DeployTarget " + t.name + ">: DeployUser " + t.user->name +
+                  " is httpd's User, who owns the job table; leave DeployUser out to run the "
+                  "job as User, or name a user of its own";
+    }
     if (!problem.empty()) {
       ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, "mod_deploy: %s",
                    problem.c_str());
@@ -112,6 +119,18 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
       ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s,
                    "mod_deploy: the runner %s (expected beside mod_deploy.so) is not executable",
                    state->runner_path.c_str());
+      return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!settings.job_users().empty() && geteuid() != 0) {
+      ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                   "mod_deploy: DeployUser needs httpd to be started as root");
+      return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    // The launcher becomes User keeping CAP_SETUID: never as root.
+    if (!settings.job_users().empty() &&
+        (ap_unixd_config.user_id == 0 || ap_unixd_config.group_id == 0)) {
+      ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                   "mod_deploy: DeployUser needs httpd's User and Group not to be root");
       return HTTP_INTERNAL_SERVER_ERROR;
     }
     int uid = -1, gid = -1;
