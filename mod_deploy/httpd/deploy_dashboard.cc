@@ -49,7 +49,7 @@ DashboardSnapshot take_snapshot(const ModuleState& state) {
   DashboardSnapshot s;
   JobTable::Lock lock(*state.table);
   s.change_seq = state.table->change_seq();
-  s.now = now_micros();
+  s.now = wall_now();  // display: compared with the jobs' wall times
   lock.for_each([&](JobRecord& rec) {
     if (!is_valid_state(rec.state)) return;
     if (!is_final(JobState(rec.state))) {
