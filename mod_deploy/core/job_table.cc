@@ -429,6 +429,7 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
           if (!is_final(JobState(r->state)) && JobState(r->state) != JobState::running) {
             r->state = uint8_t(JobState::expired);
             r->finished_at = now.wall;
+            h->counters.finished[uint8_t(JobState::expired)]++;  // the header is copied over
             r->checksum = record_checksum(*r);
             what += "; it had not started and expired";
           }
@@ -462,8 +463,9 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
     }
     if (!header_ok) {
       // Records without their header cannot say which boot or version they
-      // are of: their monotonic times are rebased (a version-1 record with
-      // its params as version 2 allows reads as version 2, with zeros there).
+      // are of: their monotonic times are rebased. (A record of version 1
+      // whose params fit version 2 reads as one of version 2 with zero
+      // monotonic times, which the rebase sets.)
       // The records carry their id and a checksum: they can be read without
       // the header. The capacity they were written with is what the size of
       // the file says, or, when it is not a whole number of records, most

@@ -22,6 +22,7 @@ EVENTS_TIMEOUT = 3
 QUIET = 2
 CAP = 3
 QUEUE_TIMEOUT = 4
+HELD_QUEUE_TIMEOUT = 12  # longer than a restart of httpd on a loaded machine
 JOB_TIMEOUT = 3
 KILL_GRACE = 1
 # Slack for a loaded machine: what comes late may come this much later. A
@@ -117,7 +118,9 @@ def prepare(env):
         + target_block("slow", gated_job_script(env, "blocker.sh", env.gate),
                        "DeployConcurrency 1", f"DeployQueueTimeout {QUEUE_TIMEOUT}")
         + target_block("timed", sleeper, f"DeployTimeout {JOB_TIMEOUT}",
-                       f"DeployKillGrace {KILL_GRACE}"))
+                       f"DeployKillGrace {KILL_GRACE}")
+        + target_block("held", gated_job_script(env, "held.sh", env.gate), "DeployConcurrency 1",
+                       f"DeployQueueTimeout {HELD_QUEUE_TIMEOUT}"))
 
 
 def between(value, low, high, what):
@@ -214,6 +217,31 @@ def test_a_wall_clock_step_moves_no_deadline(make_httpd, step):
         expired_job = env.job(queued)
         between(parse_time(expired_job["finished_at"]) - clock.now(), -(LATE + 10), 1,
                 "finished_at of the expired job - the clock")
+    finally:
+        observer.stop.set()
+        observer.join(5)
+        env.gate.open()
+    assert env.wait_finished(blocker, timeout=30)["state"] == "succeeded"
+
+
+@pytest.mark.parametrize("step", [-60, 3600], ids=["back_60s", "forward_1h"])
+def test_deadlines_kept_in_the_job_table_hold_across_a_step_and_a_restart(make_httpd, step):
+    env = make_httpd(setup=prepare, name="clock-steps-restart")
+    blocker = env.submit_ok("held")["id"]
+    env.wait_state(blocker, "running")
+    queued_at = time.monotonic()
+    queued = env.submit_ok("held")["id"]
+    env.clock.step(step)
+    env.restart()
+    observer = Observer(env)
+    observer.start()
+    try:
+        restarted = time.monotonic()
+        assert restarted < queued_at + HELD_QUEUE_TIMEOUT - 2, "the restart took too long to tell"
+        expired = observer.wait(queued, ("expired",), queued_at + HELD_QUEUE_TIMEOUT + LATE,
+                                "expired")
+        between(expired - queued_at, HELD_QUEUE_TIMEOUT - EARLY, HELD_QUEUE_TIMEOUT + LATE,
+                "the queued job expired after")
     finally:
         observer.stop.set()
         observer.join(5)

@@ -192,6 +192,7 @@ START_TEST(a_version_1_file_is_upgraded_in_place_and_keeps_every_job) {
   ck_assert(deploy::load_params(*lock.find(4)) == kept);
   ck_assert_uint_eq(lock.find(4)->state, uint8_t(JobState::expired));
   ck_assert_int_ne(lock.find(4)->finished_at, 0);
+  ck_assert_uint_eq(lock.header().counters.finished[uint8_t(JobState::expired)], 1);
 }
 END_TEST
 
