@@ -46,7 +46,7 @@ uint64_t ChangeFeed::floor() const {
 uint64_t ChangeFeed::read(uint64_t since, size_t limit, std::vector<Event>* events) {
   {
     std::lock_guard<std::mutex> guard(mutex_);
-    Micros now = now_micros();
+    Micros now = mono_now();
     if (table_.change_seq() != last_seq_ &&
         (since > last_seq_ || now - refreshed_at_ >= refresh_interval_))
       refresh(now);

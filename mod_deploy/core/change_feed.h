@@ -66,7 +66,8 @@ class ChangeFeed {
   mutable std::mutex mutex_;
   uint64_t floor_;     // the feed holds every job changed after floor_ ...
   uint64_t last_seq_;  // ... up to last_seq_
-  Micros refreshed_at_ = 0;
+  // Monotonic; long ago at first, so that the first read refreshes.
+  Micros refreshed_at_ = INT64_MIN / 2;
   struct Entry {
     uint64_t id;
     std::shared_ptr<const std::string> data;

@@ -51,7 +51,7 @@ DashboardSnapshot take_snapshot(const ModuleState& state, TargetAccess& access) 
   DashboardSnapshot s;
   JobTable::Lock lock(*state.table);
   s.change_seq = state.table->change_seq();
-  s.now = now_micros();
+  s.now = wall_now();  // display: compared with the jobs' wall times
   lock.for_each([&](JobRecord& rec) {
     if (!is_valid_state(rec.state)) return;
     std::string_view target(rec.target, strnlen(rec.target, sizeof rec.target));

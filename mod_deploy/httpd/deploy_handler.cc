@@ -110,9 +110,7 @@ std::optional<RequestError> check_origin(request_rec* r) {
 
 std::vector<PendingJob> unfinished_jobs(JobTable::Lock& lock) {
   std::vector<PendingJob> jobs;
-  lock.for_each_unfinished([&](JobRecord& r) {
-    jobs.push_back(PendingJob{r.id, r.target, JobState(r.state), r.submitted_at, r.not_before});
-  });
+  lock.for_each_unfinished([&](JobRecord& r) { jobs.push_back(pending_job(r)); });
   return jobs;
 }
 
@@ -133,17 +131,24 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
   Params params = std::get<Params>(std::move(parsed));
   if (auto e = validate_params(params, target->params)) return e;
 
-  Micros now = now_micros();
+  const Instant now = Instant::now();
   uint64_t evicted = 0;
   {
     JobTable::Lock lock(*state.table);
     SubmissionDecision d = decide_submission(unfinished_jobs(lock), name, target->policy,
-                                             state.settings->limits(), now);
+                                             state.settings->limits(), now.mono);
+    // not_before is decided on the monotonic clock; the wall time shown is
+    // written with it, once, rather than derived at every read: the job's
+    // JSON then stays the same until the job changes (event streams send
+    // only changes), at the price of showing a wall step that happens
+    // inside the window until the next trigger.
+    const Micros not_before_wall = d.not_before ? now.wall_of(d.not_before) : 0;
     JobRecord* rec = nullptr;
     if (d.kind == SubmissionDecision::Kind::coalesce) {
       rec = lock.find(d.job_id);
       rec->requests++;
-      rec->not_before = d.not_before;
+      rec->not_before_mono = d.not_before;
+      rec->not_before = not_before_wall;
       *coalesced = true;
       lock.header().counters.coalesced++;
     } else if (d.kind == SubmissionDecision::Kind::new_job) {
@@ -159,8 +164,10 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
     if (!*coalesced) {
       store_text(rec->target, sizeof rec->target, name);
       rec->state = uint8_t(d.state);
-      rec->not_before = d.not_before;
-      rec->submitted_at = now;
+      rec->not_before_mono = d.not_before;
+      rec->not_before = not_before_wall;
+      rec->submitted_at = now.wall;
+      rec->submitted_mono = now.mono;
       if (r->user) {
         rec->has_submitted_by = 1;
         store_text(rec->submitted_by, sizeof rec->submitted_by, r->user);
@@ -367,7 +374,7 @@ int cancel(request_rec* r, const ModuleState& state, TargetAccess& access, const
         runner = rec->runner_pid;
       lock.commit(rec);
     } else {
-      lock.finish(rec, JobState::canceled, now_micros());
+      lock.finish(rec, JobState::canceled, Instant::now());
     }
     job = record_to_job(*rec);
   }

@@ -49,11 +49,12 @@ struct Spawn {
 };
 
 // A runner is alive when its pid exists and is still the process it was.
+// `now` is monotonic.
 bool runner_alive(const JobRecord& r, Micros now) {
-  if (r.runner_pid <= 0) return now - r.started_at < kRunnerSilenceLimit;
+  if (r.runner_pid <= 0) return now - r.started_mono < kRunnerSilenceLimit;
   uint64_t ticks = process_start_ticks(r.runner_pid);
   if (ticks == 0) return false;
-  if (r.runner_start_ticks == 0) return now - r.started_at < kRunnerSilenceLimit;
+  if (r.runner_start_ticks == 0) return now - r.started_mono < kRunnerSilenceLimit;
   return ticks == r.runner_start_ticks;
 }
 
@@ -132,7 +133,7 @@ class Launcher {
       *problem = "the runner launcher is not running";
       return false;
     }
-    const Micros give_up_at = now_micros() + kLauncherWriteLimit;
+    const Micros give_up_at = mono_now() + kLauncherWriteLimit;
     size_t done = 0;
     while (done < frame.size()) {
       const ssize_t n = write(pipe_, frame.data() + done, frame.size() - done);
@@ -140,7 +141,7 @@ class Launcher {
         done += size_t(n);
         continue;
       }
-      const Micros left = give_up_at - now_micros();
+      const Micros left = give_up_at - mono_now();
       if (n < 0 && (errno == EAGAIN || errno == EINTR) && left > 0) {
         pollfd writable = {pipe_, POLLOUT, 0};
         poll(&writable, 1, int(std::max<Micros>(1, left / 1000)));
@@ -212,17 +213,17 @@ class Scheduler {
       if (launcher_.privileged() && !launcher_.running()) {
         // Not at once again if it died at once: httpd would fork
         // schedulers in a tight loop.
-        if (now_micros() - started_at_ < 5 * kSecond) sleep(1);
+        if (mono_now() - started_at_ < 5 * kSecond) sleep(1);
         return 1;
       }
-      Micros decided_at = now_micros();
+      Micros decided_at = mono_now();
       Micros next_due = decide();
       reap_children();
-      Micros now = now_micros();
+      Micros now = mono_now();
       Micros wait = kHousekeepingInterval;
       if (next_due > 0) wait = std::clamp<Micros>(next_due - now, 1000, kHousekeepingInterval);
       state_.table->wait_for_change(seen_, wait);
-      Micros since = now_micros() - decided_at;
+      Micros since = mono_now() - decided_at;
       if (since < kMinDecisionInterval) usleep(useconds_t(kMinDecisionInterval - since));
     }
     return 0;
@@ -230,19 +231,20 @@ class Scheduler {
 
  private:
   // One pass: apply the policy, spawn what it starts, notice lost runners,
-  // keep the history bounded. Returns when to decide again at the latest.
+  // keep the history bounded. Returns when to decide again at the latest
+  // (monotonic).
   Micros decide() {
-    Micros now = now_micros();
+    const Instant now = Instant::now();
     std::vector<Spawn> spawns;
     std::vector<uint64_t> dropped;
     ScheduleDecision decision;
     {
       JobTable::Lock lock(*state_.table);
       std::vector<PendingJob> pending;
-      bool housekeeping = now - last_housekeeping_ >= kHousekeepingInterval;
+      bool housekeeping = now.mono - last_housekeeping_ >= kHousekeepingInterval;
       lock.for_each_unfinished([&](JobRecord& r) {
         JobState s = JobState(r.state);
-        if (s == JobState::running && housekeeping && !runner_alive(r, now)) {
+        if (s == JobState::running && housekeeping && !runner_alive(r, now.mono)) {
           ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
                        "mod_deploy: job %" APR_UINT64_T_FMT
                        " of %s is lost: its runner (pid %d) is gone",
@@ -250,14 +252,14 @@ class Scheduler {
           lock.finish(&r, JobState::lost, now);
           return;
         }
-        pending.push_back(PendingJob{r.id, r.target, s, r.submitted_at, r.not_before});
+        pending.push_back(pending_job(r));
       });
       if (housekeeping) {
         prune_history(lock, &dropped);
-        last_housekeeping_ = now;
+        last_housekeeping_ = now.mono;
       }
 
-      decision = schedule(pending, policies_, settings_.limits(), now);
+      decision = schedule(pending, policies_, settings_.limits(), now.mono);
       for (uint64_t id : decision.expire) {
         JobRecord* r = lock.find(id);
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, server_,
@@ -274,7 +276,8 @@ class Scheduler {
         JobRecord* r = lock.find(id);
         const Target* target = settings_.find(r->target);
         r->state = uint8_t(JobState::running);
-        r->started_at = now;
+        r->started_at = now.wall;
+        r->started_mono = now.mono;
         r->runner_pid = 0;
         r->runner_start_ticks = 0;
         lock.commit(r);
@@ -353,7 +356,7 @@ class Scheduler {
     JobTable::Lock lock(*state_.table);
     JobRecord* r = lock.find(spawn.job.id);
     if (r && JobState(r->state) == JobState::running && r->runner_pid == 0)
-      lock.finish(r, JobState::failed, now_micros());
+      lock.finish(r, JobState::failed, Instant::now());
   }
 
   // The launcher is our only child.
@@ -368,9 +371,9 @@ class Scheduler {
   const Settings& settings_;
   std::map<std::string, TargetPolicy> policies_;
   pid_t parent_ = getppid();
-  Micros started_at_ = now_micros();
+  Micros started_at_ = mono_now();  // monotonic (clock.h)
   uint64_t seen_ = 0;
-  Micros last_housekeeping_ = 0;
+  Micros last_housekeeping_ = 0;  // monotonic
   Launcher launcher_{server_, state_};
 };
 

@@ -84,7 +84,7 @@ int send_auto_status(request_rec* r, const ModuleState& state) {
   auto line = [&out](const std::string& key, uint64_t value) {
     out += key + ": " + std::to_string(value) + "\n";
   };
-  line("Uptime", uint64_t(apr_time_sec(apr_time_now() - state.started_at)));
+  line("Uptime", uint64_t((mono_now() - state.started_mono) / 1000000));
   line("Targets", state.settings->targets.size());
   line("MaxRunning", state.settings->max_running);
   line("QueueLimit", state.settings->queue_limit);

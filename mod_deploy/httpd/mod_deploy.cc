@@ -112,7 +112,7 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
         apr_pool_cleanup_null);
     const Settings& settings = main_server_config().settings;
     state->settings = &settings;
-    state->started_at = apr_time_now();
+    state->started_mono = mono_now();
     find_bases(ap_conftree, &state->bases);
     state->runner_path = runner_beside_module();
     if (access(state->runner_path.c_str(), X_OK) != 0) {

@@ -37,12 +37,6 @@ constexpr char kReady = 'R';
 // The runner's end of its socket, in the runner.
 constexpr int kRunnerSocket = STDERR_FILENO + 1;
 
-Micros monotonic_now() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return Micros{ts.tv_sec} * 1'000'000 + ts.tv_nsec / 1000;
-}
-
 // The memory of main()'s argv strings, which /proc/PID/cmdline shows: a
 // runner writes its own words there.
 class ProcessTitle {
@@ -123,7 +117,7 @@ void record_launch_failure(JobTable& table, uint64_t job_id, const std::string& 
   JobTable::Lock lock(table);
   JobRecord* r = lock.find(job_id);
   if (r != nullptr && r->state == static_cast<uint8_t>(JobState::running))
-    lock.finish(r, JobState::failed, now_micros());
+    lock.finish(r, JobState::failed, Instant::now());
 }
 
 // ---------------------------------------------------------------- runner
@@ -294,7 +288,7 @@ class Launcher {
     }
     if (memchr(bytes, kReady, static_cast<size_t>(n)) != nullptr) {
       it->busy = false;
-      it->idle_since = monotonic_now();
+      it->idle_since = mono_now();
     }
     return std::next(it);
   }
@@ -348,12 +342,12 @@ class Launcher {
         next = r.idle_since + kIdleLimit;
     }
     if (next < 0) return -1;
-    return static_cast<int>(std::clamp<Micros>((next - monotonic_now()) / 1000 + 1, 0, INT_MAX));
+    return static_cast<int>(std::clamp<Micros>((next - mono_now()) / 1000 + 1, 0, INT_MAX));
   }
 
   // Closing its socket ends an idle runner.
   void let_idle_runners_go() {
-    const Micros now = monotonic_now();
+    const Micros now = mono_now();
     for (auto it = runners_.begin(); it != runners_.end();) {
       if (!it->busy && now - it->idle_since >= kIdleLimit) {
         close(it->fd);

@@ -43,14 +43,6 @@ constexpr Micros kCancelCheckInterval = 250'000;
 constexpr Micros kDrainLimit = 2'000'000;
 constexpr Micros kReapLimit = 5'000'000;
 
-// Deadlines use the monotonic clock: a wall-clock step must not cut a job
-// short or extend it.
-Micros monotonic_now() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return Micros{ts.tv_sec} * 1'000'000 + ts.tv_nsec / 1000;
-}
-
 // The signals the runner reads from its signalfd: they stay blocked.
 sigset_t runner_signals() {
   sigset_t set;
@@ -287,7 +279,7 @@ int Runner::run() {
     return Change::quiet;
   });
   if (!ours) return 0;  // canceled before the runner got to it
-  next_cancel_check_ = monotonic_now() + kCancelCheckInterval;
+  next_cancel_check_ = mono_now() + kCancelCheckInterval;
   if (cancel_requested) {  // while it was being handed over: it never starts
     stop_reason_ = StopReason::canceled;
     record_outcome();
@@ -306,7 +298,7 @@ int Runner::run() {
     wait_for_events(time_to_next_check());
     reap_children();
     if (job_status_) break;
-    const Micros now = monotonic_now();
+    const Micros now = mono_now();
     if (deadline_ && now >= *deadline_) stop_job(StopReason::timed_out);
     if (kill_at_ && now >= *kill_at_) {
       signal_job(SIGKILL);
@@ -383,7 +375,7 @@ Status Runner::start_job() {
 Status Runner::job_started(int output_fd) {
   output_fd_ = output_fd;
   has_children_ = true;
-  if (options_.timeout > 0) deadline_ = monotonic_now() + options_.timeout;
+  if (options_.timeout > 0) deadline_ = mono_now() + options_.timeout;
 
   const bool ours = with_record([&](JobRecord& r) {
     r.job_pid = job_pid_;
@@ -463,7 +455,7 @@ Micros Runner::time_to_next_check() const {
   Micros next = next_cancel_check_;
   if (deadline_) next = std::min(next, *deadline_);
   if (kill_at_) next = std::min(next, *kill_at_);
-  return std::max<Micros>(0, next - monotonic_now());
+  return std::max<Micros>(0, next - mono_now());
 }
 
 void Runner::read_signals() {
@@ -559,7 +551,7 @@ void Runner::publish_output(const ProgressUpdate& update) {
 }
 
 void Runner::check_cancel_requested() {
-  next_cancel_check_ = monotonic_now() + kCancelCheckInterval;
+  next_cancel_check_ = mono_now() + kCancelCheckInterval;
   bool requested = false;
   const bool ours = with_record([&](JobRecord& r) {
     requested = r.cancel_requested != 0;
@@ -579,7 +571,7 @@ void Runner::stop_job(StopReason reason) {
   deadline_.reset();
   signal_job(SIGTERM);
   signal_job(SIGCONT);  // a stopped process would see its SIGTERM only after the SIGKILL
-  kill_at_ = monotonic_now() + options_.kill_grace;
+  kill_at_ = mono_now() + options_.kill_grace;
 }
 
 // The record is gone or was finished by someone else: nobody can watch or
@@ -629,10 +621,10 @@ void Runner::kill_reparented_children() {
 
 // After the job's exit: its last output, and every process left to reap.
 void Runner::collect_leftovers() {
-  const Micros exited_at = monotonic_now();
+  const Micros exited_at = mono_now();
   for (;;) {
     kill_reparented_children();
-    const Micros now = monotonic_now();
+    const Micros now = mono_now();
     if (output_fd_ >= 0 && now >= exited_at + kDrainLimit) {
       warn("the job's output is still open %lld ms after it ended; not reading it further",
            static_cast<long long>(kDrainLimit / 1000));
@@ -682,7 +674,7 @@ void Runner::record_outcome() {
     r->has_signal = 1;
     r->signal = WTERMSIG(*job_status_);
   }
-  lock.finish(r, state, now_micros());
+  lock.finish(r, state, Instant::now());
 }
 
 // Runs `update` on the job's record under the lock and commits the Change it

@@ -286,8 +286,10 @@ def test_a_dead_launcher_is_replaced_through_a_new_scheduler(make_httpd, job_use
     env = make_httpd(setup=prepare)
     launchers = wait_for(lambda: launcher_pids(env), 10, "the launcher")
     assert len(launchers) == 1
-    effective, permitted, uid = caps_of(launchers[0])
-    assert uid == pwd.getpwnam(HTTPD_USER).pw_uid
+    # The launcher is executed as root and becomes User itself, at once.
+    www_data = pwd.getpwnam(HTTPD_USER).pw_uid
+    wait_for(lambda: caps_of(launchers[0])[2] == www_data, 10, "the launcher to become User")
+    effective, permitted, _ = caps_of(launchers[0])
     assert effective == permitted == RUNNER_CAPS
 
     os.kill(launchers[0], signal.SIGKILL)
@@ -295,6 +297,7 @@ def test_a_dead_launcher_is_replaced_through_a_new_scheduler(make_httpd, job_use
              15, "httpd to start a new scheduler")
     new = wait_for(lambda: [p for p in launcher_pids(env) if p != launchers[0]], 15,
                    "a new launcher")
+    wait_for(lambda: caps_of(new[0])[2] == www_data, 10, "the new launcher to become User")
     assert caps_of(new[0])[1] == RUNNER_CAPS
     jid = env.submit_ok("webapp")["id"]
     done = env.wait_finished(jid, timeout=20)

@@ -81,7 +81,9 @@ uint64_t add_running_job() {
   ck_assert_ptr_nonnull(r);
   deploy::store_text(r->target, sizeof r->target, "webapp");
   r->state = static_cast<uint8_t>(JobState::running);
-  r->submitted_at = r->started_at = deploy::now_micros();
+  const deploy::Instant now = deploy::Instant::now();
+  r->submitted_at = r->started_at = now.wall;
+  r->submitted_mono = r->started_mono = now.mono;
   lock.commit(r);
   return r->id;
 }
@@ -142,7 +144,7 @@ pid_t start_runner(uint64_t id, const RunnerCall& call) {
 // The record of `id` once `done` holds for it, waiting for table changes.
 JobRecord wait_for_record(uint64_t id, const std::function<bool(const JobRecord&)>& done,
                           const char* what) {
-  const Micros give_up_at = deploy::now_micros() + kWaitBound;
+  const Micros give_up_at = deploy::mono_now() + kWaitBound;
   for (;;) {
     const uint64_t seen = fixture->table->change_seq();
     {
@@ -151,7 +153,7 @@ JobRecord wait_for_record(uint64_t id, const std::function<bool(const JobRecord&
       ck_assert_ptr_nonnull(r);
       if (done(*r)) return *r;
     }
-    const Micros left = give_up_at - deploy::now_micros();
+    const Micros left = give_up_at - deploy::mono_now();
     ck_assert_msg(left > 0, "job %llu: gave up waiting for %s", static_cast<unsigned long long>(id),
                   what);
     fixture->table->wait_for_change(seen, left);
@@ -572,9 +574,9 @@ std::vector<std::string> title(const std::string& last) {
 
 // Waits, with the bound, until `pid` shows `expected` as its command line.
 void wait_for_title(pid_t pid, const std::vector<std::string>& expected) {
-  const Micros give_up_at = deploy::now_micros() + kWaitBound;
+  const Micros give_up_at = deploy::mono_now() + kWaitBound;
   while (command_line(pid) != expected) {
-    ck_assert_msg(deploy::now_micros() < give_up_at, "pid %d never showed the title %s", pid,
+    ck_assert_msg(deploy::mono_now() < give_up_at, "pid %d never showed the title %s", pid,
                   expected.back().c_str());
     usleep(5000);
   }
