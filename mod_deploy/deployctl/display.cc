@@ -12,12 +12,6 @@ bool is_continuation_byte(char c) { return (static_cast<unsigned char>(c) & 0xc0
 
 }  // namespace
 
-Micros now_micros() {
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
-  return Micros(now.tv_sec) * 1'000'000 + now.tv_nsec / 1000;
-}
-
 std::string printable(std::string_view text) {
   std::string result(text);
   for (char& c : result) {

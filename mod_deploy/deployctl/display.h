@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "clock.h"
 #include "duration.h"
 
 namespace deploy::ctl {
@@ -13,7 +14,10 @@ namespace deploy::ctl {
 // Microseconds since the Unix epoch (UTC), as the server's times.
 using Micros = int64_t;
 
-Micros now_micros();
+// The clocks are core's (clock.h): wall_now() for what is shown, mono_now()
+// for every duration the client waits.
+using deploy::mono_now;
+using deploy::wall_now;
 
 // `text` with every control character (escape sequences, \r, \n...)
 // replaced by '?', so that a stage or message from the server cannot move

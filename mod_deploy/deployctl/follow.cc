@@ -33,13 +33,13 @@ class OutageAllowance {
     const bool transient = !reply.interrupted && (!reply.reached || reply.status == 502 ||
                                                   reply.status == 503 || reply.status == 504);
     if (!answered_ || !transient) return false;
-    if (failing_since_ < 0) failing_since_ = now_micros();
-    return now_micros() - failing_since_ < kOutageAllowance;
+    if (failing_since_ < 0) failing_since_ = mono_now();
+    return mono_now() - failing_since_ < kOutageAllowance;
   }
 
  private:
   bool answered_ = false;
-  Micros failing_since_ = -1;
+  Micros failing_since_ = -1;  // monotonic
 };
 
 int report_interruption(uint64_t id) {
@@ -162,7 +162,7 @@ int follow_job(Client& client, uint64_t id, FollowOutput output) {
       return kExitServerError;
     }
     const bool changed = !last || !same_progress(*last, *job);
-    const Micros now = now_micros();
+    const Micros now = wall_now();
     switch (output) {
       case FollowOutput::progress_bar:
         live.show(progress_bar_line(*job, now, terminal_columns(STDOUT_FILENO) - 1));

@@ -5,6 +5,10 @@
 #include <http_log.h>
 #include <http_main.h>
 
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -257,6 +261,51 @@ const char* cmd_secret(cmd_parms* cmd, void*, const char* arg) {
   return nullptr;
 }
 
+// --- DeployUser ---
+
+const char* cmd_user(cmd_parms* cmd, void*, const char* user, const char* group) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  errno = 0;
+  const passwd* pw = getpwnam(user);
+  if (!pw)
+    return error(cmd, named(cmd, user) + (errno ? std::string(" (cannot look the user up: ") +
+                                                      strerror(errno) + ")"
+                                                : std::string(" (no such user)")));
+  JobUser job_user;
+  job_user.name = pw->pw_name;
+  job_user.uid = pw->pw_uid;
+  job_user.gid = pw->pw_gid;
+  job_user.home = pw->pw_dir ? pw->pw_dir : "";
+  if (job_user.uid == 0) return error(cmd, named(cmd, user) + " (uid 0: a job never runs as root)");
+  if (group) {
+    errno = 0;
+    const struct group* gr = getgrnam(group);
+    if (!gr)
+      return error(cmd, named(cmd, group) + (errno ? std::string(" (cannot look the group up: ") +
+                                                         strerror(errno) + ")"
+                                                   : std::string(" (no such group)")));
+    job_user.gid = gr->gr_gid;
+  }
+  if (job_user.gid == 0)
+    return error(cmd,
+                 named(cmd, group ? group : user) + " (gid 0: a job never runs as group root)");
+  // The supplementary groups initgroups() gives the job must not hold root's
+  // group either.
+  std::vector<gid_t> groups(64);
+  int count = int(groups.size());
+  while (getgrouplist(job_user.name.c_str(), job_user.gid, groups.data(), &count) < 0) {
+    groups.resize(size_t(count) + 64);
+    count = int(groups.size());
+  }
+  for (int i = 0; i < count; ++i)
+    if (groups[size_t(i)] == 0)
+      return error(cmd, named(cmd, user) + " (a member of group root, gid 0)");
+  t->user = std::move(job_user);
+  return nullptr;
+}
+
 void delete_config(ServerConfig* config) { delete config; }
 
 }  // namespace
@@ -305,6 +354,8 @@ const command_rec directives[] = {
                   "Working directory of the job"),
     AP_INIT_TAKE1("DeploySecret", (cmd_func)cmd_secret, nullptr, RSRC_CONF,
                   "file:PATH or env:NAME: key of the X-Hub-Signature-256 HMAC"),
+    AP_INIT_TAKE12("DeployUser", (cmd_func)cmd_user, nullptr, RSRC_CONF,
+                   "USER [GROUP]: the user (and group) the job runs as"),
     {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr}};
 #pragma GCC diagnostic pop
 
@@ -335,6 +386,29 @@ std::map<std::string, TargetPolicy> Settings::policies() const {
   std::map<std::string, TargetPolicy> out;
   for (const Target& t : targets) out[t.name] = t.policy;
   return out;
+}
+
+std::vector<JobUser> Settings::job_users() const {
+  std::vector<JobUser> out;
+  for (const Target& t : targets) {
+    if (!t.user) continue;
+    bool seen = false;
+    for (const JobUser& u : out) seen |= u.uid == t.user->uid && u.gid == t.user->gid;
+    if (!seen) out.push_back(*t.user);
+  }
+  return out;
+}
+
+// A DeployUser job must not start in the state dir: it starts in the
+// user's home directory, or in / when the user has none.
+static std::string default_working_directory(const std::optional<JobUser>& user,
+                                             const std::string& state_dir) {
+  if (!user) return state_dir;
+  struct stat st;
+  if (!user->home.empty() && user->home[0] == '/' && stat(user->home.c_str(), &st) == 0 &&
+      S_ISDIR(st.st_mode))
+    return user->home;
+  return "/";
 }
 
 std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
@@ -380,9 +454,12 @@ std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
              ": DeployMaxWaitChangeNotification (" + std::to_string(target.policy.max_wait / 1000) +
              " ms) is smaller than DeployWaitChangeNotification (" +
              std::to_string(target.policy.quiet_window / 1000) + " ms)";
-    target.working_directory =
-        t.working_directory ? *t.working_directory : d.working_directory.value_or(s.state_dir);
     target.secret = t.secret ? t.secret : d.secret;
+    target.user = t.user ? t.user : d.user;
+    target.working_directory =
+        t.working_directory
+            ? *t.working_directory
+            : d.working_directory.value_or(default_working_directory(target.user, s.state_dir));
     s.targets.push_back(std::move(target));
   }
   config.settings = std::move(s);

@@ -45,7 +45,9 @@ struct DashboardSnapshot {
   Micros now = 0;
 };
 
-DashboardSnapshot take_snapshot(const ModuleState& state) {
+// Only the jobs of targets `access` has decided the request may read (see
+// TargetAccess::may_read_decided).
+DashboardSnapshot take_snapshot(const ModuleState& state, TargetAccess& access) {
   struct Finished {
     Micros finished_at;
     uint64_t id;
@@ -59,9 +61,11 @@ DashboardSnapshot take_snapshot(const ModuleState& state) {
   DashboardSnapshot s;
   JobTable::Lock lock(*state.table);
   s.change_seq = state.table->change_seq();
-  s.now = now_micros();
+  s.now = wall_now();  // display: compared with the jobs' wall times
   lock.for_each([&](JobRecord& rec) {
     if (!is_valid_state(rec.state)) return;
+    std::string_view target(rec.target, strnlen(rec.target, sizeof rec.target));
+    if (!access.may_read_decided(target)) return;
     if (!is_final(JobState(rec.state))) {
       s.jobs.push_back(record_to_job(rec));
       return;
@@ -72,7 +76,6 @@ DashboardSnapshot take_snapshot(const ModuleState& state) {
       std::pop_heap(history.begin(), history.end());
       history.pop_back();
     }
-    std::string_view target(rec.target, strnlen(rec.target, sizeof rec.target));
     auto it = newest.find(target);
     if (it == newest.end())
       newest.emplace(target, rec.id);
@@ -290,9 +293,13 @@ std::string_view section_of(JobState s) { return is_final(s) ? "history" : state
 
 class Renderer {
  public:
-  Renderer(const Settings& settings, const DashboardSnapshot& snapshot, std::string base_url,
-           std::string nonce)
-      : settings_(settings), s_(snapshot), base_(std::move(base_url)), nonce_(std::move(nonce)) {}
+  // `targets`: the configured targets the page shows.
+  Renderer(std::vector<const Target*> targets, const DashboardSnapshot& snapshot,
+           std::string base_url, std::string nonce)
+      : targets_(std::move(targets)),
+        s_(snapshot),
+        base_(std::move(base_url)),
+        nonce_(std::move(nonce)) {}
 
   ChunkedText page() {
     std::map<std::string, std::vector<const Job*>> by_section;
@@ -346,15 +353,16 @@ class Renderer {
 
   void targets(const std::map<std::string, const Job*>& last_result) {
     out_ += "<section id=\"targets\"><h2>Targets <span class=\"count\">" +
-            std::to_string(settings_.targets.size()) + "</span></h2>";
-    if (settings_.targets.empty()) {
+            std::to_string(targets_.size()) + "</span></h2>";
+    if (targets_.empty()) {
       out_ += "<p class=\"empty\">No target is configured (&lt;DeployTarget&gt;).</p></section>\n";
       return;
     }
     out_ +=
         "<table><thead><tr><th>Target</th><th>Parameters</th><th>Last result</th>"
         "<th>Deploy</th></tr></thead><tbody>";
-    for (const Target& t : settings_.targets) {
+    for (const Target* target : targets_) {
+      const Target& t = *target;
       std::string name = escape(t.name);
       out_ += "<tr data-target=\"" + name + "\"><td><strong>" + name + "</strong>";
       if (t.policy.quiet_window > 0) {
@@ -491,7 +499,7 @@ class Renderer {
     }
   }
 
-  const Settings& settings_;
+  const std::vector<const Target*> targets_;
   const DashboardSnapshot& s_;
   const std::string base_;   // URL-escaped, then HTML-escaped
   const std::string nonce_;  // base64: nothing to escape
@@ -511,11 +519,17 @@ std::string make_nonce(request_rec* r) {
 
 }  // namespace
 
-int send_dashboard(request_rec* r, const ModuleState& state, const std::string& base) {
-  DashboardSnapshot snapshot = take_snapshot(state);
+int send_dashboard(request_rec* r, const ModuleState& state, TargetAccess& access,
+                   const std::string& base) {
+  std::vector<const Target*> targets;
+  for (const Target& t : state.settings->targets)
+    if (access.may_read(t.name)) targets.push_back(&t);
+  DashboardSnapshot snapshot;
+  do snapshot = take_snapshot(state, access);
+  while (access.decide_noted());
   std::string nonce = make_nonce(r);
   std::string base_url = escape(ap_escape_uri(r->pool, base.c_str()));
-  ChunkedText html = Renderer(*state.settings, snapshot, base_url, nonce).page();
+  ChunkedText html = Renderer(std::move(targets), snapshot, base_url, nonce).page();
   std::string policy = "default-src 'none'; script-src 'nonce-" + nonce + "'; style-src 'nonce-" +
                        nonce +
                        "'; img-src data:; connect-src 'self'; form-action 'self'; "

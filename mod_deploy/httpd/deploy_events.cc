@@ -47,7 +47,7 @@ constexpr size_t kFeedCapacity = 1024;
 class EventStream {
  public:
   EventStream(request_rec* r, Micros lifetime)
-      : r_(r), deadline_(now_micros() + lifetime), phase_(draw_phase(r)) {
+      : r_(r), deadline_(mono_now() + lifetime), phase_(draw_phase(r)) {
     r->status = HTTP_OK;
     ap_set_content_type(r, "text/event-stream; charset=utf-8");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
@@ -84,7 +84,7 @@ class EventStream {
   // that requests queue behind (docs/performance.md). The first change after
   // a quiet spell is sent at once.
   void pace() {
-    Micros now = now_micros();
+    Micros now = mono_now();
     if (now - last_pass_ >= kBatchWindow) {
       last_pass_ = now;
       return;
@@ -96,12 +96,12 @@ class EventStream {
   }
 
   bool open() const {
-    return !r_->connection->aborted && !failed_ && now_micros() < deadline_ && !child_stopping();
+    return !r_->connection->aborted && !failed_ && mono_now() < deadline_ && !child_stopping();
   }
   // How long to sleep before looking again: not past the end of the stream,
   // and short enough to notice a stop of the child in time.
   Micros wait_budget() const {
-    return std::clamp<Micros>(deadline_ - now_micros(), 0, kStoppingCheck);
+    return std::clamp<Micros>(deadline_ - mono_now(), 0, kStoppingCheck);
   }
   // Called after a wait that saw no change (at least once per
   // kStoppingCheck): ends the stream when the client has gone, else sends a
@@ -109,7 +109,7 @@ class EventStream {
   void idle() {
     if (client_gone())
       gone_ = failed_ = true;
-    else if (now_micros() - last_write_ >= kHeartbeat)
+    else if (mono_now() - last_write_ >= kHeartbeat)
       heartbeat();
   }
 
@@ -117,7 +117,7 @@ class EventStream {
   const char* why_closed() const {
     if (gone_) return "the client closed the connection";
     if (failed_ || r_->connection->aborted) return "a write failed";
-    if (now_micros() >= deadline_) return "DeployEventsTimeout";
+    if (mono_now() >= deadline_) return "DeployEventsTimeout";
     return "httpd is stopping or reloading";
   }
 
@@ -126,7 +126,7 @@ class EventStream {
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r_,
                   "mod_deploy: event stream %s ended after %.1f s and %" APR_UINT64_T_FMT
                   " events: %s",
-                  r_->uri, double(now_micros() - opened_) / 1e6, apr_uint64_t(events_), why);
+                  r_->uri, double(mono_now() - opened_) / 1e6, apr_uint64_t(events_), why);
   }
 
   void flush() {
@@ -136,7 +136,7 @@ class EventStream {
  private:
   void write(const std::string& text) {
     if (failed_) return;
-    last_write_ = now_micros();
+    last_write_ = mono_now();
     if (ap_rwrite(text.data(), int(text.size()), r_) < 0) failed_ = true;
   }
 
@@ -166,7 +166,7 @@ class EventStream {
 
   static Micros draw_phase(const request_rec* r) {
     // splitmix64 of the connection and the time: spread, not secret.
-    uint64_t x = uint64_t(now_micros()) ^ (uint64_t(r->connection->id) << 32);
+    uint64_t x = uint64_t(mono_now()) ^ (uint64_t(r->connection->id) << 32);
     x += 0x9e3779b97f4a7c15ULL;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
@@ -174,10 +174,12 @@ class EventStream {
   }
 
   request_rec* r_;
-  Micros opened_ = now_micros();
+  // Monotonic, as every time of a stream: a wall step neither ends a stream
+  // early nor keeps it past DeployEventsTimeout.
+  Micros opened_ = mono_now();
   Micros deadline_;
   Micros phase_;
-  Micros last_write_ = now_micros();
+  Micros last_write_ = mono_now();
   Micros last_pass_ = 0;
   uint64_t events_ = 0;
   bool failed_ = false;
@@ -299,7 +301,8 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
   return OK;
 }
 
-int stream_all_events(request_rec* r, const ModuleState& state, const std::string& base) {
+int stream_all_events(request_rec* r, const ModuleState& state, TargetAccess& access,
+                      const std::string& base) {
   StreamSlots::Claim claim(*state.stream_slots, r->useragent_ip ? r->useragent_ip : "");
   if (auto refused = stream_refusal(r, claim, *state.stream_slots)) return send_error(r, *refused);
   ChangeFeed& feed = change_feed(state, base);
@@ -322,7 +325,8 @@ int stream_all_events(request_rec* r, const ModuleState& state, const std::strin
     events.clear();
     since = feed.read(since, kMaxJobsPerBatch, &events);
     for (const ChangeFeed::Event& event : events)
-      stream.send("job", std::to_string(event.change_seq), *event.data);
+      if (access.may_read(event.target))
+        stream.send("job", std::to_string(event.change_seq), *event.data);
     stream.flush();
     if (!state.table->wait_for_change(since, stream.wait_budget()) && events.empty()) stream.idle();
   }

@@ -84,7 +84,7 @@ int send_auto_status(request_rec* r, const ModuleState& state) {
   auto line = [&out](const std::string& key, uint64_t value) {
     out += key + ": " + std::to_string(value) + "\n";
   };
-  line("Uptime", uint64_t(apr_time_sec(apr_time_now() - state.started_at)));
+  line("Uptime", uint64_t((mono_now() - state.started_mono) / 1000000));
   line("Targets", state.settings->targets.size());
   line("MaxRunning", state.settings->max_running);
   line("QueueLimit", state.settings->queue_limit);
@@ -101,8 +101,10 @@ int send_auto_status(request_rec* r, const ModuleState& state) {
   return send_body(r, HTTP_OK, "text/plain; charset=utf-8", out);
 }
 
-int send_metrics(request_rec* r, const ModuleState& state) {
+int send_metrics(request_rec* r, const ModuleState& state, TargetAccess& access) {
   Snapshot s = take_snapshot(state);
+  std::erase_if(s.stats, [&](const TargetStats& t) { return !access.may_read(t.target); });
+  std::erase_if(s.now, [&](const auto& entry) { return !access.may_read(entry.first); });
   std::string out;
   auto help = [&out](const char* name, const char* type, const char* text) {
     out += std::string("# HELP ") + name + " " + text + "\n# TYPE " + name + " " + type + "\n";

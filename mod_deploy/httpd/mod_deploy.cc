@@ -19,6 +19,7 @@
 #include <exception>
 #include <string>
 
+#include "deploy_access.h"
 #include "deploy_config.h"
 #include "deploy_handler.h"
 #include "deploy_module.h"
@@ -77,6 +78,13 @@ uint32_t stream_limit(const Settings& settings) {
 int check_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
   try {
     std::string problem = resolve_settings(main_server_config(), pconf);
+    // A DeployUser that is httpd's User would look closed and be open.
+    for (const Target& t : main_server_config().settings.targets) {
+      if (problem.empty() && t.user && t.user->uid == uint32_t(ap_unixd_config.user_id))
+        problem = "<DeployTarget " + t.name + ">: DeployUser " + t.user->name +
+                  " is httpd's User, who owns the job table; leave DeployUser out to run the "
+                  "job as User, or name a user of its own";
+    }
     if (!problem.empty()) {
       ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, "mod_deploy: %s",
                    problem.c_str());
@@ -104,13 +112,25 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
         apr_pool_cleanup_null);
     const Settings& settings = main_server_config().settings;
     state->settings = &settings;
-    state->started_at = apr_time_now();
+    state->started_mono = mono_now();
     find_bases(ap_conftree, &state->bases);
     state->runner_path = runner_beside_module();
     if (access(state->runner_path.c_str(), X_OK) != 0) {
       ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s,
                    "mod_deploy: the runner %s (expected beside mod_deploy.so) is not executable",
                    state->runner_path.c_str());
+      return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!settings.job_users().empty() && geteuid() != 0) {
+      ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                   "mod_deploy: DeployUser needs httpd to be started as root");
+      return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    // The launcher becomes User keeping CAP_SETUID: never as root.
+    if (!settings.job_users().empty() &&
+        (ap_unixd_config.user_id == 0 || ap_unixd_config.group_id == 0)) {
+      ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                   "mod_deploy: DeployUser needs httpd's User and Group not to be root");
       return HTTP_INTERNAL_SERVER_ERROR;
     }
     int uid = -1, gid = -1;
@@ -190,6 +210,7 @@ void register_hooks(apr_pool_t*) {
   ap_hook_post_config(post_config, nullptr, nullptr, APR_HOOK_MIDDLE);
   ap_hook_child_init(child_init, nullptr, nullptr, APR_HOOK_MIDDLE);
   ap_hook_map_to_storage(map_to_storage, nullptr, nullptr, APR_HOOK_FIRST);
+  register_access_hooks();
   ap_hook_handler(handler, nullptr, nullptr, APR_HOOK_MIDDLE);
   register_server_status_hook();
 }

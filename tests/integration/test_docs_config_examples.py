@@ -18,15 +18,13 @@ import re
 import pytest
 
 import httpd_env
-from httpd_env import BASE, REPO_DIR, sha_htpasswd_line
+from httpd_env import BASE, REPO_DIR, basic_credentials, sha_htpasswd_line
 from test_django_portal import indented_blocks
-from test_job_json_fields import basic
 
 USER, PASSWORD = "alice", "s3cret"
 # Directives of the examples that need a module the harness does not load.
 MODULES_FOR = {r"Require\s+group|AuthGroupFile": "authz_groupfile", r"Require\s+ip": "authz_host",
                r"SetEnv\b": "env"}
-
 
 def config_examples():
     """(page:line, text) of every configuration example with a section of
@@ -52,9 +50,7 @@ def config_examples():
             previous = block
     return examples
 
-
 EXAMPLES = config_examples()
-
 
 def localized(env, text):
     """The example with this machine's paths replaced by the test's own."""
@@ -74,6 +70,8 @@ def localized(env, text):
         line = re.sub(r"(DeployCommand\s+)/\S+", rf"\g<1>{program}", line)
         line = re.sub(r"(AuthUserFile\s+)\S+", rf'\g<1>"{htpasswd}"', line)
         line = re.sub(r"(DeploySecret\s+file:)\S+", rf"\g<1>{key}", line)
+        # A user every Debian machine has (the examples' users need not exist).
+        line = re.sub(r"^(\s*DeployUser\s+)\S+(\s+\S+)?", r"\g<1>nobody nogroup", line)
         lines.append(line)
     text = "\n".join(lines)
     if re.search(r"Require\s+group", text) and "AuthGroupFile" not in text:
@@ -85,15 +83,16 @@ def localized(env, text):
             loads += f"LoadModule {module}_module {httpd_env.DEBIAN_MODULES_DIR}/mod_{module}.so\n"
     return loads + text + "\n"
 
-
 def test_the_docs_have_configuration_examples_to_check():
     pages = {name.split(":")[0] for name, _ in EXAMPLES}
     assert {"README.md", "api.md", "directives.md", "install.md", "monitoring.md",
             "django-migration.md", "coalescing.md"} <= pages, sorted(pages)
 
-
 @pytest.mark.parametrize("name,example", EXAMPLES, ids=[name for name, _ in EXAMPLES])
 def test_a_configuration_example_of_the_docs_runs_in_httpd(make_httpd, name, example):
+    if "DeployUser" in example and not httpd_env.RUNNING_AS_ROOT:
+        pytest.skip("DeployUser needs httpd to start as root")
+
     def setup(env):
         env.fragment = localized(env, example)
         # The harness's <Location /deploy> only when the example has none.
@@ -105,9 +104,9 @@ def test_a_configuration_example_of_the_docs_runs_in_httpd(make_httpd, name, exa
     asks_password = "AuthType" in example
     anonymous = env.get(f"{BASE}/targets")
     assert anonymous.status == (401 if asks_password else 200), (name, anonymous)
-    answer = env.get(f"{BASE}/targets", basic(USER, PASSWORD))
+    answer = env.get(f"{BASE}/targets", basic_credentials(USER, PASSWORD))
     assert answer.status == 200, (name, answer)
     targets = re.findall(r"<DeployTarget\s+([^>\s]+)>", example)
     assert [t["name"] for t in answer.json()] == targets, name
-    jobs = env.get(f"{BASE}/jobs", basic(USER, PASSWORD))
+    jobs = env.get(f"{BASE}/jobs", basic_credentials(USER, PASSWORD))
     assert jobs.status == 200 and jobs.json() == [], (name, jobs)

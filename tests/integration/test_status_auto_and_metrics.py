@@ -11,9 +11,10 @@ import time
 import pytest
 
 import httpd_env
-from httpd_env import (BASE, REPO_DIR, Gate, gated_job_script, sha_htpasswd_line, target_block,
+from httpd_env import (BASE, REPO_DIR, Gate, basic_credentials, gated_job_script, sha_htpasswd_line,
+                       target_block,
                        wait_for)
-from test_job_json_fields import basic, parse_time
+from test_job_json_fields import parse_time
 
 TARGETS = ("blocker", "good", "bad", "quiet")
 FINAL = ("succeeded", "failed", "timed_out", "canceled", "expired", "lost")
@@ -288,7 +289,7 @@ def test_metrics_scraped_through_a_location_of_its_own(make_httpd):
         prepare_scraped(env)
     env = make_httpd(setup=prepare, name="scraped")
     assert env.get(f"{BASE}/jobs").status == 401, "the rest keeps its authentication"
-    assert env.get(f"{BASE}/jobs", basic("prometheus", "scrape")).status == 200
+    assert env.get(f"{BASE}/jobs", basic_credentials("prometheus", "scrape")).status == 200
     r = env.get(f"{BASE}/metrics")
     assert r.status == 200 and "deploy_last_success_timestamp_seconds" in r.text, r
     promtool_check_metrics(r.text)
@@ -301,7 +302,7 @@ def test_metrics_from_another_address_are_refused_without_asking_for_a_password(
     env = make_httpd(setup=prepare, name="scraped")
     env.expect_error(r"AH01630: client denied by server configuration")
     assert env.get(f"{BASE}/metrics").status == 403
-    assert env.get(f"{BASE}/metrics", basic("prometheus", "scrape")).status == 403
+    assert env.get(f"{BASE}/metrics", basic_credentials("prometheus", "scrape")).status == 403
 
 
 def test_the_example_alert_rules_are_valid_and_fire_as_documented():
