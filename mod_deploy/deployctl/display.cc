@@ -21,21 +21,6 @@ std::string printable(std::string_view text) {
   return result;
 }
 
-std::string format_duration(Micros duration) {
-  const int64_t seconds = duration < 0 ? 0 : duration / 1'000'000;
-  char text[64];
-  if (seconds < 60) {
-    std::snprintf(text, sizeof text, "%llds", static_cast<long long>(seconds));
-  } else if (seconds < 3600) {
-    std::snprintf(text, sizeof text, "%lldm%02llds", static_cast<long long>(seconds / 60),
-                  static_cast<long long>(seconds % 60));
-  } else {
-    std::snprintf(text, sizeof text, "%lldh%02lldm%02llds", static_cast<long long>(seconds / 3600),
-                  static_cast<long long>(seconds / 60 % 60), static_cast<long long>(seconds % 60));
-  }
-  return text;
-}
-
 std::string format_timestamp(Micros t) {
   const time_t seconds = static_cast<time_t>(t / 1'000'000);
   struct tm utc {};

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "clock.h"
+#include "duration.h"
 
 namespace deploy::ctl {
 
@@ -23,8 +24,8 @@ using deploy::wall_now;
 // the cursor or restyle the terminal.
 std::string printable(std::string_view text);
 
-// "0s", "12s", "1m02s", "2h05m09s"; negative durations count as 0.
-std::string format_duration(Micros duration);
+// "0s", "12s", "1m 02s", "2h 05m 09s": the dashboard's format (core/duration.h).
+using deploy::format_duration;
 
 // "2026-11-21T10:00:01Z" (whole seconds, UTC).
 std::string format_timestamp(Micros t);

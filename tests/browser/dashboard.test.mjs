@@ -73,6 +73,30 @@ try {
   }));
   assert.deepEqual(pre, { running: 1, queued: 2, waiting: 1 }, "server-rendered sections");
 
+  // One table of columns: what the script builds for a job is what the
+  // server rendered for it (the clock-driven cells aside).
+  const mismatches = await page.evaluate(async () => {
+    const table = JSON.parse(document.body.dataset.columns);
+    const textOf = (node) => (typeof node === "string" ? node
+      : (node.text ?? "") + (node.children || []).map(textOf).join(""));
+    const out = [];
+    for (const tr of document.querySelectorAll("tr[data-job]")) {
+      const job = await (await fetch(tr.querySelector("td[data-field=id] a").href)).json();
+      const cells = dashboardView.rowOf(table, tr.dataset.section, job, Date.now());
+      cells.forEach(({ field, cell }, i) => {
+        const td = tr.cells[i];
+        const text = cell.nodes ? cell.nodes.map(textOf).join("") : cell.text;
+        if (td.dataset.field !== field) out.push(`${job.id}: cell ${i} is ${td.dataset.field}, not ${field}`);
+        else if (field !== "elapsed" && field !== "left" && td.textContent !== text)
+          out.push(`${job.id} ${field}: server ${JSON.stringify(td.textContent)}, script ${JSON.stringify(text)}`);
+        else if ("title" in cell && td.title !== cell.title) out.push(`${job.id} ${field} title: ${td.title}`);
+      });
+      if (tr.cells.length !== cells.length) out.push(`${job.id}: ${tr.cells.length} cells, not ${cells.length}`);
+    }
+    return out;
+  });
+  assert.deepEqual(mismatches, [], "server and script render a job differently");
+
   // Start a job with the page's own deploy form.
   const webappForm = page.locator('tr[data-target="webapp"] form');
   await webappForm.locator('input[name="version"]').fill("1.2.3");

@@ -6,6 +6,7 @@ Chromium through playwright-core while this side releases the job step by step.
 The browser test needs node, /usr/bin/chromium (or $CHROMIUM) and
 `npm ci --prefix tests/browser` (scripts/test runs it)."""
 
+import json
 import os
 import queue
 import re
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import threading
 import time
+from html import unescape
 
 import pytest
 
@@ -131,6 +133,16 @@ def test_dashboard_without_javascript_shows_every_section_with_markup_escaped(ma
     assert "badge s-succeeded" in history_row and ">exit 0<" in history_row
     assert f'href="{BASE}/jobs/{done}/log"' in history_row
     assert "cancel" not in history_row
+
+    # One table of columns: the script gets, in <body data-columns>, the one
+    # every server-rendered row was made with.
+    table = json.loads(unescape(re.search(r'<body [^>]*data-columns="([^"]*)"', html).group(1)))
+    for name in ("running", "waiting", "queued", "history"):
+        fields = table["sections"][name]
+        assert fields and all(f in table["columns"] for f in fields), table
+        for m in re.finditer(r'<tr data-job="\d+"[^>]*>(.*?)</tr>', section(html, name), re.S):
+            assert re.findall(r'<td data-field="(\w+)"', m.group(1)) == fields, (name, m.group(1))
+    assert table["columns"]["left"] == {"kind": "countdown", "key": "not_before"}
 
     targets = section(html, "targets")
     assert f'action="{BASE}/targets/webapp"' in targets
