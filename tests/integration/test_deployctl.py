@@ -217,6 +217,7 @@ def prepare_main_server(env):
         + target_block("noisy", noisy)
         + target_block("gated", gated, "DeployConcurrency 0", "DeployKillGrace 10")
         + target_block("stepped", stepped, "DeployConcurrency 0")
+        + target_block("grouped", "/bin/true", "DeployParam vm ^[a-z]*$", "DeployGroupBy vm")
         + target_block("slow", slow, "DeployTimeout 1", "DeployKillGrace 200ms",
                        "DeployConcurrency 0"))
 
@@ -268,6 +269,18 @@ def test_submit_with_params_then_status_list_and_log(server, home):
 
     log = deployctl_ok(server, home, "log", str(jid)).stdout
     assert log == "deploying version 1.2.3\n::progress 100 Done\n"
+
+
+def test_status_shows_the_group_of_a_grouped_target_only(server, home):
+    jid = submitted_id(deployctl_ok(server, home, "submit", "grouped", "vm=blue"))
+    assert server.wait_finished(jid)["group"] == "blue"
+    status = deployctl_ok(server, home, "status", str(jid)).stdout
+    assert re.search(r"^target\s+grouped\ngroup\s+blue$", status, re.M), status
+
+    ungrouped = submitted_id(deployctl_ok(server, home, "submit", "webapp", "version=1"))
+    server.wait_finished(ungrouped)
+    status = deployctl_ok(server, home, "status", str(ungrouped)).stdout
+    assert not re.search(r"^group", status, re.M), status
 
 
 def test_submit_sends_a_json_body_and_reports_the_module_error(server, home):
