@@ -217,7 +217,6 @@ def prepare_main_server(env):
         + target_block("noisy", noisy)
         + target_block("gated", gated, "DeployConcurrency 0", "DeployKillGrace 10")
         + target_block("stepped", stepped, "DeployConcurrency 0")
-        + target_block("grouped", "/bin/true", "DeployParam vm ^[a-z]*$", "DeployGroupBy vm")
         + target_block("slow", slow, "DeployTimeout 1", "DeployKillGrace 200ms",
                        "DeployConcurrency 0"))
 
@@ -271,15 +270,20 @@ def test_submit_with_params_then_status_list_and_log(server, home):
     assert log == "deploying version 1.2.3\n::progress 100 Done\n"
 
 
-def test_status_shows_the_group_of_a_grouped_target_only(server, home):
-    jid = submitted_id(deployctl_ok(server, home, "submit", "grouped", "vm=blue"))
-    assert server.wait_finished(jid)["group"] == "blue"
-    status = deployctl_ok(server, home, "status", str(jid)).stdout
+def test_status_shows_the_group_of_a_grouped_target_only(make_httpd, home):
+    def prepare(env):
+        env.fragment = (target_block("grouped", "/bin/true", "DeployParam vm ^[a-z]*$",
+                                     "DeployGroupBy vm")
+                        + target_block("plain", "/bin/true", "DeployParam vm ^[a-z]*$"))
+    env = make_httpd(setup=prepare)
+    jid = submitted_id(deployctl_ok(env, home, "submit", "grouped", "vm=blue"))
+    assert env.wait_finished(jid)["group"] == "blue"
+    status = deployctl_ok(env, home, "status", str(jid)).stdout
     assert re.search(r"^target\s+grouped\ngroup\s+blue$", status, re.M), status
 
-    ungrouped = submitted_id(deployctl_ok(server, home, "submit", "webapp", "version=1"))
-    server.wait_finished(ungrouped)
-    status = deployctl_ok(server, home, "status", str(ungrouped)).stdout
+    ungrouped = submitted_id(deployctl_ok(env, home, "submit", "plain", "vm=blue"))
+    env.wait_finished(ungrouped)
+    status = deployctl_ok(env, home, "status", str(ungrouped)).stdout
     assert not re.search(r"^group", status, re.M), status
 
 
