@@ -32,4 +32,13 @@ std::optional<JobState> state_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<std::string> job_group(const Params& params,
+                                     const std::optional<std::string>& group_by) {
+  if (!group_by) return std::nullopt;
+  for (const auto& [name, value] : params) {
+    if (name == *group_by) return value;
+  }
+  return std::string();
+}
+
 }  // namespace deploy

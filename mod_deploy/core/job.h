@@ -48,6 +48,15 @@ struct Job {
   std::optional<int> exit_code;
   std::optional<int> signal;
   uint64_t change_seq = 0;  // table change counter at the last change of this job
+  // Of its target's DeployGroupBy (job_group); none without it. Derived from
+  // params, never stored.
+  std::optional<std::string> group;
 };
+
+// The group of a job with these params in a target grouped by `group_by`
+// (DeployGroupBy): that parameter's value, "" when it is absent; none when the
+// target has no DeployGroupBy.
+std::optional<std::string> job_group(const Params& params,
+                                     const std::optional<std::string>& group_by);
 
 }  // namespace deploy

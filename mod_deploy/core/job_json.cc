@@ -214,7 +214,9 @@ std::string job_json(const Job& job, std::string_view base, bool coalesced) {
     append_key(out, params[i].first);
     append_string(out, params[i].second);
   }
-  out += "},\"progress\":";
+  out += "},\"group\":";
+  append_optional_text(out, job.group);
+  out += ",\"progress\":";
   if (job.progress < 0)
     out += "null";
   else

@@ -224,8 +224,11 @@ Job record_to_job(const JobRecord& r) {
   return job;
 }
 
-PendingJob pending_job(const JobRecord& r) {
-  return PendingJob{r.id, r.target, JobState(r.state), r.submitted_mono, r.not_before_mono};
+PendingJob pending_job(const JobRecord& r, const std::optional<std::string>& group_by) {
+  PendingJob job{r.id, r.target, JobState(r.state), r.submitted_mono, r.not_before_mono, ""};
+  // Reading the params costs a copy: only a grouped target needs them.
+  if (group_by) job.group = *job_group(load_params(r), group_by);
+  return job;
 }
 
 void rebase_mono_times(JobRecord& r, const Instant& now) {

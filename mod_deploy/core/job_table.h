@@ -167,8 +167,9 @@ static_assert(sizeof(TableHeader) <= kHeaderSize);
 
 // Reads and writes the fields of a record as the domain values.
 Job record_to_job(const JobRecord& r);
-// The scheduling facts of an unfinished record: its monotonic times.
-PendingJob pending_job(const JobRecord& r);
+// The scheduling facts of an unfinished record: its monotonic times, and its
+// group within a target grouped by `group_by` (the target's DeployGroupBy).
+PendingJob pending_job(const JobRecord& r, const std::optional<std::string>& group_by);
 // Sets the monotonic times of `r` from its wall times as seen at `now`: for
 // records of version 1 and of another boot (the wall clock is the only time
 // that survives a reboot, so a wall step while the host was down, or between

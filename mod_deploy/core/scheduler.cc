@@ -1,6 +1,7 @@
 #include "scheduler.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace deploy {
 
@@ -14,8 +15,11 @@ bool is_pending(const PendingJob& job) {
 // the same instant schedule() makes it ready (not_before <= now). Without
 // this, a trigger at exactly not_before would delay the job or not depending
 // on whether the POST handler or the scheduler process took the lock first.
-bool takes_triggers(const PendingJob& job, const std::string& target, Micros now) {
-  return job.state == JobState::waiting && job.target == target && job.not_before > now;
+// Only a job of the same group takes them: `vm=a` never joins `vm=b`.
+bool takes_triggers(const PendingJob& job, const std::string& target, const std::string& group,
+                    Micros now) {
+  return job.state == JobState::waiting && job.target == target && job.group == group &&
+         job.not_before > now;
 }
 
 // The instant a pending job expires, or nullopt if it never does.
@@ -39,12 +43,14 @@ void keep_earliest(Micros& earliest, Micros candidate) {
 }  // namespace
 
 SubmissionDecision decide_submission(const std::vector<PendingJob>& jobs, const std::string& target,
-                                     const TargetPolicy& policy, const Limits& limits, Micros now) {
+                                     const std::string& group, const TargetPolicy& policy,
+                                     const Limits& limits, Micros now) {
   SubmissionDecision decision;
   if (policy.quiet_window > 0) {
     const PendingJob* oldest_waiting = nullptr;
     for (const PendingJob& job : jobs) {
-      if (takes_triggers(job, target, now) && (!oldest_waiting || job.id < oldest_waiting->id)) {
+      if (takes_triggers(job, target, group, now) &&
+          (!oldest_waiting || job.id < oldest_waiting->id)) {
         oldest_waiting = &job;
       }
     }
@@ -85,12 +91,13 @@ ScheduleDecision schedule(const std::vector<PendingJob>& jobs,
             [](const PendingJob* a, const PendingJob* b) { return a->id < b->id; });
 
   // Running jobs of a target no longer configured still hold a global slot.
+  // DeployConcurrency counts the running jobs of one group of one target.
   uint32_t running = 0;
-  std::map<std::string, uint32_t> running_of_target;
+  std::map<std::pair<std::string, std::string>, uint32_t> running_of_group;
   for (const PendingJob* job : by_age) {
     if (job->state != JobState::running) continue;
     ++running;
-    ++running_of_target[job->target];
+    ++running_of_group[{job->target, job->group}];
   }
 
   ScheduleDecision decision;
@@ -116,7 +123,7 @@ ScheduleDecision schedule(const std::vector<PendingJob>& jobs,
     if (job->state == JobState::waiting) decision.ready.push_back(job->id);
 
     const uint32_t concurrency = policy->second.concurrency;
-    uint32_t& running_here = running_of_target[job->target];
+    uint32_t& running_here = running_of_group[{job->target, job->group}];
     const bool slot_free =
         running < limits.max_running && (concurrency == 0 || running_here < concurrency);
     if (slot_free) {

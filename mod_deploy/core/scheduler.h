@@ -21,7 +21,10 @@ struct TargetPolicy {
   Micros quiet_window = 0;   // DeployWaitChangeNotification (0: off)
   Micros max_wait = 0;       // DeployMaxWaitChangeNotification (0: no cap)
   Micros queue_timeout = 0;  // DeployQueueTimeout (0: never)
-  uint32_t concurrency = 1;  // DeployConcurrency (0: only the global limit)
+  uint32_t concurrency = 1;  // DeployConcurrency per group (0: only the global limit)
+  // DeployGroupBy: the parameter whose value groups the target's jobs (none:
+  // one group). Coalescing and DeployConcurrency hold per group.
+  std::optional<std::string> group_by;
 };
 
 struct Limits {
@@ -36,6 +39,7 @@ struct PendingJob {
   JobState state = JobState::queued;
   Micros submitted_at = 0;  // first trigger (monotonic)
   Micros not_before = 0;    // while waiting (monotonic)
+  std::string group;        // within the target (job_group; "" without DeployGroupBy)
 };
 
 struct SubmissionDecision {
@@ -45,9 +49,11 @@ struct SubmissionDecision {
   Micros not_before = 0;              // new value (monotonic; 0: none)
 };
 
-// `jobs` holds the unfinished jobs of every target.
+// `jobs` holds the unfinished jobs of every target; `group` is the
+// submission's (job_group of its params, "" without DeployGroupBy).
 SubmissionDecision decide_submission(const std::vector<PendingJob>& jobs, const std::string& target,
-                                     const TargetPolicy& policy, const Limits& limits, Micros now);
+                                     const std::string& group, const TargetPolicy& policy,
+                                     const Limits& limits, Micros now);
 
 struct ScheduleDecision {
   std::vector<uint64_t> expire;  // waiting or queued past their queue timeout, or target gone

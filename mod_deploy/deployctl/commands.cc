@@ -132,6 +132,8 @@ int status(const Options& options, Client& client) {
       {"submitted", time_or_dash(job->submitted_at) +
                         (job->submitted_by ? " by " + printable(*job->submitted_by) : "")},
   };
+  // Only a target with DeployGroupBy has groups: elsewhere the row would always be "-".
+  if (job->group) rows.insert(rows.begin() + 2, {"group", printable(*job->group)});
   if (job->state == "waiting") rows.push_back({"not before", time_or_dash(job->not_before)});
   rows.push_back({"started", time_or_dash(job->started_at)});
   rows.push_back({"finished", time_or_dash(job->finished_at)});

@@ -40,6 +40,7 @@ std::optional<JobView> job_from_json(json_t* object) {
   }
   if (auto progress = integer_field(object, "progress"))
     job.progress = static_cast<int>(std::clamp<int64_t>(*progress, 0, 100));
+  job.group = text_field(object, "group");
   job.stage = text_field(object, "stage");
   job.requests = integer_field(object, "requests").value_or(0);
   job.submitted_by = text_field(object, "submitted_by");

@@ -18,6 +18,7 @@ struct JobView {
   std::string target;
   std::string state;
   std::vector<std::pair<std::string, std::string>> params;
+  std::optional<std::string> group;  // DeployGroupBy's value; none without it
   std::optional<int> progress;
   std::optional<std::string> stage;
   int64_t requests = 0;

@@ -208,6 +208,19 @@ const char* cmd_concurrency(cmd_parms* cmd, void*, const char* arg) {
   return t ? set_count(cmd, &t->concurrency, arg, 0) : err;
 }
 
+// Checked against the target's DeployParams once every default is merged
+// (resolve_settings).
+const char* cmd_group_by(cmd_parms* cmd, void*, const char* name) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  if (!is_valid_param_name(name))
+    return error(cmd, std::string("DeployGroupBy: invalid parameter name '") + name +
+                          "' (letters, digits and '_', not starting with a digit; at most 64)");
+  t->group_by = name;
+  return nullptr;
+}
+
 const char* cmd_env(cmd_parms* cmd, void*, const char* name, const char* value) {
   const char* err;
   TargetDirectives* t = target_of(cmd, &err);
@@ -348,6 +361,8 @@ const command_rec directives[] = {
                   "Start never later than this long after the first trigger"),
     AP_INIT_TAKE1("DeployConcurrency", (cmd_func)cmd_concurrency, nullptr, RSRC_CONF,
                   "Jobs of the target running at once (0: only the global limit)"),
+    AP_INIT_TAKE1("DeployGroupBy", (cmd_func)cmd_group_by, nullptr, RSRC_CONF,
+                  "The DeployParam whose value groups the jobs (coalescing, concurrency)"),
     AP_INIT_TAKE2("DeployEnv", (cmd_func)cmd_env, nullptr, RSRC_CONF,
                   "An environment variable for the job"),
     AP_INIT_TAKE1("DeployWorkingDirectory", (cmd_func)cmd_working_directory, nullptr, RSRC_CONF,
@@ -380,6 +395,12 @@ const Target* Settings::find(const std::string& name) const {
   for (const Target& t : targets)
     if (t.name == name) return &t;
   return nullptr;
+}
+
+const std::optional<std::string>& Settings::group_by(const std::string& name) const {
+  static const std::optional<std::string> none;
+  const Target* target = find(name);
+  return target ? target->policy.group_by : none;
 }
 
 std::map<std::string, TargetPolicy> Settings::policies() const {
@@ -454,6 +475,14 @@ std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
              ": DeployMaxWaitChangeNotification (" + std::to_string(target.policy.max_wait / 1000) +
              " ms) is smaller than DeployWaitChangeNotification (" +
              std::to_string(target.policy.quiet_window / 1000) + " ms)";
+    target.policy.group_by = t.group_by ? t.group_by : d.group_by;
+    if (const std::optional<std::string>& by = target.policy.group_by) {
+      bool declared = false;
+      for (const ParamRule& rule : target.params) declared |= rule.name == *by;
+      if (!declared)
+        return "<DeployTarget " + t.name + "> at " + t.defined_at + ": DeployGroupBy " + *by +
+               ": no DeployParam " + *by + " is declared for the target";
+    }
     target.secret = t.secret ? t.secret : d.secret;
     target.user = t.user ? t.user : d.user;
     target.working_directory =

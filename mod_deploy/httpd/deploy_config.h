@@ -38,6 +38,7 @@ struct TargetDirectives {
   std::vector<ParamRule> params;
   std::optional<Micros> timeout, kill_grace, queue_timeout, quiet_window, max_wait;
   std::optional<uint32_t> concurrency;
+  std::optional<std::string> group_by;  // DeployGroupBy PARAM
   EnvList env;
   std::optional<std::string> working_directory;
   std::optional<std::string> secret;  // the key itself
@@ -71,6 +72,12 @@ struct Settings {
   std::vector<Target> targets;
 
   const Target* find(const std::string& name) const;
+  // The DeployGroupBy of target `name`; none when it has none or is not
+  // configured.
+  const std::optional<std::string>& group_by(const std::string& name) const;
+  // Sets job.group (job_group) from its params and its target's
+  // DeployGroupBy: every Job shown to a client passes here.
+  void set_group(Job& job) const { job.group = job_group(job.params, group_by(job.target)); }
   Limits limits() const { return Limits{max_running, queue_limit}; }
   std::map<std::string, TargetPolicy> policies() const;
   // The distinct DeployUsers of all targets: the launcher may run these.

@@ -190,7 +190,9 @@ std::optional<Job> snapshot(const ModuleState& state, uint64_t id) {
   JobTable::Lock lock(*state.table);
   JobRecord* rec = lock.find(id);
   if (!rec) return std::nullopt;
-  return record_to_job(*rec);
+  Job job = record_to_job(*rec);
+  state.settings->set_group(job);
+  return job;
 }
 
 // Reads new output of the log from *offset: whole lines only, unless the job
@@ -252,8 +254,12 @@ ChangeFeed& change_feed(const ModuleState& state, const std::string& base) {
   std::unique_ptr<ChangeFeed>& feed = state.feeds[base];
   if (!feed)
     feed = std::make_unique<ChangeFeed>(
-        *state.table, [base](const Job& job) { return job_json(job, base); }, kFeedRefresh,
-        kFeedCapacity);
+        *state.table,
+        [base, settings = state.settings](Job job) {
+          settings->set_group(job);
+          return job_json(job, base);
+        },
+        kFeedRefresh, kFeedCapacity);
   return *feed;
 }
 

@@ -108,9 +108,10 @@ std::optional<RequestError> check_origin(request_rec* r) {
                       std::string("requests from origin ") + origin + " are not accepted"};
 }
 
-std::vector<PendingJob> unfinished_jobs(JobTable::Lock& lock) {
+std::vector<PendingJob> unfinished_jobs(JobTable::Lock& lock, const Settings& settings) {
   std::vector<PendingJob> jobs;
-  lock.for_each_unfinished([&](JobRecord& r) { jobs.push_back(pending_job(r)); });
+  lock.for_each_unfinished(
+      [&](JobRecord& r) { jobs.push_back(pending_job(r, settings.group_by(r.target))); });
   return jobs;
 }
 
@@ -135,8 +136,10 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
   uint64_t evicted = 0;
   {
     JobTable::Lock lock(*state.table);
-    SubmissionDecision d = decide_submission(unfinished_jobs(lock), name, target->policy,
-                                             state.settings->limits(), now.mono);
+    SubmissionDecision d =
+        decide_submission(unfinished_jobs(lock, *state.settings), name,
+                          job_group(params, target->policy.group_by).value_or(""), target->policy,
+                          state.settings->limits(), now.mono);
     // not_before is decided on the monotonic clock; the wall time shown is
     // written with it, once, rather than derived at every read: the job's
     // JSON then stays the same until the job changes (event streams send
@@ -177,6 +180,7 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
     lock.commit(rec);
     *job = record_to_job(*rec);
   }
+  state.settings->set_group(*job);
   if (evicted) state.table->drop_log(evicted);
   return std::nullopt;
 }
@@ -204,7 +208,9 @@ std::optional<Job> find_job(const ModuleState& state, uint64_t id) {
   JobTable::Lock lock(*state.table);
   JobRecord* rec = lock.find(id);
   if (!rec) return std::nullopt;
-  return record_to_job(*rec);
+  Job job = record_to_job(*rec);
+  state.settings->set_group(job);
+  return job;
 }
 
 // The job, when it exists and the request may read its target; else the
@@ -249,6 +255,7 @@ int list_jobs(request_rec* r, const ModuleState& state, TargetAccess& access,
       return jobs.size() < q.limit;
     });
   } while (access.decide_noted());
+  for (Job& job : jobs) state.settings->set_group(job);
   ChunkedText array;
   array += "[";
   for (const Job& job : jobs) {
@@ -278,6 +285,7 @@ int list_targets(request_rec* r, const ModuleState& state, TargetAccess& access,
       return latest.size() < shown.size();
     });
   }
+  for (auto& [name, job] : latest) state.settings->set_group(job);
   json_t* array = json_array();
   for (const Target* shown_target : shown) {
     const Target& t = *shown_target;
@@ -378,6 +386,7 @@ int cancel(request_rec* r, const ModuleState& state, TargetAccess& access, const
     }
     job = record_to_job(*rec);
   }
+  state.settings->set_group(job);
   if (runner > 0) kill(runner, SIGUSR1);
   ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                 "mod_deploy: cancel of job %" APR_UINT64_T_FMT " requested by %s", (apr_uint64_t)id,

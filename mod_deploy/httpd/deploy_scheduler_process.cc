@@ -252,7 +252,7 @@ class Scheduler {
           lock.finish(&r, JobState::lost, now);
           return;
         }
-        pending.push_back(pending_job(r));
+        pending.push_back(pending_job(r, settings_.group_by(r.target)));
       });
       if (housekeeping) {
         prune_history(lock, &dropped);

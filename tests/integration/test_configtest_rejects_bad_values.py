@@ -66,6 +66,13 @@ BAD = [
      ["DeployUser", "root", "gid 0"]),
     ("DeployUser with three words", in_target("DeployUser nobody nogroup extra"), "",
      ["DeployUser"]),
+    ("DeployGroupBy of an undeclared parameter",
+     in_target(r"DeployParam version ^[0-9.]+$", "DeployGroupBy vm"), "",
+     ["DeployGroupBy", "vm", "webapp"]),
+    ("DeployGroupBy at server level, a target without the parameter", in_target(),
+     "DeployGroupBy vm", ["DeployGroupBy", "vm", "webapp"]),
+    ("DeployGroupBy with a bad name", in_target("DeployGroupBy 9vm"), "",
+     ["DeployGroupBy", "9vm"]),
 ]
 
 
@@ -94,7 +101,8 @@ def test_good_configuration_passes(env):
                 + target_block("a" * 64, OK, "DeployWaitChangeNotification 5",
                                "DeployMaxWaitChangeNotification 5")
                 + target_block("Web_app-2.x", OK)
-                + target_block("as-nobody", OK, "DeployUser nobody nogroup"))
+                + target_block("as-nobody", OK, "DeployUser nobody nogroup")
+                + target_block("vms", OK, "DeployParam vm ^[a-z]+$", "DeployGroupBy vm"))
     server = ("DeployHistory 10\nDeployMaxRunning 2\nDeployQueueLimit 5\nDeployMaxBody 64k\n"
               "DeployEventsTimeout 30s\nDeployTimeout 120\nDeployEnv SHARED 1\n"
               "DeployParam shared .*\nDeployUser nobody\n")

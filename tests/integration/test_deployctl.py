@@ -270,6 +270,23 @@ def test_submit_with_params_then_status_list_and_log(server, home):
     assert log == "deploying version 1.2.3\n::progress 100 Done\n"
 
 
+def test_status_shows_the_group_of_a_grouped_target_only(make_httpd, home):
+    def prepare(env):
+        env.fragment = (target_block("grouped", "/bin/true", "DeployParam vm ^[a-z]*$",
+                                     "DeployGroupBy vm")
+                        + target_block("plain", "/bin/true", "DeployParam vm ^[a-z]*$"))
+    env = make_httpd(setup=prepare)
+    jid = submitted_id(deployctl_ok(env, home, "submit", "grouped", "vm=blue"))
+    assert env.wait_finished(jid)["group"] == "blue"
+    status = deployctl_ok(env, home, "status", str(jid)).stdout
+    assert re.search(r"^target\s+grouped\ngroup\s+blue$", status, re.M), status
+
+    ungrouped = submitted_id(deployctl_ok(env, home, "submit", "plain", "vm=blue"))
+    env.wait_finished(ungrouped)
+    status = deployctl_ok(env, home, "status", str(ungrouped)).stdout
+    assert not re.search(r"^group", status, re.M), status
+
+
 def test_submit_sends_a_json_body_and_reports_the_module_error(server, home):
     result = deployctl(server, home, "submit", "webapp", "version=not valid")
     assert result.returncode == EXIT_SERVER_ERROR

@@ -60,7 +60,8 @@ START_TEST(running_job_has_every_field_in_spec_order) {
   ASSERT_TEXT_EQ(
       deploy::job_json(running_job(), "/deploy"),
       "{\"id\":42,\"target\":\"webapp\",\"state\":\"running\",\"params\":{\"version\":\"1.2.3\"},"
-      "\"progress\":40,\"stage\":\"Provisioning\",\"requests\":1,\"not_before\":null,"
+      "\"group\":null,\"progress\":40,\"stage\":\"Provisioning\",\"requests\":1,\"not_before\":"
+      "null,"
       "\"submitted_by\":\"alice\",\"submitted_at\":\"2026-11-21T10:00:00.123Z\","
       "\"started_at\":\"2026-11-21T10:00:01.000Z\",\"finished_at\":null,\"exit_code\":null,"
       "\"signal\":null,\"links\":{\"self\":\"/deploy/jobs/42\",\"log\":\"/deploy/jobs/42/log\","
@@ -76,8 +77,8 @@ START_TEST(unset_values_are_null) {
   job.submitted_at = kExampleSecond;
   ASSERT_TEXT_EQ(
       deploy::job_json(job, ""),
-      "{\"id\":7,\"target\":\"db\",\"state\":\"queued\",\"params\":{},\"progress\":null,"
-      "\"stage\":null,\"requests\":1,\"not_before\":null,\"submitted_by\":null,"
+      "{\"id\":7,\"target\":\"db\",\"state\":\"queued\",\"params\":{},\"group\":null,"
+      "\"progress\":null,\"stage\":null,\"requests\":1,\"not_before\":null,\"submitted_by\":null,"
       "\"submitted_at\":\"2026-11-21T10:00:00.000Z\",\"started_at\":null,\"finished_at\":null,"
       "\"exit_code\":null,\"signal\":null,\"links\":{\"self\":\"/jobs/7\",\"log\":\"/jobs/7/log\","
       "\"events\":\"/jobs/7/events\",\"cancel\":\"/jobs/7/cancel\"}}");
@@ -120,6 +121,28 @@ START_TEST(params_keep_submission_order) {
   job.params = {{"zeta", "1"}, {"alpha", "2"}};
   const std::string text = deploy::job_json(job, "/deploy");
   ck_assert(text.find("\"params\":{\"zeta\":\"1\",\"alpha\":\"2\"}") != std::string::npos);
+}
+END_TEST
+
+START_TEST(grouped_job_shows_its_group_and_an_absent_value_as_empty_text) {
+  Job job = running_job();
+  job.params = {{"vm", "a"}};
+  job.group = deploy::job_group(job.params, std::string("vm"));
+  ck_assert(deploy::job_json(job, "/deploy").find("\"group\":\"a\",") != std::string::npos);
+  job.group = deploy::job_group({}, std::string("vm"));
+  ck_assert(deploy::job_json(job, "/deploy").find("\"group\":\"\",") != std::string::npos);
+  job.group = "</script>\"";
+  const std::string text = deploy::job_json(job, "/deploy");
+  ck_assert(is_valid_json(text));
+  ck_assert(text.find("\"group\":\"</script>\\\"\"") != std::string::npos);
+}
+END_TEST
+
+START_TEST(job_group_is_the_value_of_the_group_by_param) {
+  const deploy::Params params = {{"version", "1.2"}, {"vm", "b"}};
+  ck_assert(deploy::job_group(params, std::nullopt) == std::nullopt);
+  ck_assert(deploy::job_group(params, std::string("vm")) == std::optional<std::string>("b"));
+  ck_assert(deploy::job_group(params, std::string("host")) == std::optional<std::string>(""));
 }
 END_TEST
 
@@ -185,6 +208,8 @@ Suite* job_json_suite() {
   tcase_add_test(jobs, waiting_job_shows_not_before_and_requests);
   tcase_add_test(jobs, params_keep_submission_order);
   tcase_add_test(jobs, coalesced_answer_ends_with_coalesced_true);
+  tcase_add_test(jobs, grouped_job_shows_its_group_and_an_absent_value_as_empty_text);
+  tcase_add_test(jobs, job_group_is_the_value_of_the_group_by_param);
   tcase_add_test(jobs, invalid_utf8_from_outside_is_repaired_not_dropped);
   tcase_add_test(jobs, markup_and_quotes_in_values_stay_inside_strings);
   suite_add_tcase(suite, jobs);

@@ -117,6 +117,18 @@ START_TEST(params_round_trip_and_oversized_params_are_refused) {
 }
 END_TEST
 
+START_TEST(pending_job_takes_its_group_from_the_group_by_param) {
+  auto table = open_table(4);
+  JobTable::Lock lock(*table);
+  uint64_t evicted = 0;
+  JobRecord* r = lock.allocate(&evicted);
+  ck_assert(deploy::store_params(*r, {{"version", "1.2.3"}, {"vm", "b"}}));
+  ck_assert_str_eq(deploy::pending_job(*r, std::string("vm")).group.c_str(), "b");
+  ck_assert_str_eq(deploy::pending_job(*r, std::string("host")).group.c_str(), "");
+  ck_assert_str_eq(deploy::pending_job(*r, std::nullopt).group.c_str(), "");
+}
+END_TEST
+
 START_TEST(jobs_and_counters_survive_reopening) {
   {
     auto table = open_table(8);
@@ -509,6 +521,7 @@ Suite* job_table_suite() {
   tcase_add_test(tc, allocation_skips_slots_of_unfinished_jobs_and_evicts_finished_ones);
   tcase_add_test(tc, allocation_fails_when_every_job_is_unfinished);
   tcase_add_test(tc, params_round_trip_and_oversized_params_are_refused);
+  tcase_add_test(tc, pending_job_takes_its_group_from_the_group_by_param);
   tcase_add_test(tc, jobs_and_counters_survive_reopening);
   tcase_add_test(tc, a_damaged_record_is_dropped_with_a_warning_and_the_rest_kept);
   tcase_add_test(tc, a_truncated_table_keeps_its_complete_records);

@@ -180,7 +180,7 @@ START_TEST(a_version_1_file_is_upgraded_in_place_and_keeps_every_job) {
   ck_assert_int_eq(waiting->not_before, then.wall + 4 * kSecond);
   std::map<std::string, deploy::TargetPolicy> policies = {{"web", {}}};
   const deploy::ScheduleDecision d =
-      deploy::schedule({deploy::pending_job(*waiting)}, policies, {}, now.mono);
+      deploy::schedule({deploy::pending_job(*waiting, std::nullopt)}, policies, {}, now.mono);
   ck_assert(d.ready.empty());
   ck_assert(near(d.next_due, now.mono + 4 * kSecond));
 
@@ -274,22 +274,26 @@ START_TEST(a_step_of_the_wall_clock_changes_no_scheduling_decision) {
     stepped.submitted_at += step;
     stepped.not_before += step;
     for (Micros now : {101 * kSecond, 102 * kSecond, 131 * kSecond}) {
-      const auto a = deploy::schedule({deploy::pending_job(base)}, policies, {}, now);
-      const auto b = deploy::schedule({deploy::pending_job(stepped)}, policies, {}, now);
+      const auto a = deploy::schedule({deploy::pending_job(base, std::nullopt)}, policies, {}, now);
+      const auto b =
+          deploy::schedule({deploy::pending_job(stepped, std::nullopt)}, policies, {}, now);
       ck_assert(a.ready == b.ready && a.start == b.start && a.expire == b.expire);
       ck_assert_int_eq(a.next_due, b.next_due);
-      const auto c = deploy::decide_submission({deploy::pending_job(base)}, "web", policy, {}, now);
-      const auto e =
-          deploy::decide_submission({deploy::pending_job(stepped)}, "web", policy, {}, now);
+      const auto c = deploy::decide_submission({deploy::pending_job(base, std::nullopt)}, "web", "",
+                                               policy, {}, now);
+      const auto e = deploy::decide_submission({deploy::pending_job(stepped, std::nullopt)}, "web",
+                                               "", policy, {}, now);
       ck_assert(c.kind == e.kind);
       ck_assert_int_eq(c.not_before, e.not_before);
     }
   }
   // And the decisions are those of the monotonic times.
-  const auto at_101 = deploy::schedule({deploy::pending_job(base)}, policies, {}, 101 * kSecond);
+  const auto at_101 =
+      deploy::schedule({deploy::pending_job(base, std::nullopt)}, policies, {}, 101 * kSecond);
   ck_assert(at_101.start.empty());
   ck_assert_int_eq(at_101.next_due, 102 * kSecond);
-  const auto at_102 = deploy::schedule({deploy::pending_job(base)}, policies, {}, 102 * kSecond);
+  const auto at_102 =
+      deploy::schedule({deploy::pending_job(base, std::nullopt)}, policies, {}, 102 * kSecond);
   ck_assert(at_102.start == std::vector<uint64_t>{7});
 }
 END_TEST

@@ -36,16 +36,17 @@ struct Simulation {
 
   // Only configured targets accept submissions: a target triggered here
   // becomes configured, with the default policy unless a test set one.
-  SubmissionDecision trigger(const std::string& target, Micros now) {
+  // `group`: the submission's group (job_group of its params).
+  SubmissionDecision trigger(const std::string& target, Micros now, const std::string& group = "") {
     const SubmissionDecision decision =
-        deploy::decide_submission(jobs, target, policies[target], limits, now);
+        deploy::decide_submission(jobs, target, group, policies[target], limits, now);
     switch (decision.kind) {
       case Kind::coalesce:
         job(decision.job_id).not_before = decision.not_before;
         ++requests[decision.job_id];
         break;
       case Kind::new_job:
-        jobs.push_back({next_id, target, decision.state, now, decision.not_before});
+        jobs.push_back({next_id, target, decision.state, now, decision.not_before, group});
         requests[next_id] = 1;
         ++next_id;
         break;
@@ -70,14 +71,23 @@ struct Simulation {
   // runs after every trigger, as a change wakes it, and at every next_due
   // it asks for, until nothing more is due.
   void replay(const std::string& target, const std::vector<Micros>& triggers) {
+    std::vector<std::pair<Micros, std::string>> ungrouped;
+    for (Micros t : triggers) ungrouped.emplace_back(t, "");
+    replay(target, ungrouped);
+  }
+
+  // The same with the group of each trigger.
+  void replay(const std::string& target,
+              const std::vector<std::pair<Micros, std::string>>& triggers) {
     size_t next_trigger = 0;
     Micros due = 0;
     for (int step = 0; next_trigger < triggers.size() || due != 0; ++step) {
       ck_assert_msg(step < 1000, "the scheduler keeps asking to be woken");
       Micros now = due;
-      if (next_trigger < triggers.size() && (due == 0 || triggers[next_trigger] <= due)) {
-        now = triggers[next_trigger++];
-        trigger(target, now);
+      if (next_trigger < triggers.size() && (due == 0 || triggers[next_trigger].first <= due)) {
+        const auto& [at, group] = triggers[next_trigger++];
+        now = at;
+        trigger(target, now, group);
       }
       const Micros next_due = tick(now).next_due;
       ck_assert_msg(next_due == 0 || next_due > now, "next_due %lld is not after now %lld",
@@ -87,8 +97,8 @@ struct Simulation {
   }
 
   void add(uint64_t id, const std::string& target, JobState state, Micros submitted_at = 0,
-           Micros not_before = 0) {
-    jobs.push_back({id, target, state, submitted_at, not_before});
+           Micros not_before = 0, const std::string& group = "") {
+    jobs.push_back({id, target, state, submitted_at, not_before, group});
     next_id = std::max(next_id, id + 1);
   }
 
@@ -110,6 +120,24 @@ TargetPolicy quiet_window(Micros wait, Micros max_wait = 0) {
   policy.quiet_window = wait;
   policy.max_wait = max_wait;
   return policy;
+}
+
+// Triggers of `group` every `every` from `first` to `last` (inclusive).
+std::vector<std::pair<Micros, std::string>> every(Micros first, Micros last, Micros every,
+                                                  const std::string& group) {
+  std::vector<std::pair<Micros, std::string>> triggers;
+  for (Micros t = first; t <= last; t += every) triggers.emplace_back(t, group);
+  return triggers;
+}
+
+// Two trigger sequences merged in time order.
+std::vector<std::pair<Micros, std::string>> interleaved(
+    std::vector<std::pair<Micros, std::string>> a,
+    const std::vector<std::pair<Micros, std::string>>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  std::stable_sort(a.begin(), a.end(),
+                   [](const auto& x, const auto& y) { return x.first < y.first; });
+  return a;
 }
 
 TargetPolicy concurrency(uint32_t n) {
@@ -265,14 +293,14 @@ END_TEST
 START_TEST(new_job_waits_quiet_window_capped_by_max_wait) {
   const Limits limits;
   const SubmissionDecision uncapped =
-      deploy::decide_submission({}, "webapp", quiet_window(seconds(5)), limits, seconds(100));
+      deploy::decide_submission({}, "webapp", "", quiet_window(seconds(5)), limits, seconds(100));
   ck_assert_name(uncapped.kind, "new_job");
   ck_assert_name(uncapped.state, "waiting");
   ck_assert_int_eq(uncapped.not_before, seconds(105));
 
   // DeployMaxWait below the wait is refused by the configuration; the policy still caps.
   const SubmissionDecision capped = deploy::decide_submission(
-      {}, "webapp", quiet_window(seconds(5), seconds(3)), limits, seconds(100));
+      {}, "webapp", "", quiet_window(seconds(5), seconds(3)), limits, seconds(100));
   ck_assert_int_eq(capped.not_before, seconds(103));
 }
 END_TEST
@@ -316,6 +344,116 @@ START_TEST(submission_after_job_left_waiting_starts_new_job) {
 
   ck_assert_name(decision.kind, "new_job");
   ck_assert_int_eq(decision.not_before, seconds(11));
+}
+END_TEST
+
+// --- Groups (DeployGroupBy): SPEC's example per group ---
+
+START_TEST(interleaved_groups_never_merge_and_each_starts_wait_after_its_last_trigger) {
+  Simulation sim;
+  sim.policies["vm"] = quiet_window(seconds(5));
+  // vm=a at 0, 4, …, 36 s; vm=b at 2, 6, …, 38 s.
+  sim.replay("vm", interleaved(every(seconds(0), seconds(36), seconds(4), "a"),
+                               every(seconds(2), seconds(38), seconds(4), "b")));
+
+  ck_assert_uint_eq(sim.next_id, 3);
+  ck_assert_str_eq(sim.job(1).group.c_str(), "a");
+  ck_assert_uint_eq(sim.requests[1], 10);
+  ck_assert_int_eq(sim.started_at[1], seconds(41));
+  ck_assert_str_eq(sim.job(2).group.c_str(), "b");
+  ck_assert_uint_eq(sim.requests[2], 10);
+  ck_assert_int_eq(sim.started_at[2], seconds(43));  // while job 1 runs: concurrency 1 per group
+}
+END_TEST
+
+START_TEST(max_wait_holds_per_group_and_later_triggers_form_a_second_job_of_their_group) {
+  Simulation sim;
+  sim.policies["vm"] = quiet_window(seconds(5), seconds(30));
+  sim.policies["vm"].concurrency = 2;  // each group's first job still runs at its second's start
+  sim.replay("vm", interleaved(every(seconds(0), seconds(36), seconds(4), "a"),
+                               every(seconds(2), seconds(38), seconds(4), "b")));
+
+  ck_assert_uint_eq(sim.next_id, 5);
+  ck_assert_str_eq(sim.job(1).group.c_str(), "a");
+  ck_assert_uint_eq(sim.requests[1], 8);  // 0, 4, …, 28 s
+  ck_assert_int_eq(sim.started_at[1], seconds(30));
+  ck_assert_str_eq(sim.job(2).group.c_str(), "b");
+  ck_assert_uint_eq(sim.requests[2], 8);  // 2, 6, …, 30 s
+  ck_assert_int_eq(sim.started_at[2], seconds(32));
+  ck_assert_str_eq(sim.job(3).group.c_str(), "a");
+  ck_assert_uint_eq(sim.requests[3], 2);  // 32 and 36 s
+  ck_assert_int_eq(sim.started_at[3], seconds(41));
+  ck_assert_str_eq(sim.job(4).group.c_str(), "b");
+  ck_assert_uint_eq(sim.requests[4], 2);  // 34 and 38 s
+  ck_assert_int_eq(sim.started_at[4], seconds(43));
+}
+END_TEST
+
+START_TEST(coalescing_joins_only_the_oldest_waiting_job_of_the_same_group) {
+  Simulation sim;
+  sim.policies["vm"] = quiet_window(seconds(5));
+  sim.add(1, "vm", JobState::waiting, seconds(0), seconds(5), "a");
+  sim.add(2, "vm", JobState::waiting, seconds(1), seconds(6), "");
+  sim.add(3, "vm", JobState::waiting, seconds(2), seconds(7), "b");
+  sim.add(4, "other", JobState::waiting, seconds(2), seconds(7), "c");
+
+  const SubmissionDecision b = sim.trigger("vm", seconds(3), "b");
+  ck_assert_name(b.kind, "coalesce");
+  ck_assert_uint_eq(b.job_id, 3);
+  const SubmissionDecision absent = sim.trigger("vm", seconds(3), "");
+  ck_assert_name(absent.kind, "coalesce");
+  ck_assert_uint_eq(absent.job_id, 2);
+  // A group that only another target has starts a job of its own.
+  const SubmissionDecision c = sim.trigger("vm", seconds(3), "c");
+  ck_assert_name(c.kind, "new_job");
+  ck_assert_name(c.state, "waiting");
+  ck_assert_int_eq(sim.job(1).not_before, seconds(5));  // vm=a was never joined
+}
+END_TEST
+
+START_TEST(concurrency_holds_per_group_so_other_groups_run_in_parallel) {
+  Simulation sim;
+  sim.policies["vm"] = concurrency(1);
+  sim.trigger("vm", seconds(0), "a");
+  sim.trigger("vm", seconds(1), "a");
+  sim.trigger("vm", seconds(2), "b");
+
+  ck_assert_ids(sim.tick(seconds(2)).start, {1, 3});
+  ck_assert_ids(sim.tick(seconds(3)).start, {});  // a second vm=a queues
+
+  sim.finish(1);
+  ck_assert_ids(sim.tick(seconds(4)).start, {2});
+}
+END_TEST
+
+START_TEST(oldest_first_passes_over_full_groups) {
+  Simulation sim;
+  sim.limits.max_running = 3;
+  sim.policies["vm"] = concurrency(1);
+  sim.add(1, "vm", JobState::running, 0, 0, "a");
+  sim.add(2, "vm", JobState::queued, 0, 0, "a");
+  sim.add(5, "vm", JobState::queued, 0, 0, "c");  // the table's order is not the age order
+  sim.add(3, "vm", JobState::queued, 0, 0, "b");
+  sim.add(4, "vm", JobState::queued, 0, 0, "a");
+  sim.add(6, "vm", JobState::queued, 0, 0, "b");
+
+  ck_assert_ids(sim.tick(seconds(1)).start, {3, 5});
+}
+END_TEST
+
+START_TEST(global_limit_holds_across_groups) {
+  Simulation sim;
+  sim.limits.max_running = 2;
+  sim.policies["vm"] = concurrency(1);
+  sim.trigger("vm", seconds(0), "a");
+  sim.trigger("vm", seconds(1), "b");
+  sim.trigger("vm", seconds(2), "c");
+
+  ck_assert_ids(sim.tick(seconds(2)).start, {1, 2});
+  ck_assert_ids(sim.tick(seconds(3)).start, {});
+
+  sim.finish(1);
+  ck_assert_ids(sim.tick(seconds(4)).start, {3});
 }
 END_TEST
 
@@ -568,6 +706,17 @@ Suite* scheduler_suite() {
   tcase_add_test(coalescing, coalescing_joins_oldest_waiting_job_of_same_target);
   tcase_add_test(coalescing, submission_after_job_left_waiting_starts_new_job);
   suite_add_tcase(suite, coalescing);
+
+  TCase* groups = tcase_create("groups");
+  tcase_add_test(groups,
+                 interleaved_groups_never_merge_and_each_starts_wait_after_its_last_trigger);
+  tcase_add_test(groups,
+                 max_wait_holds_per_group_and_later_triggers_form_a_second_job_of_their_group);
+  tcase_add_test(groups, coalescing_joins_only_the_oldest_waiting_job_of_the_same_group);
+  tcase_add_test(groups, concurrency_holds_per_group_so_other_groups_run_in_parallel);
+  tcase_add_test(groups, oldest_first_passes_over_full_groups);
+  tcase_add_test(groups, global_limit_holds_across_groups);
+  suite_add_tcase(suite, groups);
 
   TCase* queue_limit = tcase_create("queue_limit");
   tcase_add_test(queue_limit, queue_full_counts_waiting_and_queued_jobs_of_all_targets);
