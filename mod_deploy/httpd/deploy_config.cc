@@ -107,6 +107,14 @@ const char* cmd_events_timeout(cmd_parms* cmd, void*, const char* arg) {
   return set_duration(cmd, &config_of(cmd).events_timeout, arg);
 }
 
+// --- durability ---
+
+const char* cmd_sync(cmd_parms* cmd, void*, int on) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  config_of(cmd).sync = on != 0;
+  return nullptr;
+}
+
 // --- per target ---
 
 const char* cmd_target_section(cmd_parms* cmd, void*, const char* arg) {
@@ -267,6 +275,9 @@ const command_rec directives[] = {
                   "Largest request body accepted"),
     AP_INIT_TAKE1("DeployEventsTimeout", (cmd_func)cmd_events_timeout, nullptr, RSRC_CONF,
                   "Longest life of one event-stream connection"),
+    AP_INIT_FLAG("DeploySync", (cmd_func)cmd_sync, nullptr, RSRC_CONF,
+                 "On: accepted jobs and their states reach stable storage before they are "
+                 "answered or acted on"),
     AP_INIT_RAW_ARGS("<DeployTarget", (cmd_func)cmd_target_section, nullptr, RSRC_CONF,
                      "A deployment target and its settings"),
     AP_INIT_RAW_ARGS("DeployCommand", (cmd_func)cmd_command, nullptr, RSRC_CONF,
@@ -331,6 +342,7 @@ std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
   s.max_running = config.max_running.value_or(4);
   s.max_body = config.max_body.value_or(64 * 1024);
   s.events_timeout = config.events_timeout.value_or(60 * 1000000LL);
+  s.sync = config.sync.value_or(true);
   const TargetDirectives& d = config.defaults;
   for (const TargetDirectives& t : config.targets) {
     Target target;

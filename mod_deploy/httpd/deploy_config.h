@@ -53,6 +53,8 @@ struct Settings {
   uint32_t max_running = 4;
   uint64_t max_body = 64 * 1024;
   Micros events_timeout = 60 * 1000000LL;
+  // DeploySync: a change that was answered is on stable storage first.
+  bool sync = true;
   std::vector<Target> targets;
 
   const Target* find(const std::string& name) const;
@@ -67,6 +69,7 @@ struct ServerConfig {
   std::optional<uint32_t> history, queue_limit, max_running;
   std::optional<uint64_t> max_body;
   std::optional<Micros> events_timeout;
+  std::optional<bool> sync;
   TargetDirectives defaults;  // target directives given at server level
   std::vector<TargetDirectives> targets;
   TargetDirectives* parsing = nullptr;  // inside <DeployTarget> while it is read
