@@ -126,14 +126,9 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
   Params params = std::get<Params>(std::move(parsed));
   if (auto e = validate_params(params, target->params)) return e;
 
-  if (!state.table->has_room_for_a_job()) {
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                  "mod_deploy: submission for %s refused: the file system of DeployStateDir %s "
-                  "is full",
-                  name.c_str(), state.table->state_dir().c_str());
-    return store_full(r, "the file system of the job store is full");
-  }
-
+  // Joining a waiting job needs no space (the table is allocated); a new
+  // job needs room for its log.
+  const bool room = state.table->has_room_for_a_job();
   Micros now = now_micros();
   uint64_t evicted = 0;
   {
@@ -148,6 +143,13 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
       *coalesced = true;
       lock.header().counters.coalesced++;
     } else if (d.kind == SubmissionDecision::Kind::new_job) {
+      if (!room) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "mod_deploy: submission for %s refused: the file system of "
+                      "DeployStateDir %s is full",
+                      name.c_str(), state.table->state_dir().c_str());
+        return store_full(r, "the file system of the job store is full");
+      }
       rec = lock.allocate(&evicted);
     }
     if (!rec) {

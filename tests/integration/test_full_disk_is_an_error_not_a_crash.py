@@ -79,10 +79,12 @@ def test_a_state_dir_too_small_for_the_table_fails_start_with_a_clear_message(sm
 def test_a_submission_on_a_full_disk_is_refused_as_store_full_and_works_again_later(small_disk):
     env, image = small_disk(16)
     env.server_config = state_dir_config(image)
-    env.fragment = target_block("web", "/bin/true")
+    env.fragment = (target_block("web", "/bin/true")
+                    + target_block("quiet", "/bin/true", "DeployWaitChangeNotification 1h"))
     env.start()
     first = env.submit_ok("web")
     assert env.wait_finished(first["id"])["state"] == "succeeded"
+    waiting = env.submit_ok("quiet")
     env.expect_error(r"mod_deploy: submission for web refused: .* is full")
     filler = os.path.join(image.mount_point, "filler")
     fill(filler)
@@ -91,6 +93,9 @@ def test_a_submission_on_a_full_disk_is_refused_as_store_full_and_works_again_la
         assert r.status == 503, (r.status, r.body)
         assert r.json()["error"] == "store_full", r.body
         assert r.headers.get("Retry-After"), r.headers
+    # Joining a waiting job needs no space: the table is allocated.
+    joined = env.submit_ok("quiet")
+    assert joined["id"] == waiting["id"] and joined["coalesced"] is True
     assert CRASH not in env.error_log_text(), env.error_log_tail()
     os.unlink(filler)
     again = env.submit_ok("web")
