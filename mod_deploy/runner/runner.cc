@@ -654,17 +654,17 @@ void Runner::record_outcome() {
             static_cast<unsigned long long>(options_.job_id), durable.message().c_str());
 }
 
-void Runner::record_exit(JobRecord& record) {
-  JobRecord* r = &record;
-  r->log_size = log_size_;
-  if (log_failed_) r->log_incomplete = 1;
+// The last of the output and how the job ended, into its record.
+void Runner::record_exit(JobRecord& r) {
+  r.log_size = log_size_;
+  if (log_failed_) r.log_incomplete = 1;
   if (job_status_ && WIFEXITED(*job_status_)) {
-    r->has_exit_code = 1;
-    r->exit_code = WEXITSTATUS(*job_status_);
+    r.has_exit_code = 1;
+    r.exit_code = WEXITSTATUS(*job_status_);
   }
   if (job_status_ && WIFSIGNALED(*job_status_)) {
-    r->has_signal = 1;
-    r->signal = WTERMSIG(*job_status_);
+    r.has_signal = 1;
+    r.signal = WTERMSIG(*job_status_);
   }
 }
 

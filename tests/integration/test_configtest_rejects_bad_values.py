@@ -55,6 +55,8 @@ BAD = [
      ["DeploySecret", "vault:deploy"]),
     ("server-wide directive in a target", in_target("DeployMaxRunning 2"), "",
      ["DeployMaxRunning"]),
+    ("sync neither on nor off", in_target(), "DeploySync sometimes", ["DeploySync"]),
+    ("sync in a target", in_target("DeploySync off"), "", ["DeploySync"]),
 ]
 
 
@@ -80,7 +82,7 @@ def test_good_configuration_passes(env):
                 + target_block("Web_app-2.x", OK))
     server = ("DeployHistory 10\nDeployMaxRunning 2\nDeployQueueLimit 5\nDeployMaxBody 64k\n"
               "DeployEventsTimeout 30s\nDeployTimeout 120\nDeployEnv SHARED 1\n"
-              "DeployParam shared .*\n")
+              "DeployParam shared .*\nDeploySync off\n")
     rc, out = env.configtest(fragment, server)
     assert rc == 0, out
     assert "Syntax OK" in out
