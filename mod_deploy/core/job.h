@@ -47,6 +47,8 @@ struct Job {
   Micros submitted_at = 0, started_at = 0, finished_at = 0;
   std::optional<int> exit_code;
   std::optional<int> signal;
+  // False when some of the job's output could not be written to its log.
+  bool log_complete = true;
   uint64_t change_seq = 0;  // table change counter at the last change of this job
   // Of its target's DeployGroupBy (job_group); none without it. Derived from
   // params, never stored.

@@ -239,6 +239,7 @@ std::string job_json(const Job& job, std::string_view base, bool coalesced) {
   append_optional_integer(out, job.exit_code);
   out += ",\"signal\":";
   append_optional_integer(out, job.signal);
+  out += job.log_complete ? ",\"log_complete\":true" : ",\"log_complete\":false";
   const std::string self = std::string(base) + "/jobs/" + std::to_string(job.id);
   out += ",\"links\":{\"self\":";
   append_string(out, self);

@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +29,9 @@ constexpr uint32_t kVersion = 2;
 constexpr uint32_t kVersion1 = 1;
 // logs/.spare-SLOT: an emptied log kept for the slot's next job.
 constexpr char kSparePrefix[] = ".spare-";
+// Below this much free space (for httpd's user) a submission is refused as
+// store_full: its job could not keep even a short log.
+constexpr uint64_t kMinFreeBytes = 64 * 1024;
 
 std::string errno_text(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
@@ -52,17 +56,40 @@ long futex(uint32_t* word, int op, uint32_t value, const struct timespec* timeou
 constexpr mode_t kDirectoryMode = 0700;
 constexpr mode_t kFileMode = 0600;
 
+void bump_and_wake(uint32_t* word);
+
+// The table file on disk in full, never sparse: a write through the mapping
+// to a page the file system cannot back is SIGBUS, the death of whichever
+// process touched it first. Allocating it at start-up turns a full disk into
+// a clear refusal to start.
+Status allocate_table_file(int fd, const std::string& path, uint32_t capacity) {
+  const size_t size = file_size_for(capacity);
+  const int error = posix_fallocate(fd, 0, off_t(size));
+  if (error == 0) return Status::ok();
+  return Status::error("cannot allocate the job table " + path + " (" + std::to_string(size) +
+                       " bytes) on disk: " + std::strerror(error) +
+                       "; DeployStateDir needs that much free space (DeployHistory, "
+                       "DeployQueueLimit and DeployMaxRunning set its size)");
+}
+
+// Makes the entries of `dir` (files created or renamed in it) durable.
+void sync_directory(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  fsync(fd);
+  ::close(fd);
+}
+
 // Creates a file of `capacity` empty records with a fresh header.
 Status write_empty_table(const std::string& path, uint32_t capacity, uint64_t next_id,
                          const TableHeader* previous, int uid, int gid) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, kFileMode);
   if (fd < 0) return Status::error(errno_text("cannot create", path));
   Status st = Status::ok();
-  if (fchmod(fd, kFileMode) != 0) {  // a leftover .new keeps its mode
+  if (fchmod(fd, kFileMode) != 0)  // a leftover .new keeps its mode
     st = Status::error(errno_text("cannot chmod", path));
-  } else if (ftruncate(fd, off_t(file_size_for(capacity))) != 0) {
-    st = Status::error(errno_text("cannot size", path));
-  } else {
+  if (st.is_ok()) st = allocate_table_file(fd, path, capacity);
+  if (st.is_ok()) {
     // Counters and the change counter carry over: metrics only grow, and
     // event ids must not go back.
     TableHeader h = previous ? *previous : TableHeader{};
@@ -104,7 +131,8 @@ TargetStats* target_stats(TableHeader& h, const char* target) {
 
 constexpr std::string_view kRejectionNames[] = {
     "not_found", "method_not_allowed", "bad_request",  "invalid_param", "unsupported_media_type",
-    "too_large", "bad_signature",      "cross_origin", "queue_full",    "internal"};
+    "too_large", "bad_signature",      "cross_origin", "queue_full",    "internal",
+    "store_full"};
 static_assert(std::size(kRejectionNames) == size_t(Rejection::count_));
 
 // The highest N of the DIR/logs/N.log files, 0 when there is none.
@@ -220,6 +248,7 @@ Job record_to_job(const JobRecord& r) {
   job.finished_at = r.finished_at;
   if (r.has_exit_code) job.exit_code = r.exit_code;
   if (r.has_signal) job.signal = r.signal;
+  job.log_complete = r.log_incomplete == 0;
   job.change_seq = r.change_seq;
   return job;
 }
@@ -293,6 +322,8 @@ JobTable::~JobTable() {
   if (TableHeader* h = header_.load()) munmap(h, mapped_size_);
   for (auto& [addr, size] : retired_) munmap(addr, size);
   if (lock_fd_ >= 0) ::close(lock_fd_);
+  if (table_fd_ >= 0) ::close(table_fd_);
+  for (int fd : retired_fds_) ::close(fd);
 }
 
 std::string JobTable::log_path(uint64_t id) const {
@@ -321,6 +352,14 @@ Status JobTable::reopen_lock() {
   std::string path = state_dir_ + "/lock";
   lock_fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (lock_fd_ < 0) return Status::error(errno_text("cannot open", path));
+  if (table_fd_ >= 0) {
+    // The flock flushers take turns on, too, belongs to the open file
+    // description. (Called right after fork: no other thread flushes.)
+    const std::string table_path = state_dir_ + "/jobs.table";
+    const int fd = ::open(table_path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return Status::error(errno_text("cannot open", table_path));
+    ::close(table_fd_.exchange(fd));
+  }
   return Status::ok();
 }
 
@@ -334,16 +373,21 @@ Status JobTable::map_file() {
     return Status::error("job table " + path + " is truncated");
   }
   void* addr = mmap(nullptr, size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  ::close(fd);
-  if (addr == MAP_FAILED) return Status::error(errno_text("cannot map", path));
+  if (addr == MAP_FAILED) {
+    ::close(fd);
+    return Status::error(errno_text("cannot map", path));
+  }
   auto* h = static_cast<TableHeader*>(addr);
   if (!header_is_valid(*h, size_t(st.st_size))) {
     munmap(addr, size_t(st.st_size));
+    ::close(fd);
     return Status::error("job table " + path + " has an invalid header");
   }
   if (TableHeader* old = header_.load()) retired_.emplace_back(old, mapped_size_);
   mapped_size_ = size_t(st.st_size);
   header_.store(h);
+  // Kept for flushing (make_durable).
+  if (int old = table_fd_.exchange(fd); old >= 0) retired_fds_.push_back(old);
   return Status::ok();
 }
 
@@ -528,6 +572,9 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
             break;
           }
         }
+        // On disk before it replaces the old file, whatever DeploySync says:
+        // a power cut must find one of the two whole.
+        if (st.is_ok() && fsync(fd) != 0) st = Status::error(errno_text("cannot sync", tmp_path));
         ::close(fd);
       }
     }
@@ -544,6 +591,20 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
       if (rename(tmp_path.c_str(), path.c_str()) != 0)
         st = Status::error(errno_text("cannot rename", tmp_path));
     }
+    if (!st.is_ok()) unlink(tmp_path.c_str());
+  } else {
+    // A file written by an older version (or copied) may be sparse.
+    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      st = Status::error(errno_text("cannot open", path));
+    } else {
+      st = allocate_table_file(fd, path, capacity);
+      ::close(fd);
+    }
+  }
+  if (st.is_ok()) {
+    sync_directory(state_dir + "/logs");
+    sync_directory(state_dir);
   }
   if (st.is_ok() && reuse && chmod(path.c_str(), kFileMode) != 0)
     st = Status::error(errno_text("cannot chmod", path));
@@ -556,12 +617,68 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
     h->next_id = std::max(h->next_id, next_id);
     h->change_seq = std::max(h->change_seq, change_seq);
     h->output_seq = std::max(h->output_seq, h->change_seq);
+    // A damaged header must not let a flush be skipped.
+    if (h->sync_done > h->sync_started || h->sync_started > (uint64_t(1) << 62))
+      h->sync_started = h->sync_done = 0;
   }
+  // What start-up changed in the header (next_id above all) is durable
+  // before any id is handed out.
+  if (st.is_ok() && fdatasync(table->table_fd_) != 0)
+    st = Status::error(errno_text("cannot sync", path));
   flock(lock_fd, LOCK_UN);
   if (!st.is_ok()) return st;
   table->wake(true, true);
   *out = std::move(table);
   return Status::ok();
+}
+
+void JobTable::set_sync(bool on) {
+  __atomic_store_n(&header_.load()->sync_off, on ? 0u : 1u, __ATOMIC_RELEASE);
+}
+
+Status JobTable::make_durable() {
+  TableHeader* h = header_.load();
+  if (__atomic_load_n(&h->sync_off, __ATOMIC_ACQUIRE) != 0) return Status::ok();
+  // A flush of a later generation than this one began after our change.
+  const uint64_t needed = __atomic_load_n(&h->sync_started, __ATOMIC_ACQUIRE) + 1;
+  for (;;) {
+    const uint32_t word = __atomic_load_n(&h->sync_wake_word, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&h->sync_done, __ATOMIC_ACQUIRE) >= needed) return Status::ok();
+    std::unique_lock<std::mutex> flusher(sync_mutex_, std::try_to_lock);
+    if (!flusher.owns_lock()) {
+      // This process has a flusher already: sleep until some flush ends
+      // (all waiters wake at once), then look again. Bounded, in case a
+      // flusher's process dies with the word unchanged.
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      futex(&h->sync_wake_word, FUTEX_WAIT, word, &ts);
+      continue;
+    }
+    // One flush at a time, also between processes (the flock; a process
+    // dying while it flushes releases it): concurrent fdatasyncs measured
+    // slower, each writing back pages the others keep dirtying.
+    const int fd = table_fd_.load();
+    while (flock(fd, LOCK_EX) != 0 && errno == EINTR) {
+    }
+    Status st = Status::ok();
+    if (__atomic_load_n(&h->sync_done, __ATOMIC_ACQUIRE) < needed) {
+      const uint64_t generation = __atomic_add_fetch(&h->sync_started, 1, __ATOMIC_ACQ_REL);
+      if (fdatasync(fd) == 0) {
+        if (__atomic_load_n(&h->sync_done, __ATOMIC_ACQUIRE) < generation)
+          __atomic_store_n(&h->sync_done, generation, __ATOMIC_RELEASE);
+      } else {
+        st = Status::error(errno_text("cannot flush", state_dir_ + "/jobs.table"));
+      }
+    }
+    flock(fd, LOCK_UN);
+    bump_and_wake(&h->sync_wake_word);
+    return st;
+  }
+}
+
+bool JobTable::has_room_for_a_job() const {
+  struct statvfs fs;
+  if (statvfs(state_dir_.c_str(), &fs) != 0) return true;  // let the writes say what fails
+  return uint64_t(fs.f_bavail) * fs.f_frsize >= kMinFreeBytes;
 }
 
 uint64_t JobTable::change_seq() const {

@@ -67,7 +67,8 @@ struct JobRecord {
   uint8_t has_stage;
   uint8_t has_submitted_by;
   int8_t progress;  // -1: null
-  uint8_t reserved0;
+  // 1: some of the job's output could not be written (was reserved0)
+  uint8_t log_incomplete;
   uint16_t params_size;  // bytes used in params
   uint16_t reserved1;
   uint32_t reserved2;
@@ -109,6 +110,7 @@ enum class Rejection : uint8_t {
   cross_origin,
   queue_full,
   internal,
+  store_full,
   count_
 };
 std::string_view rejection_name(Rejection r);
@@ -162,6 +164,14 @@ struct TableHeader {
   // The boot the records' *_mono times belong to (clock.h): a start-up in
   // another boot rebases them. Version 2.
   char boot_id[40];
+  // Durability (DeploySync): a flush is an msync of the whole file. A
+  // process that changed a record reads sync_started and waits for a flush
+  // of a later generation: that one began after its change. sync_done only
+  // lets a process skip a flush another one has done for it.
+  uint64_t sync_started;  // generations of flushes begun
+  uint64_t sync_done;     // generation of the latest flush completed
+  uint32_t sync_off;        // 1: DeploySync off, the page cache only
+  uint32_t sync_wake_word;  // futex word, bumped after every flush
 };
 static_assert(sizeof(TableHeader) <= kHeaderSize);
 
@@ -276,6 +286,20 @@ class JobTable {
     bool output_changed_ = false;
   };
 
+  // DeploySync, kept in the header so that every process (runners too)
+  // follows it: whether make_durable() flushes. Set at start-up.
+  void set_sync(bool on);
+  // Call after a change, with no Lock held: returns once the changes this
+  // process made so far are on stable storage, or at once with DeploySync
+  // off. Concurrent callers share flushes (group commit): one flushes at a
+  // time, and a flush that began after the caller's change, by any process,
+  // serves it. An error (the disk failed or is full) means the change may be
+  // lost at a power cut.
+  Status make_durable();
+  // Whether a new job's log has room: false when the file system of the
+  // state dir has almost no space left for httpd's user (store_full).
+  bool has_room_for_a_job() const;
+
   // Lock-free: the change counter as it is now.
   uint64_t change_seq() const;
   // Sleeps until the change counter differs from `seen` or `timeout` passed.
@@ -294,7 +318,12 @@ class JobTable {
 
   std::string state_dir_;
   int lock_fd_ = -1;
+  // The mapped file, for flushing (and the flock flushers take turns on). A
+  // replaced one stays open in retired_fds_: a thread may be flushing it.
+  std::atomic<int> table_fd_{-1};
+  std::vector<int> retired_fds_;
   std::mutex mutex_;
+  std::mutex sync_mutex_;  // held by this process's flusher
   std::atomic<TableHeader*> header_{nullptr};
   size_t mapped_size_ = 0;
   // Older mappings stay mapped: a thread may be waiting on their futex word.

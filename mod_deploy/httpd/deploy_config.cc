@@ -121,6 +121,14 @@ const char* cmd_events_max_per_client(cmd_parms* cmd, void*, const char* arg) {
   return set_count(cmd, &config_of(cmd).events_max_per_client, arg, 1);
 }
 
+// --- durability ---
+
+const char* cmd_sync(cmd_parms* cmd, void*, int on) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  config_of(cmd).sync = on != 0;
+  return nullptr;
+}
+
 // --- per target ---
 
 const char* cmd_target_section(cmd_parms* cmd, void*, const char* arg) {
@@ -343,6 +351,9 @@ const command_rec directives[] = {
                   "Event streams open at once on the whole server"),
     AP_INIT_TAKE1("DeployEventsMaxPerClient", (cmd_func)cmd_events_max_per_client, nullptr,
                   RSRC_CONF, "Event streams open at once from one client address"),
+    AP_INIT_FLAG("DeploySync", (cmd_func)cmd_sync, nullptr, RSRC_CONF,
+                 "On: accepted jobs and their states reach stable storage before they are "
+                 "answered or acted on"),
     AP_INIT_RAW_ARGS("<DeployTarget", (cmd_func)cmd_target_section, nullptr, RSRC_CONF,
                      "A deployment target and its settings"),
     AP_INIT_RAW_ARGS("DeployCommand", (cmd_func)cmd_command, nullptr, RSRC_CONF,
@@ -442,6 +453,7 @@ std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
   s.events_timeout = config.events_timeout.value_or(60 * 1000000LL);
   s.events_max_streams = config.events_max_streams.value_or(0);
   s.events_max_per_client = config.events_max_per_client.value_or(8);
+  s.sync = config.sync.value_or(true);
   const TargetDirectives& d = config.defaults;
   for (const TargetDirectives& t : config.targets) {
     Target target;

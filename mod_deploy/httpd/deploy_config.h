@@ -69,6 +69,8 @@ struct Settings {
   // MaxRequestWorkers, decided in post_config) and per client address.
   uint32_t events_max_streams = 0;
   uint32_t events_max_per_client = 8;
+  // DeploySync: a change that was answered is on stable storage first.
+  bool sync = true;
   std::vector<Target> targets;
 
   const Target* find(const std::string& name) const;
@@ -92,6 +94,7 @@ struct ServerConfig {
   std::optional<uint64_t> max_body;
   std::optional<Micros> events_timeout;
   std::optional<uint32_t> events_max_streams, events_max_per_client;
+  std::optional<bool> sync;
   TargetDirectives defaults;  // target directives given at server level
   std::vector<TargetDirectives> targets;
   TargetDirectives* parsing = nullptr;  // inside <DeployTarget> while it is read

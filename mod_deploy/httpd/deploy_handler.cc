@@ -108,6 +108,26 @@ std::optional<RequestError> check_origin(request_rec* r) {
                       std::string("requests from origin ") + origin + " are not accepted"};
 }
 
+// 503 store_full: the job store cannot take the submission now.
+RequestError store_full(request_rec* r, const std::string& why) {
+  apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, kRetryAfterSeconds));
+  return RequestError{HTTP_SERVICE_UNAVAILABLE, "store_full",
+                      why + "; nothing was recorded, try again later"};
+}
+
+// A new job whose record could not be flushed is taken back while it has
+// not started: the client is told it was not stored. (A joined waiting job
+// keeps the join: it was stored before.)
+void withdraw_job(const ModuleState& state, uint64_t id) {
+  JobTable::Lock lock(*state.table);
+  JobRecord* rec = lock.find(id);
+  if (!rec ||
+      (JobState(rec->state) != JobState::waiting && JobState(rec->state) != JobState::queued))
+    return;
+  lock.release(rec);
+  if (lock.header().counters.accepted > 0) lock.header().counters.accepted--;
+}
+
 std::vector<PendingJob> unfinished_jobs(JobTable::Lock& lock, const Settings& settings) {
   std::vector<PendingJob> jobs;
   lock.for_each_unfinished(
@@ -132,6 +152,9 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
   Params params = std::get<Params>(std::move(parsed));
   if (auto e = validate_params(params, target->params)) return e;
 
+  // Joining a waiting job needs no space (the table is allocated); a new
+  // job needs room for its log.
+  const bool room = state.table->has_room_for_a_job();
   const Instant now = Instant::now();
   uint64_t evicted = 0;
   {
@@ -155,6 +178,13 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
       *coalesced = true;
       lock.header().counters.coalesced++;
     } else if (d.kind == SubmissionDecision::Kind::new_job) {
+      if (!room) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "mod_deploy: submission for %s refused: the file system of "
+                      "DeployStateDir %s is full",
+                      name.c_str(), state.table->state_dir().c_str());
+        return store_full(r, "the file system of the job store is full");
+      }
       rec = lock.allocate(&evicted);
     }
     if (!rec) {
@@ -196,6 +226,17 @@ int submit(request_rec* r, const ModuleState& state, TargetAccess& access, const
       lock.count_rejection(rejection_from_code(refused->code).value_or(Rejection::internal));
     }
     return send_error(r, *refused);
+  }
+  // A 202 is a promise: the job and its id are on disk before it is sent.
+  if (Status durable = state.table->make_durable(); !durable.is_ok()) {
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT " of %s: %s",
+                  (apr_uint64_t)job.id, name.c_str(), durable.message().c_str());
+    if (!coalesced) withdraw_job(state, job.id);
+    {
+      JobTable::Lock lock(*state.table);
+      lock.count_rejection(Rejection::store_full);
+    }
+    return send_error(r, store_full(r, "the job store cannot be written"));
   }
   ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT " of %s %s",
                 (apr_uint64_t)job.id, name.c_str(), coalesced ? "coalesced" : "accepted");
@@ -387,6 +428,12 @@ int cancel(request_rec* r, const ModuleState& state, TargetAccess& access, const
     job = record_to_job(*rec);
   }
   state.settings->set_group(job);
+  // A final state is durable before it is answered; a cancel flag need not be.
+  if (is_final(job.state)) {
+    if (Status durable = state.table->make_durable(); !durable.is_ok())
+      ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT ": %s",
+                    (apr_uint64_t)id, durable.message().c_str());
+  }
   if (runner > 0) kill(runner, SIGUSR1);
   ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                 "mod_deploy: cancel of job %" APR_UINT64_T_FMT " requested by %s", (apr_uint64_t)id,

@@ -238,6 +238,7 @@ class Scheduler {
     std::vector<Spawn> spawns;
     std::vector<uint64_t> dropped;
     ScheduleDecision decision;
+    bool finished = false;  // a job reached a final state in this pass
     {
       JobTable::Lock lock(*state_.table);
       std::vector<PendingJob> pending;
@@ -250,6 +251,7 @@ class Scheduler {
                        " of %s is lost: its runner (pid %d) is gone",
                        (apr_uint64_t)r.id, r.target, r.runner_pid);
           lock.finish(&r, JobState::lost, now);
+          finished = true;
           return;
         }
         pending.push_back(pending_job(r, settings_.group_by(r.target)));
@@ -288,6 +290,16 @@ class Scheduler {
       seen_ = state_.table->change_seq();
     }
     for (uint64_t id : dropped) state_.table->drop_log(id);
+    // A job that started once must never start again, also after a power
+    // cut: its `running` is on disk before its runner gets it.
+    if (!spawns.empty() || finished || !decision.expire.empty()) {
+      if (Status durable = state_.table->make_durable(); !durable.is_ok()) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, server_, "mod_deploy: scheduler: %s",
+                     durable.message().c_str());
+        for (const Spawn& spawn : spawns) fail_unstarted(spawn.job.id, durable.message());
+        spawns.clear();
+      }
+    }
     for (const Spawn& spawn : spawns) start_runner(spawn);
     return decision.next_due;
   }
@@ -305,6 +317,20 @@ class Scheduler {
       dropped->push_back(finished[i]->id);
       lock.release(finished[i]);
     }
+  }
+
+  // A job marked running whose runner was never given it ends failed.
+  void fail_unstarted(uint64_t id, const std::string& why) {
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, server_,
+                 "mod_deploy: cannot start the runner of job %" APR_UINT64_T_FMT ": %s",
+                 (apr_uint64_t)id, why.c_str());
+    {
+      JobTable::Lock lock(*state_.table);
+      JobRecord* r = lock.find(id);
+      if (r && JobState(r->state) == JobState::running && r->runner_pid == 0)
+        lock.finish(r, JobState::failed, Instant::now());
+    }
+    (void)state_.table->make_durable();
   }
 
   // Hands the job to the launcher, which forks its runner. A launcher that
@@ -350,13 +376,7 @@ class Scheduler {
                    (apr_uint64_t)spawn.job.id, target.name.c_str());
       return;
     }
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, server_,
-                 "mod_deploy: cannot start the runner of job %" APR_UINT64_T_FMT ": %s",
-                 (apr_uint64_t)spawn.job.id, problem.c_str());
-    JobTable::Lock lock(*state_.table);
-    JobRecord* r = lock.find(spawn.job.id);
-    if (r && JobState(r->state) == JobState::running && r->runner_pid == 0)
-      lock.finish(r, JobState::failed, Instant::now());
+    fail_unstarted(spawn.job.id, problem);
   }
 
   // The launcher is our only child.

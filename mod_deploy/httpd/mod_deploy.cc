@@ -154,6 +154,7 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
       ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_deploy: %s", st.message().c_str());
       return HTTP_INTERNAL_SERVER_ERROR;
     }
+    state->table->set_sync(settings.sync);
     g_state = state;
     if (ap_state_query(AP_SQ_RUN_MODE) != AP_SQ_RM_NORMAL) return OK;
     apr_status_t rv = start_scheduler_process(pconf, s, state);

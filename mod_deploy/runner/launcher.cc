@@ -114,10 +114,13 @@ void record_launch_failure(JobTable& table, uint64_t job_id, const std::string& 
     }
     close(log_fd);
   }
-  JobTable::Lock lock(table);
-  JobRecord* r = lock.find(job_id);
-  if (r != nullptr && r->state == static_cast<uint8_t>(JobState::running))
-    lock.finish(r, JobState::failed, Instant::now());
+  {
+    JobTable::Lock lock(table);
+    JobRecord* r = lock.find(job_id);
+    if (r != nullptr && r->state == static_cast<uint8_t>(JobState::running))
+      lock.finish(r, JobState::failed, Instant::now());
+  }
+  (void)table.make_durable();  // at worst the job is lost after a power cut
 }
 
 // ---------------------------------------------------------------- runner

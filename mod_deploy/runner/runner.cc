@@ -33,6 +33,12 @@ namespace deploy {
 namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
+// Kept allocated past the end of the log (fallocate KEEP_SIZE), so that the
+// line saying output was lost can be written on a full disk.
+constexpr uint64_t kLogReserve = 4096;
+// The log is allocated ahead in steps of this much, not at every write; what
+// is left past its end is freed when the job ends.
+constexpr uint64_t kLogAllocationStep = 64 * 1024;
 // No progress line is longer; a longer line goes to the log but is not parsed.
 constexpr size_t kMaxProgressLine = 4096;
 // httpd nudges with SIGUSR1 after setting cancel_requested; the periodic check
@@ -227,6 +233,10 @@ class Runner {
   void read_output();
   void close_output();
   void append_to_log(const char* data, size_t size);
+  bool log_has_room(size_t size);
+  void output_lost(int error);
+  void say_output_lost();
+  void trim_log();
   void publish_output(const ProgressUpdate& update);
   void check_cancel_requested();
   void stop_job(StopReason reason);
@@ -237,6 +247,7 @@ class Runner {
   void collect_leftovers();
   JobState outcome() const;
   void record_outcome();
+  void record_exit(JobRecord& r);
   template <typename Update>
   bool with_record(Update&& update);
   void warn(const char* format, ...) __attribute__((format(printf, 2, 3)));
@@ -249,7 +260,11 @@ class Runner {
   int output_fd_ = -1;               // read end of the job's stdout and stderr
   uint64_t log_size_ = 0;            // bytes in the log, as far as the runner knows
   uint64_t published_log_size_ = 0;  // the log size the record holds
-  bool log_failed_ = false;
+  bool log_failed_ = false;          // output could not all be written
+  int log_error_ = 0;                // why, an errno
+  uint64_t bytes_lost_ = 0;          // output not written
+  uint64_t log_allocated_end_ = 0;   // the log has disk blocks up to here
+  bool log_preallocation_ = true;    // false: the file system cannot fallocate
   // Not zeroed: a page of it is touched only when output fills it.
   std::unique_ptr<char[]> read_buffer_{new char[kReadChunk]};
   LineSplitter lines_;
@@ -334,6 +349,7 @@ Status Runner::start_job() {
   }
   struct stat log_stat;
   if (fstat(log_fd_, &log_stat) == 0) log_size_ = static_cast<uint64_t>(log_stat.st_size);
+  log_has_room(0);  // the reserve for the last line, before any output
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
     return Status::error(std::string("cannot create a pipe: ") + strerror(errno));
@@ -507,20 +523,81 @@ void Runner::close_output() {
   output_fd_ = -1;
 }
 
+// Whether `size` more bytes fit in the log with the reserve still behind
+// them: the blocks are allocated ahead, so that a full disk is noticed
+// before the reserve is spent.
+bool Runner::log_has_room(size_t size) {
+  const uint64_t needed = log_size_ + size + kLogReserve;
+  if (!log_preallocation_ || needed <= log_allocated_end_) return true;
+  for (uint64_t end : {needed + kLogAllocationStep, needed}) {
+    if (fallocate(log_fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(log_size_),
+                  static_cast<off_t>(end - log_size_)) == 0) {
+      log_allocated_end_ = end;
+      return true;
+    }
+    if (errno == EOPNOTSUPP || errno == ENOSYS) {
+      log_preallocation_ = false;  // nothing to reserve with: write and see
+      return true;
+    }
+  }
+  output_lost(errno);
+  return false;
+}
+
+// From now on the job's output is dropped (the job goes on): the record says
+// so, and the error log says why, once.
+void Runner::output_lost(int error) {
+  if (log_failed_) return;
+  log_failed_ = true;
+  log_error_ = error;
+  fprintf(stderr,
+          "deploy-runner[job %llu]: [error] cannot write the log %s: %s; its output is "
+          "lost from byte %llu on\n",
+          static_cast<unsigned long long>(options_.job_id),
+          table_->log_path(options_.job_id).c_str(), strerror(error),
+          static_cast<unsigned long long>(log_size_));
+  with_record([](JobRecord& r) {
+    r.log_incomplete = 1;
+    return Change::record;
+  });
+}
+
 void Runner::append_to_log(const char* data, size_t size) {
+  if (log_failed_ || !log_has_room(size)) {
+    bytes_lost_ += size;
+    return;
+  }
   while (size > 0) {
     const ssize_t n = write(log_fd_, data, size);
     if (n < 0) {
       if (errno == EINTR) continue;
-      // A full disk must not stop the job; say it once.
-      if (!log_failed_) warn("cannot write the log: %s", strerror(errno));
-      log_failed_ = true;
+      // A full disk must not stop the job.
+      output_lost(errno);
+      bytes_lost_ += size;
       return;
     }
     data += n;
     size -= static_cast<size_t>(n);
     log_size_ += static_cast<uint64_t>(n);
   }
+}
+
+// The log's last line, in the space kept for it.
+void Runner::say_output_lost() {
+  if (!log_failed_ || log_fd_ < 0) return;
+  const std::string line = "\ndeploy: output lost: the log could not be written (" +
+                           std::string(strerror(log_error_)) + "); " + std::to_string(bytes_lost_) +
+                           " bytes of output are missing\n";
+  const ssize_t n = write(log_fd_, line.data(), line.size());
+  if (n > 0) log_size_ += static_cast<uint64_t>(n);
+}
+
+// Frees the blocks allocated ahead past the end of the log: a finished job's
+// log takes only what it holds.
+void Runner::trim_log() {
+  struct stat st;
+  if (log_fd_ < 0 || log_allocated_end_ == 0 || fstat(log_fd_, &st) != 0) return;
+  if (ftruncate(log_fd_, st.st_size) == 0) log_allocated_end_ = 0;
 }
 
 // The new log size and the latest progress and stage of one read, in one
@@ -657,24 +734,38 @@ JobState Runner::outcome() const {
 
 void Runner::record_outcome() {
   const JobState state = outcome();
-  JobTable::Lock lock(*table_);
-  JobRecord* r = lock.find(options_.job_id);
-  if (r == nullptr) return;  // evicted meanwhile: nothing left to record in
-  if (r->state != static_cast<uint8_t>(JobState::running)) {
-    warn("the job's record is no longer running; its outcome %s is not recorded",
-         std::string(state_name(state)).c_str());
-    return;
+  say_output_lost();
+  trim_log();
+  {
+    JobTable::Lock lock(*table_);
+    JobRecord* r = lock.find(options_.job_id);
+    if (r == nullptr) return;  // evicted meanwhile: nothing left to record in
+    if (r->state != static_cast<uint8_t>(JobState::running)) {
+      warn("the job's record is no longer running; its outcome %s is not recorded",
+           std::string(state_name(state)).c_str());
+      return;
+    }
+    record_exit(*r);
+    lock.finish(r, state, Instant::now());
   }
-  r->log_size = log_size_;
+  // The outcome is on disk before the runner takes another job.
+  if (Status durable = table_->make_durable(); !durable.is_ok())
+    fprintf(stderr, "deploy-runner[job %llu]: [error] %s\n",
+            static_cast<unsigned long long>(options_.job_id), durable.message().c_str());
+}
+
+// The last of the output and how the job ended, into its record.
+void Runner::record_exit(JobRecord& r) {
+  r.log_size = log_size_;
+  if (log_failed_) r.log_incomplete = 1;
   if (job_status_ && WIFEXITED(*job_status_)) {
-    r->has_exit_code = 1;
-    r->exit_code = WEXITSTATUS(*job_status_);
+    r.has_exit_code = 1;
+    r.exit_code = WEXITSTATUS(*job_status_);
   }
   if (job_status_ && WIFSIGNALED(*job_status_)) {
-    r->has_signal = 1;
-    r->signal = WTERMSIG(*job_status_);
+    r.has_signal = 1;
+    r.signal = WTERMSIG(*job_status_);
   }
-  lock.finish(r, state, Instant::now());
 }
 
 // Runs `update` on the job's record under the lock and commits the Change it

@@ -20,12 +20,14 @@ def test_bench_measures_every_figure_and_its_own_checks_hold(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [os.path.join(REPO_DIR, "scripts", "bench"), "--runs", str(RUNS), "--duration", "1",
            "--e2e-jobs", str(JOBS), "--e2e-runs", str(RUNS), "--watchers", str(WATCHERS),
-           "--history", str(HISTORY), "--json", str(out)]
+           "--history", str(HISTORY), "--new-job-duration", "1", "--json", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
                           env=dict(os.environ, DEPLOY_BUILD_DIR=BUILD_DIR))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for row in ("2 GET BASE/jobs/ID", "3 POST coalesced", "6 POST p99, watchers",
-                "4 forkexec loop", "4 webhook", "5 table bytes / slot"):
+                "4 forkexec loop", "4 webhook", "5 table bytes / slot",
+                "7 POST coalesced, sync on", "7 POST coalesced, sync off",
+                "7 POST new job, sync on", "7 POST new job, sync off"):
         assert row in done.stdout, f"no row {row!r} in the table:\n{done.stdout}"
     res = json.loads(out.read_text())
 
@@ -39,6 +41,15 @@ def test_bench_measures_every_figure_and_its_own_checks_hold(tmp_path):
     assert checks["posts_by_wrk"] > 0 and checks["coalesced"] >= checks["posts_by_wrk"]
     assert [w["streams"] for w in checks["watchers"]] == [WATCHERS] * RUNS
     assert all(w["events"] > 0 and w["closed_early"] == 0 for w in checks["watchers"])
+
+    for name in ("static", "post_sync_on", "post_sync_off", "new_job_sync_on",
+                 "new_job_sync_off"):
+        figure = res["sync"][name]["rps"]
+        assert figure["runs"] == RUNS and 0 < figure["min"] <= figure["median"] <= figure["max"]
+    sync = res["sync_checks"]
+    assert sync["error_log_problems"] == [] and sync["non2xx"] == 0
+    # Every new-job POST made a job (wrk may stop with a few more in flight).
+    assert sync["posts_by_wrk"] > 0 and sync["accepted"] >= sync["posts_by_wrk"]
 
     for contender in ("deploy", "forkexec", "webhook"):
         assert len(res["e2e_runs"][contender]) == RUNS

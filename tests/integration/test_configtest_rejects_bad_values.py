@@ -73,6 +73,8 @@ BAD = [
      "DeployGroupBy vm", ["DeployGroupBy", "vm", "webapp"]),
     ("DeployGroupBy with a bad name", in_target("DeployGroupBy 9vm"), "",
      ["DeployGroupBy", "9vm"]),
+    ("sync neither on nor off", in_target(), "DeploySync sometimes", ["DeploySync"]),
+    ("sync in a target", in_target("DeploySync off"), "", ["DeploySync"]),
 ]
 
 
@@ -105,7 +107,8 @@ def test_good_configuration_passes(env):
                 + target_block("vms", OK, "DeployParam vm ^[a-z]+$", "DeployGroupBy vm"))
     server = ("DeployHistory 10\nDeployMaxRunning 2\nDeployQueueLimit 5\nDeployMaxBody 64k\n"
               "DeployEventsTimeout 30s\nDeployTimeout 120\nDeployEnv SHARED 1\n"
-              "DeployParam shared .*\nDeployUser nobody\n")
+              "DeployParam shared .*\nDeployUser nobody\n"
+              "DeploySync off\n")
     rc, out = env.configtest(fragment, server)
     assert rc == 0, out
     assert "Syntax OK" in out

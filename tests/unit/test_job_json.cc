@@ -64,7 +64,8 @@ START_TEST(running_job_has_every_field_in_spec_order) {
       "null,"
       "\"submitted_by\":\"alice\",\"submitted_at\":\"2026-11-21T10:00:00.123Z\","
       "\"started_at\":\"2026-11-21T10:00:01.000Z\",\"finished_at\":null,\"exit_code\":null,"
-      "\"signal\":null,\"links\":{\"self\":\"/deploy/jobs/42\",\"log\":\"/deploy/jobs/42/log\","
+      "\"signal\":null,\"log_complete\":true,"
+      "\"links\":{\"self\":\"/deploy/jobs/42\",\"log\":\"/deploy/jobs/42/log\","
       "\"events\":\"/deploy/jobs/42/events\",\"cancel\":\"/deploy/jobs/42/cancel\"}}");
 }
 END_TEST
@@ -80,8 +81,18 @@ START_TEST(unset_values_are_null) {
       "{\"id\":7,\"target\":\"db\",\"state\":\"queued\",\"params\":{},\"group\":null,"
       "\"progress\":null,\"stage\":null,\"requests\":1,\"not_before\":null,\"submitted_by\":null,"
       "\"submitted_at\":\"2026-11-21T10:00:00.000Z\",\"started_at\":null,\"finished_at\":null,"
-      "\"exit_code\":null,\"signal\":null,\"links\":{\"self\":\"/jobs/7\",\"log\":\"/jobs/7/log\","
+      "\"exit_code\":null,\"signal\":null,\"log_complete\":true,"
+      "\"links\":{\"self\":\"/jobs/7\",\"log\":\"/jobs/7/log\","
       "\"events\":\"/jobs/7/events\",\"cancel\":\"/jobs/7/cancel\"}}");
+}
+END_TEST
+
+START_TEST(job_whose_output_was_lost_says_its_log_is_incomplete) {
+  Job job = running_job();
+  job.log_complete = false;
+  json_t* object = deploy::job_to_json(job, "/deploy");
+  ck_assert(json_is_false(json_object_get(object, "log_complete")));
+  json_decref(object);
 }
 END_TEST
 
@@ -205,6 +216,7 @@ Suite* job_json_suite() {
   tcase_add_test(jobs, running_job_has_every_field_in_spec_order);
   tcase_add_test(jobs, unset_values_are_null);
   tcase_add_test(jobs, finished_job_shows_exit_code_signal_and_finish_time);
+  tcase_add_test(jobs, job_whose_output_was_lost_says_its_log_is_incomplete);
   tcase_add_test(jobs, waiting_job_shows_not_before_and_requests);
   tcase_add_test(jobs, params_keep_submission_order);
   tcase_add_test(jobs, coalesced_answer_ends_with_coalesced_true);

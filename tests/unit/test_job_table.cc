@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <climits>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -514,10 +516,108 @@ START_TEST(newest_first_reaches_old_unfinished_jobs_and_stops_when_told) {
 }
 END_TEST
 
+// Bytes the file system has allocated for the file at `path`.
+uint64_t allocated_bytes(const std::string& path) {
+  struct stat st;
+  ck_assert_int_eq(stat(path.c_str(), &st), 0);
+  return uint64_t(st.st_blocks) * 512;
+}
+
+START_TEST(a_new_table_is_allocated_on_disk_not_sparse) {
+  auto table = open_table(64);
+  const std::string path = g_dir + "/jobs.table";
+  const uint64_t size = std::filesystem::file_size(path);
+  ck_assert_uint_ge(allocated_bytes(path), size);
+}
+END_TEST
+
+START_TEST(a_sparse_table_from_an_older_version_is_allocated_at_start_up) {
+  { auto table = open_table(64); }
+  const std::string path = g_dir + "/jobs.table";
+  const uint64_t size = std::filesystem::file_size(path);
+  // Punch the records out, as an older version left them: never written.
+  int fd = open(path.c_str(), O_RDWR);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(
+      fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 65536, off_t(size - 65536)), 0);
+  close(fd);
+  ck_assert_uint_lt(allocated_bytes(path), size);
+  auto table = open_table(64);
+  ck_assert_uint_ge(allocated_bytes(path), size);
+}
+END_TEST
+
+START_TEST(make_durable_flushes_with_sync_on_and_not_with_sync_off) {
+  auto table = open_table(64);
+  add_job(*table, JobState::queued);
+  uint64_t done_before = 0;
+  {
+    JobTable::Lock lock(*table);
+    done_before = lock.header().sync_done;
+  }
+  ck_assert(table->make_durable().is_ok());
+  {
+    JobTable::Lock lock(*table);
+    ck_assert_uint_eq(lock.header().sync_done, done_before + 1);
+    ck_assert_uint_eq(lock.header().sync_started, lock.header().sync_done);
+  }
+  table->set_sync(false);
+  add_job(*table, JobState::queued);
+  ck_assert(table->make_durable().is_ok());
+  JobTable::Lock lock(*table);
+  ck_assert_uint_eq(lock.header().sync_done, done_before + 1);
+}
+END_TEST
+
+START_TEST(a_flush_begun_before_a_change_does_not_serve_it) {
+  auto table = open_table(64);
+  {
+    // Another process began a flush (and finished it) before our change:
+    // the generation it reached is not enough.
+    JobTable::Lock lock(*table);
+    lock.header().sync_started = 7;
+    lock.header().sync_done = 7;
+  }
+  add_job(*table, JobState::queued);
+  ck_assert(table->make_durable().is_ok());
+  JobTable::Lock lock(*table);
+  ck_assert_uint_eq(lock.header().sync_done, 8);
+}
+END_TEST
+
+START_TEST(an_impossible_flush_generation_is_reset_at_start_up) {
+  {
+    auto table = open_table(64);
+    JobTable::Lock lock(*table);
+    lock.header().sync_started = 3;
+    lock.header().sync_done = UINT64_MAX;  // would skip every flush
+  }
+  auto table = open_table(64);
+  JobTable::Lock lock(*table);
+  ck_assert_uint_le(lock.header().sync_done, lock.header().sync_started);
+}
+END_TEST
+
+START_TEST(the_sync_setting_is_kept_in_the_table_for_every_process) {
+  auto table = open_table(64);
+  table->set_sync(false);
+  std::unique_ptr<JobTable> other;
+  ck_assert(JobTable::attach(g_dir, &other).is_ok());
+  JobTable::Lock lock(*other);
+  ck_assert_uint_eq(lock.header().sync_off, 1);
+}
+END_TEST
+
 Suite* job_table_suite() {
   Suite* suite = suite_create("job_table");
   TCase* tc = deploy::test::case_with_fixture("job_table", set_up, tear_down, 20);
   tcase_add_test(tc, ids_start_at_one_and_grow);
+  tcase_add_test(tc, a_new_table_is_allocated_on_disk_not_sparse);
+  tcase_add_test(tc, a_sparse_table_from_an_older_version_is_allocated_at_start_up);
+  tcase_add_test(tc, make_durable_flushes_with_sync_on_and_not_with_sync_off);
+  tcase_add_test(tc, a_flush_begun_before_a_change_does_not_serve_it);
+  tcase_add_test(tc, an_impossible_flush_generation_is_reset_at_start_up);
+  tcase_add_test(tc, the_sync_setting_is_kept_in_the_table_for_every_process);
   tcase_add_test(tc, allocation_skips_slots_of_unfinished_jobs_and_evicts_finished_ones);
   tcase_add_test(tc, allocation_fails_when_every_job_is_unfinished);
   tcase_add_test(tc, params_round_trip_and_oversized_params_are_refused);
