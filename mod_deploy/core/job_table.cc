@@ -9,10 +9,12 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <fstream>
@@ -91,7 +93,8 @@ TargetStats* target_stats(TableHeader& h, const char* target) {
 
 constexpr std::string_view kRejectionNames[] = {
     "not_found", "method_not_allowed", "bad_request",  "invalid_param", "unsupported_media_type",
-    "too_large", "bad_signature",      "cross_origin", "queue_full",    "internal"};
+    "too_large", "bad_signature",      "cross_origin", "queue_full",    "internal",
+    "busy"};
 static_assert(std::size(kRejectionNames) == size_t(Rejection::count_));
 
 // The highest N of the DIR/logs/N.log files, 0 when there is none.
@@ -230,8 +233,11 @@ uint64_t record_checksum(const JobRecord& r) {
 }
 
 bool record_is_valid(const JobRecord& r, uint32_t capacity, size_t slot) {
-  if (r.id == 0 || r.id % capacity != slot) return false;
-  if (r.checksum != record_checksum(r)) return false;
+  return record_is_sound(r, capacity, slot) && r.checksum == record_checksum(r);
+}
+
+bool record_is_sound(const JobRecord& r, uint32_t capacity, size_t slot) {
+  if (capacity == 0 || r.id == 0 || r.id % capacity != slot) return false;
   if (!is_valid_state(r.state)) return false;
   if (r.progress < -1 || r.progress > 100) return false;
   if (r.params_size > kParamsMax) return false;
@@ -253,7 +259,7 @@ std::string JobTable::log_path(uint64_t id) const {
 }
 
 std::string JobTable::spare_log_path(uint64_t id) const {
-  return state_dir_ + "/logs/" + kSparePrefix + std::to_string(id % header_.load()->capacity);
+  return state_dir_ + "/logs/" + kSparePrefix + std::to_string(id % capacity_.load());
 }
 
 int JobTable::open_log(uint64_t id) const {
@@ -290,19 +296,31 @@ Status JobTable::map_file() {
   ::close(fd);
   if (addr == MAP_FAILED) return Status::error(errno_text("cannot map", path));
   auto* h = static_cast<TableHeader*>(addr);
-  if (!header_is_valid(*h, size_t(st.st_size))) {
+  // Read once: another process may write the header meanwhile.
+  const TableHeader copy = *h;
+  if (!header_is_valid(copy, size_t(st.st_size))) {
     munmap(addr, size_t(st.st_size));
     return Status::error("job table " + path + " has an invalid header");
   }
   if (TableHeader* old = header_.load()) retired_.emplace_back(old, mapped_size_);
   mapped_size_ = size_t(st.st_size);
+  capacity_.store(copy.capacity);
+  mapped_device_ = st.st_dev;
+  mapped_inode_ = st.st_ino;
   header_.store(h);
   return Status::ok();
 }
 
 void JobTable::remap_if_superseded() {
   TableHeader* h = header_.load();
-  if (h && __atomic_load_n(&h->superseded, __ATOMIC_ACQUIRE)) (void)map_file();
+  if (!h || !__atomic_load_n(&h->superseded, __ATOMIC_ACQUIRE)) return;
+  // Only a new file is followed: a `superseded` written into the file that
+  // is still jobs.table must not make every Lock map it again.
+  struct stat st;
+  const std::string path = state_dir_ + "/jobs.table";
+  if (stat(path.c_str(), &st) != 0 || (st.st_dev == mapped_device_ && st.st_ino == mapped_inode_))
+    return;
+  (void)map_file();
 }
 
 Status JobTable::attach(const std::string& state_dir, std::unique_ptr<JobTable>* out) {
@@ -393,6 +411,19 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
     bool header_ok = old_bytes.size() >= kHeaderSize &&
                      memcmp(h->magic, kMagic, sizeof kMagic) == 0 && h->version == kVersion &&
                      h->record_size == kRecordSize && h->capacity > 0;
+    if (header_ok && slots_present > 0 && slots_present != h->capacity &&
+        old_bytes.size() == file_size_for(uint32_t(std::min<size_t>(slots_present, UINT32_MAX)))) {
+      // A whole number of records, but not the header's capacity: a file
+      // cut at a record's end, or a capacity written over. The records say
+      // which: their id gives their slot.
+      auto intact = [&](uint32_t file_capacity) {
+        size_t n = 0;
+        for (size_t i = 0; i < std::min<size_t>(slots_present, file_capacity); ++i)
+          n += record_is_valid(*slot_at(h, i), file_capacity, i);
+        return n;
+      };
+      header_ok = intact(h->capacity) >= intact(uint32_t(slots_present));
+    }
     if (!header_ok) {
       // The records carry their id and a checksum: they can be read without
       // the header. The capacity they were written with is what the size of
@@ -411,7 +442,8 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
                             std::to_string(std::min<size_t>(slots_present, h->capacity)) +
                             " records that are complete");
       size_t dropped = read_records(std::min<size_t>(slots_present, h->capacity), h->capacity);
-      next_id = std::max(next_id, h->next_id);
+      // A next id past the range is damage: the records and logs tell it.
+      if (h->next_id <= kMaxJobId) next_id = std::max(next_id, h->next_id);
       reuse =
           dropped == 0 && old_bytes.size() == file_size_for(h->capacity) && h->capacity == capacity;
     }
@@ -463,7 +495,10 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
     // A damaged header may hold target names without their NUL (a file
     // reused as it is keeps them): readers take them as C strings.
     for (TargetStats& stats : h->targets) stats.target[sizeof stats.target - 1] = '\0';
+    if (h->next_id > kMaxJobId) h->next_id = 0;
     h->next_id = std::max(h->next_id, next_id);
+    h->oldest_unfinished = 0;  // a hint: learnt again by the first reader
+    h->superseded = 0;         // this is the file: a forged mark is dropped
     h->change_seq = std::max(h->change_seq, change_seq);
     h->output_seq = std::max(h->output_seq, h->change_seq);
   }
@@ -521,13 +556,74 @@ void JobTable::wake(bool changed, bool output) {
 
 // ---------------------------------------------------------------------------
 
-JobTable::Lock::Lock(JobTable& table) : table_(table), mutex_lock_(table.mutex_) {
-  while (flock(table_.lock_fd_, LOCK_EX) != 0 && errno == EINTR) {
+int lock_holder_pid(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return 0;
+  std::ifstream in("/proc/locks");
+  std::string line;
+  // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; a waiter's line has
+  // "->" after the number.
+  while (std::getline(in, line)) {
+    if (line.find("->") != std::string::npos) continue;
+    int pid = 0;
+    unsigned major_number = 0, minor_number = 0;
+    unsigned long inode = 0;
+    char kind[16], mode[16], access[16];
+    if (sscanf(line.c_str(), "%*d: %15s %15s %15s %d %x:%x:%lu", kind, mode, access, &pid,
+               &major_number, &minor_number, &inode) == 7 &&
+        inode == st.st_ino && major_number == major(st.st_dev) &&
+        minor_number == minor(st.st_dev) && pid > 0)
+      return pid;
   }
+  return 0;
+}
+
+JobTable::Lock::Lock(JobTable& table, Micros timeout)
+    : table_(table), mutex_lock_(table.mutex_, std::defer_lock) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point deadline = Clock::now() + std::chrono::microseconds(timeout);
+  const std::string seconds = std::to_string(double(timeout) / 1e6);
+  if (!mutex_lock_.try_lock_until(deadline)) {
+    status_ = Status::error("the job table is busy: another thread of this process has waited " +
+                            seconds + " s for it");
+    return;
+  }
+  // flock() cannot wait with a timeout: try, then pause, doubling the pause
+  // up to kMaxPause (a lock is usually held for microseconds).
+  constexpr auto kFirstPause = std::chrono::microseconds(20);
+  constexpr auto kMaxPause = std::chrono::microseconds(2000);
+  auto pause = kFirstPause;
+  while (flock(table_.lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      status_ = Status::error(errno_text("cannot lock", table_.lock_path()));
+      mutex_lock_.unlock();
+      return;
+    }
+    const Clock::time_point now = Clock::now();
+    if (now >= deadline) {
+      const int holder = lock_holder_pid(table_.lock_path());
+      status_ = Status::error("the job table is busy: " + table_.lock_path() + " has been held " +
+                              (holder > 0 ? "by pid " + std::to_string(holder) + " " : "") +
+                              "for more than " + seconds + " s");
+      mutex_lock_.unlock();
+      return;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now);
+    const auto sleep = std::min(pause, left);
+    struct timespec ts = {time_t(sleep.count() / 1000000), long(sleep.count() % 1000000) * 1000};
+    nanosleep(&ts, nullptr);
+    pause = std::min(pause * 2, kMaxPause);
+  }
+  flocked_ = true;
   table_.remap_if_superseded();
+  if (uint64_t busy = table_.busy_rejections_.exchange(0, std::memory_order_relaxed)) {
+    header().counters.rejected[size_t(Rejection::busy)] += busy;
+    note_change();
+  }
 }
 
 JobTable::Lock::~Lock() {
+  if (!flocked_) return;
   flock(table_.lock_fd_, LOCK_UN);
   // Waking can take a while with many waiters (every event stream): the
   // other threads of this process need not wait for it.
@@ -537,37 +633,49 @@ JobTable::Lock::~Lock() {
 
 TableHeader& JobTable::Lock::header() { return *table_.header_.load(); }
 
-uint32_t JobTable::Lock::capacity() { return header().capacity; }
+uint32_t JobTable::Lock::capacity() { return table_.capacity_.load(); }
 
 JobRecord* JobTable::Lock::find(uint64_t id) {
   if (id == 0) return nullptr;
-  JobRecord* r = slot_at(&header(), id % capacity());
-  return r->id == id ? r : nullptr;
+  const size_t slot = id % capacity();
+  JobRecord* r = slot_at(&header(), slot);
+  return r->id == id && record_is_sound(*r, capacity(), slot) ? r : nullptr;
 }
 
 void JobTable::Lock::for_each(const std::function<void(JobRecord&)>& fn) {
   TableHeader* h = &header();
-  for (size_t i = 0; i < h->capacity; ++i) {
+  const uint32_t slots = capacity();
+  for (size_t i = 0; i < slots; ++i) {
     JobRecord* r = slot_at(h, i);
-    if (r->id != 0) fn(*r);
+    if (r->id != 0 && record_is_sound(*r, slots, i)) fn(*r);
   }
 }
 
-JobRecord* JobTable::Lock::allocate(uint64_t* evicted) {
+JobRecord* JobTable::Lock::allocate(uint64_t* evicted, bool* damaged) {
   *evicted = 0;
   TableHeader* h = &header();
-  // Skip ids whose slot still holds an unfinished job.
-  for (uint32_t tries = 0; tries < h->capacity; ++tries) {
-    uint64_t id = h->next_id++;
-    JobRecord* r = slot_at(h, id % h->capacity);
-    if (r->id != 0 && is_valid_state(r->state) && !is_final(JobState(r->state))) continue;
-    if (r->id != 0) *evicted = r->id;
+  const uint32_t slots = capacity();
+  uint64_t next_id = h->next_id;
+  if (next_id == 0 || next_id > kMaxJobId - slots) {
+    if (damaged) *damaged = true;
+    return nullptr;
+  }
+  // Skip ids whose slot still holds an unfinished job, and ids a damaged
+  // next_id would hand out again (their slot holds a job as new or newer).
+  for (uint32_t tries = 0; tries < slots; ++tries) {
+    const uint64_t id = next_id++;
+    JobRecord* r = slot_at(h, id % slots);
+    const bool sound = r->id != 0 && record_is_sound(*r, slots, id % slots);
+    if (sound && (!is_final(JobState(r->state)) || r->id >= id)) continue;
+    if (sound) *evicted = r->id;
+    h->next_id = next_id;
     memset(r, 0, kRecordSize);
     r->id = id;
     r->progress = -1;
     r->requests = 1;
     return r;
   }
+  h->next_id = next_id;
   return nullptr;
 }
 
@@ -593,10 +701,13 @@ void JobTable::Lock::for_each_unfinished(const std::function<void(JobRecord&)>& 
   auto unfinished = [](const JobRecord* r) {
     return r && is_valid_state(r->state) && !is_final(JobState(r->state));
   };
-  if (h.oldest_unfinished == 0 || h.oldest_unfinished > h.next_id ||
-      h.next_id - h.oldest_unfinished > h.capacity) {
+  // Read once: the loops below are bounded by these copies, whatever is
+  // written into the header meanwhile.
+  const uint64_t next_id = h.next_id;
+  uint64_t oldest = h.oldest_unfinished;
+  if (oldest == 0 || oldest > next_id || next_id - oldest > capacity()) {
     // The hint is unknown or too far back: read everything, and learn it.
-    uint64_t oldest = h.next_id;
+    oldest = next_id;
     for_each([&](JobRecord& r) {
       if (!unfinished(&r)) return;
       oldest = std::min(oldest, r.id);
@@ -605,18 +716,18 @@ void JobTable::Lock::for_each_unfinished(const std::function<void(JobRecord&)>& 
     h.oldest_unfinished = oldest;
     return;
   }
-  while (h.oldest_unfinished < h.next_id && !unfinished(find(h.oldest_unfinished)))
-    ++h.oldest_unfinished;
-  for (uint64_t id = h.oldest_unfinished; id < h.next_id; ++id)
+  while (oldest < next_id && !unfinished(find(oldest))) ++oldest;
+  h.oldest_unfinished = oldest;
+  for (uint64_t id = oldest; id < next_id; ++id)
     if (JobRecord* r = find(id); unfinished(r)) fn(*r);
 }
 
 void JobTable::Lock::for_each_newest_first(uint64_t before,
                                            const std::function<bool(JobRecord&)>& fn) {
-  const TableHeader& h = header();
-  const uint64_t end = before != 0 ? std::min(before, h.next_id) : h.next_id;
+  const uint64_t next_id = header().next_id;
+  const uint64_t end = before != 0 ? std::min(before, next_id) : next_id;
   // Every id from `window` up is in its slot, id % capacity, if it exists.
-  const uint64_t window = h.next_id > h.capacity ? h.next_id - h.capacity : 1;
+  const uint64_t window = next_id > capacity() ? next_id - capacity() : 1;
   for (uint64_t id = end; id > window;) {
     --id;
     if (JobRecord* r = find(id); r && !fn(*r)) return;
@@ -632,11 +743,12 @@ void JobTable::Lock::for_each_newest_first(uint64_t before,
 }
 
 bool JobTable::Lock::changed_since(uint64_t since, std::vector<uint64_t>* ids) {
-  TableHeader& h = header();
-  if (h.change_seq - since > kRecentChanges) return false;
+  const TableHeader& h = header();
+  const uint64_t change_seq = h.change_seq;
+  if (change_seq - since > kRecentChanges) return false;
   // Counted up to change_seq, never past it: `seq <= change_seq` would
   // never end with a change_seq of UINT64_MAX (a damaged header).
-  for (uint64_t seq = since; seq != h.change_seq;) {
+  for (uint64_t seq = since; seq != change_seq;) {
     ++seq;
     const RecentChange& change = h.recent[seq % kRecentChanges];
     // A change of no record (a counter, a dropped job) leaves no entry.

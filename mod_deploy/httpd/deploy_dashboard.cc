@@ -35,7 +35,8 @@ struct DashboardSnapshot {
   Micros now = 0;
 };
 
-DashboardSnapshot take_snapshot(const ModuleState& state) {
+// False (and *out untouched) when the table stays busy.
+Status take_snapshot(const ModuleState& state, DashboardSnapshot* out) {
   struct Finished {
     Micros finished_at;
     uint64_t id;
@@ -48,6 +49,7 @@ DashboardSnapshot take_snapshot(const ModuleState& state) {
   std::map<std::string, uint64_t, std::less<>> newest;  // by target
   DashboardSnapshot s;
   JobTable::Lock lock(*state.table);
+  if (!lock.held()) return lock.status();
   s.change_seq = state.table->change_seq();
   s.now = now_micros();
   lock.for_each([&](JobRecord& rec) {
@@ -74,7 +76,8 @@ DashboardSnapshot take_snapshot(const ModuleState& state) {
   for (const auto& [target, id] : newest) ids.insert(id);
   for (uint64_t id : ids)
     if (JobRecord* rec = lock.find(id)) s.jobs.push_back(record_to_job(*rec));
-  return s;
+  *out = std::move(s);
+  return Status::ok();
 }
 
 // Text from outside (params, stages, names, users): valid UTF-8, and safe both
@@ -697,7 +700,9 @@ std::string make_nonce(request_rec* r) {
 }  // namespace
 
 int send_dashboard(request_rec* r, const ModuleState& state, const std::string& base) {
-  DashboardSnapshot snapshot = take_snapshot(state);
+  DashboardSnapshot snapshot;
+  if (Status st = take_snapshot(state, &snapshot); !st.is_ok())
+    return send_error(r, table_busy(r, st));
   std::string nonce = make_nonce(r);
   std::string base_url = escape(ap_escape_uri(r->pool, base.c_str()));
   ChunkedText html = Renderer(*state.settings, snapshot, base_url, nonce).page();

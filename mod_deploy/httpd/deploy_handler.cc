@@ -16,6 +16,7 @@
 #include <exception>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "deploy_dashboard.h"
@@ -110,17 +111,26 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
   uint64_t evicted = 0;
   {
     JobTable::Lock lock(*state.table);
+    if (!lock.held()) return table_busy(r, lock.status());
     SubmissionDecision d = decide_submission(unfinished_jobs(lock), name, target->policy,
                                              state.settings->limits(), now);
     JobRecord* rec = nullptr;
     if (d.kind == SubmissionDecision::Kind::coalesce) {
-      rec = lock.find(d.job_id);
+      rec = lock.find(d.job_id);  // found by unfinished_jobs under this lock
       rec->requests++;
       rec->not_before = d.not_before;
       *coalesced = true;
       lock.header().counters.coalesced++;
     } else if (d.kind == SubmissionDecision::Kind::new_job) {
-      rec = lock.allocate(&evicted);
+      bool damaged = false;
+      rec = lock.allocate(&evicted, &damaged);
+      if (damaged) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "mod_deploy: the header of the job table is damaged (its next job id is "
+                      "out of range); restart httpd to repair it");
+        return RequestError{HTTP_INTERNAL_SERVER_ERROR, "internal",
+                            "the job table is damaged; see the error log"};
+      }
     }
     if (!rec) {
       apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, kRetryAfterSeconds));
@@ -152,8 +162,9 @@ int submit(request_rec* r, const ModuleState& state, const std::string& base,
   Job job;
   bool coalesced = false;
   if (std::optional<RequestError> refused = accept_submission(r, state, name, &job, &coalesced)) {
-    {
-      JobTable::Lock lock(*state.table);
+    if (refused->code == "busy") {
+      state.table->count_busy_rejection();  // counted when the table is free again
+    } else if (JobTable::Lock lock(*state.table); lock.held()) {
       lock.count_rejection(rejection_from_code(refused->code).value_or(Rejection::internal));
     }
     return send_error(r, *refused);
@@ -165,17 +176,19 @@ int submit(request_rec* r, const ModuleState& state, const std::string& base,
   return send_json(r, HTTP_ACCEPTED, job_json(job, base, coalesced));
 }
 
-std::optional<Job> find_job(const ModuleState& state, uint64_t id) {
+// The job `id`, or why it cannot be answered: not found, or the table busy.
+std::variant<Job, RequestError> find_job(request_rec* r, const ModuleState& state, uint64_t id) {
   JobTable::Lock lock(*state.table);
+  if (!lock.held()) return table_busy(r, lock.status());
   JobRecord* rec = lock.find(id);
-  if (!rec) return std::nullopt;
+  if (!rec) return not_found("no job " + std::to_string(id));
   return record_to_job(*rec);
 }
 
 int get_job(request_rec* r, const ModuleState& state, const std::string& base, uint64_t id) {
-  std::optional<Job> job = find_job(state, id);
-  if (!job) return send_error(r, not_found("no job " + std::to_string(id)));
-  return send_json(r, HTTP_OK, job_json(*job, base));
+  auto found = find_job(r, state, id);
+  if (auto* e = std::get_if<RequestError>(&found)) return send_error(r, *e);
+  return send_json(r, HTTP_OK, job_json(std::get<Job>(found), base));
 }
 
 int list_jobs(request_rec* r, const ModuleState& state, const std::string& base) {
@@ -185,6 +198,7 @@ int list_jobs(request_rec* r, const ModuleState& state, const std::string& base)
   std::deque<Job> jobs;  // not a vector: see chunked_text.h
   {
     JobTable::Lock lock(*state.table);
+    if (!lock.held()) return send_error(r, table_busy(r, lock.status()));
     lock.for_each_newest_first(q.before, [&](JobRecord& rec) {
       if ((!q.target || *q.target == rec.target) && (!q.state || uint8_t(*q.state) == rec.state))
         jobs.push_back(record_to_job(rec));
@@ -209,6 +223,7 @@ int list_targets(request_rec* r, const ModuleState& state, const std::string& ba
   std::map<std::string, Job> latest;
   {
     JobTable::Lock lock(*state.table);
+    if (!lock.held()) return send_error(r, table_busy(r, lock.status()));
     lock.for_each_newest_first(0, [&](JobRecord& rec) {
       if (state.settings->find(rec.target) && !latest.count(rec.target))
         latest[rec.target] = record_to_job(rec);
@@ -249,8 +264,9 @@ int get_log(request_rec* r, const ModuleState& state, uint64_t id) {
   auto parsed = parse_log_offset(r->args ? r->args : "");
   if (auto* e = std::get_if<RequestError>(&parsed)) return send_error(r, *e);
   uint64_t offset = std::get<uint64_t>(parsed);
-  std::optional<Job> job = find_job(state, id);
-  if (!job) return send_error(r, not_found("no job " + std::to_string(id)));
+  auto found = find_job(r, state, id);
+  if (auto* e = std::get_if<RequestError>(&found)) return send_error(r, *e);
+  const Job& job = std::get<Job>(found);
   apr_file_t* file = nullptr;
   apr_finfo_t info;
   apr_off_t size = 0;
@@ -264,7 +280,7 @@ int get_log(request_rec* r, const ModuleState& state, uint64_t id) {
   apr_table_setn(r->headers_out, "Cache-Control", "no-store");
   apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
   apr_table_setn(r->headers_out, "X-Log-Size", apr_off_t_toa(r->pool, size));
-  if (!is_final(job->state)) apr_table_setn(r->headers_out, "X-More-Data", "true");
+  if (!is_final(job.state)) apr_table_setn(r->headers_out, "X-More-Data", "true");
   apr_off_t from = std::min<apr_off_t>(apr_off_t(std::min<uint64_t>(offset, uint64_t(size))), size);
   apr_size_t length = apr_size_t(size - from);
   ap_set_content_length(r, apr_off_t(length));
@@ -281,6 +297,7 @@ int cancel(request_rec* r, const ModuleState& state, const std::string& base, ui
   pid_t runner = 0;
   {
     JobTable::Lock lock(*state.table);
+    if (!lock.held()) return send_error(r, table_busy(r, lock.status()));
     JobRecord* rec = lock.find(id);
     if (!rec) return send_error(r, not_found("no job " + std::to_string(id)));
     JobState s = JobState(rec->state);
@@ -338,8 +355,9 @@ int dispatch(request_rec* r, const ModuleState& state) {
     case Route::Kind::job_cancel:
       return cancel(r, state, base, route->job_id);
     case Route::Kind::job_events:
-      if (!find_job(state, route->job_id))
-        return send_error(r, not_found("no job " + std::to_string(route->job_id)));
+      if (auto found = find_job(r, state, route->job_id);
+          auto* e = std::get_if<RequestError>(&found))
+        return send_error(r, *e);
       return stream_job_events(r, state, base, route->job_id);
     case Route::Kind::events:
       return stream_all_events(r, state, base);

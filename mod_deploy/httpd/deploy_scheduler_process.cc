@@ -39,6 +39,8 @@ constexpr Micros kHousekeepingInterval = kSecond;
 constexpr Micros kMinDecisionInterval = 250;
 // A launcher that takes no request for this long is stuck: it is replaced.
 constexpr Micros kLauncherWriteLimit = 10 * kSecond;
+// After the table lock could not be had, the next pass comes this soon.
+constexpr Micros kBusyRetryInterval = kSecond;
 
 volatile sig_atomic_t g_stop = 0;
 
@@ -48,11 +50,15 @@ struct Spawn {
 };
 
 // A runner is alive when its pid exists and is still the process it was.
-bool runner_alive(const JobRecord& r, Micros now) {
-  if (r.runner_pid <= 0) return now - r.started_at < kRunnerSilenceLimit;
+// `quiet_since`: a runner cannot record itself while the table lock is held
+// elsewhere: its silence counts from when the scheduler last got the lock
+// after it was busy, if that is later than the job's start.
+bool runner_alive(const JobRecord& r, Micros now, Micros quiet_since) {
+  const Micros silent = now - std::max(r.started_at, quiet_since);
+  if (r.runner_pid <= 0) return silent < kRunnerSilenceLimit;
   uint64_t ticks = process_start_ticks(r.runner_pid);
   if (ticks == 0) return false;
-  if (r.runner_start_ticks == 0) return now - r.started_at < kRunnerSilenceLimit;
+  if (r.runner_start_ticks == 0) return silent < kRunnerSilenceLimit;
   return ticks == r.runner_start_ticks;
 }
 
@@ -192,11 +198,21 @@ class Scheduler {
     ScheduleDecision decision;
     {
       JobTable::Lock lock(*state_.table);
+      if (!lock.held()) {
+        // Nothing can be decided; the launcher is still reaped meanwhile.
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
+                     "mod_deploy: the scheduler cannot decide, retrying: %s",
+                     lock.status().message().c_str());
+        table_was_busy_ = true;
+        return now_micros() + kBusyRetryInterval;
+      }
+      if (table_was_busy_) lock_regained_at_ = now_micros();
+      table_was_busy_ = false;
       std::vector<PendingJob> pending;
       bool housekeeping = now - last_housekeeping_ >= kHousekeepingInterval;
       lock.for_each_unfinished([&](JobRecord& r) {
         JobState s = JobState(r.state);
-        if (s == JobState::running && housekeeping && !runner_alive(r, now)) {
+        if (s == JobState::running && housekeeping && !runner_alive(r, now, lock_regained_at_)) {
           ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
                        "mod_deploy: job %" APR_UINT64_T_FMT
                        " of %s is lost: its runner (pid %d) is gone",
@@ -285,8 +301,10 @@ class Scheduler {
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, server_,
                  "mod_deploy: cannot start the runner of job %" APR_UINT64_T_FMT ": %s",
                  (apr_uint64_t)spawn.job.id, problem.c_str());
+    // When the table stays busy the job keeps no runner: housekeeping finds
+    // it lost.
     JobTable::Lock lock(*state_.table);
-    JobRecord* r = lock.find(spawn.job.id);
+    JobRecord* r = lock.held() ? lock.find(spawn.job.id) : nullptr;
     if (r && JobState(r->state) == JobState::running && r->runner_pid == 0)
       lock.finish(r, JobState::failed, now_micros());
   }
@@ -305,6 +323,8 @@ class Scheduler {
   pid_t parent_ = getppid();
   uint64_t seen_ = 0;
   Micros last_housekeeping_ = 0;
+  bool table_was_busy_ = false;
+  Micros lock_regained_at_ = 0;
   Launcher launcher_{server_, state_};
 };
 

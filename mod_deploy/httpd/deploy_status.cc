@@ -24,21 +24,28 @@ struct Snapshot {
   std::map<JobState, uint64_t> total_now;
 };
 
-Snapshot take_snapshot(const ModuleState& state) {
+// False (and *s untouched) when the table stays busy.
+Status take_snapshot(const ModuleState& state, Snapshot* out) {
   Snapshot s;
   // Every configured target appears, even before its first job.
   for (const Target& t : state.settings->targets) s.now[t.name];
   JobTable::Lock lock(*state.table);
+  if (!lock.held()) return lock.status();
   s.counters = lock.header().counters;
-  for (const TargetStats& stats : lock.header().targets)
-    if (stats.target[0] != '\0') s.stats.push_back(stats);
+  for (const TargetStats& stats : lock.header().targets) {
+    if (stats.target[0] == '\0') continue;
+    s.stats.push_back(stats);
+    // The header is anyone's to write: the copy's name ends, whatever it held.
+    s.stats.back().target[sizeof stats.target - 1] = '\0';
+  }
   // Finished jobs are in the counters: only the unfinished ones are read.
   lock.for_each_unfinished([&](JobRecord& rec) {
     JobState st = JobState(rec.state);
     s.now[rec.target][st]++;
     s.total_now[st]++;
   });
-  return s;
+  *out = std::move(s);
+  return Status::ok();
 }
 
 // Prometheus label values: backslash, double quote and newline escaped.
@@ -72,7 +79,8 @@ std::string camel(std::string_view name) {
 }  // namespace
 
 int send_auto_status(request_rec* r, const ModuleState& state) {
-  Snapshot s = take_snapshot(state);
+  Snapshot s;
+  if (Status st = take_snapshot(state, &s); !st.is_ok()) return send_error(r, table_busy(r, st));
   std::string out;
   auto line = [&out](const std::string& key, uint64_t value) {
     out += key + ": " + std::to_string(value) + "\n";
@@ -95,7 +103,8 @@ int send_auto_status(request_rec* r, const ModuleState& state) {
 }
 
 int send_metrics(request_rec* r, const ModuleState& state) {
-  Snapshot s = take_snapshot(state);
+  Snapshot s;
+  if (Status st = take_snapshot(state, &s); !st.is_ok()) return send_error(r, table_busy(r, st));
   std::string out;
   auto help = [&out](const char* name, const char* type, const char* text) {
     out += std::string("# HELP ") + name + " " + text + "\n# TYPE " + name + " " + type + "\n";

@@ -118,10 +118,14 @@ void record_launch_failure(JobTable& table, uint64_t job_id, const std::string& 
     }
     close(log_fd);
   }
-  JobTable::Lock lock(table);
-  JobRecord* r = lock.find(job_id);
+  // The final state must not be lost: wait for as long as the table is busy.
+  std::optional<JobTable::Lock> lock;
+  for (lock.emplace(table); !lock->held(); lock.emplace(table))
+    fprintf(stderr, "deploy-runner[job %llu]: cannot record that it failed yet, retrying: %s\n",
+            static_cast<unsigned long long>(job_id), lock->status().message().c_str());
+  JobRecord* r = lock->find(job_id);
   if (r != nullptr && r->state == static_cast<uint8_t>(JobState::running))
-    lock.finish(r, JobState::failed, now_micros());
+    lock->finish(r, JobState::failed, now_micros());
 }
 
 // ---------------------------------------------------------------- runner

@@ -42,6 +42,11 @@ constexpr Micros kCancelCheckInterval = 250'000;
 // keep the outcome from being recorded.
 constexpr Micros kDrainLimit = 2'000'000;
 constexpr Micros kReapLimit = 5'000'000;
+// While the table lock is held elsewhere, output keeps going to the log: an
+// update of the record waits this long at most, then is retried after
+// kRecordRetryInterval with whatever came meanwhile.
+constexpr Micros kOutputLockTimeout = 100'000;
+constexpr Micros kRecordRetryInterval = 1'000'000;
 
 // Deadlines use the monotonic clock: a wall-clock step must not cut a job
 // short or extend it.
@@ -167,6 +172,8 @@ enum class StopReason { none, timed_out, canceled };
 // What an update of the record needs committed: a change of its JSON wakes
 // everyone; pids and the log size only those who follow output.
 enum class Change { none, quiet, record };
+// What became of an update of the job's record.
+enum class Access { done, gone, busy };
 
 class Runner {
  public:
@@ -192,6 +199,7 @@ class Runner {
   void close_output();
   void append_to_log(const char* data, size_t size);
   void publish_output(const ProgressUpdate& update);
+  void publish_unpublished();
   void check_cancel_requested();
   void stop_job(StopReason reason);
   void give_up_job();
@@ -202,7 +210,9 @@ class Runner {
   JobState outcome() const;
   void record_outcome();
   template <typename Update>
-  bool with_record(Update&& update);
+  Access with_record(Micros timeout, Update&& update);
+  template <typename Update>
+  bool with_record_retrying(Update&& update);
   void warn(const char* format, ...) __attribute__((format(printf, 2, 3)));
 
   const RunnerOptions& options_;
@@ -213,6 +223,11 @@ class Runner {
   int output_fd_ = -1;               // read end of the job's stdout and stderr
   uint64_t log_size_ = 0;            // bytes in the log, as far as the runner knows
   uint64_t published_log_size_ = 0;  // the log size the record holds
+  // Not yet in the record, the table lock being busy: retried at retry_at_.
+  ProgressUpdate unpublished_;
+  bool job_pid_unpublished_ = false;
+  std::optional<Micros> retry_at_;  // monotonic
+  bool busy_warned_ = false;
   bool log_failed_ = false;
   // Not zeroed: a page of it is touched only when output fills it.
   std::unique_ptr<char[]> read_buffer_{new char[kReadChunk]};
@@ -235,7 +250,7 @@ Runner::~Runner() {
 int Runner::run() {
   const pid_t self = getpid();
   bool cancel_requested = false;
-  const bool ours = with_record([&](JobRecord& r) {
+  const bool ours = with_record_retrying([&](JobRecord& r) {
     r.runner_pid = self;
     r.runner_start_ticks = process_.start_ticks;
     cancel_requested = r.cancel_requested != 0;
@@ -269,6 +284,7 @@ int Runner::run() {
       kill_at_.reset();
     }
     if (now >= next_cancel_check_) check_cancel_requested();
+    if (retry_at_ && now >= *retry_at_) publish_unpublished();
   }
   collect_leftovers();
   record_outcome();
@@ -331,11 +347,8 @@ Status Runner::start_job() {
   has_children_ = true;
   if (options_.timeout > 0) deadline_ = monotonic_now() + options_.timeout;
 
-  const bool ours = with_record([&](JobRecord& r) {
-    r.job_pid = job_pid_;
-    return Change::quiet;
-  });
-  if (!ours) give_up_job();
+  job_pid_unpublished_ = true;
+  publish_unpublished();
   return Status::ok();
 }
 
@@ -353,6 +366,7 @@ void Runner::wait_for_events(Micros timeout) {
 
 Micros Runner::time_to_next_check() const {
   Micros next = next_cancel_check_;
+  if (retry_at_) next = std::min(next, *retry_at_);
   if (deadline_) next = std::min(next, *deadline_);
   if (kill_at_) next = std::min(next, *kill_at_);
   return std::max<Micros>(0, next - monotonic_now());
@@ -426,11 +440,23 @@ void Runner::append_to_log(const char* data, size_t size) {
 // The new log size and the latest progress and stage of one read, in one
 // commit.
 void Runner::publish_output(const ProgressUpdate& update) {
-  if (log_size_ == published_log_size_ && !update.progress && !update.stage) return;
-  published_log_size_ = log_size_;
-  const bool ours = with_record([&](JobRecord& r) {
+  if (update.progress) unpublished_.progress = update.progress;
+  if (update.stage) unpublished_.stage = update.stage;
+  if (retry_at_) return;  // the table is busy: the retry takes this too
+  publish_unpublished();
+}
+
+// Writes what the record lacks (log size, progress, stage, job pid) in one
+// commit; when the table is busy, keeps it for a retry.
+void Runner::publish_unpublished() {
+  const ProgressUpdate& update = unpublished_;
+  if (log_size_ == published_log_size_ && !update.progress && !update.stage &&
+      !job_pid_unpublished_)
+    return;
+  const Access access = with_record(kOutputLockTimeout, [&](JobRecord& r) {
     Change change = Change::none;
-    if (r.log_size != log_size_) {
+    if (job_pid_unpublished_ || r.log_size != log_size_) {
+      r.job_pid = job_pid_;
       r.log_size = log_size_;
       change = Change::quiet;
     }
@@ -447,17 +473,25 @@ void Runner::publish_output(const ProgressUpdate& update) {
     }
     return change;
   });
-  if (!ours) give_up_job();
+  if (access == Access::busy) {
+    retry_at_ = monotonic_now() + kRecordRetryInterval;
+    return;
+  }
+  retry_at_.reset();
+  published_log_size_ = log_size_;
+  job_pid_unpublished_ = false;
+  unpublished_ = ProgressUpdate{};
+  if (access == Access::gone) give_up_job();
 }
 
 void Runner::check_cancel_requested() {
   next_cancel_check_ = monotonic_now() + kCancelCheckInterval;
   bool requested = false;
-  const bool ours = with_record([&](JobRecord& r) {
+  const Access access = with_record(kOutputLockTimeout, [&](JobRecord& r) {
     requested = r.cancel_requested != 0;
     return Change::none;
   });
-  if (!ours) {
+  if (access == Access::gone) {
     give_up_job();
   } else if (requested) {
     stop_job(StopReason::canceled);
@@ -557,8 +591,11 @@ JobState Runner::outcome() const {
 
 void Runner::record_outcome() {
   const JobState state = outcome();
-  JobTable::Lock lock(*table_);
-  JobRecord* r = lock.find(options_.job_id);
+  // The final state must not be lost: wait for as long as the table is busy.
+  std::optional<JobTable::Lock> lock;
+  for (lock.emplace(*table_); !lock->held(); lock.emplace(*table_))
+    warn("cannot record the outcome yet, retrying: %s", lock->status().message().c_str());
+  JobRecord* r = lock->find(options_.job_id);
   if (r == nullptr) return;  // evicted meanwhile: nothing left to record in
   if (r->state != static_cast<uint8_t>(JobState::running)) {
     warn("the job's record is no longer running; its outcome %s is not recorded",
@@ -566,6 +603,12 @@ void Runner::record_outcome() {
     return;
   }
   r->log_size = log_size_;
+  if (job_pid_unpublished_) r->job_pid = job_pid_;
+  if (unpublished_.progress) r->progress = static_cast<int8_t>(*unpublished_.progress);
+  if (unpublished_.stage) {
+    store_text(r->stage, sizeof r->stage, *unpublished_.stage);
+    r->has_stage = 1;
+  }
   if (job_status_ && WIFEXITED(*job_status_)) {
     r->has_exit_code = 1;
     r->exit_code = WEXITSTATUS(*job_status_);
@@ -574,16 +617,25 @@ void Runner::record_outcome() {
     r->has_signal = 1;
     r->signal = WTERMSIG(*job_status_);
   }
-  lock.finish(r, state, now_micros());
+  lock->finish(r, state, now_micros());
 }
 
-// Runs `update` on the job's record under the lock and commits the Change it
-// returns. False when the record is gone or no longer running.
+// Runs `update` on the job's record under the lock, waiting at most
+// `timeout` for it, and commits the Change it returns. gone: the record is
+// gone or no longer running; busy: the lock could not be had (a warning the
+// first time, with its holder).
 template <typename Update>
-bool Runner::with_record(Update&& update) {
-  JobTable::Lock lock(*table_);
+Access Runner::with_record(Micros timeout, Update&& update) {
+  JobTable::Lock lock(*table_, timeout);
+  if (!lock.held()) {
+    if (!busy_warned_)
+      warn("cannot update the job's record, retrying: %s", lock.status().message().c_str());
+    busy_warned_ = true;
+    return Access::busy;
+  }
+  busy_warned_ = false;
   JobRecord* r = lock.find(options_.job_id);
-  if (r == nullptr || r->state != static_cast<uint8_t>(JobState::running)) return false;
+  if (r == nullptr || r->state != static_cast<uint8_t>(JobState::running)) return Access::gone;
   switch (update(*r)) {
     case Change::record:
       lock.commit(r);
@@ -594,7 +646,16 @@ bool Runner::with_record(Update&& update) {
     case Change::none:
       break;
   }
-  return true;
+  return Access::done;
+}
+
+// with_record, waiting for as long as the table is busy (a warning each
+// kLockTimeout). False when the record is gone or no longer running.
+template <typename Update>
+bool Runner::with_record_retrying(Update&& update) {
+  Access access;
+  while ((access = with_record(kLockTimeout, update)) == Access::busy) busy_warned_ = false;
+  return access == Access::done;
 }
 
 void Runner::warn(const char* format, ...) {
