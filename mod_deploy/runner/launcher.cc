@@ -154,9 +154,10 @@ bool next_request(FrameReader& reader, RunnerProcess& process, LaunchRequest* re
 }
 
 // In the forked child: runs `first`, then every job the launcher sends, one at
-// a time. Never returns.
-[[noreturn]] void runner_main(const std::string& state_dir, LaunchRequest first, int socket_fd,
-                              ProcessTitle& title, const std::string& program) {
+// a time, on the launcher's `table`. Never returns.
+[[noreturn]] void runner_main(const std::string& state_dir, std::unique_ptr<JobTable> table,
+                              LaunchRequest first, int socket_fd, ProcessTitle& title,
+                              const std::string& program) {
   if (socket_fd != kRunnerSocket) dup2(socket_fd, kRunnerSocket);
   fcntl(kRunnerSocket, F_SETFD, FD_CLOEXEC);
   // stdin is the launcher's pipe: the runner must not hold it open.
@@ -164,11 +165,15 @@ bool next_request(FrameReader& reader, RunnerProcess& process, LaunchRequest* re
   if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
   const Status prepared = prepare_runner_process(kRunnerSocket + 1);
   if (!prepared.is_ok()) fprintf(stderr, "deploy-runner: %s\n", prepared.message().c_str());
-  // The runner attaches the table itself: the launcher's lock descriptor
-  // is gone with the others (flock locks belong to the open file, which
-  // fork shares), and attaching once per runner costs little.
+  // The runner keeps the launcher's mapping and what the launcher validated
+  // of the header when it attached: a header damaged since then cannot keep
+  // the job from running. The lock descriptor is the runner's own (flock
+  // locks belong to the open file, which fork shares; the launcher's is
+  // closed with the others above).
   RunnerProcess process;
-  const Status opened = process.open(state_dir);
+  process.table = std::move(table);
+  Status opened = process.table ? process.table->reopen_lock() : Status::ok();
+  if (opened.is_ok()) opened = process.open(state_dir);
   if (!opened.is_ok()) {
     fprintf(stderr, "deploy-runner: %s\n", opened.message().c_str());
     _exit(1);
@@ -304,7 +309,7 @@ class Launcher {
     }
     const pid_t pid = fork();
     if (pid == 0) {
-      runner_main(state_dir_, std::move(request), fds[1], title_, program_);
+      runner_main(state_dir_, std::move(table_), std::move(request), fds[1], title_, program_);
     }
     close(fds[1]);
     if (pid < 0) {
