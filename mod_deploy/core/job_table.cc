@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <stdio.h>  // renameat2
 #include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -578,45 +580,124 @@ int lock_holder_pid(const std::string& path) {
   return 0;
 }
 
-JobTable::Lock::Lock(JobTable& table, Micros timeout)
-    : table_(table), mutex_lock_(table.mutex_, std::defer_lock) {
-  using Clock = std::chrono::steady_clock;
-  const Clock::time_point deadline = Clock::now() + std::chrono::microseconds(timeout);
-  const std::string seconds = std::to_string(double(timeout) / 1e6);
-  if (!mutex_lock_.try_lock_until(deadline)) {
-    status_ = Status::error("the job table is busy: another thread of this process has waited " +
-                            seconds + " s for it");
-    return;
-  }
-  // flock() cannot wait with a timeout: try, then pause, doubling the pause
-  // up to kMaxPause (a lock is usually held for microseconds).
-  constexpr auto kFirstPause = std::chrono::microseconds(20);
-  constexpr auto kMaxPause = std::chrono::microseconds(2000);
-  auto pause = kFirstPause;
-  while (flock(table_.lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK && errno != EINTR) {
-      status_ = Status::error(errno_text("cannot lock", table_.lock_path()));
-      mutex_lock_.unlock();
-      return;
-    }
+namespace {
+
+using Clock = std::chrono::steady_clock;  // CLOCK_MONOTONIC
+
+// The signal that interrupts a flock() past its deadline: a real-time signal
+// that neither httpd, APR nor this module uses otherwise, sent by a timer to
+// the waiting thread alone, with a handler that does nothing, installed
+// without SA_RESTART so that flock() returns EINTR.
+int lock_timer_signal() {
+  static const int signo = [] {
+    const int s = SIGRTMAX - 7;
+    struct sigaction action = {};
+    action.sa_handler = [](int) {};
+    sigemptyset(&action.sa_mask);
+    sigaction(s, &action, nullptr);
+    return s;
+  }();
+  return signo;
+}
+
+// flock(LOCK_EX) until `deadline`, polling: the fallback when no timer can be
+// had.
+bool flock_polling(int fd, Clock::time_point deadline) {
+  auto pause = std::chrono::microseconds(50);
+  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) return false;
     const Clock::time_point now = Clock::now();
     if (now >= deadline) {
+      errno = EWOULDBLOCK;
+      return false;
+    }
+    const auto sleep =
+        std::min(pause, std::chrono::duration_cast<std::chrono::microseconds>(deadline - now));
+    struct timespec ts = {time_t(sleep.count() / 1000000), long(sleep.count() % 1000000) * 1000};
+    nanosleep(&ts, nullptr);
+    pause = std::min(pause * 2, std::chrono::microseconds(5000));
+  }
+  return true;
+}
+
+// flock(LOCK_EX) that gives up at `deadline` (errno EWOULDBLOCK). Waits in
+// the kernel, as a plain flock() does, so that the lock passes to a waiter
+// as soon as it is free: a timer signal ends the wait at the deadline, and
+// again every 10 ms after it, in case the first came just before flock()
+// started waiting.
+bool flock_until(int fd, Clock::time_point deadline) {
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return true;
+  if (errno != EWOULDBLOCK && errno != EINTR) return false;
+  const int signo = lock_timer_signal();
+  struct sigevent event = {};
+  event.sigev_notify = SIGEV_THREAD_ID;
+  event.sigev_signo = signo;
+  event._sigev_un._tid = gettid();
+  timer_t timer;
+  if (timer_create(CLOCK_MONOTONIC, &event, &timer) != 0) return flock_polling(fd, deadline);
+  const auto since_epoch =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+  struct itimerspec when = {};
+  when.it_value = {time_t(since_epoch / 1000000000), long(since_epoch % 1000000000)};
+  when.it_interval = {0, 10000000};
+  if (timer_settime(timer, TIMER_ABSTIME, &when, nullptr) != 0) {
+    timer_delete(timer);
+    return flock_polling(fd, deadline);
+  }
+  sigset_t signal_set, old_mask;
+  sigemptyset(&signal_set);
+  sigaddset(&signal_set, signo);
+  pthread_sigmask(SIG_UNBLOCK, &signal_set, &old_mask);
+  int error = 0;
+  while (flock(fd, LOCK_EX) != 0) {
+    error = errno;
+    if (error != EINTR) break;
+    if (Clock::now() >= deadline) {
+      error = EWOULDBLOCK;
+      break;
+    }
+    error = 0;
+  }
+  // The timer first: a signal it sent meanwhile is taken by the handler
+  // now, not in some later system call of this thread.
+  timer_delete(timer);
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  errno = error;
+  return error == 0;
+}
+
+}  // namespace
+
+JobTable::Lock::Lock(JobTable& table, Micros timeout)
+    : table_(table), mutex_lock_(table.mutex_, std::defer_lock) {
+  const Clock::time_point deadline = Clock::now() + std::chrono::microseconds(timeout);
+  // Only a failure says how long it waited.
+  auto seconds = [timeout] {
+    char text[32];
+    snprintf(text, sizeof text, "%g", double(timeout) / 1e6);
+    return std::string(text);
+  };
+  if (!mutex_lock_.try_lock_until(deadline)) {
+    status_ = Status::error(std::string("the job table is busy: another thread of this process ") +
+                            "has waited " + seconds() + " s for it");
+    return;
+  }
+  if (!flock_until(table_.lock_fd_, deadline)) {
+    if (errno != EWOULDBLOCK) {
+      status_ = Status::error(errno_text("cannot lock", table_.lock_path()));
+    } else {
       const int holder = lock_holder_pid(table_.lock_path());
       status_ = Status::error("the job table is busy: " + table_.lock_path() + " has been held " +
                               (holder > 0 ? "by pid " + std::to_string(holder) + " " : "") +
-                              "for more than " + seconds + " s");
-      mutex_lock_.unlock();
-      return;
+                              "for more than " + seconds() + " s");
     }
-    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now);
-    const auto sleep = std::min(pause, left);
-    struct timespec ts = {time_t(sleep.count() / 1000000), long(sleep.count() % 1000000) * 1000};
-    nanosleep(&ts, nullptr);
-    pause = std::min(pause * 2, kMaxPause);
+    mutex_lock_.unlock();
+    return;
   }
   flocked_ = true;
   table_.remap_if_superseded();
-  if (uint64_t busy = table_.busy_rejections_.exchange(0, std::memory_order_relaxed)) {
+  if (table_.busy_rejections_.load(std::memory_order_relaxed) != 0) {
+    const uint64_t busy = table_.busy_rejections_.exchange(0, std::memory_order_relaxed);
     header().counters.rejected[size_t(Rejection::busy)] += busy;
     note_change();
   }

@@ -198,6 +198,12 @@ class JobTable {
   // After fork(): a child must not share the parent's lock descriptor
   // (flock belongs to the open file description).
   Status reopen_lock();
+  // The same in a child whose descriptors were closed or reused since the
+  // fork: the old number is forgotten, not closed.
+  Status open_lock_after_fork() {
+    lock_fd_ = -1;
+    return reopen_lock();
+  }
 
   const std::string& state_dir() const { return state_dir_; }
   std::string log_path(uint64_t id) const;

@@ -116,11 +116,14 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
                                              state.settings->limits(), now);
     JobRecord* rec = nullptr;
     if (d.kind == SubmissionDecision::Kind::coalesce) {
-      rec = lock.find(d.job_id);  // found by unfinished_jobs under this lock
-      rec->requests++;
-      rec->not_before = d.not_before;
-      *coalesced = true;
-      lock.header().counters.coalesced++;
+      // Found by unfinished_jobs under this lock; checked again all the same.
+      rec = lock.find(d.job_id);
+      if (rec) {
+        rec->requests++;
+        rec->not_before = d.not_before;
+        *coalesced = true;
+        lock.header().counters.coalesced++;
+      }
     } else if (d.kind == SubmissionDecision::Kind::new_job) {
       bool damaged = false;
       rec = lock.allocate(&evicted, &damaged);

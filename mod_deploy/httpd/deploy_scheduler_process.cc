@@ -228,8 +228,11 @@ class Scheduler {
       }
 
       decision = schedule(pending, policies_, settings_.limits(), now);
+      // find() checks each record again: a process that ignores the lock
+      // may have damaged one since it was read above.
       for (uint64_t id : decision.expire) {
         JobRecord* r = lock.find(id);
+        if (!r) continue;
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, server_,
                      "mod_deploy: job %" APR_UINT64_T_FMT " of %s expired", (apr_uint64_t)id,
                      r->target);
@@ -237,11 +240,13 @@ class Scheduler {
       }
       for (uint64_t id : decision.ready) {
         JobRecord* r = lock.find(id);
+        if (!r) continue;
         r->state = uint8_t(JobState::queued);
         lock.commit(r);
       }
       for (uint64_t id : decision.start) {
         JobRecord* r = lock.find(id);
+        if (!r) continue;
         const Target* target = settings_.find(r->target);
         r->state = uint8_t(JobState::running);
         r->started_at = now;

@@ -168,11 +168,11 @@ bool next_request(FrameReader& reader, RunnerProcess& process, LaunchRequest* re
   // The runner keeps the launcher's mapping and what the launcher validated
   // of the header when it attached: a header damaged since then cannot keep
   // the job from running. The lock descriptor is the runner's own (flock
-  // locks belong to the open file, which fork shares; the launcher's is
-  // closed with the others above).
+  // locks belong to the open file, which fork shares; the launcher's
+  // descriptor number was closed or reused above).
   RunnerProcess process;
   process.table = std::move(table);
-  Status opened = process.table ? process.table->reopen_lock() : Status::ok();
+  Status opened = process.table ? process.table->open_lock_after_fork() : Status::ok();
   if (opened.is_ok()) opened = process.open(state_dir);
   if (!opened.is_ok()) {
     fprintf(stderr, "deploy-runner: %s\n", opened.message().c_str());
