@@ -354,6 +354,28 @@ START_TEST(a_lock_held_by_another_process_fails_after_the_timeout_naming_its_hol
 }
 END_TEST
 
+START_TEST(a_waiter_takes_the_lock_as_soon_as_it_is_free) {
+  auto table = open_table();
+  Holder holder;
+  holder.start();
+  std::thread release([&] {
+    usleep(200000);
+    holder.stop();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  {
+    JobTable::Lock lock(*table, 60 * kShortTimeout);
+    ck_assert(lock.held());
+  }
+  const Micros waited = elapsed_since(start);
+  release.join();
+  ck_assert_int_ge(waited, 150000);
+  ck_assert_int_lt(waited, 30 * kShortTimeout);  // long before the deadline
+  // No timer signal is left behind to interrupt this thread later.
+  ck_assert_int_eq(usleep(100000), 0);
+}
+END_TEST
+
 START_TEST(a_thread_behind_another_thread_that_waits_for_the_lock_gives_up_too) {
   auto table = open_table();
   Holder holder;
@@ -399,6 +421,7 @@ Suite* job_table_trust_suite() {
   // capacity 0, capacity huge, capacity 1, next_id at UINT64_MAX, next_id 0
   tcase_add_loop_test(tc, start_up_repairs_an_overwritten_capacity_or_next_id, 0, 5);
   tcase_add_test(tc, a_lock_held_by_another_process_fails_after_the_timeout_naming_its_holder);
+  tcase_add_test(tc, a_waiter_takes_the_lock_as_soon_as_it_is_free);
   tcase_add_test(tc, a_thread_behind_another_thread_that_waits_for_the_lock_gives_up_too);
   tcase_add_test(tc, busy_rejections_reach_the_counters_once_the_table_is_free);
   suite_add_tcase(suite, tc);
