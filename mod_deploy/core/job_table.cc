@@ -632,7 +632,7 @@ bool flock_until(int fd, Clock::time_point deadline) {
   struct sigevent event = {};
   event.sigev_notify = SIGEV_THREAD_ID;
   event.sigev_signo = signo;
-  event._sigev_un._tid = gettid();
+  event._sigev_un._tid = pid_t(syscall(SYS_gettid));  // gettid() needs glibc 2.30
   timer_t timer;
   if (timer_create(CLOCK_MONOTONIC, &event, &timer) != 0) return flock_polling(fd, deadline);
   const auto since_epoch =

@@ -455,8 +455,11 @@ void Runner::publish_unpublished() {
     return;
   const Access access = with_record(kOutputLockTimeout, [&](JobRecord& r) {
     Change change = Change::none;
-    if (job_pid_unpublished_ || r.log_size != log_size_) {
+    if (job_pid_unpublished_) {
       r.job_pid = job_pid_;
+      change = Change::quiet;
+    }
+    if (r.log_size != log_size_) {
       r.log_size = log_size_;
       change = Change::quiet;
     }
