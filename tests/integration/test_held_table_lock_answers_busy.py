@@ -97,6 +97,11 @@ def test_held_lock_answers_busy_and_everything_resumes(make_httpd):
         for r, elapsed in answers:
             assert_busy(r, elapsed)
         assert "busy" in env.error_log_text()
+        # The runner copied the job's output to its log meanwhile.
+        log_path = os.path.join(env.state_dir, "logs", f"{running}.log")
+        wait_for(lambda: open(log_path, "rb").read().endswith(b"line 50\n"), 15,
+                 "the job's output in its log while the lock is held")
+        assert holder.process.poll() is None
     finally:
         holder.stop()
 
