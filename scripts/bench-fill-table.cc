@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   long count = std::atol(argv[3]);
-  deploy::Micros now = deploy::now_micros();
+  const deploy::Instant now = deploy::Instant::now();
   long written = 0;
   {
     deploy::JobTable::Lock lock(*table);
@@ -35,9 +35,12 @@ int main(int argc, char** argv) {
       if (!r) break;
       deploy::store_text(r->target, sizeof r->target, argv[2]);
       deploy::store_params(*r, {{"version", "1.2." + std::to_string(i)}});
-      deploy::Micros t = now - (count - i) * 1000;
-      r->submitted_at = t - 300;
-      r->started_at = t - 200;
+      const deploy::Micros ago = (count - i) * 1000;
+      const deploy::Instant t{now.wall - ago, now.mono - ago};
+      r->submitted_at = t.wall - 300;
+      r->submitted_mono = t.mono - 300;
+      r->started_at = t.wall - 200;
+      r->started_mono = t.mono - 200;
       r->progress = 100;
       r->has_exit_code = 1;
       r->exit_code = 0;

@@ -46,7 +46,7 @@ uint64_t ChangeFeed::floor() const {
 uint64_t ChangeFeed::read(uint64_t since, size_t limit, std::vector<Event>* events) {
   {
     std::lock_guard<std::mutex> guard(mutex_);
-    Micros now = now_micros();
+    Micros now = mono_now();
     if (table_.change_seq() != last_seq_ &&
         (since > last_seq_ || now - refreshed_at_ >= refresh_interval_))
       refresh(now);
@@ -54,7 +54,7 @@ uint64_t ChangeFeed::read(uint64_t since, size_t limit, std::vector<Event>* even
     if (since >= floor_) {
       for (auto it = by_change_.upper_bound(since); it != by_change_.end(); ++it) {
         if (events->size() == limit) return events->empty() ? since : events->back().change_seq;
-        events->push_back(Event{it->first, it->second.data});
+        events->push_back(Event{it->first, it->second.data, it->second.target});
       }
       return last_seq_;
     }
@@ -75,7 +75,8 @@ uint64_t ChangeFeed::read_table(uint64_t since, size_t limit, std::vector<Event>
     current = jobs.empty() ? since : jobs.back().change_seq;
   }
   for (const Job& job : jobs)
-    events->push_back(Event{job.change_seq, std::make_shared<const std::string>(render_(job))});
+    events->push_back(
+        Event{job.change_seq, std::make_shared<const std::string>(render_(job)), job.target});
   return current;
 }
 
@@ -120,7 +121,8 @@ void ChangeFeed::insert(const Job& job, std::string text) {
     by_change_.erase(it->second);
     it->second = job.change_seq;
   }
-  by_change_[job.change_seq] = Entry{job.id, std::make_shared<const std::string>(std::move(text))};
+  by_change_[job.change_seq] =
+      Entry{job.id, std::make_shared<const std::string>(std::move(text)), job.target};
 }
 
 }  // namespace deploy

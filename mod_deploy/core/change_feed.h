@@ -30,6 +30,7 @@ class ChangeFeed {
   struct Event {
     uint64_t change_seq;  // the job's change that this is the state after
     std::shared_ptr<const std::string> data;
+    std::string target;  // the job's, for streams that show only some targets
   };
 
   // Starts at the table's change counter as it is now: changes before it
@@ -65,10 +66,12 @@ class ChangeFeed {
   mutable std::mutex mutex_;
   uint64_t floor_;     // the feed holds every job changed after floor_ ...
   uint64_t last_seq_;  // ... up to last_seq_
-  Micros refreshed_at_ = 0;
+  // Monotonic; long ago at first, so that the first read refreshes.
+  Micros refreshed_at_ = INT64_MIN / 2;
   struct Entry {
     uint64_t id;
     std::shared_ptr<const std::string> data;
+    std::string target;
   };
   std::map<uint64_t, Entry> by_change_;           // change_seq -> latest state of a job
   std::unordered_map<uint64_t, uint64_t> by_id_;  // job id -> its key in by_change_

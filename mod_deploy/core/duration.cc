@@ -1,6 +1,8 @@
 #include "duration.h"
 
 #include <cstdint>
+#include <cstdio>
+#include <string>
 #include <string_view>
 
 #include "text.h"
@@ -64,6 +66,18 @@ std::optional<uint64_t> parse_size(std::string_view text) {
   }
   if (parsed->number > UINT64_MAX / unit) return std::nullopt;
   return parsed->number * unit;
+}
+
+std::string format_duration(Micros duration) {
+  const long long s = duration < 0 ? 0 : duration / 1'000'000;
+  char text[64];
+  if (s < 60)
+    std::snprintf(text, sizeof text, "%llds", s);
+  else if (s < 3600)
+    std::snprintf(text, sizeof text, "%lldm %02llds", s / 60, s % 60);
+  else
+    std::snprintf(text, sizeof text, "%lldh %02lldm %02llds", s / 3600, s / 60 % 60, s % 60);
+  return text;
 }
 
 }  // namespace deploy

@@ -1,5 +1,6 @@
 // The job: its states and the plain value the rest of the code passes around.
-// Times are microseconds since the Unix epoch (apr_time_t's unit); 0 means unset.
+// The times of a Job are wall-clock microseconds since the Unix epoch (apr_time_t's
+// unit), for display; 0 means unset.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,7 @@
 
 namespace deploy {
 
-using Micros = int64_t;  // wall-clock microseconds since the epoch, or a duration
+using Micros = int64_t;  // microseconds: of the wall or monotonic clock (clock.h), or a duration
 
 enum class JobState : uint8_t {
   waiting = 1,  // inside its quiet window (coalescing)

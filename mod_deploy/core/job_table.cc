@@ -26,7 +26,10 @@ namespace deploy {
 namespace {
 
 constexpr char kMagic[8] = {'D', 'E', 'P', 'L', 'O', 'Y', 'T', '1'};
-constexpr uint32_t kVersion = 1;
+// Version 2 added the monotonic times at the end of the record and the boot
+// id at the end of the header; a start-up upgrades a version-1 file.
+constexpr uint32_t kVersion = 2;
+constexpr uint32_t kVersion1 = 1;
 // logs/.spare-SLOT: an emptied log kept for the slot's next job.
 constexpr char kSparePrefix[] = ".spare-";
 
@@ -47,13 +50,21 @@ long futex(uint32_t* word, int op, uint32_t value, const struct timespec* timeou
   return syscall(SYS_futex, word, op, value, timeout, nullptr, 0);
 }
 
+// The state dir and logs/, and every file in them, are the httpd User's
+// alone: a job running as a DeployUser must not read or write the table, its
+// lock or any log (docs/directives.md, DeployUser).
+constexpr mode_t kDirectoryMode = 0700;
+constexpr mode_t kFileMode = 0600;
+
 // Creates a file of `capacity` empty records with a fresh header.
 Status write_empty_table(const std::string& path, uint32_t capacity, uint64_t next_id,
                          const TableHeader* previous, int uid, int gid) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, kFileMode);
   if (fd < 0) return Status::error(errno_text("cannot create", path));
   Status st = Status::ok();
-  if (ftruncate(fd, off_t(file_size_for(capacity))) != 0) {
+  if (fchmod(fd, kFileMode) != 0) {  // a leftover .new keeps its mode
+    st = Status::error(errno_text("cannot chmod", path));
+  } else if (ftruncate(fd, off_t(file_size_for(capacity))) != 0) {
     st = Status::error(errno_text("cannot size", path));
   } else {
     // Counters and the change counter carry over: metrics only grow, and
@@ -65,7 +76,9 @@ Status write_empty_table(const std::string& path, uint32_t capacity, uint64_t ne
     h.record_size = kRecordSize;
     h.capacity = capacity;
     h.next_id = next_id;
-    if (!previous) h.created_at = now_micros();
+    if (!previous) h.created_at = wall_now();
+    // Every record written into this file has its monotonic times in this boot.
+    store_text(h.boot_id, sizeof h.boot_id, boot_id());
     if (pwrite(fd, &h, sizeof h, 0) != ssize_t(sizeof h))
       st = Status::error(errno_text("cannot write", path));
   }
@@ -130,12 +143,6 @@ std::optional<Rejection> rejection_from_code(std::string_view code) {
   for (size_t i = 0; i < std::size(kRejectionNames); ++i)
     if (kRejectionNames[i] == code) return Rejection(i);
   return std::nullopt;
-}
-
-Micros now_micros() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return Micros(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
 uint64_t process_start_ticks(int pid) {
@@ -222,6 +229,16 @@ Job record_to_job(const JobRecord& r) {
   return job;
 }
 
+PendingJob pending_job(const JobRecord& r) {
+  return PendingJob{r.id, r.target, JobState(r.state), r.submitted_mono, r.not_before_mono};
+}
+
+void rebase_mono_times(JobRecord& r, const Instant& now) {
+  r.submitted_mono = now.mono_of(r.submitted_at);
+  r.not_before_mono = r.not_before != 0 ? now.mono_of(r.not_before) : 0;
+  r.started_mono = r.started_at != 0 ? now.mono_of(r.started_at) : 0;
+}
+
 uint64_t record_checksum(const JobRecord& r) {
   // FNV-1a over the record with the checksum field taken as zero.
   const auto* bytes = reinterpret_cast<const unsigned char*>(&r);
@@ -234,18 +251,50 @@ uint64_t record_checksum(const JobRecord& r) {
   return hash;
 }
 
-bool record_is_valid(const JobRecord& r, uint32_t capacity, size_t slot) {
-  return record_is_sound(r, capacity, slot) && r.checksum == record_checksum(r);
-}
+namespace {
 
-bool record_is_sound(const JobRecord& r, uint32_t capacity, size_t slot) {
+// Every check of a record but its checksum.
+bool record_fields_ok(const JobRecord& r, uint32_t capacity, size_t slot, size_t params_max) {
   if (capacity == 0 || r.id == 0 || r.id % capacity != slot) return false;
   if (!is_valid_state(r.state)) return false;
   if (r.progress < -1 || r.progress > 100) return false;
-  if (r.params_size > kParamsMax) return false;
+  if (r.params_size > params_max) return false;
   return text_field_ok(r.target, sizeof r.target) && r.target[0] != '\0' &&
          text_field_ok(r.submitted_by, sizeof r.submitted_by) &&
          text_field_ok(r.stage, sizeof r.stage);
+}
+
+bool record_is_valid_for(const JobRecord& r, uint32_t capacity, size_t slot, size_t params_max) {
+  return record_fields_ok(r, capacity, slot, params_max) && r.checksum == record_checksum(r);
+}
+
+// Makes a valid record of version 1 one of version 2: the params that fit
+// the smaller field, then the monotonic times (from the wall times). False
+// when some params did not fit.
+bool upgrade_from_version1(JobRecord& r, const Instant& now) {
+  bool whole = true;
+  if (r.params_size > kParamsMax) {
+    // The pairs that end before the new limit stay; the rest cannot.
+    size_t keep = 0;
+    for (size_t at = 0, nuls = 0; at < kParamsMax; ++at)
+      if (r.params[at] == '\0' && ++nuls % 2 == 0) keep = at + 1;
+    memset(r.params + keep, 0, kParamsMaxVersion1 - keep);
+    r.params_size = uint16_t(keep);
+    whole = false;
+  }
+  rebase_mono_times(r, now);
+  r.checksum = record_checksum(r);
+  return whole;
+}
+
+}  // namespace
+
+bool record_is_valid(const JobRecord& r, uint32_t capacity, size_t slot) {
+  return record_is_valid_for(r, capacity, slot, kParamsMax);
+}
+
+bool record_is_sound(const JobRecord& r, uint32_t capacity, size_t slot) {
+  return record_fields_ok(r, capacity, slot, kParamsMax);
 }
 
 // ---------------------------------------------------------------------------
@@ -268,7 +317,7 @@ int JobTable::open_log(uint64_t id) const {
   const std::string path = log_path(id);
   // Fails harmlessly without a spare, or when the log exists already.
   renameat2(AT_FDCWD, spare_log_path(id).c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE);
-  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, kFileMode);
 }
 
 void JobTable::drop_log(uint64_t id) const {
@@ -347,17 +396,21 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
                                   std::vector<std::string>* warnings) {
   if (capacity == 0) return Status::error("job table capacity must be positive");
   for (const std::string& dir : {state_dir, state_dir + "/logs"}) {
-    if (mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST)
+    if (mkdir(dir.c_str(), kDirectoryMode) != 0 && errno != EEXIST)
       return Status::error(errno_text("cannot create directory", dir));
     if (uid != -1 && chown(dir.c_str(), uid_t(uid), gid_t(gid)) != 0)
       return Status::error(errno_text("cannot chown", dir));
+    // Also a directory made by hand, or by an older version (0750).
+    if (chmod(dir.c_str(), kDirectoryMode) != 0)
+      warnings->push_back(errno_text("cannot make it mode 0700", dir));
   }
   std::string lock_path = state_dir + "/lock";
-  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kFileMode);
   if (lock_fd < 0) return Status::error(errno_text("cannot create", lock_path));
-  if (uid != -1 && fchown(lock_fd, uid_t(uid), gid_t(gid)) != 0) {
+  if ((uid != -1 && fchown(lock_fd, uid_t(uid), gid_t(gid)) != 0) ||
+      fchmod(lock_fd, kFileMode) != 0) {
     ::close(lock_fd);
-    return Status::error(errno_text("cannot chown", lock_path));
+    return Status::error(errno_text("cannot chown or chmod", lock_path));
   }
   std::unique_ptr<JobTable> table(new JobTable());
   table->state_dir_ = state_dir;
@@ -391,15 +444,36 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
     auto* h = reinterpret_cast<TableHeader*>(old_bytes.data());
     size_t slots_present =
         old_bytes.size() > kHeaderSize ? (old_bytes.size() - kHeaderSize) / kRecordSize : 0;
+    const Instant now = Instant::now();
+    // How the records' monotonic times are made valid in this boot.
+    enum class Times { as_they_are, rebase, from_version1 } times = Times::rebase;
     // Keeps the records of the first `slots` slots that validate for `file_capacity`.
     auto read_records = [&](size_t slots, uint32_t file_capacity) {
       size_t dropped = 0;
       for (size_t i = 0; i < slots; ++i) {
         JobRecord* r = slot_at(h, i);
         if (r->id == 0) continue;
-        if (!record_is_valid(*r, file_capacity, i)) {
+        const size_t params_max = times == Times::from_version1 ? kParamsMaxVersion1 : kParamsMax;
+        if (!record_is_valid_for(*r, file_capacity, i, params_max)) {
           ++dropped;
           continue;
+        }
+        if (times == Times::from_version1 && !upgrade_from_version1(*r, now)) {
+          // Version 1 had 24 bytes more for params. A job that has not
+          // started cannot run without all of them: it expires.
+          std::string what = "job table " + path + ": job " + std::to_string(r->id) +
+                             " kept only the parameters that fit version 2";
+          if (!is_final(JobState(r->state)) && JobState(r->state) != JobState::running) {
+            r->state = uint8_t(JobState::expired);
+            r->finished_at = now.wall;
+            h->counters.finished[uint8_t(JobState::expired)]++;  // the header is copied over
+            r->checksum = record_checksum(*r);
+            what += "; it had not started and expired";
+          }
+          warnings->push_back(what);
+        } else if (times == Times::rebase) {
+          rebase_mono_times(*r, now);
+          r->checksum = record_checksum(*r);
         }
         kept.push_back(r);
         next_id = std::max(next_id, r->id + 1);
@@ -411,7 +485,8 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
       return dropped;
     };
     bool header_ok = old_bytes.size() >= kHeaderSize &&
-                     memcmp(h->magic, kMagic, sizeof kMagic) == 0 && h->version == kVersion &&
+                     memcmp(h->magic, kMagic, sizeof kMagic) == 0 &&
+                     (h->version == kVersion || h->version == kVersion1) &&
                      h->record_size == kRecordSize && h->capacity > 0;
     if (header_ok && slots_present > 0 && slots_present != h->capacity &&
         old_bytes.size() == file_size_for(uint32_t(std::min<size_t>(slots_present, UINT32_MAX)))) {
@@ -426,7 +501,21 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
       };
       header_ok = intact(h->capacity) >= intact(uint32_t(slots_present));
     }
+    bool same_boot = false;
+    if (header_ok) {
+      // A version-1 header has zeros where the boot id is now.
+      const std::string this_boot = boot_id();
+      same_boot = h->version == kVersion && !this_boot.empty() &&
+                  strncmp(h->boot_id, this_boot.c_str(), sizeof h->boot_id) == 0;
+      times = h->version == kVersion1 ? Times::from_version1
+              : same_boot             ? Times::as_they_are
+                                      : Times::rebase;
+    }
     if (!header_ok) {
+      // Records without their header cannot say which boot or version they
+      // are of: their monotonic times are rebased. (A record of version 1
+      // whose params fit version 2 reads as one of version 2 with zero
+      // monotonic times, which the rebase sets.)
       // The records carry their id and a checksum: they can be read without
       // the header. The capacity they were written with is what the size of
       // the file says, or, when it is not a whole number of records, most
@@ -446,8 +535,9 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
       size_t dropped = read_records(std::min<size_t>(slots_present, h->capacity), h->capacity);
       // A next id past the range is damage: the records and logs tell it.
       if (h->next_id <= kMaxJobId) next_id = std::max(next_id, h->next_id);
-      reuse =
-          dropped == 0 && old_bytes.size() == file_size_for(h->capacity) && h->capacity == capacity;
+      // A file of another boot or version is rewritten with its records' new times.
+      reuse = dropped == 0 && old_bytes.size() == file_size_for(h->capacity) &&
+              h->capacity == capacity && same_boot;
     }
   }
 
@@ -491,6 +581,8 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
         st = Status::error(errno_text("cannot rename", tmp_path));
     }
   }
+  if (st.is_ok() && reuse && chmod(path.c_str(), kFileMode) != 0)
+    st = Status::error(errno_text("cannot chmod", path));
   if (st.is_ok()) st = table->map_file();
   if (st.is_ok()) {
     TableHeader* h = table->header_.load();
@@ -846,15 +938,17 @@ void JobTable::Lock::commit_quiet(JobRecord* r) {
 
 void JobTable::Lock::commit_header() { note_change(); }
 
-void JobTable::Lock::finish(JobRecord* r, JobState state, Micros now) {
+void JobTable::Lock::finish(JobRecord* r, JobState state, const Instant& now) {
   TableHeader& h = header();
   r->state = uint8_t(state);
-  r->finished_at = now;
+  r->finished_at = now.wall;
   h.counters.finished[uint8_t(state)]++;
   if (TargetStats* stats = target_stats(h, r->target)) {
     stats->finished[uint8_t(state)]++;
-    if (r->started_at > 0 && now >= r->started_at) {
-      Micros duration = now - r->started_at;
+    int64_t& last_success = h.target_last_success[stats - h.targets];
+    if (state == JobState::succeeded && now.wall > last_success) last_success = now.wall;
+    if (r->started_at > 0 && now.mono >= r->started_mono) {
+      Micros duration = now.mono - r->started_mono;
       size_t bucket = 0;
       while (bucket < kDurationBuckets && duration > kDurationBucketBounds[bucket]) ++bucket;
       stats->duration_buckets[bucket]++;

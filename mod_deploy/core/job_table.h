@@ -36,7 +36,9 @@
 #include <string_view>
 #include <vector>
 
+#include "clock.h"
 #include "job.h"
+#include "scheduler.h"
 #include "status.h"
 
 namespace deploy {
@@ -49,12 +51,17 @@ constexpr size_t kUserMax = 255;
 
 // One job as stored in the file. Plain data only: the file outlives every
 // process and every build that reads it, and may be damaged.
+//
+// Times come in pairs (clock.h): the *_at fields are wall time, shown and
+// never compared with a clock; the *_mono fields are CLOCK_BOOTTIME of the
+// boot named in the header, and every decision uses them. Both are written
+// at the same moment.
 struct JobRecord {
   uint64_t id;  // 0: free slot
   uint64_t checksum;
   uint64_t change_seq;
   int64_t submitted_at;  // first trigger
-  int64_t not_before;    // while waiting
+  int64_t not_before;    // while waiting; wall time written with not_before_mono
   int64_t started_at;
   int64_t finished_at;
   uint64_t runner_start_ticks;  // /proc/PID/stat starttime of the runner
@@ -78,12 +85,20 @@ struct JobRecord {
   char target[kTargetNameMax + 8];
   char submitted_by[kUserMax + 1];
   char stage[kStageMax + 8];
-  char params[kRecordSize - 644];  // "NAME\0VALUE\0" pairs
+  char params[kRecordSize - 644 - 24];  // "NAME\0VALUE\0" pairs
+  // Version 2: the monotonic times, taken from the end of params.
+  int64_t submitted_mono;   // first trigger: max wait, queue timeout
+  int64_t not_before_mono;  // while waiting: end of the quiet window
+  int64_t started_mono;     // runner silence limit, the run's duration
 };
 
 constexpr size_t kParamsMax = sizeof(JobRecord::params);
 static_assert(offsetof(JobRecord, params) == 644, "fields before params changed: resize params");
+static_assert(offsetof(JobRecord, submitted_mono) == kRecordSize - 24,
+              "the monotonic times end the record");
 static_assert(sizeof(JobRecord) == kRecordSize);
+// Version 1 had no monotonic times, and this much room for params.
+constexpr size_t kParamsMaxVersion1 = kRecordSize - 644;
 
 // Counters kept in the header for ?auto and metrics. They only grow, and
 // survive restarts with the table.
@@ -157,11 +172,26 @@ struct TableHeader {
   // The latest record changes, by change_seq: lets event streams find what
   // changed without reading every record.
   RecentChange recent[kRecentChanges];
+  // finished_at of each target's newest succeeded job, indexed as
+  // targets[]; 0: none yet (and in a file written before this field).
+  // Kept here, not read from the records, so that it survives the trimming
+  // of the history.
+  int64_t target_last_success[kMaxTargetStats];
+  // The boot the records' *_mono times belong to (clock.h): a start-up in
+  // another boot rebases them. Version 2.
+  char boot_id[40];
 };
 static_assert(sizeof(TableHeader) <= kHeaderSize);
 
 // Reads and writes the fields of a record as the domain values.
 Job record_to_job(const JobRecord& r);
+// The scheduling facts of an unfinished record: its monotonic times.
+PendingJob pending_job(const JobRecord& r);
+// Sets the monotonic times of `r` from its wall times as seen at `now`: for
+// records of version 1 and of another boot (the wall clock is the only time
+// that survives a reboot, so a wall step while the host was down, or between
+// the event and this start-up, shifts them by that step).
+void rebase_mono_times(JobRecord& r, const Instant& now);
 // Stores params; false (record untouched) when they do not fit in kParamsMax.
 bool store_params(JobRecord& r, const Params& params);
 Params load_params(const JobRecord& r);
@@ -273,8 +303,9 @@ class JobTable {
     void commit_quiet(JobRecord* r);
     void commit_header();  // counters changed
     // Records the final state of a job, once: finished_at, the counters
-    // (overall and per target, with the duration of a job that ran), commit.
-    void finish(JobRecord* r, JobState state, Micros now);
+    // (overall and per target, with the duration of a job that ran, on the
+    // monotonic clock), commit.
+    void finish(JobRecord* r, JobState state, const Instant& now);
     // Counts a refused submission.
     void count_rejection(Rejection why);
 
@@ -324,8 +355,6 @@ class JobTable {
   std::vector<std::pair<void*, size_t>> retired_;
 };
 
-// Current wall-clock time.
-Micros now_micros();
 // starttime of a process (clock ticks after boot), 0 when it does not exist.
 uint64_t process_start_ticks(int pid);
 

@@ -1,5 +1,6 @@
 #include "launch_request.h"
 
+#include <charconv>
 #include <cstring>
 
 namespace deploy {
@@ -61,11 +62,37 @@ class Reader {
 
 bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
 
+// A uid or gid of the launcher's command line: decimal, never 0 (root), never
+// -1 ("unchanged" to setresuid).
+bool parse_id(std::string_view text, uint32_t* out) {
+  uint32_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value == 0 ||
+      value == UINT32_MAX)
+    return false;
+  *out = value;
+  return true;
+}
+
+// "UID:GID", and ":NAME" after it when `name` is not null.
+bool parse_ids(std::string_view text, uint32_t* uid, uint32_t* gid, std::string* name) {
+  const size_t first = text.find(':');
+  if (first == std::string_view::npos || !parse_id(text.substr(0, first), uid)) return false;
+  text.remove_prefix(first + 1);
+  if (name == nullptr) return parse_id(text, gid);
+  const size_t second = text.find(':');
+  if (second == std::string_view::npos || second + 1 == text.size()) return false;
+  name->assign(text.substr(second + 1));
+  return parse_id(text.substr(0, second), gid);
+}
+
 }  // namespace
 
 std::string encode_launch_request(const LaunchRequest& request) {
-  size_t size = sizeof(uint32_t) + kFixedBody + sizeof(uint32_t) + request.working_directory.size();
-  bool valid = !has_nul(request.working_directory);
+  size_t size = sizeof(uint32_t) + kFixedBody + sizeof(uint32_t) +
+                request.working_directory.size() + 2 * sizeof(uint32_t);
+  bool valid =
+      !has_nul(request.working_directory) && (request.user_id == 0) == (request.group_id == 0);
   for (const auto* strings : {&request.command, &request.environment}) {
     for (const std::string& s : *strings) {
       size += sizeof(uint32_t) + s.size();
@@ -84,6 +111,8 @@ std::string encode_launch_request(const LaunchRequest& request) {
   put_string(&frame, request.working_directory);
   for (const std::string& word : request.command) put_string(&frame, word);
   for (const std::string& entry : request.environment) put_string(&frame, entry);
+  put(&frame, request.user_id);
+  put(&frame, request.group_id);
   return frame;
 }
 
@@ -103,17 +132,68 @@ DecodeResult decode_launch_request(std::string_view data, LaunchRequest* out, si
                     body.get(&words) && body.get(&entries) &&
                     body.get_string(&request.working_directory) &&
                     body.get_strings(words, &request.command) &&
-                    body.get_strings(entries, &request.environment) && body.empty();
+                    body.get_strings(entries, &request.environment) && body.get(&request.user_id) &&
+                    body.get(&request.group_id) && body.empty();
   // Durations fit Micros (they are written from it); a job needs an id and
-  // a program.
+  // a program; a user comes with its group (root is neither).
   if (!read || request.job_id == 0 || words == 0 || request.command[0].empty() ||
-      timeout > uint64_t{INT64_MAX} || grace > uint64_t{INT64_MAX})
+      (request.user_id == 0) != (request.group_id == 0) || timeout > uint64_t{INT64_MAX} ||
+      grace > uint64_t{INT64_MAX})
     return DecodeResult::malformed;
   request.timeout = static_cast<Micros>(timeout);
   request.kill_grace = static_cast<Micros>(grace);
   *out = std::move(request);
   *consumed = sizeof body_size + body_size;
   return DecodeResult::complete;
+}
+
+std::vector<std::string> launcher_arguments(const LauncherUsers& users) {
+  std::vector<std::string> words = {"--user",
+                                    std::to_string(users.uid) + ":" + std::to_string(users.gid)};
+  for (const LauncherJobUser& user : users.job_users) {
+    words.push_back("--job-user");
+    words.push_back(std::to_string(user.uid) + ":" + std::to_string(user.gid) + ":" + user.name);
+  }
+  return words;
+}
+
+bool parse_launcher_arguments(const std::vector<std::string_view>& words,
+                              std::optional<LauncherUsers>* out, std::string* problem) {
+  std::optional<LauncherUsers> users;
+  std::vector<LauncherJobUser> job_users;
+  for (size_t i = 0; i < words.size(); i += 2) {
+    const std::string_view option = words[i];
+    if (i + 1 >= words.size()) {
+      *problem = "no value after " + std::string(option);
+      return false;
+    }
+    const std::string_view value = words[i + 1];
+    if (option == "--user") {
+      LauncherUsers parsed;
+      if (users || !parse_ids(value, &parsed.uid, &parsed.gid, nullptr)) {
+        *problem = "invalid --user " + std::string(value);
+        return false;
+      }
+      users = parsed;
+    } else if (option == "--job-user") {
+      LauncherJobUser user;
+      if (!parse_ids(value, &user.uid, &user.gid, &user.name)) {
+        *problem = "invalid --job-user " + std::string(value);
+        return false;
+      }
+      job_users.push_back(std::move(user));
+    } else {
+      *problem = "unknown option " + std::string(option);
+      return false;
+    }
+  }
+  if (!job_users.empty() && !users) {
+    *problem = "--job-user without --user";
+    return false;
+  }
+  if (users) users->job_users = std::move(job_users);
+  *out = std::move(users);
+  return true;
 }
 
 }  // namespace deploy

@@ -6,7 +6,8 @@
 //   u64 job id, u64 timeout (us), u64 kill grace (us),
 //   u32 number of command words, u32 number of environment entries,
 //   then the working directory, the command words and the environment
-//   entries, each as u32 size + bytes.
+//   entries, each as u32 size + bytes,
+//   then u32 user id, u32 group id (both 0: the job runs as its runner).
 //
 // Integers are in the host's byte order: both ends are the same build on the
 // same machine. The launcher trusts nothing of a frame it has not checked:
@@ -16,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +33,12 @@ struct LaunchRequest {
   std::string working_directory;
   std::vector<std::string> command;      // argv; command[0] is the program's path
   std::vector<std::string> environment;  // "NAME=value" entries
+  // DeployUser: the uid and gid the job runs as; 0 and 0 run it as its
+  // runner (httpd's User). Never root: a frame asking for uid or gid 0
+  // with the other set is malformed, and the launcher runs only the users
+  // it was started with (runner/launcher.h).
+  uint32_t user_id = 0;
+  uint32_t group_id = 0;
 };
 
 // No frame is larger: execve() refuses a larger argv plus environment anyway.
@@ -46,5 +54,33 @@ enum class DecodeResult { complete, incomplete, malformed };
 // *consumed its size; incomplete: more bytes are needed; malformed: the
 // stream cannot be trusted any further.
 DecodeResult decode_launch_request(std::string_view data, LaunchRequest* out, size_t* consumed);
+
+// DeployUser: who the launcher becomes and whom its runners may run jobs
+// as, given on its command line after `--launcher STATE_DIR` by a scheduler
+// that is still root:
+//
+//   --user UID:GID [--job-user UID:GID:NAME]...
+//
+// No uid or gid is 0; NAME (for the user's supplementary groups) is last,
+// so it may hold anything but is never empty.
+struct LauncherJobUser {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::string name;
+};
+
+struct LauncherUsers {
+  uint32_t uid = 0;  // httpd's User and Group
+  uint32_t gid = 0;
+  std::vector<LauncherJobUser> job_users;
+};
+
+std::vector<std::string> launcher_arguments(const LauncherUsers& users);
+
+// The words after STATE_DIR: none gives no users (the launcher keeps no
+// privilege); anything that is not what launcher_arguments() writes is an
+// error, with its reason in *problem.
+bool parse_launcher_arguments(const std::vector<std::string_view>& words,
+                              std::optional<LauncherUsers>* out, std::string* problem);
 
 }  // namespace deploy

@@ -31,7 +31,7 @@ bool is_ipv6_char(char c) {
          c == '.';
 }
 
-// host[:port] as in a Host header or an origin; the port defaults to the
+// host[:port] as in an origin; the port defaults to the
 // scheme's. nullopt for anything else (user info, path, empty parts...).
 std::optional<HostAndPort> parse_host_and_port(std::string_view text, std::string_view scheme) {
   std::string_view host;
@@ -70,20 +70,58 @@ std::optional<HostAndPort> parse_host_and_port(std::string_view text, std::strin
   return result;
 }
 
+// A configured name as an origin shows it: lower case, an IPv6 address in
+// brackets.
+std::string normalized_name(std::string_view name) {
+  std::string out;
+  const bool bare_ipv6 = name.find(':') != std::string_view::npos && !name.starts_with('[');
+  if (bare_ipv6) out += '[';
+  for (char c : name) out += lower_ascii(c);
+  if (bare_ipv6) out += ']';
+  return out;
+}
+
 }  // namespace
 
-bool is_same_origin(std::string_view origin, std::string_view scheme, std::string_view host) {
+bool matches_host_pattern(std::string_view host, std::string_view pattern) {
+  // Iterative glob match: on a mismatch, let the last '*' swallow one more
+  // character.
+  size_t h = 0, p = 0, star = std::string_view::npos, resume = 0;
+  while (h < host.size()) {
+    if (p < pattern.size() &&
+        (pattern[p] == '?' || lower_ascii(pattern[p]) == lower_ascii(host[h]))) {
+      ++h;
+      ++p;
+    } else if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      resume = h;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      h = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+bool is_server_origin(std::string_view origin, const ServerOrigin& server) {
   constexpr std::string_view kSeparator = "://";
   const size_t separator = origin.find(kSeparator);
   if (separator == std::string_view::npos) return false;  // also "null"
-  const std::string_view origin_scheme = origin.substr(0, separator);
-  if (!equals_ignoring_case(origin_scheme, scheme)) return false;
-
+  if (!equals_ignoring_case(origin.substr(0, separator), server.scheme)) return false;
   const auto from_origin =
-      parse_host_and_port(origin.substr(separator + kSeparator.size()), scheme);
-  const auto from_request = parse_host_and_port(host, scheme);
-  if (!from_origin || !from_request) return false;
-  return from_origin->host == from_request->host && from_origin->port == from_request->port;
+      parse_host_and_port(origin.substr(separator + kSeparator.size()), server.scheme);
+  if (!from_origin) return false;
+  bool port_is_ours = false;
+  for (uint16_t port : server.ports) port_is_ours = port_is_ours || port == from_origin->port;
+  if (!port_is_ours) return false;
+  for (const std::string& name : server.names)
+    if (!name.empty() && normalized_name(name) == from_origin->host) return true;
+  for (const std::string& pattern : server.patterns)
+    if (matches_host_pattern(from_origin->host, pattern)) return true;
+  return false;
 }
 
 }  // namespace deploy

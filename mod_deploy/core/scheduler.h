@@ -2,6 +2,9 @@
 // now. Pure functions of the jobs, the settings and `now`; the callers (the
 // POST handler and the scheduler process) apply the decisions under the
 // table lock. Nothing here sleeps, reads a clock or touches a file.
+//
+// Every time here, `now`, the jobs' times and next_due included, is on the
+// monotonic clock (clock.h): a step of the wall clock changes no decision.
 #pragma once
 
 #include <cstdint>
@@ -31,15 +34,15 @@ struct PendingJob {
   uint64_t id = 0;
   std::string target;
   JobState state = JobState::queued;
-  Micros submitted_at = 0;  // first trigger
-  Micros not_before = 0;    // while waiting
+  Micros submitted_at = 0;  // first trigger (monotonic)
+  Micros not_before = 0;    // while waiting (monotonic)
 };
 
 struct SubmissionDecision {
   enum class Kind { new_job, coalesce, queue_full } kind = Kind::new_job;
   uint64_t job_id = 0;                // the waiting job joined (coalesce)
   JobState state = JobState::queued;  // of the new job
-  Micros not_before = 0;              // new value (0: none)
+  Micros not_before = 0;              // new value (monotonic; 0: none)
 };
 
 // `jobs` holds the unfinished jobs of every target.

@@ -135,7 +135,7 @@ int status(const Options& options, Client& client) {
   if (job->state == "waiting") rows.push_back({"not before", time_or_dash(job->not_before)});
   rows.push_back({"started", time_or_dash(job->started_at)});
   rows.push_back({"finished", time_or_dash(job->finished_at)});
-  if (job->started_at >= 0) rows.push_back({"ran", format_duration(elapsed(*job, now_micros()))});
+  if (job->started_at >= 0) rows.push_back({"ran", format_duration(elapsed(*job, wall_now()))});
   rows.push_back({"exit code", number(job->exit_code)});
   rows.push_back({"signal", number(job->signal)});
   print_table(rows);

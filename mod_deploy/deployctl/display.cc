@@ -12,12 +12,6 @@ bool is_continuation_byte(char c) { return (static_cast<unsigned char>(c) & 0xc0
 
 }  // namespace
 
-Micros now_micros() {
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
-  return Micros(now.tv_sec) * 1'000'000 + now.tv_nsec / 1000;
-}
-
 std::string printable(std::string_view text) {
   std::string result(text);
   for (char& c : result) {
@@ -25,21 +19,6 @@ std::string printable(std::string_view text) {
     if (byte < 0x20 || byte == 0x7f) c = '?';
   }
   return result;
-}
-
-std::string format_duration(Micros duration) {
-  const int64_t seconds = duration < 0 ? 0 : duration / 1'000'000;
-  char text[64];
-  if (seconds < 60) {
-    std::snprintf(text, sizeof text, "%llds", static_cast<long long>(seconds));
-  } else if (seconds < 3600) {
-    std::snprintf(text, sizeof text, "%lldm%02llds", static_cast<long long>(seconds / 60),
-                  static_cast<long long>(seconds % 60));
-  } else {
-    std::snprintf(text, sizeof text, "%lldh%02lldm%02llds", static_cast<long long>(seconds / 3600),
-                  static_cast<long long>(seconds / 60 % 60), static_cast<long long>(seconds % 60));
-  }
-  return text;
 }
 
 std::string format_timestamp(Micros t) {

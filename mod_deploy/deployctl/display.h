@@ -6,20 +6,26 @@
 #include <string>
 #include <string_view>
 
+#include "clock.h"
+#include "duration.h"
+
 namespace deploy::ctl {
 
 // Microseconds since the Unix epoch (UTC), as the server's times.
 using Micros = int64_t;
 
-Micros now_micros();
+// The clocks are core's (clock.h): wall_now() for what is shown, mono_now()
+// for every duration the client waits.
+using deploy::mono_now;
+using deploy::wall_now;
 
 // `text` with every control character (escape sequences, \r, \n...)
 // replaced by '?', so that a stage or message from the server cannot move
 // the cursor or restyle the terminal.
 std::string printable(std::string_view text);
 
-// "0s", "12s", "1m02s", "2h05m09s"; negative durations count as 0.
-std::string format_duration(Micros duration);
+// "0s", "12s", "1m 02s", "2h 05m 09s": the dashboard's format (core/duration.h).
+using deploy::format_duration;
 
 // "2026-11-21T10:00:01Z" (whole seconds, UTC).
 std::string format_timestamp(Micros t);

@@ -18,7 +18,7 @@ enum ExitCode : int {
   kExitInterrupted = 130,  // Ctrl-C while following; the job goes on
 };
 
-// The exit status for a job that ended in `state` (a SPEC.md final state);
+// The exit status for a job that ended in `state` (a final state of docs/api.md);
 // kExitServerError for a state this client does not know.
 inline ExitCode exit_code_for_final_state(std::string_view state) {
   if (state == "succeeded") return kExitSucceeded;

@@ -2,8 +2,11 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "exit_code.h"
 #include "interruption.h"
@@ -30,13 +33,13 @@ class OutageAllowance {
     const bool transient = !reply.interrupted && (!reply.reached || reply.status == 502 ||
                                                   reply.status == 503 || reply.status == 504);
     if (!answered_ || !transient) return false;
-    if (failing_since_ < 0) failing_since_ = now_micros();
-    return now_micros() - failing_since_ < kOutageAllowance;
+    if (failing_since_ < 0) failing_since_ = mono_now();
+    return mono_now() - failing_since_ < kOutageAllowance;
   }
 
  private:
   bool answered_ = false;
-  Micros failing_since_ = -1;
+  Micros failing_since_ = -1;  // monotonic
 };
 
 int report_interruption(uint64_t id) {
@@ -73,6 +76,52 @@ class LiveLine {
  private:
   std::string shown_;
 };
+
+// The end of a log that a follow prints when the job did not succeed: at
+// most kTailLines lines, read from at most the last kTailBytes bytes.
+constexpr size_t kTailLines = 20;
+constexpr uint64_t kTailBytes = 64 * 1024;
+
+// The last kTailLines lines of `text`; when `partial_start` (the text does
+// not begin at the log's start), a first line without its start is left out.
+std::vector<std::string_view> last_lines(std::string_view text, bool partial_start) {
+  if (text.ends_with('\n')) text.remove_suffix(1);
+  std::vector<std::string_view> lines;
+  while (!text.empty() && lines.size() < kTailLines) {
+    const size_t newline = text.rfind('\n');
+    if (newline == text.npos) {
+      if (!partial_start) lines.push_back(text);
+      break;
+    }
+    lines.push_back(text.substr(newline + 1));
+    text = text.substr(0, newline);
+  }
+  return {lines.rbegin(), lines.rend()};
+}
+
+// Prints the last lines of the log of job `id` to stderr, each made
+// printable, under a line that says what they are. Prints nothing when the
+// log is empty or cannot be read: the follow's own result stands.
+void print_log_tail(Client& client, uint64_t id) {
+  const std::string path = "/jobs/" + std::to_string(id) + "/log?offset=";
+  // An offset past the end answers no bytes, only X-Log-Size.
+  const Reply sized = client.get(path + "9223372036854775807");
+  if (!sized.ok()) return;
+  const std::string size_text = sized.header("X-Log-Size").value_or("");
+  uint64_t size = 0;
+  const auto [end, error] =
+      std::from_chars(size_text.data(), size_text.data() + size_text.size(), size);
+  if (error != std::errc() || end != size_text.data() + size_text.size() || size == 0) return;
+  const uint64_t from = size > kTailBytes ? size - kTailBytes : 0;
+  const Reply tail = client.get(path + std::to_string(from));
+  if (!tail.ok()) return;
+  const std::vector<std::string_view> lines = last_lines(tail.body, from > 0);
+  if (lines.empty()) return;
+  std::fprintf(stderr, "deployctl: the last %zu lines of the log of job %llu:\n", lines.size(),
+               static_cast<unsigned long long>(id));
+  for (std::string_view line : lines) std::fprintf(stderr, "  %s\n", printable(line).c_str());
+  std::fflush(stderr);
+}
 
 }  // namespace
 
@@ -113,7 +162,7 @@ int follow_job(Client& client, uint64_t id, FollowOutput output) {
       return kExitServerError;
     }
     const bool changed = !last || !same_progress(*last, *job);
-    const Micros now = now_micros();
+    const Micros now = wall_now();
     switch (output) {
       case FollowOutput::progress_bar:
         live.show(progress_bar_line(*job, now, terminal_columns(STDOUT_FILENO) - 1));
@@ -133,6 +182,7 @@ int follow_job(Client& client, uint64_t id, FollowOutput output) {
     if (is_final_state(last->state)) {
       live.end();
       if (output != FollowOutput::json) print_line(summary_line(*last));
+      if (last->state != "succeeded") print_log_tail(client, id);
       return exit_code_for_final_state(last->state);
     }
     sleep_unless_interrupted(kPollMilliseconds);

@@ -16,8 +16,9 @@ enum class FollowOutput {
   json,          // the server's job JSON, one object per line per change
 };
 
-// Shows job `id` until it reaches a final state. Returns the exit status
-// (exit_code.h): the job's final state, or an error.
+// Shows job `id` until it reaches a final state; when that is not
+// `succeeded`, then prints the last 20 lines of its log to stderr. Returns
+// the exit status (exit_code.h): the job's final state, or an error.
 int follow_job(Client& client, uint64_t id, FollowOutput output);
 
 // Copies the log of job `id` to stdout; with `until_finished`, keeps

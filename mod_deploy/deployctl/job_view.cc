@@ -107,9 +107,9 @@ std::string summary_line(const JobView& job) {
   if (job.exit_code) line += " exit code " + std::to_string(*job.exit_code) + ",";
   if (job.signal) line += " signal " + std::to_string(*job.signal) + ",";
   if (job.started_at >= 0) {
-    line += " ran " + format_duration(elapsed(job, now_micros()));
+    line += " ran " + format_duration(elapsed(job, wall_now()));
   } else {
-    line += " never started, waited " + format_duration(elapsed(job, now_micros()));
+    line += " never started, waited " + format_duration(elapsed(job, wall_now()));
   }
   return line;
 }

@@ -1,5 +1,5 @@
 // A job as deployctl shows it: the fields of the server's job JSON
-// (SPEC.md "A job") that a person reads, and the lines written about it.
+// (docs/api.md, "The job") that a person reads, and the lines written about it.
 #pragma once
 
 #include <cstdint>
@@ -47,7 +47,7 @@ Micros elapsed(const JobView& job, Micros now);
 // "2026-11-21T10:00:01Z job 42 running 40% Provisioning"
 std::string change_line(const JobView& job, Micros now);
 
-// The line that closes a follow: "job 42 failed: exit code 3, ran 1m02s".
+// The line that closes a follow: "job 42 failed: exit code 3, ran 1m 02s".
 std::string summary_line(const JobView& job);
 
 // The fields that a follow reports a change of.

@@ -153,7 +153,7 @@ Commands:
 
 Options:
   --url URL          the Location of mod_deploy (default: $DEPLOY_URL, else
-                     http://127.0.0.1:8080/deploy)
+                     http://127.0.0.1:8080/deploy, where scripts/demo listens)
   --user USER[:PASSWORD]
                      HTTP basic authentication; without PASSWORD it is asked
                      for on a terminal, else taken from ~/.netrc, which is
@@ -163,6 +163,13 @@ Options:
   --json             print the server's JSON as it is (follow: one job object
                      per line, at every change)
   -h, --help         show this text
+
+Environment:
+  DEPLOY_URL         the Location of mod_deploy when --url is not given,
+                     e.g. https://ci.example/deploy
+
+A followed job (follow, submit --follow) that ends in any state but
+succeeded has the last 20 lines of its log printed to stderr.
 
 Exit status:
   0  success; for follow and submit --follow: the job succeeded

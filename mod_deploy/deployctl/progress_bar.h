@@ -1,5 +1,5 @@
 // The live line `deployctl follow` keeps redrawing on a terminal:
-//   [########............]  40%  Provisioning  (running, 1m02s)
+//   [########............]  40%  Provisioning  (running, 1m 02s)
 #pragma once
 
 #include <cstddef>

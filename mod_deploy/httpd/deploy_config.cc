@@ -5,6 +5,10 @@
 #include <http_log.h>
 #include <http_main.h>
 
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -105,6 +109,16 @@ const char* cmd_max_body(cmd_parms* cmd, void*, const char* arg) {
 const char* cmd_events_timeout(cmd_parms* cmd, void*, const char* arg) {
   if (const char* err = check_server_wide(cmd)) return err;
   return set_duration(cmd, &config_of(cmd).events_timeout, arg);
+}
+
+const char* cmd_events_max_streams(cmd_parms* cmd, void*, const char* arg) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  return set_count(cmd, &config_of(cmd).events_max_streams, arg, 1);
+}
+
+const char* cmd_events_max_per_client(cmd_parms* cmd, void*, const char* arg) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  return set_count(cmd, &config_of(cmd).events_max_per_client, arg, 1);
 }
 
 // --- per target ---
@@ -247,6 +261,51 @@ const char* cmd_secret(cmd_parms* cmd, void*, const char* arg) {
   return nullptr;
 }
 
+// --- DeployUser ---
+
+const char* cmd_user(cmd_parms* cmd, void*, const char* user, const char* group) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  errno = 0;
+  const passwd* pw = getpwnam(user);
+  if (!pw)
+    return error(cmd, named(cmd, user) + (errno ? std::string(" (cannot look the user up: ") +
+                                                      strerror(errno) + ")"
+                                                : std::string(" (no such user)")));
+  JobUser job_user;
+  job_user.name = pw->pw_name;
+  job_user.uid = pw->pw_uid;
+  job_user.gid = pw->pw_gid;
+  job_user.home = pw->pw_dir ? pw->pw_dir : "";
+  if (job_user.uid == 0) return error(cmd, named(cmd, user) + " (uid 0: a job never runs as root)");
+  if (group) {
+    errno = 0;
+    const struct group* gr = getgrnam(group);
+    if (!gr)
+      return error(cmd, named(cmd, group) + (errno ? std::string(" (cannot look the group up: ") +
+                                                         strerror(errno) + ")"
+                                                   : std::string(" (no such group)")));
+    job_user.gid = gr->gr_gid;
+  }
+  if (job_user.gid == 0)
+    return error(cmd,
+                 named(cmd, group ? group : user) + " (gid 0: a job never runs as group root)");
+  // The supplementary groups initgroups() gives the job must not hold root's
+  // group either.
+  std::vector<gid_t> groups(64);
+  int count = int(groups.size());
+  while (getgrouplist(job_user.name.c_str(), job_user.gid, groups.data(), &count) < 0) {
+    groups.resize(size_t(count) + 64);
+    count = int(groups.size());
+  }
+  for (int i = 0; i < count; ++i)
+    if (groups[size_t(i)] == 0)
+      return error(cmd, named(cmd, user) + " (a member of group root, gid 0)");
+  t->user = std::move(job_user);
+  return nullptr;
+}
+
 void delete_config(ServerConfig* config) { delete config; }
 
 }  // namespace
@@ -267,6 +326,10 @@ const command_rec directives[] = {
                   "Largest request body accepted"),
     AP_INIT_TAKE1("DeployEventsTimeout", (cmd_func)cmd_events_timeout, nullptr, RSRC_CONF,
                   "Longest life of one event-stream connection"),
+    AP_INIT_TAKE1("DeployEventsMaxStreams", (cmd_func)cmd_events_max_streams, nullptr, RSRC_CONF,
+                  "Event streams open at once on the whole server"),
+    AP_INIT_TAKE1("DeployEventsMaxPerClient", (cmd_func)cmd_events_max_per_client, nullptr,
+                  RSRC_CONF, "Event streams open at once from one client address"),
     AP_INIT_RAW_ARGS("<DeployTarget", (cmd_func)cmd_target_section, nullptr, RSRC_CONF,
                      "A deployment target and its settings"),
     AP_INIT_RAW_ARGS("DeployCommand", (cmd_func)cmd_command, nullptr, RSRC_CONF,
@@ -291,6 +354,8 @@ const command_rec directives[] = {
                   "Working directory of the job"),
     AP_INIT_TAKE1("DeploySecret", (cmd_func)cmd_secret, nullptr, RSRC_CONF,
                   "file:PATH or env:NAME: key of the X-Hub-Signature-256 HMAC"),
+    AP_INIT_TAKE12("DeployUser", (cmd_func)cmd_user, nullptr, RSRC_CONF,
+                   "USER [GROUP]: the user (and group) the job runs as"),
     {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr}};
 #pragma GCC diagnostic pop
 
@@ -323,6 +388,29 @@ std::map<std::string, TargetPolicy> Settings::policies() const {
   return out;
 }
 
+std::vector<JobUser> Settings::job_users() const {
+  std::vector<JobUser> out;
+  for (const Target& t : targets) {
+    if (!t.user) continue;
+    bool seen = false;
+    for (const JobUser& u : out) seen |= u.uid == t.user->uid && u.gid == t.user->gid;
+    if (!seen) out.push_back(*t.user);
+  }
+  return out;
+}
+
+// A DeployUser job must not start in the state dir: it starts in the
+// user's home directory, or in / when the user has none.
+static std::string default_working_directory(const std::optional<JobUser>& user,
+                                             const std::string& state_dir) {
+  if (!user) return state_dir;
+  struct stat st;
+  if (!user->home.empty() && user->home[0] == '/' && stat(user->home.c_str(), &st) == 0 &&
+      S_ISDIR(st.st_mode))
+    return user->home;
+  return "/";
+}
+
 std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
   Settings s;
   s.state_dir = config.state_dir ? *config.state_dir : ap_server_root_relative(pool, "deploy");
@@ -331,6 +419,8 @@ std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
   s.max_running = config.max_running.value_or(4);
   s.max_body = config.max_body.value_or(64 * 1024);
   s.events_timeout = config.events_timeout.value_or(60 * 1000000LL);
+  s.events_max_streams = config.events_max_streams.value_or(0);
+  s.events_max_per_client = config.events_max_per_client.value_or(8);
   const TargetDirectives& d = config.defaults;
   for (const TargetDirectives& t : config.targets) {
     Target target;
@@ -364,9 +454,12 @@ std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
              ": DeployMaxWaitChangeNotification (" + std::to_string(target.policy.max_wait / 1000) +
              " ms) is smaller than DeployWaitChangeNotification (" +
              std::to_string(target.policy.quiet_window / 1000) + " ms)";
-    target.working_directory =
-        t.working_directory ? *t.working_directory : d.working_directory.value_or(s.state_dir);
     target.secret = t.secret ? t.secret : d.secret;
+    target.user = t.user ? t.user : d.user;
+    target.working_directory =
+        t.working_directory
+            ? *t.working_directory
+            : d.working_directory.value_or(default_working_directory(target.user, s.state_dir));
     s.targets.push_back(std::move(target));
   }
   config.settings = std::move(s);

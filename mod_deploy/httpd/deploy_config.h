@@ -20,6 +20,15 @@ namespace deploy {
 
 using EnvList = std::vector<std::pair<std::string, std::string>>;
 
+// DeployUser USER [GROUP]: who a target's job runs as, resolved when the
+// directive is read (httpd's parent, as root). Never uid or gid 0.
+struct JobUser {
+  std::string name;  // the user, as getpwnam() knows it
+  uint32_t uid = 0;
+  uint32_t gid = 0;  // GROUP, else the user's primary group
+  std::string home;  // the job's default working directory
+};
+
 // The per-target directives as written; an empty optional is "unset", so a
 // target inherits the server-level value field by field.
 struct TargetDirectives {
@@ -32,6 +41,7 @@ struct TargetDirectives {
   EnvList env;
   std::optional<std::string> working_directory;
   std::optional<std::string> secret;  // the key itself
+  std::optional<JobUser> user;
 };
 
 // A target with every setting decided.
@@ -44,6 +54,7 @@ struct Target {
   EnvList env;
   std::string working_directory;
   std::optional<std::string> secret;
+  std::optional<JobUser> user;  // none: the job runs as httpd's User
 };
 
 struct Settings {
@@ -53,11 +64,17 @@ struct Settings {
   uint32_t max_running = 4;
   uint64_t max_body = 64 * 1024;
   Micros events_timeout = 60 * 1000000LL;
+  // Open event streams at most: on the server (0: a quarter of
+  // MaxRequestWorkers, decided in post_config) and per client address.
+  uint32_t events_max_streams = 0;
+  uint32_t events_max_per_client = 8;
   std::vector<Target> targets;
 
   const Target* find(const std::string& name) const;
   Limits limits() const { return Limits{max_running, queue_limit}; }
   std::map<std::string, TargetPolicy> policies() const;
+  // The distinct DeployUsers of all targets: the launcher may run these.
+  std::vector<JobUser> job_users() const;
   // Records the table holds: history, plus every job that may be unfinished.
   uint32_t table_capacity() const { return history + queue_limit + max_running + 16; }
 };
@@ -67,6 +84,7 @@ struct ServerConfig {
   std::optional<uint32_t> history, queue_limit, max_running;
   std::optional<uint64_t> max_body;
   std::optional<Micros> events_timeout;
+  std::optional<uint32_t> events_max_streams, events_max_per_client;
   TargetDirectives defaults;  // target directives given at server level
   std::vector<TargetDirectives> targets;
   TargetDirectives* parsing = nullptr;  // inside <DeployTarget> while it is read

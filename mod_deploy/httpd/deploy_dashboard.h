@@ -12,12 +12,15 @@
 
 #include <string>
 
+#include "deploy_access.h"
 #include "deploy_state.h"
 
 namespace deploy {
 
 // `base` is the Location's path, without a trailing slash; every link on the
-// page is absolute under it, so BASE and BASE/ serve the same page.
-int send_dashboard(request_rec* r, const ModuleState& state, const std::string& base);
+// page is absolute under it, so BASE and BASE/ serve the same page. The page
+// shows only the targets (and their jobs) the request may read.
+int send_dashboard(request_rec* r, const ModuleState& state, TargetAccess& access,
+                   const std::string& base);
 
 }  // namespace deploy

@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "deploy_module.h"
+#include "deploy_response.h"
+#include "event_id.h"
 #include "job_json.h"
 #include "route.h"
 
@@ -28,7 +30,13 @@ constexpr Micros kHeartbeat = 15 * 1000000LL;  // keeps proxies from closing an 
 // An idle stream looks this often whether its httpd child is stopping: a
 // stream must not hold a child past `apachectl stop`, `restart` or `graceful`.
 constexpr Micros kStoppingCheck = 1000000LL;
-constexpr size_t kLogChunk = 64 * 1024;  // output sent per event at most
+constexpr size_t kLogChunk = 64 * 1024;  // output read per step
+// A line of output longer than a chunk still reaches the stream whole, in
+// one data: line, up to this size; a longer one is cut here (it would hold
+// this much memory per stream).
+constexpr size_t kLongestLine = 4 * 1024 * 1024;
+// A stream refused for the limits: streams end after DeployEventsTimeout.
+constexpr int kStreamRetryAfterSeconds = 10;
 constexpr Micros kBatchWindow = 100000;  // see EventStream::pace
 constexpr size_t kMaxJobsPerBatch = 1000;
 // A child's feed of changes (ChangeFeed) reads the table at most this often,
@@ -39,7 +47,7 @@ constexpr size_t kFeedCapacity = 1024;
 class EventStream {
  public:
   EventStream(request_rec* r, Micros lifetime)
-      : r_(r), deadline_(now_micros() + lifetime), phase_(draw_phase(r)) {
+      : r_(r), deadline_(mono_now() + lifetime), phase_(draw_phase(r)) {
     r->status = HTTP_OK;
     ap_set_content_type(r, "text/event-stream; charset=utf-8");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
@@ -76,7 +84,7 @@ class EventStream {
   // that requests queue behind (docs/performance.md). The first change after
   // a quiet spell is sent at once.
   void pace() {
-    Micros now = now_micros();
+    Micros now = mono_now();
     if (now - last_pass_ >= kBatchWindow) {
       last_pass_ = now;
       return;
@@ -88,12 +96,12 @@ class EventStream {
   }
 
   bool open() const {
-    return !r_->connection->aborted && !failed_ && now_micros() < deadline_ && !child_stopping();
+    return !r_->connection->aborted && !failed_ && mono_now() < deadline_ && !child_stopping();
   }
   // How long to sleep before looking again: not past the end of the stream,
   // and short enough to notice a stop of the child in time.
   Micros wait_budget() const {
-    return std::clamp<Micros>(deadline_ - now_micros(), 0, kStoppingCheck);
+    return std::clamp<Micros>(deadline_ - mono_now(), 0, kStoppingCheck);
   }
   // Called after a wait that saw no change (at least once per
   // kStoppingCheck): ends the stream when the client has gone, else sends a
@@ -101,7 +109,7 @@ class EventStream {
   void idle() {
     if (client_gone())
       gone_ = failed_ = true;
-    else if (now_micros() - last_write_ >= kHeartbeat)
+    else if (mono_now() - last_write_ >= kHeartbeat)
       heartbeat();
   }
 
@@ -109,7 +117,7 @@ class EventStream {
   const char* why_closed() const {
     if (gone_) return "the client closed the connection";
     if (failed_ || r_->connection->aborted) return "a write failed";
-    if (now_micros() >= deadline_) return "DeployEventsTimeout";
+    if (mono_now() >= deadline_) return "DeployEventsTimeout";
     return "httpd is stopping or reloading";
   }
 
@@ -118,7 +126,7 @@ class EventStream {
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r_,
                   "mod_deploy: event stream %s ended after %.1f s and %" APR_UINT64_T_FMT
                   " events: %s",
-                  r_->uri, double(now_micros() - opened_) / 1e6, apr_uint64_t(events_), why);
+                  r_->uri, double(mono_now() - opened_) / 1e6, apr_uint64_t(events_), why);
   }
 
   void flush() {
@@ -128,7 +136,7 @@ class EventStream {
  private:
   void write(const std::string& text) {
     if (failed_) return;
-    last_write_ = now_micros();
+    last_write_ = mono_now();
     if (ap_rwrite(text.data(), int(text.size()), r_) < 0) failed_ = true;
   }
 
@@ -158,7 +166,7 @@ class EventStream {
 
   static Micros draw_phase(const request_rec* r) {
     // splitmix64 of the connection and the time: spread, not secret.
-    uint64_t x = uint64_t(now_micros()) ^ (uint64_t(r->connection->id) << 32);
+    uint64_t x = uint64_t(mono_now()) ^ (uint64_t(r->connection->id) << 32);
     x += 0x9e3779b97f4a7c15ULL;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
@@ -166,10 +174,12 @@ class EventStream {
   }
 
   request_rec* r_;
-  Micros opened_ = now_micros();
+  // Monotonic, as every time of a stream: a wall step neither ends a stream
+  // early nor keeps it past DeployEventsTimeout.
+  Micros opened_ = mono_now();
   Micros deadline_;
   Micros phase_;
-  Micros last_write_ = now_micros();
+  Micros last_write_ = mono_now();
   Micros last_pass_ = 0;
   uint64_t events_ = 0;
   bool failed_ = false;
@@ -188,27 +198,57 @@ std::optional<Job> snapshot(const ModuleState& state, uint64_t id, bool* busy) {
 }
 
 // Reads new output of the log from *offset: whole lines only, unless the job
-// has finished (then everything) or a line is longer than a chunk.
+// has finished (then everything) or a line is longer than kLongestLine. At
+// most about a chunk is returned beyond the first whole line.
 std::string read_new_output(const std::string& path, uint64_t* offset, bool finished) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return "";
-  std::string data(kLogChunk, '\0');
-  ssize_t n = pread(fd, data.data(), data.size(), off_t(*offset));
+  std::string data;
+  size_t last_newline = std::string::npos;
+  bool at_end = false;
+  while (data.size() < kLongestLine) {
+    const size_t had = data.size();
+    data.resize(had + std::min(kLogChunk, kLongestLine - had));
+    ssize_t n = pread(fd, data.data() + had, data.size() - had, off_t(*offset + had));
+    data.resize(had + size_t(std::max<ssize_t>(n, 0)));
+    if (n <= 0) {
+      at_end = true;
+      break;
+    }
+    size_t newline = data.rfind('\n');
+    if (newline != std::string::npos && newline >= had) last_newline = newline;
+    if (last_newline != std::string::npos) break;  // a whole line at least
+  }
   ::close(fd);
-  if (n <= 0) return "";
-  data.resize(size_t(n));
-  if (!finished || data.size() == kLogChunk) {
-    size_t last_newline = data.rfind('\n');
-    if (last_newline != std::string::npos)
-      data.resize(last_newline + 1);
-    else if (data.size() < kLogChunk)
-      return "";
+  if (data.empty()) return "";
+  if (!(finished && at_end) && data.size() < kLongestLine) {
+    if (last_newline == std::string::npos) return "";  // a line still being written
+    data.resize(last_newline + 1);
+  } else if (data.size() >= kLongestLine && last_newline != std::string::npos) {
+    data.resize(last_newline + 1);
   }
   *offset += data.size();
   return data;
 }
 
 const char* last_event_id(request_rec* r) { return apr_table_get(r->headers_in, "Last-Event-ID"); }
+
+// A stream past DeployEventsMaxStreams or DeployEventsMaxPerClient is refused
+// before anything is sent; nullopt when it may open.
+std::optional<RequestError> stream_refusal(request_rec* r, const StreamSlots::Claim& claim,
+                                           const StreamSlots& slots) {
+  if (claim.refusal() == StreamSlots::Refusal::none) return std::nullopt;
+  apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, kStreamRetryAfterSeconds));
+  const bool server = claim.refusal() == StreamSlots::Refusal::server_full;
+  ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_deploy: event stream refused: %s (%u)",
+                server ? "DeployEventsMaxStreams reached" : "DeployEventsMaxPerClient reached",
+                server ? slots.max_streams() : slots.max_per_client());
+  return RequestError{HTTP_SERVICE_UNAVAILABLE, "too_many_streams",
+                      server ? "the server has " + std::to_string(slots.max_streams()) +
+                                   " event streams open already; try again later"
+                             : "this client has " + std::to_string(slots.max_per_client()) +
+                                   " event streams open already; close one or try again later"};
+}
 
 // The feed of this child for `base`, made on first use.
 ChangeFeed& change_feed(const ModuleState& state, const std::string& base) {
@@ -225,12 +265,11 @@ ChangeFeed& change_feed(const ModuleState& state, const std::string& base) {
 
 int stream_job_events(request_rec* r, const ModuleState& state, const std::string& base,
                       uint64_t id) {
-  uint64_t sent_change = 0, offset = 0;
-  if (const char* resume = last_event_id(r)) {
-    char* end = nullptr;
-    sent_change = strtoull(resume, &end, 10);
-    if (end && *end == '.') offset = strtoull(end + 1, nullptr, 10);
-  }
+  StreamSlots::Claim claim(*state.stream_slots, r->useragent_ip ? r->useragent_ip : "");
+  if (auto refused = stream_refusal(r, claim, *state.stream_slots)) return send_error(r, *refused);
+  JobEventId sent;
+  if (const char* resume = last_event_id(r))
+    sent = parse_job_event_id(resume, state.table->change_seq()).value_or(JobEventId{});
   EventStream stream(r, state.settings->events_timeout);
   if (r->header_only) return OK;
   const std::string log_path = state.table->log_path(id);
@@ -249,14 +288,13 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
     // Output first: a progress change is sent after the line that made it,
     // and the final state after the last of the output.
     for (;;) {
-      std::string output = read_new_output(log_path, &offset, finished);
+      std::string output = read_new_output(log_path, &sent.offset, finished);
       if (output.empty()) break;
-      stream.send("log", std::to_string(sent_change) + "." + std::to_string(offset), output);
+      stream.send("log", format_job_event_id(sent), output);
     }
-    if (job->change_seq > sent_change) {
-      sent_change = job->change_seq;
-      stream.send("job", std::to_string(sent_change) + "." + std::to_string(offset),
-                  job_json(*job, base));
+    if (job->change_seq > sent.change) {
+      sent.change = job->change_seq;
+      stream.send("job", format_job_event_id(sent), job_json(*job, base));
     }
     stream.flush();
     if (finished) {
@@ -269,7 +307,10 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
   return OK;
 }
 
-int stream_all_events(request_rec* r, const ModuleState& state, const std::string& base) {
+int stream_all_events(request_rec* r, const ModuleState& state, TargetAccess& access,
+                      const std::string& base) {
+  StreamSlots::Claim claim(*state.stream_slots, r->useragent_ip ? r->useragent_ip : "");
+  if (auto refused = stream_refusal(r, claim, *state.stream_slots)) return send_error(r, *refused);
   ChangeFeed& feed = change_feed(state, base);
   uint64_t since = state.table->change_seq();
   const char* resume = last_event_id(r);
@@ -279,7 +320,7 @@ int stream_all_events(request_rec* r, const ModuleState& state, const std::strin
       for (const auto& [name, value] : *query)
         if (name == "since") since_param = value;
   if (!resume && !since_param.empty()) resume = since_param.c_str();
-  if (resume) since = strtoull(resume, nullptr, 10);
+  if (resume) since = parse_change_event_id(resume, since).value_or(since);
 
   EventStream stream(r, state.settings->events_timeout);
   if (r->header_only) return OK;
@@ -290,7 +331,8 @@ int stream_all_events(request_rec* r, const ModuleState& state, const std::strin
     events.clear();
     since = feed.read(since, kMaxJobsPerBatch, &events);
     for (const ChangeFeed::Event& event : events)
-      stream.send("job", std::to_string(event.change_seq), *event.data);
+      if (access.may_read(event.target))
+        stream.send("job", std::to_string(event.change_seq), *event.data);
     stream.flush();
     if (!state.table->wait_for_change(since, stream.wait_budget()) && events.empty()) stream.idle();
   }

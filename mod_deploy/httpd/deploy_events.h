@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "deploy_access.h"
 #include "deploy_state.h"
 
 namespace deploy {
@@ -18,6 +19,8 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
                       uint64_t id);
 // GET BASE/events. Event ids are the table's change counter; Last-Event-ID
 // (or ?since=N) resumes after it; without either the stream starts now.
-int stream_all_events(request_rec* r, const ModuleState& state, const std::string& base);
+// Only jobs of targets the request may read are sent.
+int stream_all_events(request_rec* r, const ModuleState& state, TargetAccess& access,
+                      const std::string& base);
 
 }  // namespace deploy

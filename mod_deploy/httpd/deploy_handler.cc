@@ -14,11 +14,14 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
 
+#include "deploy_access.h"
 #include "deploy_dashboard.h"
 #include "deploy_events.h"
 #include "deploy_module.h"
@@ -29,7 +32,6 @@
 #include "origin.h"
 #include "route.h"
 #include "scheduler.h"
-#include "signature.h"
 #include "submission.h"
 
 namespace deploy {
@@ -68,59 +70,88 @@ std::optional<RequestError> read_body(request_rec* r, uint64_t limit, std::strin
   return std::nullopt;
 }
 
+// How this server is reached: the names of the virtual host that answers
+// (ServerName, ServerAlias), the address the connection came in on (and
+// "localhost" for a loopback one), and the port of ServerName (when it gives
+// one) or of that connection. Never the request's Host header, which the
+// client chooses.
+ServerOrigin server_origin(request_rec* r) {
+  const server_rec* s = r->server;
+  ServerOrigin server;
+  server.scheme = ap_run_http_scheme(r);
+  if (s->server_hostname) server.names.emplace_back(s->server_hostname);
+  if (s->names)
+    for (int i = 0; i < s->names->nelts; ++i)
+      server.names.emplace_back(APR_ARRAY_IDX(s->names, i, const char*));
+  if (s->wild_names)
+    for (int i = 0; i < s->wild_names->nelts; ++i)
+      server.patterns.emplace_back(APR_ARRAY_IDX(s->wild_names, i, const char*));
+  if (const char* local = r->connection->local_ip) {
+    std::string_view address(local);
+    // An IPv4 client of an IPv6 socket: the origin names the IPv4 address.
+    if (address.starts_with("::ffff:") && address.find('.') != std::string_view::npos)
+      address.remove_prefix(7);
+    server.names.emplace_back(address);
+    // A browser on this machine names a loopback address "localhost"; no
+    // other host can make a page of that origin.
+    if (address == "::1" || address.starts_with("127.")) server.names.emplace_back("localhost");
+  }
+  if (s->port) server.ports.push_back(s->port);
+  if (r->connection->local_addr) server.ports.push_back(r->connection->local_addr->port);
+  return server;
+}
+
 std::optional<RequestError> check_origin(request_rec* r) {
   const char* origin = apr_table_get(r->headers_in, "Origin");
-  if (!origin) return std::nullopt;
-  const char* host = apr_table_get(r->headers_in, "Host");
-  if (host && is_same_origin(origin, ap_run_http_scheme(r), host)) return std::nullopt;
+  if (!origin || is_server_origin(origin, server_origin(r))) return std::nullopt;
   return RequestError{HTTP_FORBIDDEN, "cross_origin",
-                      std::string("submissions from origin ") + origin + " are not accepted"};
+                      std::string("requests from origin ") + origin + " are not accepted"};
 }
 
 std::vector<PendingJob> unfinished_jobs(JobTable::Lock& lock) {
   std::vector<PendingJob> jobs;
-  lock.for_each_unfinished([&](JobRecord& r) {
-    jobs.push_back(PendingJob{r.id, r.target, JobState(r.state), r.submitted_at, r.not_before});
-  });
+  lock.for_each_unfinished([&](JobRecord& r) { jobs.push_back(pending_job(r)); });
   return jobs;
 }
 
 // Checks a submission and records it: a new job, or one more request for
 // the waiting job it joins. A refusal records nothing.
 std::optional<RequestError> accept_submission(request_rec* r, const ModuleState& state,
-                                              const std::string& name, Job* job, bool* coalesced) {
+                                              TargetAccess& access, const std::string& name,
+                                              Job* job, bool* coalesced) {
   const Target* target = state.settings->find(name);
   if (!target) return not_found("no target named " + name);
   if (auto e = check_origin(r)) return e;
   std::string body;
   if (auto e = read_body(r, state.settings->max_body, &body)) return e;
-  if (target->secret) {
-    const char* signature = apr_table_get(r->headers_in, "X-Hub-Signature-256");
-    if (!signature || !signature_matches(signature, *target->secret, body))
-      return RequestError{HTTP_FORBIDDEN, "bad_signature",
-                          signature ? "the X-Hub-Signature-256 signature does not match"
-                                    : "the X-Hub-Signature-256 header is missing"};
-  }
+  if (auto e = access.refuse_submission(name, target, body)) return e;
   const char* type = apr_table_get(r->headers_in, "Content-Type");
   auto parsed = parse_submission_body(type ? type : "", body);
   if (auto* e = std::get_if<RequestError>(&parsed)) return *e;
   Params params = std::get<Params>(std::move(parsed));
   if (auto e = validate_params(params, target->params)) return e;
 
-  Micros now = now_micros();
+  const Instant now = Instant::now();
   uint64_t evicted = 0;
   {
     JobTable::Lock lock(*state.table);
     if (!lock.held()) return table_busy(r, lock.status());
     SubmissionDecision d = decide_submission(unfinished_jobs(lock), name, target->policy,
-                                             state.settings->limits(), now);
+                                             state.settings->limits(), now.mono);
+    // not_before is decided on the monotonic clock; the wall time shown is
+    // written with it, once, rather than derived at every read: the job's
+    // JSON then stays the same until the job changes (event streams send
+    // only changes), at the price of showing a wall step that happens
+    // inside the window until the next trigger.
+    const Micros not_before_wall = d.not_before ? now.wall_of(d.not_before) : 0;
     JobRecord* rec = nullptr;
     if (d.kind == SubmissionDecision::Kind::coalesce) {
       // Found by unfinished_jobs under this lock; checked again all the same.
       rec = lock.find(d.job_id);
       if (rec) {
         rec->requests++;
-        rec->not_before = d.not_before;
+        rec->not_before_mono = d.not_before;
+        rec->not_before = not_before_wall;
         *coalesced = true;
         lock.header().counters.coalesced++;
       }
@@ -145,8 +176,10 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
     if (!*coalesced) {
       store_text(rec->target, sizeof rec->target, name);
       rec->state = uint8_t(d.state);
-      rec->not_before = d.not_before;
-      rec->submitted_at = now;
+      rec->not_before_mono = d.not_before;
+      rec->not_before = not_before_wall;
+      rec->submitted_at = now.wall;
+      rec->submitted_mono = now.mono;
       if (r->user) {
         rec->has_submitted_by = 1;
         store_text(rec->submitted_by, sizeof rec->submitted_by, r->user);
@@ -160,11 +193,12 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
   return std::nullopt;
 }
 
-int submit(request_rec* r, const ModuleState& state, const std::string& base,
+int submit(request_rec* r, const ModuleState& state, TargetAccess& access, const std::string& base,
            const std::string& name) {
   Job job;
   bool coalesced = false;
-  if (std::optional<RequestError> refused = accept_submission(r, state, name, &job, &coalesced)) {
+  if (std::optional<RequestError> refused =
+          accept_submission(r, state, access, name, &job, &coalesced)) {
     if (refused->code == "busy") {
       state.table->count_busy_rejection();  // counted when the table is free again
     } else if (JobTable::Lock lock(*state.table); lock.held()) {
@@ -188,26 +222,49 @@ std::variant<Job, RequestError> find_job(request_rec* r, const ModuleState& stat
   return record_to_job(*rec);
 }
 
-int get_job(request_rec* r, const ModuleState& state, const std::string& base, uint64_t id) {
+// The job, when it exists and the request may read its target; else the
+// refusal to send.
+std::variant<Job, RequestError> readable_job(request_rec* r, const ModuleState& state,
+                                             TargetAccess& access, uint64_t id) {
   auto found = find_job(r, state, id);
-  if (auto* e = std::get_if<RequestError>(&found)) return send_error(r, *e);
-  return send_json(r, HTTP_OK, job_json(std::get<Job>(found), base));
+  if (auto* job = std::get_if<Job>(&found))
+    if (auto refused = access.refuse_read(job->target)) return *refused;
+  return found;
 }
 
-int list_jobs(request_rec* r, const ModuleState& state, const std::string& base) {
+int get_job(request_rec* r, const ModuleState& state, TargetAccess& access, const std::string& base,
+            uint64_t id) {
+  auto job = readable_job(r, state, access, id);
+  if (auto* e = std::get_if<RequestError>(&job)) return send_error(r, *e);
+  return send_json(r, HTTP_OK, job_json(std::get<Job>(job), base));
+}
+
+std::string_view target_of(const JobRecord& rec) {
+  return std::string_view(rec.target, strnlen(rec.target, sizeof rec.target));
+}
+
+int list_jobs(request_rec* r, const ModuleState& state, TargetAccess& access,
+              const std::string& base) {
   auto parsed = parse_jobs_query(r->args ? r->args : "");
   if (auto* e = std::get_if<RequestError>(&parsed)) return send_error(r, *e);
   const JobsQuery& q = std::get<JobsQuery>(parsed);
+  // Decided before the lock: the targets the answer may hold.
+  if (q.target)
+    access.may_read(*q.target);
+  else
+    for (const Target& t : state.settings->targets) access.may_read(t.name);
   std::deque<Job> jobs;  // not a vector: see chunked_text.h
-  {
+  do {
+    jobs.clear();
     JobTable::Lock lock(*state.table);
     if (!lock.held()) return send_error(r, table_busy(r, lock.status()));
     lock.for_each_newest_first(q.before, [&](JobRecord& rec) {
-      if ((!q.target || *q.target == rec.target) && (!q.state || uint8_t(*q.state) == rec.state))
+      if ((!q.target || *q.target == rec.target) && (!q.state || uint8_t(*q.state) == rec.state) &&
+          access.may_read_decided(target_of(rec)))
         jobs.push_back(record_to_job(rec));
       return jobs.size() < q.limit;
     });
-  }
+  } while (access.decide_noted());
   ChunkedText array;
   array += "[";
   for (const Job& job : jobs) {
@@ -220,21 +277,27 @@ int list_jobs(request_rec* r, const ModuleState& state, const std::string& base)
 
 json_t* seconds(Micros t) { return json_real(double(t) / 1e6); }
 
-int list_targets(request_rec* r, const ModuleState& state, const std::string& base) {
-  // The newest job of each configured target: newest first, until every
-  // target has one (a target without any job reads the whole table).
+int list_targets(request_rec* r, const ModuleState& state, TargetAccess& access,
+                 const std::string& base) {
+  std::vector<const Target*> shown;  // the targets the request may read
+  for (const Target& t : state.settings->targets)
+    if (access.may_read(t.name)) shown.push_back(&t);
+  // The newest job of each shown target: newest first, until every one has
+  // one (a target without any job reads the whole table).
   std::map<std::string, Job> latest;
   {
     JobTable::Lock lock(*state.table);
     if (!lock.held()) return send_error(r, table_busy(r, lock.status()));
     lock.for_each_newest_first(0, [&](JobRecord& rec) {
-      if (state.settings->find(rec.target) && !latest.count(rec.target))
+      if (state.settings->find(rec.target) && access.may_read_decided(target_of(rec)) &&
+          !latest.count(rec.target))
         latest[rec.target] = record_to_job(rec);
-      return latest.size() < state.settings->targets.size();
+      return latest.size() < shown.size();
     });
   }
   json_t* array = json_array();
-  for (const Target& t : state.settings->targets) {
+  for (const Target* shown_target : shown) {
+    const Target& t = *shown_target;
     json_t* command = json_array();
     for (const std::string& word : t.command)
       json_array_append_new(command, json_string(word.c_str()));
@@ -263,13 +326,13 @@ int list_targets(request_rec* r, const ModuleState& state, const std::string& ba
   return send_json(r, HTTP_OK, dump_json(array));
 }
 
-int get_log(request_rec* r, const ModuleState& state, uint64_t id) {
+int get_log(request_rec* r, const ModuleState& state, TargetAccess& access, uint64_t id) {
   auto parsed = parse_log_offset(r->args ? r->args : "");
   if (auto* e = std::get_if<RequestError>(&parsed)) return send_error(r, *e);
   uint64_t offset = std::get<uint64_t>(parsed);
-  auto found = find_job(r, state, id);
-  if (auto* e = std::get_if<RequestError>(&found)) return send_error(r, *e);
-  const Job& job = std::get<Job>(found);
+  auto readable = readable_job(r, state, access, id);
+  if (auto* e = std::get_if<RequestError>(&readable)) return send_error(r, *e);
+  const Job* job = &std::get<Job>(readable);
   apr_file_t* file = nullptr;
   apr_finfo_t info;
   apr_off_t size = 0;
@@ -283,7 +346,7 @@ int get_log(request_rec* r, const ModuleState& state, uint64_t id) {
   apr_table_setn(r->headers_out, "Cache-Control", "no-store");
   apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
   apr_table_setn(r->headers_out, "X-Log-Size", apr_off_t_toa(r->pool, size));
-  if (!is_final(job.state)) apr_table_setn(r->headers_out, "X-More-Data", "true");
+  if (!is_final(job->state)) apr_table_setn(r->headers_out, "X-More-Data", "true");
   apr_off_t from = std::min<apr_off_t>(apr_off_t(std::min<uint64_t>(offset, uint64_t(size))), size);
   apr_size_t length = apr_size_t(size - from);
   ap_set_content_length(r, apr_off_t(length));
@@ -294,8 +357,19 @@ int get_log(request_rec* r, const ModuleState& state, uint64_t id) {
   return OK;
 }
 
-int cancel(request_rec* r, const ModuleState& state, const std::string& base, uint64_t id) {
+// A cancel is allowed exactly when a submission to the job's target would
+// be: httpd's access control of POST BASE/targets/NAME and, for a signed
+// target, a signature over the cancel's own body (often empty).
+int cancel(request_rec* r, const ModuleState& state, TargetAccess& access, const std::string& base,
+           uint64_t id) {
   if (auto e = check_origin(r)) return send_error(r, *e);
+  auto found = find_job(r, state, id);
+  if (auto* e = std::get_if<RequestError>(&found)) return send_error(r, *e);
+  const std::string& target = std::get<Job>(found).target;
+  std::string body;
+  if (auto e = read_body(r, state.settings->max_body, &body)) return send_error(r, *e);
+  if (auto e = access.refuse_submission(target, state.settings->find(target), body))
+    return send_error(r, *e);
   Job job;
   pid_t runner = 0;
   {
@@ -312,10 +386,14 @@ int cancel(request_rec* r, const ModuleState& state, const std::string& base, ui
       // The runner owns a running job: it sees the flag (and our nudge),
       // signals the job's process group, and records the outcome.
       rec->cancel_requested = 1;
-      runner = rec->runner_pid;
+      // Only the runner that recorded itself is nudged: a pid that has
+      // been reused since names an unrelated process.
+      if (rec->runner_pid > 0 && rec->runner_start_ticks != 0 &&
+          process_start_ticks(rec->runner_pid) == rec->runner_start_ticks)
+        runner = rec->runner_pid;
       lock.commit(rec);
     } else {
-      lock.finish(rec, JobState::canceled, now_micros());
+      lock.finish(rec, JobState::canceled, Instant::now());
     }
     job = record_to_job(*rec);
   }
@@ -344,31 +422,32 @@ int dispatch(request_rec* r, const ModuleState& state) {
     return send_error(r, RequestError{HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
                                       std::string(r->method) + " is not allowed here"});
   }
+  TargetAccess access(r, base);
   switch (route->kind) {
     case Route::Kind::target:
-      return submit(r, state, base, route->target);
+      return submit(r, state, access, base, route->target);
     case Route::Kind::targets:
-      return list_targets(r, state, base);
+      return list_targets(r, state, access, base);
     case Route::Kind::jobs:
-      return list_jobs(r, state, base);
+      return list_jobs(r, state, access, base);
     case Route::Kind::job:
-      return get_job(r, state, base, route->job_id);
+      return get_job(r, state, access, base, route->job_id);
     case Route::Kind::job_log:
-      return get_log(r, state, route->job_id);
+      return get_log(r, state, access, route->job_id);
     case Route::Kind::job_cancel:
-      return cancel(r, state, base, route->job_id);
-    case Route::Kind::job_events:
-      if (auto found = find_job(r, state, route->job_id);
-          auto* e = std::get_if<RequestError>(&found))
-        return send_error(r, *e);
+      return cancel(r, state, access, base, route->job_id);
+    case Route::Kind::job_events: {
+      auto job = readable_job(r, state, access, route->job_id);
+      if (auto* e = std::get_if<RequestError>(&job)) return send_error(r, *e);
       return stream_job_events(r, state, base, route->job_id);
+    }
     case Route::Kind::events:
-      return stream_all_events(r, state, base);
+      return stream_all_events(r, state, access, base);
     case Route::Kind::metrics:
-      return send_metrics(r, state);
+      return send_metrics(r, state, access);
     case Route::Kind::dashboard:
       if (r->args && strcmp(r->args, "auto") == 0) return send_auto_status(r, state);
-      return send_dashboard(r, state, base);
+      return send_dashboard(r, state, access, base);
   }
   return send_error(r, not_found(std::string("no such resource: ") + r->uri));
 }

@@ -2,6 +2,7 @@
 
 #include <httpd.h>
 #include <http_log.h>
+#include <apr_tables.h>
 #include <http_protocol.h>
 
 #include "deploy_module.h"
@@ -64,6 +65,10 @@ int send_error(request_rec* r, const RequestError& e) {
                 e.message.c_str());
   // A refused body is not read: tell the client the connection ends.
   if (e.status == HTTP_REQUEST_ENTITY_TOO_LARGE) r->connection->keepalive = AP_CONN_CLOSE;
+  // Every 503 is passing (a full queue, a busy table, too many streams):
+  // say when to come back, unless the route said it already.
+  if (e.status == HTTP_SERVICE_UNAVAILABLE && !apr_table_get(r->headers_out, "Retry-After"))
+    apr_table_setn(r->headers_out, "Retry-After", "5");
   return send_json(r, e.status, error_json(e));
 }
 

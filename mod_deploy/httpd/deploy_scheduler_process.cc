@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <unixd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -50,11 +51,12 @@ struct Spawn {
 };
 
 // A runner is alive when its pid exists and is still the process it was.
-// `quiet_since`: a runner cannot record itself while the table lock is held
-// elsewhere: its silence counts from when the scheduler last got the lock
-// after it was busy, if that is later than the job's start.
+// `now` and `quiet_since` are monotonic. A runner cannot record itself
+// while the table lock is held elsewhere: its silence counts from when the
+// scheduler last got the lock after it was busy, if that is later than the
+// job's start.
 bool runner_alive(const JobRecord& r, Micros now, Micros quiet_since) {
-  const Micros silent = now - std::max(r.started_at, quiet_since);
+  const Micros silent = now - std::max(r.started_mono, quiet_since);
   if (r.runner_pid <= 0) return silent < kRunnerSilenceLimit;
   uint64_t ticks = process_start_ticks(r.runner_pid);
   if (ticks == 0) return false;
@@ -64,15 +66,40 @@ bool runner_alive(const JobRecord& r, Micros now, Micros quiet_since) {
 
 // The deploy-runner --launcher process (runner/launcher.h) and the pipe to
 // its stdin. It ends when the pipe closes, i.e. with this process.
+//
+// When some target has DeployUser the launcher must start as root (it keeps
+// CAP_SETUID, CAP_SETGID and CAP_KILL as httpd's User): it is started once,
+// before this process drops its privileges, and when it dies this process
+// cannot start another one; it exits instead, and httpd's parent forks a new
+// scheduler, which starts a new launcher (scheduler_maintenance below).
 class Launcher {
  public:
-  Launcher(server_rec* s, const ModuleState& state) : server_(s), state_(state) {}
+  Launcher(server_rec* s, const ModuleState& state) : server_(s), state_(state) {
+    const std::vector<JobUser> users = state.settings->job_users();
+    if (users.empty()) return;
+    privileged_ = true;
+    LauncherUsers launcher_users;
+    launcher_users.uid = uint32_t(ap_unixd_config.user_id);
+    launcher_users.gid = uint32_t(ap_unixd_config.group_id);
+    for (const JobUser& user : users)
+      launcher_users.job_users.push_back(LauncherJobUser{user.uid, user.gid, user.name});
+    arguments_ = launcher_arguments(launcher_users);
+  }
   ~Launcher() { close_pipe(); }
   Launcher(const Launcher&) = delete;
   Launcher& operator=(const Launcher&) = delete;
 
+  // True when jobs run as a DeployUser: no launcher can be started once
+  // this process dropped root.
+  bool privileged() const { return privileged_; }
+  bool running() const { return pid_ > 0; }
+
   bool start(std::string* problem) {
     stop();
+    if (privileged_ && geteuid() != 0) {
+      *problem = "with DeployUser only a scheduler that is still root can start it";
+      return false;
+    }
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
       *problem = std::string("cannot create a pipe: ") + strerror(errno);
@@ -83,10 +110,12 @@ class Launcher {
       // Like apr_proc_create: fds 1 and 2 stay (the error_log), the request
       // pipe becomes stdin, nothing else survives the exec.
       dup2(fds[0], STDIN_FILENO);
-      const char* argv[] = {state_.runner_path.c_str(), "--launcher",
-                            state_.table->state_dir().c_str(), nullptr};
+      std::vector<const char*> argv = {state_.runner_path.c_str(), "--launcher",
+                                       state_.table->state_dir().c_str()};
+      for (const std::string& word : arguments_) argv.push_back(word.c_str());
+      argv.push_back(nullptr);
       const char* envp[] = {nullptr};
-      execve(argv[0], const_cast<char**>(argv), const_cast<char**>(envp));
+      execve(argv[0], const_cast<char**>(argv.data()), const_cast<char**>(envp));
       dprintf(STDERR_FILENO, "mod_deploy: cannot execute %s: %s\n", argv[0], strerror(errno));
       _exit(127);
     }
@@ -110,7 +139,7 @@ class Launcher {
       *problem = "the runner launcher is not running";
       return false;
     }
-    const Micros give_up_at = now_micros() + kLauncherWriteLimit;
+    const Micros give_up_at = mono_now() + kLauncherWriteLimit;
     size_t done = 0;
     while (done < frame.size()) {
       const ssize_t n = write(pipe_, frame.data() + done, frame.size() - done);
@@ -118,7 +147,7 @@ class Launcher {
         done += size_t(n);
         continue;
       }
-      const Micros left = give_up_at - now_micros();
+      const Micros left = give_up_at - mono_now();
       if (n < 0 && (errno == EAGAIN || errno == EINTR) && left > 0) {
         pollfd writable = {pipe_, POLLOUT, 0};
         poll(&writable, 1, int(std::max<Micros>(1, left / 1000)));
@@ -138,9 +167,9 @@ class Launcher {
   void reaped(pid_t pid, int status) {
     if (pid != pid_) return;
     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
-                 "mod_deploy: the runner launcher (pid %d) ended with status %d; "
-                 "the next job starts a new one",
-                 pid, status);
+                 "mod_deploy: the runner launcher (pid %d) ended with status %d; %s", pid, status,
+                 privileged_ ? "the scheduler exits so that httpd starts a new one (DeployUser)"
+                             : "the next job starts a new one");
     pid_ = -1;
     close_pipe();
   }
@@ -160,6 +189,8 @@ class Launcher {
 
   server_rec* server_;
   const ModuleState& state_;
+  bool privileged_ = false;
+  std::vector<std::string> arguments_;  // after --launcher STATE_DIR
   pid_t pid_ = -1;
   int pipe_ = -1;
 };
@@ -169,30 +200,47 @@ class Scheduler {
   Scheduler(server_rec* s, ModuleState* state)
       : server_(s), state_(*state), settings_(*state->settings), policies_(settings_.policies()) {}
 
-  void run() {
+  // Starts the launcher; with DeployUser, call it while still root.
+  void start_launcher() {
     std::string problem;
     if (!launcher_.start(&problem)) {
       ap_log_error(APLOG_MARK, APLOG_ERR, 0, server_,
                    "mod_deploy: cannot start the runner launcher: %s", problem.c_str());
     }
+  }
+  bool privileged() const { return launcher_.privileged(); }
+
+  // The exit code of the process: 1 when the launcher of DeployUser jobs is
+  // gone (httpd's parent then forks a new scheduler).
+  int run() {
+    if (!launcher_.privileged()) start_launcher();
     while (!g_stop && getppid() == parent_) {
-      Micros decided_at = now_micros();
+      reap_children();
+      if (launcher_.privileged() && !launcher_.running()) {
+        // Not at once again if it died at once: httpd would fork
+        // schedulers in a tight loop.
+        if (mono_now() - started_at_ < 5 * kSecond) sleep(1);
+        return 1;
+      }
+      Micros decided_at = mono_now();
       Micros next_due = decide();
       reap_children();
-      Micros now = now_micros();
+      Micros now = mono_now();
       Micros wait = kHousekeepingInterval;
       if (next_due > 0) wait = std::clamp<Micros>(next_due - now, 1000, kHousekeepingInterval);
       state_.table->wait_for_change(seen_, wait);
-      Micros since = now_micros() - decided_at;
+      Micros since = mono_now() - decided_at;
       if (since < kMinDecisionInterval) usleep(useconds_t(kMinDecisionInterval - since));
     }
+    return 0;
   }
 
  private:
   // One pass: apply the policy, spawn what it starts, notice lost runners,
-  // keep the history bounded. Returns when to decide again at the latest.
+  // keep the history bounded. Returns when to decide again at the latest
+  // (monotonic).
   Micros decide() {
-    Micros now = now_micros();
+    const Instant now = Instant::now();
     std::vector<Spawn> spawns;
     std::vector<uint64_t> dropped;
     ScheduleDecision decision;
@@ -204,15 +252,16 @@ class Scheduler {
                      "mod_deploy: the scheduler cannot decide, retrying: %s",
                      lock.status().message().c_str());
         table_was_busy_ = true;
-        return now_micros() + kBusyRetryInterval;
+        return mono_now() + kBusyRetryInterval;
       }
-      if (table_was_busy_) lock_regained_at_ = now_micros();
+      if (table_was_busy_) lock_regained_at_ = mono_now();
       table_was_busy_ = false;
       std::vector<PendingJob> pending;
-      bool housekeeping = now - last_housekeeping_ >= kHousekeepingInterval;
+      bool housekeeping = now.mono - last_housekeeping_ >= kHousekeepingInterval;
       lock.for_each_unfinished([&](JobRecord& r) {
         JobState s = JobState(r.state);
-        if (s == JobState::running && housekeeping && !runner_alive(r, now, lock_regained_at_)) {
+        if (s == JobState::running && housekeeping &&
+            !runner_alive(r, now.mono, lock_regained_at_)) {
           ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
                        "mod_deploy: job %" APR_UINT64_T_FMT
                        " of %s is lost: its runner (pid %d) is gone",
@@ -220,14 +269,14 @@ class Scheduler {
           lock.finish(&r, JobState::lost, now);
           return;
         }
-        pending.push_back(PendingJob{r.id, r.target, s, r.submitted_at, r.not_before});
+        pending.push_back(pending_job(r));
       });
       if (housekeeping) {
         prune_history(lock, &dropped);
-        last_housekeeping_ = now;
+        last_housekeeping_ = now.mono;
       }
 
-      decision = schedule(pending, policies_, settings_.limits(), now);
+      decision = schedule(pending, policies_, settings_.limits(), now.mono);
       // find() checks each record again: a process that ignores the lock
       // may have damaged one since it was read above.
       for (uint64_t id : decision.expire) {
@@ -249,7 +298,8 @@ class Scheduler {
         if (!r) continue;
         const Target* target = settings_.find(r->target);
         r->state = uint8_t(JobState::running);
-        r->started_at = now;
+        r->started_at = now.wall;
+        r->started_mono = now.mono;
         r->runner_pid = 0;
         r->runner_start_ticks = 0;
         lock.commit(r);
@@ -290,11 +340,32 @@ class Scheduler {
     request.working_directory = target.working_directory;
     request.command = target.command;
     request.environment = job_environment(spawn.job, target.env);
+    if (target.user) {
+      request.user_id = target.user->uid;
+      request.group_id = target.user->gid;
+    }
     const std::string frame = encode_launch_request(request);
     std::string problem;
     if (frame.empty()) {
       problem = "its command and environment are too large to start";
-    } else if (!launcher_.send(frame, &problem) && launcher_.start(&problem)) {
+    } else if (!launcher_.send(frame, &problem) && launcher_.privileged()) {
+      // No new launcher can be started here: the job waits for the next
+      // scheduler, as if it had not been started.
+      ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
+                   "mod_deploy: job %" APR_UINT64_T_FMT
+                   " goes back to the queue: cannot hand it to the runner launcher: %s",
+                   (apr_uint64_t)spawn.job.id, problem.c_str());
+      // When the table stays busy the job keeps no runner: housekeeping
+      // finds it lost.
+      JobTable::Lock lock(*state_.table);
+      JobRecord* r = lock.held() ? lock.find(spawn.job.id) : nullptr;
+      if (r && JobState(r->state) == JobState::running && r->runner_pid == 0) {
+        r->state = uint8_t(JobState::queued);
+        r->started_at = 0;
+        lock.commit(r);
+      }
+      return;
+    } else if (!problem.empty() && launcher_.start(&problem)) {
       launcher_.send(frame, &problem);
     }
     if (problem.empty()) {
@@ -311,7 +382,7 @@ class Scheduler {
     JobTable::Lock lock(*state_.table);
     JobRecord* r = lock.held() ? lock.find(spawn.job.id) : nullptr;
     if (r && JobState(r->state) == JobState::running && r->runner_pid == 0)
-      lock.finish(r, JobState::failed, now_micros());
+      lock.finish(r, JobState::failed, Instant::now());
   }
 
   // The launcher is our only child.
@@ -326,10 +397,11 @@ class Scheduler {
   const Settings& settings_;
   std::map<std::string, TargetPolicy> policies_;
   pid_t parent_ = getppid();
+  Micros started_at_ = mono_now();  // monotonic (clock.h)
   uint64_t seen_ = 0;
-  Micros last_housekeeping_ = 0;
+  Micros last_housekeeping_ = 0;  // monotonic
   bool table_was_busy_ = false;
-  Micros lock_regained_at_ = 0;
+  Micros lock_regained_at_ = 0;  // monotonic
   Launcher launcher_{server_, state_};
 };
 
@@ -348,22 +420,25 @@ int scheduler_main(apr_pool_t* pool, server_rec* s, ModuleState* state) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
-  if (ap_run_drop_privileges(pool, s) != 0) {
-    ap_log_error(APLOG_MARK, APLOG_ALERT, 0, s, "mod_deploy: scheduler cannot drop privileges");
-    return 1;
-  }
-  Status st = state->table->reopen_lock();
-  if (!st.is_ok()) {
-    ap_log_error(APLOG_MARK, APLOG_ALERT, 0, s, "mod_deploy: scheduler: %s", st.message().c_str());
-    return 1;
-  }
   try {
-    Scheduler(s, state).run();
+    Scheduler scheduler(s, state);
+    // With DeployUser the launcher needs root to start: before the drop.
+    if (scheduler.privileged()) scheduler.start_launcher();
+    if (ap_run_drop_privileges(pool, s) != 0) {
+      ap_log_error(APLOG_MARK, APLOG_ALERT, 0, s, "mod_deploy: scheduler cannot drop privileges");
+      return 1;
+    }
+    Status st = state->table->reopen_lock();
+    if (!st.is_ok()) {
+      ap_log_error(APLOG_MARK, APLOG_ALERT, 0, s, "mod_deploy: scheduler: %s",
+                   st.message().c_str());
+      return 1;
+    }
+    return scheduler.run();
   } catch (const std::exception& e) {
     ap_log_error(APLOG_MARK, APLOG_ALERT, 0, s, "mod_deploy: scheduler failed: %s", e.what());
     return 1;
   }
-  return 0;
 }
 
 struct Restart {

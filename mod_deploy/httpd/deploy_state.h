@@ -12,6 +12,7 @@
 
 #include "change_feed.h"
 #include "deploy_config.h"
+#include "deploy_stream_limits.h"
 #include "job_table.h"
 
 namespace deploy {
@@ -21,7 +22,9 @@ struct ModuleState {
   std::unique_ptr<JobTable> table;
   std::string runner_path;         // deploy-runner, beside mod_deploy.so
   std::vector<std::string> bases;  // <Location> paths with SetHandler deploy
-  apr_time_t started_at = 0;
+  Micros started_mono = 0;         // monotonic (clock.h): the Uptime of ?auto
+  // Open event streams of this generation's children, and their limits.
+  std::unique_ptr<StreamSlots> stream_slots;
   // The changes GET BASE/events streams send, one feed per base, made by
   // the first stream of each child (deploy_events.cc).
   mutable std::mutex feeds_mutex;

@@ -3,6 +3,7 @@
 #include <httpd.h>
 #include <apr_time.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -22,6 +23,8 @@ struct Snapshot {
   std::vector<TargetStats> stats;                           // targets seen since the table began
   std::map<std::string, std::map<JobState, uint64_t>> now;  // unfinished jobs, per target and state
   std::map<JobState, uint64_t> total_now;
+  // Indexed as stats: finished_at of the target's newest succeeded job, or 0.
+  std::vector<Micros> last_success;
 };
 
 // False (and *s untouched) when the table stays busy.
@@ -32,11 +35,13 @@ Status take_snapshot(const ModuleState& state, Snapshot* out) {
   JobTable::Lock lock(*state.table);
   if (!lock.held()) return lock.status();
   s.counters = lock.header().counters;
-  for (const TargetStats& stats : lock.header().targets) {
-    if (stats.target[0] == '\0') continue;
-    s.stats.push_back(stats);
+  const TableHeader& header = lock.header();
+  for (size_t i = 0; i < kMaxTargetStats; ++i) {
+    if (header.targets[i].target[0] == '\0') continue;
+    s.stats.push_back(header.targets[i]);
     // The header is anyone's to write: the copy's name ends, whatever it held.
-    s.stats.back().target[sizeof stats.target - 1] = '\0';
+    s.stats.back().target[sizeof header.targets[i].target - 1] = '\0';
+    s.last_success.push_back(header.target_last_success[i]);
   }
   // Finished jobs are in the counters: only the unfinished ones are read.
   lock.for_each_unfinished([&](JobRecord& rec) {
@@ -85,7 +90,7 @@ int send_auto_status(request_rec* r, const ModuleState& state) {
   auto line = [&out](const std::string& key, uint64_t value) {
     out += key + ": " + std::to_string(value) + "\n";
   };
-  line("Uptime", uint64_t(apr_time_sec(apr_time_now() - state.started_at)));
+  line("Uptime", uint64_t((mono_now() - state.started_mono) / 1000000));
   line("Targets", state.settings->targets.size());
   line("MaxRunning", state.settings->max_running);
   line("QueueLimit", state.settings->queue_limit);
@@ -102,9 +107,11 @@ int send_auto_status(request_rec* r, const ModuleState& state) {
   return send_body(r, HTTP_OK, "text/plain; charset=utf-8", out);
 }
 
-int send_metrics(request_rec* r, const ModuleState& state) {
+int send_metrics(request_rec* r, const ModuleState& state, TargetAccess& access) {
   Snapshot s;
   if (Status st = take_snapshot(state, &s); !st.is_ok()) return send_error(r, table_busy(r, st));
+  std::erase_if(s.stats, [&](const TargetStats& t) { return !access.may_read(t.target); });
+  std::erase_if(s.now, [&](const auto& entry) { return !access.may_read(entry.first); });
   std::string out;
   auto help = [&out](const char* name, const char* type, const char* text) {
     out += std::string("# HELP ") + name + " " + text + "\n# TYPE " + name + " " + type + "\n";
@@ -147,6 +154,18 @@ int send_metrics(request_rec* r, const ModuleState& state) {
     out += "deploy_job_duration_seconds_sum{target=\"" + target + "\"} " + sum + "\n";
     out += "deploy_job_duration_seconds_count{target=\"" + target + "\"} " +
            std::to_string(t.duration_count) + "\n";
+  }
+
+  help("deploy_last_success_timestamp_seconds", "gauge",
+       "When the newest succeeded job of each target finished, in seconds since the epoch; 0: "
+       "none yet.");
+  for (size_t i = 0; i < s.stats.size(); ++i) {
+    char seconds[64];
+    const Micros last = std::max<Micros>(s.last_success[i], 0);
+    snprintf(seconds, sizeof seconds, "%lld.%06lld", static_cast<long long>(last / 1000000),
+             static_cast<long long>(last % 1000000));
+    out += "deploy_last_success_timestamp_seconds{target=\"" + label(s.stats[i].target) + "\"} " +
+           seconds + "\n";
   }
 
   help("deploy_submissions_total", "counter", "Submissions by result (rejected ones by reason).");

@@ -5,11 +5,13 @@
 
 #include <httpd.h>
 
+#include "deploy_access.h"
 #include "deploy_state.h"
 
 namespace deploy {
 
 int send_auto_status(request_rec* r, const ModuleState& state);
-int send_metrics(request_rec* r, const ModuleState& state);
+// Per-target lines only for the targets the request may read.
+int send_metrics(request_rec* r, const ModuleState& state, TargetAccess& access);
 
 }  // namespace deploy

@@ -10,17 +10,21 @@
 #include <http_log.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <ap_mpm.h>
 #include <libgen.h>
 #include <unistd.h>
 #include <unixd.h>
 
+#include <algorithm>
 #include <exception>
 #include <string>
 
+#include "deploy_access.h"
 #include "deploy_config.h"
 #include "deploy_handler.h"
 #include "deploy_module.h"
 #include "deploy_scheduler_process.h"
+#include "deploy_server_status.h"
 #include "deploy_state.h"
 
 namespace deploy {
@@ -61,9 +65,26 @@ std::string runner_beside_module() {
   return (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/deploy-runner";
 }
 
+// DeployEventsMaxStreams, or a quarter of MaxRequestWorkers: three quarters
+// of the workers stay free for everything else, whatever the streams do.
+uint32_t stream_limit(const Settings& settings) {
+  if (settings.events_max_streams > 0) return settings.events_max_streams;
+  int daemons = 0, threads = 0;
+  if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS) daemons = 1;
+  if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1) threads = 1;
+  return uint32_t(std::max(1, std::max(daemons, 1) * threads / 4));
+}
+
 int check_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
   try {
     std::string problem = resolve_settings(main_server_config(), pconf);
+    // A DeployUser that is httpd's User would look closed and be open.
+    for (const Target& t : main_server_config().settings.targets) {
+      if (problem.empty() && t.user && t.user->uid == uint32_t(ap_unixd_config.user_id))
+        problem = "<DeployTarget " + t.name + ">: DeployUser " + t.user->name +
+                  " is httpd's User, who owns the job table; leave DeployUser out to run the "
+                  "job as User, or name a user of its own";
+    }
     if (!problem.empty()) {
       ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, "mod_deploy: %s",
                    problem.c_str());
@@ -91,13 +112,25 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
         apr_pool_cleanup_null);
     const Settings& settings = main_server_config().settings;
     state->settings = &settings;
-    state->started_at = apr_time_now();
+    state->started_mono = mono_now();
     find_bases(ap_conftree, &state->bases);
     state->runner_path = runner_beside_module();
     if (access(state->runner_path.c_str(), X_OK) != 0) {
       ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s,
                    "mod_deploy: the runner %s (expected beside mod_deploy.so) is not executable",
                    state->runner_path.c_str());
+      return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!settings.job_users().empty() && geteuid() != 0) {
+      ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                   "mod_deploy: DeployUser needs httpd to be started as root");
+      return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    // The launcher becomes User keeping CAP_SETUID: never as root.
+    if (!settings.job_users().empty() &&
+        (ap_unixd_config.user_id == 0 || ap_unixd_config.group_id == 0)) {
+      ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                   "mod_deploy: DeployUser needs httpd's User and Group not to be root");
       return HTTP_INTERNAL_SERVER_ERROR;
     }
     int uid = -1, gid = -1;
@@ -113,6 +146,12 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
     if (!st.is_ok()) {
       ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_deploy: DeployStateDir %s: %s",
                    settings.state_dir.c_str(), st.message().c_str());
+      return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    st = StreamSlots::create(pconf, stream_limit(settings), settings.events_max_per_client,
+                             &state->stream_slots);
+    if (!st.is_ok()) {
+      ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_deploy: %s", st.message().c_str());
       return HTTP_INTERNAL_SERVER_ERROR;
     }
     g_state = state;
@@ -171,7 +210,9 @@ void register_hooks(apr_pool_t*) {
   ap_hook_post_config(post_config, nullptr, nullptr, APR_HOOK_MIDDLE);
   ap_hook_child_init(child_init, nullptr, nullptr, APR_HOOK_MIDDLE);
   ap_hook_map_to_storage(map_to_storage, nullptr, nullptr, APR_HOOK_FIRST);
+  register_access_hooks();
   ap_hook_handler(handler, nullptr, nullptr, APR_HOOK_MIDDLE);
+  register_server_status_hook();
 }
 
 }  // namespace

@@ -3,8 +3,9 @@
 //
 // mod_deploy's scheduler process starts the launcher, as httpd's User:
 //
-//   deploy-runner --launcher STATE_DIR
+//   deploy-runner --launcher STATE_DIR [--user UID:GID [--job-user UID:GID:NAME]...]
 //
+// (as root with --user when some target has DeployUser; see launcher.h).
 // A runner can also be started on its own, with the job's environment as its
 // own (the unit tests do, and so can a person reproducing a job by hand):
 //
@@ -17,9 +18,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "launch_request.h"
 #include "launcher.h"
 #include "runner.h"
 
@@ -27,11 +31,17 @@ int main(int argc, char** argv) {
   std::string prefix = "deploy-runner: ";
   try {
     if (argc >= 2 && std::string_view(argv[1]) == "--launcher") {
-      if (argc != 3) {
-        fprintf(stderr, "%susage: deploy-runner --launcher STATE_DIR\n", prefix.c_str());
+      std::optional<deploy::LauncherUsers> users;
+      std::string problem = "no STATE_DIR";
+      if (argc < 3 || !deploy::parse_launcher_arguments(
+                          std::vector<std::string_view>(argv + 3, argv + argc), &users, &problem)) {
+        fprintf(stderr,
+                "%s%s; usage: deploy-runner --launcher STATE_DIR "
+                "[--user UID:GID [--job-user UID:GID:NAME]...]\n",
+                prefix.c_str(), problem.c_str());
         return EXIT_FAILURE;
       }
-      return deploy::run_launcher(argv[2], argc, argv);
+      return deploy::run_launcher(argv[2], users, argc, argv);
     }
     deploy::RunnerOptions options;
     const deploy::Status parsed =

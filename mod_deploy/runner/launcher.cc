@@ -14,11 +14,13 @@
 #include <cstring>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
 #include "job_table.h"
 #include "launch_request.h"
+#include "privileges.h"
 #include "runner.h"
 
 namespace deploy {
@@ -34,12 +36,6 @@ constexpr int kSendLimitSeconds = 10;
 constexpr char kReady = 'R';
 // The runner's end of its socket, in the runner.
 constexpr int kRunnerSocket = STDERR_FILENO + 1;
-
-Micros monotonic_now() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return Micros{ts.tv_sec} * 1'000'000 + ts.tv_nsec / 1000;
-}
 
 // The memory of main()'s argv strings, which /proc/PID/cmdline shows: a
 // runner writes its own words there.
@@ -125,7 +121,7 @@ void record_launch_failure(JobTable& table, uint64_t job_id, const std::string& 
             static_cast<unsigned long long>(job_id), lock->status().message().c_str());
   JobRecord* r = lock->find(job_id);
   if (r != nullptr && r->state == static_cast<uint8_t>(JobState::running))
-    lock->finish(r, JobState::failed, now_micros());
+    lock->finish(r, JobState::failed, Instant::now());
 }
 
 // ---------------------------------------------------------------- runner
@@ -155,9 +151,24 @@ bool next_request(FrameReader& reader, RunnerProcess& process, LaunchRequest* re
 
 // In the forked child: runs `first`, then every job the launcher sends, one at
 // a time, on the launcher's `table`. Never returns.
+// The DeployUser a request names, among those the launcher was started
+// with; false when it names one it was not (the job fails unstarted).
+bool find_user(const LaunchRequest& request, const std::vector<RunAs>& users,
+               std::optional<RunAs>* out) {
+  out->reset();
+  if (request.user_id == 0) return true;
+  for (const RunAs& user : users) {
+    if (user.uid == request.user_id && user.gid == request.group_id) {
+      *out = user;
+      return true;
+    }
+  }
+  return false;
+}
+
 [[noreturn]] void runner_main(const std::string& state_dir, std::unique_ptr<JobTable> table,
                               LaunchRequest first, int socket_fd, ProcessTitle& title,
-                              const std::string& program) {
+                              const std::string& program, const std::vector<RunAs>& users) {
   if (socket_fd != kRunnerSocket) dup2(socket_fd, kRunnerSocket);
   fcntl(kRunnerSocket, F_SETFD, FD_CLOEXEC);
   // stdin is the launcher's pipe: the runner must not hold it open.
@@ -186,7 +197,15 @@ bool next_request(FrameReader& reader, RunnerProcess& process, LaunchRequest* re
     static_cast<LaunchRequest&>(options) = std::move(request);
     options.state_dir = state_dir;
     title.set({program, state_dir, std::to_string(options.job_id)});
-    const int code = run_job(options, &process);
+    int code = 0;
+    if (find_user(options, users, &options.user)) {
+      code = run_job(options, &process);
+    } else {
+      record_launch_failure(*process.table, options.job_id,
+                            "the launcher may not run jobs as uid " +
+                                std::to_string(options.user_id) + ", gid " +
+                                std::to_string(options.group_id) + " (not a DeployUser)");
+    }
     // A process of the job that would not go must not be taken for one of
     // the next job's: this runner retires.
     if (code != 0 || process.terminated || !has_no_children()) _exit(code);
@@ -207,8 +226,9 @@ struct Runner {
 
 class Launcher {
  public:
-  Launcher(std::string state_dir, int argc, char** argv)
+  Launcher(std::string state_dir, std::vector<RunAs> users, int argc, char** argv)
       : state_dir_(std::move(state_dir)),
+        users_(std::move(users)),
         program_(argc > 0 ? argv[0] : "deploy-runner"),
         title_(argc, argv) {}
 
@@ -276,7 +296,7 @@ class Launcher {
     }
     if (memchr(bytes, kReady, static_cast<size_t>(n)) != nullptr) {
       it->busy = false;
-      it->idle_since = monotonic_now();
+      it->idle_since = mono_now();
     }
     return std::next(it);
   }
@@ -309,7 +329,8 @@ class Launcher {
     }
     const pid_t pid = fork();
     if (pid == 0) {
-      runner_main(state_dir_, std::move(table_), std::move(request), fds[1], title_, program_);
+      runner_main(state_dir_, std::move(table_), std::move(request), fds[1], title_, program_,
+                  users_);
     }
     close(fds[1]);
     if (pid < 0) {
@@ -330,12 +351,12 @@ class Launcher {
         next = r.idle_since + kIdleLimit;
     }
     if (next < 0) return -1;
-    return static_cast<int>(std::clamp<Micros>((next - monotonic_now()) / 1000 + 1, 0, INT_MAX));
+    return static_cast<int>(std::clamp<Micros>((next - mono_now()) / 1000 + 1, 0, INT_MAX));
   }
 
   // Closing its socket ends an idle runner.
   void let_idle_runners_go() {
-    const Micros now = monotonic_now();
+    const Micros now = mono_now();
     for (auto it = runners_.begin(); it != runners_.end();) {
       if (!it->busy && now - it->idle_since >= kIdleLimit) {
         close(it->fd);
@@ -347,6 +368,7 @@ class Launcher {
   }
 
   const std::string state_dir_;
+  const std::vector<RunAs> users_;
   const std::string program_;
   ProcessTitle title_;
   std::unique_ptr<JobTable> table_;
@@ -356,7 +378,8 @@ class Launcher {
 
 }  // namespace
 
-int run_launcher(const std::string& state_dir, int argc, char** argv) {
+int run_launcher(const std::string& state_dir, const std::optional<LauncherUsers>& users, int argc,
+                 char** argv) {
   // Out of httpd's process group: a stop signals the group, and the launcher
   // must rather see its stdin end, after the last request was written.
   setsid();
@@ -366,7 +389,18 @@ int run_launcher(const std::string& state_dir, int argc, char** argv) {
   signal(SIGCHLD, SIG_IGN);  // runners are reaped by the kernel
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
-  Launcher launcher(state_dir, argc, argv);
+  std::vector<RunAs> job_users;
+  if (users) {
+    const Status became = become_launcher_user(*users, &job_users);
+    if (!became.is_ok()) {
+      fprintf(stderr,
+              "deploy-runner --launcher: cannot become uid %u with CAP_SETUID, "
+              "CAP_SETGID and CAP_KILL: %s\n",
+              static_cast<unsigned>(users->uid), became.message().c_str());
+      return 1;
+    }
+  }
+  Launcher launcher(state_dir, std::move(job_users), argc, argv);
   return launcher.run();
 }
 

@@ -1,6 +1,12 @@
 // The launcher: the one process per scheduler that keeps the runners.
 //
-//   deploy-runner --launcher STATE_DIR
+//   deploy-runner --launcher STATE_DIR [--user UID:GID [--job-user UID:GID:NAME]...]
+//
+// With --user (some target has DeployUser), the scheduler starts it as root:
+// it becomes UID:GID at once, keeping only CAP_SETUID, CAP_SETGID and
+// CAP_KILL (privileges.h), and its runners run jobs as the --job-users only.
+// Without, it runs as whoever started it (the scheduler: httpd's User) and
+// runs every job as itself.
 //
 // The scheduler starts it once and writes it one LaunchRequest frame per job
 // on its stdin. The launcher hands each job to an idle runner of its pool, or
@@ -18,13 +24,18 @@
 // and their outcomes are in the table.
 #pragma once
 
+#include <optional>
 #include <string>
+
+#include "launch_request.h"
 
 namespace deploy {
 
 // argc and argv of main(): a runner shows its job in the launcher's argv
 // memory, "deploy-runner STATE_DIR JOB_ID" ("… idle" between jobs), as `ps`
 // lists a runner started on its own. Returns the exit code.
-int run_launcher(const std::string& state_dir, int argc, char** argv);
+// `users`: what --user and --job-user said (core/launch_request.h), if anything.
+int run_launcher(const std::string& state_dir, const std::optional<LauncherUsers>& users, int argc,
+                 char** argv);
 
 }  // namespace deploy

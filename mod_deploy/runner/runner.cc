@@ -48,14 +48,6 @@ constexpr Micros kReapLimit = 5'000'000;
 constexpr Micros kOutputLockTimeout = 100'000;
 constexpr Micros kRecordRetryInterval = 1'000'000;
 
-// Deadlines use the monotonic clock: a wall-clock step must not cut a job
-// short or extend it.
-Micros monotonic_now() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return Micros{ts.tv_sec} * 1'000'000 + ts.tv_nsec / 1000;
-}
-
 // The signals the runner reads from its signalfd: they stay blocked.
 sigset_t runner_signals() {
   sigset_t set;
@@ -135,6 +127,48 @@ class SpawnSetup {
   posix_spawnattr_t attr_;
 };
 
+// How a DeployUser job is started: posix_spawn() cannot change the user, so
+// the runner forks, and the child does what SpawnSetup has posix_spawn do,
+// becoming the user (privileges.h) before it changes to the working
+// directory, so that the directory is checked with the job's rights. A
+// failure before the exec comes back on a close-on-exec pipe: which step
+// failed and its errno; nothing comes when the exec succeeded.
+enum class ChildStep : int { user = 1, directory = 2, exec = 3 };
+
+struct ChildFailure {
+  ChildStep step;
+  int error;
+};
+
+[[noreturn]] void run_child_as_user(const RunAs& user, int output_fd, int report_fd,
+                                    const char* directory, char* const* argv, char* const* envp) {
+  const auto fail = [report_fd](ChildStep step, int error) {
+    const ChildFailure failure = {step, error};
+    if (write(report_fd, &failure, sizeof failure) < 0) { /* the exit code says enough */
+    }
+    _exit(127);
+  };
+  setsid();
+  const int null_fd = open("/dev/null", O_RDONLY);
+  if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0 ||
+      dup2(output_fd, STDERR_FILENO) < 0)
+    fail(ChildStep::exec, errno);
+  // Whatever else is open goes at the exec, the report pipe included.
+  close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+  if (const int error = become_job_user(user); error != 0) fail(ChildStep::user, error);
+  if (chdir(directory) != 0) fail(ChildStep::directory, errno);
+  // As SpawnSetup: every signal at its default action, none blocked.
+  struct sigaction default_action = {};
+  default_action.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &default_action, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  execve(argv[0], argv, envp);
+  fail(ChildStep::exec, errno);
+  _exit(127);  // fail() does not return
+}
+
 // Cuts output into lines for the progress parser, across reads.
 class LineSplitter {
  public:
@@ -190,6 +224,8 @@ class Runner {
 
  private:
   Status start_job();
+  Status start_job_as_user(int pipe_fds[2], char* const* argv, char* const* envp);
+  Status job_started(int output_fd);
   Status never_ran(int code, const std::string& reason);
   void say_in_log(const std::string& reason);
   void wait_for_events(Micros timeout);
@@ -258,7 +294,7 @@ int Runner::run() {
     return Change::quiet;
   });
   if (!ours) return 0;  // canceled before the runner got to it
-  next_cancel_check_ = monotonic_now() + kCancelCheckInterval;
+  next_cancel_check_ = mono_now() + kCancelCheckInterval;
   if (cancel_requested) {  // while it was being handed over: it never starts
     stop_reason_ = StopReason::canceled;
     record_outcome();
@@ -277,7 +313,7 @@ int Runner::run() {
     wait_for_events(time_to_next_check());
     reap_children();
     if (job_status_) break;
-    const Micros now = monotonic_now();
+    const Micros now = mono_now();
     if (deadline_ && now >= *deadline_) stop_job(StopReason::timed_out);
     if (kill_at_ && now >= *kill_at_) {
       signal_job(SIGKILL);
@@ -325,6 +361,11 @@ Status Runner::start_job() {
     envp.push_back(const_cast<char*>(entry.c_str()));
   envp.push_back(nullptr);
 
+  if (options_.user) {
+    const Status started = start_job_as_user(pipe_fds, argv.data(), envp.data());
+    if (!started.is_ok() || job_pid_ < 0) return started;
+    return job_started(pipe_fds[0]);
+  }
   // As a shell would: 126 when the job cannot be run where it should, 127
   // when its program cannot be executed; the reason goes to its log.
   const char* directory = options_.working_directory.c_str();
@@ -343,13 +384,72 @@ Status Runner::start_job() {
     job_pid_ = -1;
     return never_ran(127, "cannot execute " + options_.command[0] + ": " + strerror(error));
   }
-  output_fd_ = pipe_fds[0];
+  return job_started(pipe_fds[0]);
+}
+
+// The job runs: its output is read from `output_fd`, its timeout counts.
+Status Runner::job_started(int output_fd) {
+  output_fd_ = output_fd;
   has_children_ = true;
-  if (options_.timeout > 0) deadline_ = monotonic_now() + options_.timeout;
+  if (options_.timeout > 0) deadline_ = mono_now() + options_.timeout;
 
   job_pid_unpublished_ = true;
   publish_unpublished();
   return Status::ok();
+}
+
+// Forks the job as its DeployUser. Ok with job_pid_ set when it was
+// executed; ok with job_pid_ -1 when it never ran (its log says why, with
+// 126 or 127 as its exit code, as for a job spawned as the runner).
+Status Runner::start_job_as_user(int pipe_fds[2], char* const* argv, char* const* envp) {
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) {
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    return Status::error(std::string("cannot create a pipe: ") + strerror(errno));
+  }
+  const pid_t pid = fork();
+  if (pid == 0) {
+    run_child_as_user(*options_.user, pipe_fds[1], report[1], options_.working_directory.c_str(),
+                      argv, envp);
+  }
+  const int fork_error = errno;
+  close(report[1]);
+  close(pipe_fds[1]);
+  job_pid_ = pid;
+  ChildFailure failure = {};
+  ssize_t n = -1;
+  if (pid > 0) {
+    do n = read(report[0], &failure, sizeof failure);
+    while (n < 0 && errno == EINTR);
+  }
+  close(report[0]);
+  if (pid > 0 && n == 0) return Status::ok();  // executed: the pipe closed at the exec
+  close(pipe_fds[0]);
+  if (pid < 0) {
+    job_pid_ = -1;
+    return never_ran(127, std::string("cannot fork the job: ") + strerror(fork_error));
+  }
+  // It exited at once: reaped here, so the loop does not take it for the job.
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  job_pid_ = -1;
+  const std::string error = n == ssize_t(sizeof failure) ? strerror(failure.error) : "no report";
+  const RunAs& user = *options_.user;
+  switch (n == ssize_t(sizeof failure) ? failure.step : ChildStep::exec) {
+    case ChildStep::user:
+      return never_ran(126, "cannot run as user " + user.name + " (uid " +
+                                std::to_string(user.uid) + ", gid " + std::to_string(user.gid) +
+                                "): " + error);
+    case ChildStep::directory:
+      return never_ran(126, "cannot change to the working directory " + options_.working_directory +
+                                " as user " + user.name + ": " + error);
+    case ChildStep::exec:
+      break;
+  }
+  return never_ran(
+      127, "cannot execute " + options_.command[0] + " as user " + user.name + ": " + error);
 }
 
 void Runner::wait_for_events(Micros timeout) {
@@ -369,7 +469,7 @@ Micros Runner::time_to_next_check() const {
   if (retry_at_) next = std::min(next, *retry_at_);
   if (deadline_) next = std::min(next, *deadline_);
   if (kill_at_) next = std::min(next, *kill_at_);
-  return std::max<Micros>(0, next - monotonic_now());
+  return std::max<Micros>(0, next - mono_now());
 }
 
 void Runner::read_signals() {
@@ -477,7 +577,7 @@ void Runner::publish_unpublished() {
     return change;
   });
   if (access == Access::busy) {
-    retry_at_ = monotonic_now() + kRecordRetryInterval;
+    retry_at_ = mono_now() + kRecordRetryInterval;
     return;
   }
   retry_at_.reset();
@@ -488,7 +588,7 @@ void Runner::publish_unpublished() {
 }
 
 void Runner::check_cancel_requested() {
-  next_cancel_check_ = monotonic_now() + kCancelCheckInterval;
+  next_cancel_check_ = mono_now() + kCancelCheckInterval;
   bool requested = false;
   const Access access = with_record(kOutputLockTimeout, [&](JobRecord& r) {
     requested = r.cancel_requested != 0;
@@ -508,7 +608,7 @@ void Runner::stop_job(StopReason reason) {
   deadline_.reset();
   signal_job(SIGTERM);
   signal_job(SIGCONT);  // a stopped process would see its SIGTERM only after the SIGKILL
-  kill_at_ = monotonic_now() + options_.kill_grace;
+  kill_at_ = mono_now() + options_.kill_grace;
 }
 
 // The record is gone or was finished by someone else: nobody can watch or
@@ -558,10 +658,10 @@ void Runner::kill_reparented_children() {
 
 // After the job's exit: its last output, and every process left to reap.
 void Runner::collect_leftovers() {
-  const Micros exited_at = monotonic_now();
+  const Micros exited_at = mono_now();
   for (;;) {
     kill_reparented_children();
-    const Micros now = monotonic_now();
+    const Micros now = mono_now();
     if (output_fd_ >= 0 && now >= exited_at + kDrainLimit) {
       warn("the job's output is still open %lld ms after it ended; not reading it further",
            static_cast<long long>(kDrainLimit / 1000));
@@ -620,7 +720,7 @@ void Runner::record_outcome() {
     r->has_signal = 1;
     r->signal = WTERMSIG(*job_status_);
   }
-  lock->finish(r, state, now_micros());
+  lock->finish(r, state, Instant::now());
 }
 
 // Runs `update` on the job's record under the lock, waiting at most

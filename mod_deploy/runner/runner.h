@@ -10,12 +10,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "job.h"
 #include "job_table.h"
 #include "launch_request.h"
+#include "privileges.h"
 #include "status.h"
 
 namespace deploy {
@@ -24,6 +26,9 @@ namespace deploy {
 // environment) and the state directory whose table holds its record.
 struct RunnerOptions : LaunchRequest {
   std::string state_dir;
+  // DeployUser (user_id and group_id set): the job is forked and becomes
+  // this user before its exec; else it is spawned as the runner's user.
+  std::optional<RunAs> user;
 };
 
 // Parses "STATE_DIR JOB_ID TIMEOUT_MS GRACE_MS WORKDIR -- COMMAND [ARG...]"

@@ -10,11 +10,8 @@
 // Exits 0 when every check passed, 1 otherwise (the reason on stdout).
 
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -31,16 +28,10 @@ const STEP_TIMEOUT = 20000; // ms, for each thing the page must show
 const log = (...words) => console.log(...words);
 const release = (gate) => log(`release ${gate}`);
 
-const profile = mkdtempSync(join(tmpdir(), "mod_deploy-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: args.chromium,
-  headless: true,
+const browser = await launchChromium(args.chromium, {
   viewport: { width: 1400, height: 1100 },
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
 });
+const context = browser.context;
 
 const dialogs = [];
 const consoleErrors = [];
@@ -81,6 +72,30 @@ try {
     waiting: document.querySelectorAll("#waiting tbody tr").length,
   }));
   assert.deepEqual(pre, { running: 1, queued: 2, waiting: 1 }, "server-rendered sections");
+
+  // One table of columns: what the script builds for a job is what the
+  // server rendered for it (the clock-driven cells aside).
+  const mismatches = await page.evaluate(async () => {
+    const table = JSON.parse(document.body.dataset.columns);
+    const textOf = (node) => (typeof node === "string" ? node
+      : (node.text ?? "") + (node.children || []).map(textOf).join(""));
+    const out = [];
+    for (const tr of document.querySelectorAll("tr[data-job]")) {
+      const job = await (await fetch(tr.querySelector("td[data-field=id] a").href)).json();
+      const cells = dashboardView.rowOf(table, tr.dataset.section, job, Date.now());
+      cells.forEach(({ field, cell }, i) => {
+        const td = tr.cells[i];
+        const text = cell.nodes ? cell.nodes.map(textOf).join("") : cell.text;
+        if (td.dataset.field !== field) out.push(`${job.id}: cell ${i} is ${td.dataset.field}, not ${field}`);
+        else if (field !== "elapsed" && field !== "left" && td.textContent !== text)
+          out.push(`${job.id} ${field}: server ${JSON.stringify(td.textContent)}, script ${JSON.stringify(text)}`);
+        else if ("title" in cell && td.title !== cell.title) out.push(`${job.id} ${field} title: ${td.title}`);
+      });
+      if (tr.cells.length !== cells.length) out.push(`${job.id}: ${tr.cells.length} cells, not ${cells.length}`);
+    }
+    return out;
+  });
+  assert.deepEqual(mismatches, [], "server and script render a job differently");
 
   // Start a job with the page's own deploy form.
   const webappForm = page.locator('tr[data-target="webapp"] form');
@@ -205,7 +220,6 @@ try {
   log(`console errors: ${JSON.stringify(consoleErrors)}`);
   log(`page errors: ${JSON.stringify(pageErrors)}`);
 } finally {
-  await context.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
+  await browser.close();
 }
 process.exit(failed ? 1 : 0);

@@ -1,6 +1,7 @@
 // Frames to the runner launcher: decode_launch_request on any bytes never
 // reads past them, and what it accepts encodes back to the bytes it took.
-// A request that decodes has a job id, a program, and no NUL in any string.
+// A request that decodes has a job id, a program, no NUL in any string, and a
+// user only with its group (DeployUser; never half root).
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -18,6 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(used > 0 && used <= rest.size());
     FUZZ_CHECK(request.job_id != 0 && !request.command.empty() && !request.command[0].empty());
     FUZZ_CHECK(request.timeout >= 0 && request.kill_grace >= 0);
+    FUZZ_CHECK((request.user_id == 0) == (request.group_id == 0));
     FUZZ_CHECK(deploy::encode_launch_request(request) == rest.substr(0, used));
     rest.remove_prefix(used);
   }

@@ -1,5 +1,7 @@
-// The cross-origin check: is_same_origin on ORIGIN\nSCHEME\nHOST. The answer
-// does not depend on the case of the scheme and host.
+// The cross-origin check: is_server_origin of ORIGIN against a server with
+// SCHEME, the name NAME and the wildcard alias PATTERN (on ports 80, 443 and
+// 8080). The answer does not depend on the case of the origin, scheme, name
+// and pattern.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -19,10 +21,14 @@ std::string lower(std::string_view text) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const auto fields = deploy::fuzz::split_fields(deploy::fuzz::as_text(data, size), 3);
-  const std::string_view origin = fields[0], scheme = fields[1], host = fields[2];
-
-  const bool same = deploy::is_same_origin(origin, scheme, host);
-  FUZZ_CHECK(same == deploy::is_same_origin(lower(origin), lower(scheme), lower(host)));
+  const auto fields = deploy::fuzz::split_fields(deploy::fuzz::as_text(data, size), 4);
+  const std::string_view origin = fields[0], scheme = fields[1], name = fields[2],
+                         pattern = fields[3];
+  const deploy::ServerOrigin server{
+      std::string(scheme), {std::string(name)}, {std::string(pattern)}, {80, 443, 8080}};
+  const deploy::ServerOrigin lowered{
+      lower(scheme), {lower(name)}, {lower(pattern)}, {80, 443, 8080}};
+  FUZZ_CHECK(deploy::is_server_origin(origin, server) ==
+             deploy::is_server_origin(lower(origin), lowered));
   return 0;
 }

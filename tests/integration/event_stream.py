@@ -35,11 +35,14 @@ class EventStream:
     """GET path as an event stream. status/headers are those of the answer; a
     non-200 answer is read whole into body."""
 
-    def __init__(self, env, path, headers=None, timeout=20):
+    def __init__(self, env, path, headers=None, timeout=20, source=None):
+        """source: the client's own loopback address (127.0.0.N), to act as
+        several clients."""
         self.path = path
         self.timeout = timeout
         self.opened_at = time.monotonic()
-        self.conn = http.client.HTTPConnection("127.0.0.1", env.port, timeout=timeout)
+        self.conn = http.client.HTTPConnection("127.0.0.1", env.port, timeout=timeout,
+                                               source_address=(source, 0) if source else None)
         self.conn.request("GET", path, headers=dict(headers or {}))
         self.response = self.conn.getresponse()
         self.status = self.response.status

@@ -9,7 +9,8 @@ Environment:
   DEPLOY_BUILD_DIR   directory holding mod_deploy.so and deploy-runner
                      (default: <repo>/build)
   DEPLOY_LD_PRELOAD  a library httpd is started with in LD_PRELOAD (the
-                     sanitizer runtime of a -DDEPLOY_SANITIZE=ON build)
+                     sanitizer runtime of a -DDEPLOY_SANITIZE=ON build); a
+                     test may add its own after it (HttpdEnv.preload, ClockShift)
   DEPLOY_APACHE2     the httpd binary (default /usr/sbin/apache2)
   DEPLOY_KEEP_DIRS   keep every test's server directory (else kept on failure)
 """
@@ -106,6 +107,19 @@ def module_available():
 def sha_htpasswd_line(user, password):
     digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
     return f"{user}:{{SHA}}{digest}\n"
+
+
+def basic_auth_location(path, htpasswd, require="valid-user"):
+    """A <Location path> that asks for Basic authentication against htpasswd."""
+    return (f"<Location {path}>\n    AuthType Basic\n    AuthName deploy\n"
+            f'    AuthBasicProvider file\n    AuthUserFile "{htpasswd}"\n'
+            f"    Require {require}\n</Location>\n")
+
+
+def basic_credentials(user, password):
+    """The Authorization header of Basic authentication."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 def hub_signature(key: bytes, body: bytes):
@@ -253,6 +267,10 @@ class HttpdEnv:
         self._checked_offset = 0
         self._started = False
         self.last_pid = None
+        # Libraries (after DEPLOY_LD_PRELOAD's) and variables a test adds to
+        # httpd's environment before it starts; see ClockShift.
+        self.preload = []
+        self.extra_environment = {}
 
     # ----- files -----
 
@@ -335,8 +353,12 @@ class HttpdEnv:
             HTTPD_ENV_MARKER[0]: HTTPD_ENV_MARKER[1],
         }
         preload = os.environ.get("DEPLOY_LD_PRELOAD")
+        # The sanitizer runtime must come first; LD_PRELOAD takes a list.
+        libraries = ([preload] if preload else []) + self.preload
+        if libraries:
+            env["LD_PRELOAD"] = ":".join(libraries)
+        env.update(self.extra_environment)
         if preload:
-            env["LD_PRELOAD"] = preload
             log = os.path.join(self.dir, "sanitizer", "report")
             env["ASAN_OPTIONS"] = f"detect_leaks=0:log_path={log}"
             env["UBSAN_OPTIONS"] = f"print_stacktrace=1:log_path={log}"
@@ -611,6 +633,44 @@ class HttpdEnv:
 STOP_SETTLE_SECONDS = 0.3
 
 FINAL_STATES = ("succeeded", "failed", "timed_out", "canceled", "expired", "lost")
+
+
+CLOCK_SHIFT_LIBRARY = os.path.join(BUILD_DIR, "tests", "clock_shift", "libdeploy_clock_shift.so")
+
+
+class ClockShift:
+    """Steps the wall clock of an httpd and of every process it forks, while
+    they run (tests/clock_shift/clock_shift.c, preloaded): CLOCK_REALTIME,
+    gettimeofday and time are shifted by the offset, the monotonic clocks are
+    not. Create it before the server starts. The runner launcher is started
+    with an empty environment, so runners keep the true wall clock."""
+
+    def __init__(self, env):
+        assert os.path.exists(CLOCK_SHIFT_LIBRARY), f"{CLOCK_SHIFT_LIBRARY} is not built"
+        self.path = env.scratch_path("clock-shift")
+        self.offset = 0.0
+        self._write()
+        env.preload.append(CLOCK_SHIFT_LIBRARY)
+        env.extra_environment["DEPLOY_CLOCK_SHIFT_FILE"] = self.path
+
+    def _write(self):
+        # Fixed width, rewritten in place: the processes map the file.
+        text = f"{self.offset:+021.6f}\n".encode()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, text, 0)
+        finally:
+            os.close(fd)
+        os.chmod(self.path, 0o644)
+
+    def step(self, seconds):
+        """Steps the server's wall clock by `seconds` (negative: backwards)."""
+        self.offset += seconds
+        self._write()
+
+    def now(self):
+        """The server's wall clock now, as time.time() gives ours."""
+        return time.time() + self.offset
 
 
 class Gate:

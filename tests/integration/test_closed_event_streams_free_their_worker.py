@@ -20,6 +20,8 @@ def test_closed_streams_free_their_workers_while_nothing_changes(make_httpd, rou
     def prepare(env):
         env.server_config = (f"ServerLimit 1\nThreadsPerChild {WORKERS}\n"
                              f"MaxRequestWorkers {WORKERS}\nDeployEventsTimeout 10mi\n"
+                             # Every worker may stream here (by default only a quarter).
+                             f"DeployEventsMaxStreams {WORKERS}\n"
                              "LogLevel info deploy:debug")
         env.fragment = target_block("held", env.write_script(
             "held.sh", "#!/bin/sh\nexec sleep 120\n"), "DeployTimeout 3mi")

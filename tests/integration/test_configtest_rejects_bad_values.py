@@ -3,7 +3,7 @@ directive and the value; good configurations pass."""
 
 import pytest
 
-from httpd_env import target_block
+from httpd_env import HTTPD_USER, RUNNING_AS_ROOT, target_block
 
 OK = "/bin/true"
 
@@ -55,7 +55,23 @@ BAD = [
      ["DeploySecret", "vault:deploy"]),
     ("server-wide directive in a target", in_target("DeployMaxRunning 2"), "",
      ["DeployMaxRunning"]),
+    ("unknown DeployUser", in_target("DeployUser no-such-user-here"), "",
+     ["DeployUser", "no-such-user-here"]),
+    ("DeployUser root", in_target("DeployUser root"), "", ["DeployUser", "root", "uid 0"]),
+    ("DeployUser uid 0 at server level", in_target(), "DeployUser root",
+     ["DeployUser", "root"]),
+    ("unknown DeployUser group", in_target("DeployUser nobody no-such-group-here"), "",
+     ["DeployUser", "no-such-group-here"]),
+    ("DeployUser group root", in_target("DeployUser nobody root"), "",
+     ["DeployUser", "root", "gid 0"]),
+    ("DeployUser with three words", in_target("DeployUser nobody nogroup extra"), "",
+     ["DeployUser"]),
 ]
+
+
+if RUNNING_AS_ROOT:  # the harness names User only then
+    BAD.append(("DeployUser is httpd's User", in_target(f"DeployUser {HTTPD_USER}"), "",
+                ["DeployUser", HTTPD_USER, "webapp", "httpd's User"]))
 
 
 @pytest.mark.sanitize
@@ -77,10 +93,11 @@ def test_good_configuration_passes(env):
                              f"DeploySecret file:{env.secret}")
                 + target_block("a" * 64, OK, "DeployWaitChangeNotification 5",
                                "DeployMaxWaitChangeNotification 5")
-                + target_block("Web_app-2.x", OK))
+                + target_block("Web_app-2.x", OK)
+                + target_block("as-nobody", OK, "DeployUser nobody nogroup"))
     server = ("DeployHistory 10\nDeployMaxRunning 2\nDeployQueueLimit 5\nDeployMaxBody 64k\n"
               "DeployEventsTimeout 30s\nDeployTimeout 120\nDeployEnv SHARED 1\n"
-              "DeployParam shared .*\n")
+              "DeployParam shared .*\nDeployUser nobody\n")
     rc, out = env.configtest(fragment, server)
     assert rc == 0, out
     assert "Syntax OK" in out

@@ -6,6 +6,7 @@ Chromium through playwright-core while this side releases the job step by step.
 The browser test needs node, /usr/bin/chromium (or $CHROMIUM) and
 `npm ci --prefix tests/browser` (scripts/test runs it)."""
 
+import json
 import os
 import queue
 import re
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import threading
 import time
+from html import unescape
 
 import pytest
 
@@ -132,6 +134,16 @@ def test_dashboard_without_javascript_shows_every_section_with_markup_escaped(ma
     assert f'href="{BASE}/jobs/{done}/log"' in history_row
     assert "cancel" not in history_row
 
+    # One table of columns: the script gets, in <body data-columns>, the one
+    # every server-rendered row was made with.
+    table = json.loads(unescape(re.search(r'<body [^>]*data-columns="([^"]*)"', html).group(1)))
+    for name in ("running", "waiting", "queued", "history"):
+        fields = table["sections"][name]
+        assert fields and all(f in table["columns"] for f in fields), table
+        for m in re.finditer(r'<tr data-job="\d+"[^>]*>(.*?)</tr>', section(html, name), re.S):
+            assert re.findall(r'<td data-field="(\w+)"', m.group(1)) == fields, (name, m.group(1))
+    assert table["columns"]["left"] == {"kind": "countdown", "key": "not_before"}
+
     targets = section(html, "targets")
     assert f'action="{BASE}/targets/webapp"' in targets
     assert 'enctype="application/x-www-form-urlencoded"' in targets
@@ -148,16 +160,17 @@ def test_dashboard_without_javascript_shows_every_section_with_markup_escaped(ma
 
 
 class BrowserRun:
-    """tests/browser/dashboard.test.mjs as a child: it prints `release GATE`
-    when the page shows what it waited for; this side opens that gate."""
+    """A script of tests/browser (dashboard.test.mjs unless told) as a child:
+    it prints `release GATE` when the page shows what it waited for; this
+    side opens that gate. `extra`: more arguments for the script."""
 
-    def __init__(self, env, screenshot):
+    def __init__(self, env, screenshot, script=BROWSER_SCRIPT, url=None, extra=()):
         self.env = env
         self.lines = queue.Queue()
         self.output = []
         self.proc = subprocess.Popen(
-            ["node", BROWSER_SCRIPT, "--url", f"{env.origin}{BASE}/",
-             "--screenshot", screenshot, "--chromium", CHROMIUM],
+            ["node", script, "--url", url or f"{env.origin}{BASE}/",
+             "--screenshot", screenshot, "--chromium", CHROMIUM, *extra],
             cwd=BROWSER_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -185,12 +198,17 @@ class BrowserRun:
                 self.env.gates[m.group(1)].open()
 
 
-def test_dashboard_in_a_browser_follows_jobs_live_and_runs_no_injected_markup(make_httpd):
+def require_browser():
+    """Fails with what to install when a browser test cannot run."""
     assert shutil.which("node"), "node is missing (apt-get install nodejs)"
     assert os.access(CHROMIUM, os.X_OK), \
         f"{CHROMIUM} is missing (apt-get install chromium, or set CHROMIUM)"
     assert os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")), \
         "playwright-core is missing: run `npm ci --prefix tests/browser`"
+
+
+def test_dashboard_in_a_browser_follows_jobs_live_and_runs_no_injected_markup(make_httpd):
+    require_browser()
     env = make_httpd(setup=prepare)
     # Rows the page renders on the server before any event: one running job,
     # two queued behind it (the page cancels one), one in its quiet window.

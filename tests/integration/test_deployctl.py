@@ -192,6 +192,11 @@ def prepare_main_server(env):
                              'echo "deploying version $DEPLOY_PARAM_VERSION"\n'
                              'echo "::progress 100 Done"\n')
     fails = env.write_script("fails.sh", "#!/bin/sh\necho 'about to fail'\nexit 3\n")
+    # More than the 64 KiB deployctl reads of a log's end, in numbered lines.
+    noisy = env.write_script("noisy.sh", "#!/bin/sh\n"
+                             'i=1; while [ $i -le 1500 ]; do printf "line %04d %s\\n" $i '
+                             f'"{"x" * 80}"; i=$((i + 1)); done\n'
+                             'echo "::progress 90 Checking"\necho "check failed" >&2\nexit 4\n')
     gated = env.write_script("gated.sh", "#!/bin/bash\necho \"first line\"\n"
                              + blocking_script_lines(job_gate_path(env, "release"))
                              + 'echo "second line"\n')
@@ -209,6 +214,7 @@ def prepare_main_server(env):
     env.fragment = (
         target_block("webapp", quick, r"DeployParam version ^[0-9][0-9A-Za-z.+-]{0,63}$")
         + target_block("fails", fails)
+        + target_block("noisy", noisy)
         + target_block("gated", gated, "DeployConcurrency 0", "DeployKillGrace 10")
         + target_block("stepped", stepped, "DeployConcurrency 0")
         + target_block("slow", slow, "DeployTimeout 1", "DeployKillGrace 200ms",
@@ -230,7 +236,7 @@ def test_targets_lists_every_target(server, home):
     lines = result.stdout.splitlines()
     assert lines[0].split()[:2] == ["TARGET", "SIGNED"]
     assert sorted(line.split()[0] for line in lines[1:]) == \
-        ["fails", "gated", "slow", "stepped", "webapp"]
+        ["fails", "gated", "noisy", "slow", "stepped", "webapp"]
 
     as_json = json.loads(deployctl_ok(server, home, "--json", "targets").stdout)
     assert as_json == server.get(f"{BASE}/targets").json()
@@ -321,8 +327,27 @@ def test_submit_follow_exits_with_the_final_state(server, home, target, state):
     jid = submitted_id(result)
     assert server.job(jid)["state"] == state
     assert result.stdout.splitlines()[-1].startswith(f"job {jid} {state}: ")
+    if state == "failed":
+        assert result.stderr == ("deployctl: the last 1 lines of the log of job "
+                                 f"{jid}:\n  about to fail\n")
+    else:  # succeeded, or timed out with an empty log: nothing to show
+        assert result.stderr == ""
     # status answers 0 whatever the state: the request worked.
     assert deployctl(server, home, "status", str(jid)).returncode == 0
+
+
+def test_a_followed_job_that_fails_shows_the_end_of_its_log(server, home):
+    result = deployctl(server, home, "submit", "noisy", "--follow")
+    assert result.returncode == EXIT_FOR_STATE["failed"], (result.stdout, result.stderr)
+    jid = submitted_id(result)
+    expected = ([f"line {i:04d} {'x' * 80}" for i in range(1483, 1501)]
+                + ["::progress 90 Checking", "check failed"])
+    assert result.stderr.splitlines() == \
+        [f"deployctl: the last 20 lines of the log of job {jid}:"] + ["  " + e for e in expected]
+    # follow of the finished job says the same; the log itself stays on stdout for `log`.
+    again = deployctl(server, home, "follow", str(jid))
+    assert again.returncode == EXIT_FOR_STATE["failed"]
+    assert again.stderr == result.stderr
 
 
 def test_follow_in_a_pipe_prints_a_timestamped_line_per_change(server, home, followers):
@@ -521,6 +546,15 @@ def test_usage_errors_exit_1(home, args, message):
     result = run_deployctl(home, *args)
     assert result.returncode == EXIT_LOCAL_ERROR
     assert result.stderr == f"deployctl: {message}\nTry 'deployctl --help'.\n"
+
+
+def test_help_names_the_default_url_and_deploy_url(home):
+    result = run_deployctl(home, "--help")
+    assert result.returncode == 0
+    assert "http://127.0.0.1:8080/deploy, where scripts/demo listens" in result.stdout
+    assert re.search(r"^Environment:\n  DEPLOY_URL +the Location of mod_deploy when --url is not",
+                     result.stdout, re.M)
+    assert "last 20 lines of its log" in result.stdout
 
 
 def test_help_documents_the_commands_and_exit_statuses(home):

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from httpd_env import BASE, Gate, gated_job_script, sha_htpasswd_line, target_block
-import base64
+from httpd_env import (BASE, Gate, basic_auth_location, basic_credentials, gated_job_script,
+                       sha_htpasswd_line, target_block)
 
 RFC3339_MS_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 FIELDS = {"id", "target", "state", "params", "progress", "stage", "requests", "not_before",
@@ -21,26 +21,12 @@ def parse_time(text):
         tzinfo=datetime.timezone.utc).timestamp()
 
 
-AUTH_CONFIG = """<Location {base}>
-    AuthType Basic
-    AuthName deploy
-    AuthBasicProvider file
-    AuthUserFile "{htpasswd}"
-    Require valid-user
-</Location>
-"""
-
-
 def setup_authenticated(env):
     env.gate = Gate(env, "release")
     htpasswd = env.write_file("conf/htpasswd", sha_htpasswd_line("alice", "s3cret"))
     script = gated_job_script(env, "deploy.sh", env.gate)
     env.fragment = (target_block("webapp", script, r"DeployParam version ^[0-9.]+$")
-                    + AUTH_CONFIG.format(base=BASE, htpasswd=htpasswd))
-
-
-def basic(user, password):
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+                    + basic_auth_location(BASE, htpasswd))
 
 
 @pytest.fixture
@@ -50,7 +36,7 @@ def authenticated_env(make_httpd):
     original = env.request
 
     def request(method, path, body=None, headers=None, timeout=10):
-        h = basic("alice", "s3cret")
+        h = basic_credentials("alice", "s3cret")
         h.update(headers or {})
         return original(method, path, body, h, timeout)
     env.request = request
@@ -111,7 +97,7 @@ def test_httpd_access_control_protects_the_routes_and_records_nothing(authentica
     before = env.jobs()
     r = env.unauthenticated("POST", f"{BASE}/targets/webapp", b"", {"Content-Length": "0"})
     assert r.status == 401
-    r = env.unauthenticated("POST", f"{BASE}/targets/webapp", b"", dict(basic("alice", "wrong"),
+    r = env.unauthenticated("POST", f"{BASE}/targets/webapp", b"", dict(basic_credentials("alice", "wrong"),
                                                                          **{"Content-Length": "0"}))
     assert r.status == 401
     assert env.jobs() == before

@@ -4,9 +4,16 @@ reason, and a well-formed Prometheus exposition."""
 
 import math
 import re
+import shutil
+import subprocess
 import time
 
-from httpd_env import BASE, Gate, gated_job_script, target_block, wait_for
+import pytest
+
+import httpd_env
+from httpd_env import (BASE, REPO_DIR, Gate, basic_credentials, gated_job_script, sha_htpasswd_line,
+                       target_block,
+                       wait_for)
 from test_job_json_fields import parse_time
 
 TARGETS = ("blocker", "good", "bad", "quiet")
@@ -66,6 +73,7 @@ def metrics(env):
     assert r.headers.get("Content-Type", "").startswith("text/plain; version=0.0.4")
     text = r.text
     assert text.endswith("\n"), "the exposition ends with a newline"
+    promtool_check_metrics(text)
     families, current, seen_samples = {}, None, set()
     for line in text[:-1].split("\n"):
         if line.startswith("#"):
@@ -96,6 +104,20 @@ def metrics(env):
         if family["type"] == "histogram":
             check_histogram(name, family["samples"])
     return families
+
+
+def promtool(*args, stdin=None):
+    """Runs Prometheus' promtool (Debian package prometheus)."""
+    path = shutil.which("promtool")
+    assert path, "promtool is missing: scripts/install-deps installs prometheus"
+    return subprocess.run([path, *args], input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def promtool_check_metrics(text):
+    """Prometheus' own linter finds nothing to say."""
+    result = promtool("check", "metrics", stdin=text)
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), \
+        f"promtool check metrics: {result.stdout}{result.stderr}"
 
 
 def check_histogram(name, samples):
@@ -165,6 +187,9 @@ def test_auto_and_metrics_count_the_jobs_run_and_the_submissions(make_httpd):
                                                  "deploy_jobs_queued", "deploy_queue_limit",
                                                  "deploy_max_running"))
     assert_submissions(m, accepted=3, coalesced=1, queue_full=1, invalid_param=1)
+    assert m["deploy_last_success_timestamp_seconds"]["type"] == "gauge"
+    assert by_target(m, "deploy_last_success_timestamp_seconds") == {}, \
+        "no target has finished a job yet"
 
     # Now let everything end: one canceled, three that ran.
     assert env.request("POST", f"{BASE}/jobs/{quiet}/cancel", b"",
@@ -208,6 +233,11 @@ def test_auto_and_metrics_count_the_jobs_run_and_the_submissions(make_httpd):
         took = parse_time(job["finished_at"]) - parse_time(job["started_at"])
         assert abs(sums[job["target"]] - took) < 0.1, (job["target"], sums, took)
     assert_submissions(m, accepted=4, coalesced=1, queue_full=1, invalid_param=1)
+    # The finish time of each target's newest success; 0 for a target whose
+    # finished jobs all failed or were canceled.
+    assert by_target(m, "deploy_last_success_timestamp_seconds") == pytest.approx({
+        "blocker": parse_time(ran[blocker]["finished_at"]),
+        "good": parse_time(ran[good]["finished_at"]), "bad": 0, "quiet": 0}, abs=0.002)
 
     uptime = auto["Uptime"]
     wait_for(lambda: auto_status(env)["Uptime"] > uptime, 10, "Uptime to grow")
@@ -223,3 +253,59 @@ def assert_submissions(m, accepted, coalesced, **rejected):
     assert {r: v for r, v in got.items() if v} == rejected
     assert {ls["result"] for _, ls, _ in family["samples"]} == {"accepted", "coalesced",
                                                               "rejected"}
+
+
+# ----- scraping (docs/monitoring.md) -----
+
+ALERT_RULES = f"{REPO_DIR}/conf.d/prometheus/deploy-alerts.yml"
+ALERT_TESTS = f"{REPO_DIR}/tests/integration/deploy-alerts.test.yml"
+
+
+def prepare_scraped(env):
+    """docs/monitoring.md's two ways: BASE/metrics open to one address (its own
+    <Location> with its own Require), BASE behind Basic authentication."""
+    htpasswd = env.write_file("conf/htpasswd", sha_htpasswd_line("alice", "s3cret")
+                              + sha_htpasswd_line("prometheus", "scrape"))
+    load = ("" if "mod_authz_host.c" in httpd_env.compiled_in_modules() else
+            f"LoadModule authz_host_module {httpd_env.DEBIAN_MODULES_DIR}/mod_authz_host.so\n")
+    env.location = False
+    env.fragment = (load + target_block("good", env.write_script("good.sh", "#!/bin/sh\nexit 0\n"))
+                    + f"""<Location {BASE}>
+    SetHandler deploy
+    AuthType Basic
+    AuthName "deployments"
+    AuthUserFile "{htpasswd}"
+    Require valid-user
+</Location>
+<Location {BASE}/metrics>
+    Require ip {env.scrape_from}
+</Location>
+""")
+
+
+def test_metrics_scraped_through_a_location_of_its_own(make_httpd):
+    def prepare(env):
+        env.scrape_from = "127.0.0.1"
+        prepare_scraped(env)
+    env = make_httpd(setup=prepare, name="scraped")
+    assert env.get(f"{BASE}/jobs").status == 401, "the rest keeps its authentication"
+    assert env.get(f"{BASE}/jobs", basic_credentials("prometheus", "scrape")).status == 200
+    r = env.get(f"{BASE}/metrics")
+    assert r.status == 200 and "deploy_last_success_timestamp_seconds" in r.text, r
+    promtool_check_metrics(r.text)
+
+
+def test_metrics_from_another_address_are_refused_without_asking_for_a_password(make_httpd):
+    def prepare(env):
+        env.scrape_from = "192.0.2.7"
+        prepare_scraped(env)
+    env = make_httpd(setup=prepare, name="scraped")
+    env.expect_error(r"AH01630: client denied by server configuration")
+    assert env.get(f"{BASE}/metrics").status == 403
+    assert env.get(f"{BASE}/metrics", basic_credentials("prometheus", "scrape")).status == 403
+
+
+def test_the_example_alert_rules_are_valid_and_fire_as_documented():
+    for args in (["check", "rules", ALERT_RULES], ["test", "rules", ALERT_TESTS]):
+        result = promtool(*args)
+        assert result.returncode == 0, f"promtool {' '.join(args)}:\n{result.stdout}{result.stderr}"

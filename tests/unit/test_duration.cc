@@ -1,10 +1,15 @@
 // Durations (httpd's Timeout convention) and sizes of directives.
 #include "duration.h"
 
+#include <jansson.h>
+
+#include <cmath>
 #include <cstdint>
+#include <string>
 
 #include "unit_test.h"
 
+using deploy::format_duration;
 using deploy::parse_duration;
 using deploy::parse_size;
 
@@ -101,6 +106,33 @@ START_TEST(overflowing_sizes_are_refused) {
 }
 END_TEST
 
+// tests/unit/duration_cases.json: [seconds, text] pairs, the same table the
+// script's test (tests/unit/js/dashboard_view.test.mjs) reads.
+START_TEST(durations_read_as_the_shared_table_of_cases_says) {
+  json_error_t error;
+  json_t* cases = json_load_file(DEPLOY_DURATION_CASES, 0, &error);
+  ck_assert_msg(cases && json_is_array(cases), "%s: %s", DEPLOY_DURATION_CASES, error.text);
+  ck_assert_int_ge(json_array_size(cases), 10);
+  size_t i;
+  json_t* item;
+  json_array_foreach(cases, i, item) {
+    const json_t* seconds = json_array_get(item, 0);
+    const char* text = json_string_value(json_array_get(item, 1));
+    ck_assert_msg(json_is_number(seconds) && text, "case %zu is not [seconds, text]", i);
+    const auto micros = static_cast<int64_t>(std::llround(json_number_value(seconds) * 1e6));
+    const std::string formatted = format_duration(micros);
+    ck_assert_str_eq(formatted.c_str(), text);
+  }
+  json_decref(cases);
+}
+END_TEST
+
+START_TEST(huge_durations_keep_counting_hours) {
+  const std::string formatted = format_duration(INT64_MAX);
+  ck_assert_str_eq(formatted.c_str(), "2562047788h 00m 54s");
+}
+END_TEST
+
 Suite* duration_suite() {
   Suite* suite = suite_create("duration");
   TCase* durations = tcase_create("durations");
@@ -115,6 +147,10 @@ Suite* duration_suite() {
   tcase_add_test(sizes, malformed_sizes_are_refused);
   tcase_add_test(sizes, overflowing_sizes_are_refused);
   suite_add_tcase(suite, sizes);
+  TCase* display = tcase_create("display");
+  tcase_add_test(display, durations_read_as_the_shared_table_of_cases_says);
+  tcase_add_test(display, huge_durations_keep_counting_hours);
+  suite_add_tcase(suite, display);
   return suite;
 }
 

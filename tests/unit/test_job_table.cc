@@ -58,7 +58,7 @@ uint64_t add_job(JobTable& table, JobState state, const char* target = "web") {
   ck_assert_ptr_nonnull(r);
   deploy::store_text(r->target, sizeof r->target, target);
   r->state = uint8_t(state);
-  r->submitted_at = deploy::now_micros();
+  r->submitted_at = deploy::wall_now();
   lock.commit(r);
   return r->id;
 }
@@ -123,7 +123,7 @@ START_TEST(jobs_and_counters_survive_reopening) {
     add_job(*table, JobState::queued);
     uint64_t id = add_job(*table, JobState::running);
     JobTable::Lock lock(*table);
-    lock.finish(lock.find(id), JobState::failed, deploy::now_micros());
+    lock.finish(lock.find(id), JobState::failed, deploy::Instant::now());
   }
   auto table = open_table(8);
   JobTable::Lock lock(*table);
@@ -196,7 +196,7 @@ START_TEST(resizing_keeps_the_newest_jobs_and_the_counters) {
     for (int i = 0; i < 10; ++i) {
       uint64_t id = add_job(*table, JobState::running);
       JobTable::Lock lock(*table);
-      lock.finish(lock.find(id), JobState::succeeded, deploy::now_micros());
+      lock.finish(lock.find(id), JobState::succeeded, deploy::Instant::now());
     }
   }
   uint64_t seq_before;
@@ -248,9 +248,9 @@ START_TEST(a_commit_in_another_process_wakes_a_waiter) {
     lock.commit(lock.find(id));
     _exit(0);
   }
-  deploy::Micros started = deploy::now_micros();
+  deploy::Micros started = deploy::mono_now();
   bool changed = false;
-  while (!changed && deploy::now_micros() - started < 5000000)
+  while (!changed && deploy::mono_now() - started < 5000000)
     changed = table->wait_for_change(seen, 1000000);
   int status;
   waitpid(child, &status, 0);
@@ -274,19 +274,50 @@ START_TEST(quiet_commits_wake_output_followers_but_not_change_watchers) {
 }
 END_TEST
 
-START_TEST(finish_counts_the_duration_of_a_job_that_ran) {
+START_TEST(finish_counts_the_duration_of_a_job_that_ran_on_the_monotonic_clock) {
   auto table = open_table(8);
   uint64_t id = add_job(*table, JobState::running, "db");
   JobTable::Lock lock(*table);
   JobRecord* r = lock.find(id);
   r->started_at = 1000000000;
-  lock.finish(r, JobState::succeeded, 1000000000 + 7000000);  // 7 s: the "10" bucket
+  r->started_mono = 50000000;
+  // 7 s later on the monotonic clock, while the wall clock stepped back a minute.
+  lock.finish(r, JobState::succeeded, deploy::Instant{1000000000 - 53000000, 57000000});
+  ck_assert_int_eq(r->finished_at, 1000000000 - 53000000);  // shown: the wall clock
   const deploy::TargetStats& stats = lock.header().targets[0];
   ck_assert_str_eq(stats.target, "db");
   ck_assert_uint_eq(stats.finished[uint8_t(JobState::succeeded)], 1);
   ck_assert_uint_eq(stats.duration_buckets[2], 1);
   ck_assert_uint_eq(stats.duration_count, 1);
   ck_assert_uint_eq(stats.duration_sum_micros, 7000000);
+}
+END_TEST
+
+START_TEST(finish_keeps_each_targets_newest_success_through_trimming_and_resizing) {
+  {
+    auto table = open_table(4);
+    auto finish = [&](const char* target, JobState state, deploy::Micros at) {
+      uint64_t id = add_job(*table, JobState::running, target);
+      JobTable::Lock lock(*table);
+      lock.finish(lock.find(id), state, deploy::Instant{at, at});
+    };
+    finish("web", JobState::succeeded, 2000000);
+    finish("db", JobState::failed, 3000000);
+    finish("web", JobState::succeeded, 5000000);
+    finish("web", JobState::failed, 6000000);
+    // A success that finishes with an earlier time does not move it back.
+    finish("web", JobState::succeeded, 4000000);
+    // Five jobs in a table of four: the first one has left the history.
+    JobTable::Lock lock(*table);
+    ck_assert_ptr_null(lock.find(1));
+    ck_assert_str_eq(lock.header().targets[0].target, "web");
+    ck_assert_str_eq(lock.header().targets[1].target, "db");
+    ck_assert_int_eq(lock.header().target_last_success[0], 5000000);
+    ck_assert_int_eq(lock.header().target_last_success[1], 0);
+  }
+  auto resized = open_table(8);
+  JobTable::Lock lock(*resized);
+  ck_assert_int_eq(lock.header().target_last_success[0], 5000000);
 }
 END_TEST
 
@@ -304,13 +335,13 @@ START_TEST(unfinished_jobs_are_found_also_far_behind_the_newest_id) {
   for (int i = 0; i < 20; ++i) {
     uint64_t id = add_job(*table, JobState::running);
     JobTable::Lock lock(*table);
-    lock.finish(lock.find(id), JobState::succeeded, deploy::now_micros());
+    lock.finish(lock.find(id), JobState::succeeded, deploy::Instant::now());
   }
   uint64_t queued = add_job(*table, JobState::queued);
   ck_assert(unfinished_ids(*table) == std::vector<uint64_t>({1, queued}));
   {
     JobTable::Lock lock(*table);
-    lock.finish(lock.find(1), JobState::failed, deploy::now_micros());
+    lock.finish(lock.find(1), JobState::failed, deploy::Instant::now());
   }
   ck_assert(unfinished_ids(*table) == std::vector<uint64_t>({queued}));
   ck_assert(unfinished_ids(*table) == std::vector<uint64_t>({queued}));  // with the hint
@@ -351,7 +382,7 @@ START_TEST(a_reused_table_ends_every_target_name_of_its_counters) {
     auto table = open_table(2);
     uint64_t id = add_job(*table, JobState::running);
     JobTable::Lock lock(*table);
-    lock.finish(lock.find(id), JobState::succeeded, deploy::now_micros());
+    lock.finish(lock.find(id), JobState::succeeded, deploy::Instant::now());
   }
   const std::string unterminated(sizeof(deploy::TargetStats::target), 'x');
   int fd = open(table_path().c_str(), O_WRONLY);
@@ -486,7 +517,8 @@ Suite* job_table_suite() {
   tcase_add_test(tc, a_process_attached_to_the_old_file_follows_a_resize);
   tcase_add_test(tc, a_commit_in_another_process_wakes_a_waiter);
   tcase_add_test(tc, quiet_commits_wake_output_followers_but_not_change_watchers);
-  tcase_add_test(tc, finish_counts_the_duration_of_a_job_that_ran);
+  tcase_add_test(tc, finish_counts_the_duration_of_a_job_that_ran_on_the_monotonic_clock);
+  tcase_add_test(tc, finish_keeps_each_targets_newest_success_through_trimming_and_resizing);
   tcase_add_test(tc, unfinished_jobs_are_found_also_far_behind_the_newest_id);
   tcase_add_test(tc, changed_since_names_the_jobs_changed_after_a_point);
   tcase_add_test(tc, a_reused_table_ends_every_target_name_of_its_counters);

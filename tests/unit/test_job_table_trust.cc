@@ -139,7 +139,7 @@ void use_every_operation(JobTable& table, const Jobs& jobs) {
     deploy::store_text(r->target, sizeof r->target, "web");
     r->state = uint8_t(JobState::queued);
     lock.commit(r);
-    lock.finish(r, JobState::canceled, deploy::now_micros());
+    lock.finish(r, JobState::canceled, deploy::Instant::now());
   }
   JobRecord* running = lock.find(jobs.running);
   running->progress = 50;

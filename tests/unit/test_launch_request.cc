@@ -2,7 +2,10 @@
 // decodes to the same request, a frame arrives in any number of pieces, and
 // a frame that cannot be trusted is refused, not guessed at.
 #include <cstring>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "launch_request.h"
 #include "unit_test.h"
@@ -20,6 +23,8 @@ LaunchRequest sample() {
   r.working_directory = "/srv/deploy";
   r.command = {"/opt/deploy/vm-deploy", "--flag", "", "a b"};
   r.environment = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "DEPLOY_JOB_ID=42", "EMPTY="};
+  r.user_id = 998;
+  r.group_id = 997;
   return r;
 }
 
@@ -30,6 +35,8 @@ void assert_same(const LaunchRequest& a, const LaunchRequest& b) {
   ASSERT_TEXT_EQ(a.working_directory, b.working_directory);
   ck_assert(a.command == b.command);
   ck_assert(a.environment == b.environment);
+  ck_assert_uint_eq(a.user_id, b.user_id);
+  ck_assert_uint_eq(a.group_id, b.group_id);
 }
 
 // The 4-byte size, then the body at `offset` within it overwritten.
@@ -46,6 +53,19 @@ START_TEST(a_request_decodes_to_itself) {
   ck_assert(deploy::decode_launch_request(frame, &out, &used) == DecodeResult::complete);
   ck_assert_uint_eq(used, frame.size());
   assert_same(out, sample());
+}
+END_TEST
+
+START_TEST(a_request_without_a_user_runs_as_the_runner) {
+  LaunchRequest own = sample();
+  own.user_id = 0;
+  own.group_id = 0;
+  LaunchRequest out;
+  size_t used = 0;
+  ck_assert(deploy::decode_launch_request(deploy::encode_launch_request(own), &out, &used) ==
+            DecodeResult::complete);
+  ck_assert_uint_eq(out.user_id, 0);
+  ck_assert_uint_eq(out.group_id, 0);
 }
 END_TEST
 
@@ -78,6 +98,10 @@ START_TEST(a_request_that_cannot_be_started_has_no_frame) {
   LaunchRequest huge = sample();
   huge.environment.push_back("BIG=" + std::string(deploy::kMaxLaunchFrame, 'x'));
   ck_assert(deploy::encode_launch_request(huge).empty());
+  // A DeployUser job names both its uid and its gid, never one alone.
+  LaunchRequest no_group = sample();
+  no_group.group_id = 0;
+  ck_assert(deploy::encode_launch_request(no_group).empty());
 }
 END_TEST
 
@@ -115,6 +139,66 @@ START_TEST(frames_that_cannot_be_trusted_are_malformed) {
   LaunchRequest empty_program = sample();
   empty_program.command[0].clear();
   ck_assert(result(deploy::encode_launch_request(empty_program)) == DecodeResult::malformed);
+  // A user without a group, or a group without a user (the last 8 bytes):
+  // root would fill in the missing half.
+  const uint32_t root = 0;
+  ck_assert(result(with_field(frame, frame.size() - 4 - 8, &root, 4)) == DecodeResult::malformed);
+  ck_assert(result(with_field(frame, frame.size() - 4 - 4, &root, 4)) == DecodeResult::malformed);
+}
+END_TEST
+
+// --- the launcher's command line (DeployUser) ---
+
+bool parses(const std::vector<std::string_view>& words, std::optional<deploy::LauncherUsers>* out) {
+  std::string problem;
+  const bool ok = deploy::parse_launcher_arguments(words, out, &problem);
+  ck_assert_msg(ok == problem.empty(), "problem '%s'", problem.c_str());
+  return ok;
+}
+
+START_TEST(launcher_users_read_back_what_the_scheduler_writes) {
+  deploy::LauncherUsers users;
+  users.uid = 33;
+  users.gid = 33;
+  users.job_users = {{998, 997, "deploy"}, {1001, 50, "odd:name"}};
+  const std::vector<std::string> words = deploy::launcher_arguments(users);
+  std::optional<deploy::LauncherUsers> out;
+  ck_assert(parses(std::vector<std::string_view>(words.begin(), words.end()), &out));
+  ck_assert(out.has_value());
+  ck_assert_uint_eq(out->uid, 33);
+  ck_assert_uint_eq(out->gid, 33);
+  ck_assert_uint_eq(out->job_users.size(), 2);
+  ck_assert_uint_eq(out->job_users[1].uid, 1001);
+  ck_assert_uint_eq(out->job_users[1].gid, 50);
+  ASSERT_TEXT_EQ(out->job_users[1].name, "odd:name");
+  // No words: a launcher without users keeps no privilege.
+  ck_assert(parses({}, &out));
+  ck_assert(!out.has_value());
+}
+END_TEST
+
+START_TEST(launcher_users_never_name_root_nor_anything_unclear) {
+  std::optional<deploy::LauncherUsers> out;
+  const std::vector<std::vector<std::string_view>> refused = {
+      {"--user", "0:33"},
+      {"--user", "33:0"},
+      {"--user", "33:33", "--job-user", "0:5:root"},
+      {"--user", "33:33", "--job-user", "5:0:x"},
+      {"--user", "33:33", "--job-user", "5:5:"},
+      {"--user", "33:33", "--job-user", "5:5"},
+      {"--user", "4294967295:33"},
+      {"--user", "-1:33"},
+      {"--user", "33"},
+      {"--user", "33:33x"},
+      {"--user", "33:33", "--user", "34:34"},
+      {"--job-user", "5:5:x"},
+      {"--user"},
+      {"--group", "5"},
+  };
+  for (const auto& words : refused) {
+    ck_assert_msg(!parses(words, &out), "accepted %s %s", std::string(words[0]).c_str(),
+                  words.size() > 1 ? std::string(words[1]).c_str() : "");
+  }
 }
 END_TEST
 
@@ -122,10 +206,15 @@ Suite* launch_request_suite() {
   Suite* suite = suite_create("launch_request");
   TCase* tc = tcase_create("frames");
   tcase_add_test(tc, a_request_decodes_to_itself);
+  tcase_add_test(tc, a_request_without_a_user_runs_as_the_runner);
   tcase_add_test(tc, every_prefix_is_incomplete_and_the_rest_is_left_alone);
   tcase_add_test(tc, a_request_that_cannot_be_started_has_no_frame);
   tcase_add_test(tc, frames_that_cannot_be_trusted_are_malformed);
   suite_add_tcase(suite, tc);
+  TCase* users = tcase_create("launcher users");
+  tcase_add_test(users, launcher_users_read_back_what_the_scheduler_writes);
+  tcase_add_test(users, launcher_users_never_name_root_nor_anything_unclear);
+  suite_add_tcase(suite, users);
   return suite;
 }
 

@@ -81,7 +81,9 @@ uint64_t add_running_job() {
   ck_assert_ptr_nonnull(r);
   deploy::store_text(r->target, sizeof r->target, "webapp");
   r->state = static_cast<uint8_t>(JobState::running);
-  r->submitted_at = r->started_at = deploy::now_micros();
+  const deploy::Instant now = deploy::Instant::now();
+  r->submitted_at = r->started_at = now.wall;
+  r->submitted_mono = r->started_mono = now.mono;
   lock.commit(r);
   return r->id;
 }
@@ -142,7 +144,7 @@ pid_t start_runner(uint64_t id, const RunnerCall& call) {
 // The record of `id` once `done` holds for it, waiting for table changes.
 JobRecord wait_for_record(uint64_t id, const std::function<bool(const JobRecord&)>& done,
                           const char* what) {
-  const Micros give_up_at = deploy::now_micros() + kWaitBound;
+  const Micros give_up_at = deploy::mono_now() + kWaitBound;
   for (;;) {
     const uint64_t seen = fixture->table->change_seq();
     {
@@ -151,7 +153,7 @@ JobRecord wait_for_record(uint64_t id, const std::function<bool(const JobRecord&
       ck_assert_ptr_nonnull(r);
       if (done(*r)) return *r;
     }
-    const Micros left = give_up_at - deploy::now_micros();
+    const Micros left = give_up_at - deploy::mono_now();
     ck_assert_msg(left > 0, "job %llu: gave up waiting for %s", static_cast<unsigned long long>(id),
                   what);
     fixture->table->wait_for_change(seen, left);
@@ -511,7 +513,7 @@ struct Launcher {
   int requests = -1;  // write end of its stdin
 };
 
-Launcher start_launcher() {
+Launcher start_launcher(const std::vector<std::string>& users = {}) {
   int fds[2];
   ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
   Launcher launcher;
@@ -520,9 +522,11 @@ Launcher start_launcher() {
   if (launcher.pid == 0) {
     dup2(fds[0], STDIN_FILENO);
     const std::string state = fixture->dir + "/state";
-    const char* argv[] = {DEPLOY_RUNNER_PATH, "--launcher", state.c_str(), nullptr};
+    std::vector<const char*> argv = {DEPLOY_RUNNER_PATH, "--launcher", state.c_str()};
+    for (const std::string& word : users) argv.push_back(word.c_str());
+    argv.push_back(nullptr);
     const char* envp[] = {nullptr};
-    execve(argv[0], const_cast<char**>(argv), const_cast<char**>(envp));
+    execve(argv[0], const_cast<char**>(argv.data()), const_cast<char**>(envp));
     _exit(127);
   }
   close(fds[0]);
@@ -530,8 +534,11 @@ Launcher start_launcher() {
   return launcher;
 }
 
-void send_job(const Launcher& launcher, uint64_t id, const RunnerCall& call) {
+void send_job(const Launcher& launcher, uint64_t id, const RunnerCall& call, uint32_t uid = 0,
+              uint32_t gid = 0) {
   deploy::LaunchRequest request;
+  request.user_id = uid;
+  request.group_id = gid;
   request.job_id = id;
   request.timeout = call.timeout_ms * kMillisecond;
   request.kill_grace = call.grace_ms * kMillisecond;
@@ -567,9 +574,9 @@ std::vector<std::string> title(const std::string& last) {
 
 // Waits, with the bound, until `pid` shows `expected` as its command line.
 void wait_for_title(pid_t pid, const std::vector<std::string>& expected) {
-  const Micros give_up_at = deploy::now_micros() + kWaitBound;
+  const Micros give_up_at = deploy::mono_now() + kWaitBound;
   while (command_line(pid) != expected) {
-    ck_assert_msg(deploy::now_micros() < give_up_at, "pid %d never showed the title %s", pid,
+    ck_assert_msg(deploy::mono_now() < give_up_at, "pid %d never showed the title %s", pid,
                   expected.back().c_str());
     usleep(5000);
   }
@@ -683,6 +690,55 @@ START_TEST(a_malformed_request_ends_the_launcher) {
 }
 END_TEST
 
+// DeployUser (root only): the launcher becomes --user keeping CAP_SETUID,
+// CAP_SETGID and CAP_KILL, and its runners start a job as a --job-user, with
+// no capability, and as no one else.
+START_TEST(a_privileged_launcher_runs_jobs_only_as_the_users_it_was_given) {
+  if (geteuid() != 0) {
+    fprintf(stderr, "skipped: running jobs as another user needs root\n");
+    return;
+  }
+  // nobody is the launcher's User and owns the state dir; daemon (1:1) is
+  // the one DeployUser; bin (2:2) is not one.
+  const uid_t nobody = 65534;
+  for (const std::string& path : {fixture->dir + "/state", fixture->dir + "/state/logs",
+                                  fixture->dir + "/state/jobs.table", fixture->dir + "/state/lock"})
+    ck_assert_int_eq(chown(path.c_str(), nobody, nobody), 0);
+  ck_assert_int_eq(chmod(fixture->dir.c_str(), 0755), 0);
+  const std::string job = write_script(
+      "whoami.sh",
+      "echo ids=$(id -u):$(id -g):$(id -G)\n"
+      "echo caps=$(grep -E '^Cap(Prm|Eff|Amb)' /proc/self/status | cut -f2 | tr '\\n' ,)\n"
+      "echo runner=$(grep -E '^CapEff' /proc/$PPID/status | cut -f2)\n");
+  const Launcher launcher = start_launcher({"--user", "65534:65534", "--job-user", "1:1:daemon"});
+
+  const uint64_t as_daemon = add_running_job();
+  send_job(launcher, as_daemon, RunnerCall(job), 1, 1);
+  assert_exited_with(wait_for_final_state(as_daemon), JobState::succeeded, 0);
+  std::map<std::string, std::string> seen = values_in_log(as_daemon);
+  ASSERT_TEXT_EQ(seen["ids"], "1:1:1");
+  ASSERT_TEXT_EQ(seen["caps"], "0000000000000000,0000000000000000,0000000000000000,");
+  ASSERT_TEXT_EQ(seen["runner"], "00000000000000e0");  // CAP_KILL, CAP_SETGID, CAP_SETUID
+
+  const uint64_t as_bin = add_running_job();
+  send_job(launcher, as_bin, RunnerCall(job), 2, 2);
+  const JobRecord refused = wait_for_final_state(as_bin);
+  ck_assert_int_eq(refused.state, static_cast<uint8_t>(JobState::failed));
+  ck_assert(!refused.has_exit_code);
+  ck_assert_msg(log_of(as_bin).find("may not run jobs as uid 2") != std::string::npos, "log: %s",
+                log_of(as_bin).c_str());
+
+  const uint64_t as_user = add_running_job();
+  send_job(launcher, as_user, RunnerCall(job));
+  assert_exited_with(wait_for_final_state(as_user), JobState::succeeded, 0);
+  seen = values_in_log(as_user);
+  ASSERT_TEXT_EQ(seen["ids"], "65534:65534:65534");
+  ASSERT_TEXT_EQ(seen["caps"], "0000000000000000,0000000000000000,0000000000000000,");
+  close(launcher.requests);
+  ck_assert_int_eq(wait_for_runner_exit(launcher.pid), 0);
+}
+END_TEST
+
 Suite* runner_suite() {
   Suite* suite = suite_create("runner");
 
@@ -717,6 +773,7 @@ Suite* runner_suite() {
   tcase_add_test(launcher, launcher_gives_running_jobs_their_own_runners_which_outlive_it);
   tcase_add_test(launcher, sigterm_ends_an_idle_runner_and_the_next_job_gets_another);
   tcase_add_test(launcher, a_malformed_request_ends_the_launcher);
+  tcase_add_test(launcher, a_privileged_launcher_runs_jobs_only_as_the_users_it_was_given);
   suite_add_tcase(suite, launcher);
 
   return suite;

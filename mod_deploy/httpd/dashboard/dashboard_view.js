@@ -1,0 +1,119 @@
+"use strict";
+// The dashboard's pure part: no DOM here. What a cell shows, from the column
+// table the server renders the page with (Column in httpd/deploy_dashboard.cc,
+// serialized into <body data-columns>) and a job's JSON. A cell comes back as
+// plain data: {text} or {nodes}, and optionally title, bad (a red cell),
+// data (data-* attributes), progress (the bar's value, null when unknown).
+// A node is a string (a text node) or {tag, props, data, text, children};
+// dashboard.js turns them into elements with createElement and textContent
+// only, never innerHTML, so nothing from a job is ever parsed as markup.
+//
+// In the page this file and dashboard.js are one nonce'd script; under node
+// (tests/unit/js) it is a CommonJS module.
+const dashboardView = (() => {
+  const DASH = "\u2014";
+  const FINAL = new Set(["succeeded", "failed", "timed_out", "canceled", "expired", "lost"]);
+
+  const pad = (n) => String(n).padStart(2, "0");
+  // "0s", "42s", "4m 05s", "1h 02m 09s", as format_duration (core/duration.h).
+  const formatDuration = (ms) => {
+    const s = Math.floor(Math.max(Number(ms) || 0, 0) / 1000);
+    if (s < 60) return s + "s";
+    if (s < 3600) return Math.floor(s / 60) + "m " + pad(s % 60) + "s";
+    return Math.floor(s / 3600) + "h " + pad(Math.floor(s / 60) % 60) + "m " + pad(s % 60) + "s";
+  };
+  // "2026-11-21 10:00:05" from the server's RFC 3339 UTC time.
+  const displayTime = (iso) => (typeof iso === "string" && iso ? iso.slice(0, 10) + " " + iso.slice(11, 19) : DASH);
+  const isFinal = (state) => FINAL.has(state);
+  // Unfinished jobs have a section of their state's name; finished ones one.
+  const sectionOf = (state) => (isFinal(state) ? "history" : state);
+  const present = (value) => value !== null && value !== undefined;
+
+  // The running time of a job started at `from` (ms), and the time left
+  // until `until`: what an elapsed or countdown cell shows at `now`.
+  const elapsedText = (from, now) => (Number.isFinite(from) ? formatDuration(now - from) : DASH);
+  const countdownText = (until, now) => {
+    const left = until - now;
+    if (!Number.isFinite(left)) return DASH;
+    return left > 0 ? "in " + formatDuration(left) : "now";
+  };
+  const millis = (iso) => (typeof iso === "string" ? Date.parse(iso) : NaN);
+
+  const badge = (state) => ({ tag: "span", props: { className: "badge s-" + state }, text: state.replace("_", " ") });
+  const jobLink = (job) => ({ tag: "a", props: { className: "mono", href: job.links.self }, text: "#" + job.id });
+
+  // One function per formatter kind (Kind in deploy_dashboard.cc): what a
+  // cell of that kind shows of `job[key]` (or of the members the kind names).
+  const KINDS = {
+    link: (job) => ({ nodes: [jobLink(job)] }),
+    text: (job, key) => ({ text: present(job[key]) ? String(job[key]) : DASH }),
+    badge: (job) => ({ nodes: [badge(job.state)] }),
+    params: (job) => ({
+      nodes: Object.entries(job.params || {}).map(([k, v]) => ({ tag: "code", text: k + "=" + v })),
+    }),
+    progress: (job) => {
+      const value = present(job.progress) ? job.progress : null;
+      return { progress: value, text: value === null ? DASH : value + "%" };
+    },
+    time: (job, key) => ({ text: displayTime(job[key]), title: present(job[key]) ? String(job[key]) : "" }),
+    elapsed: (job, key, now) => {
+      const from = millis(job[key]);
+      return { text: elapsedText(from, now), data: { from: String(from) } };
+    },
+    countdown: (job, key, now) => {
+      const until = millis(job[key]);
+      return { text: countdownText(until, now), data: { until: String(until) } };
+    },
+    duration: (job) => ({
+      text: job.started_at && job.finished_at
+        ? formatDuration(millis(job.finished_at) - millis(job.started_at)) : DASH,
+    }),
+    result: (job) => {
+      if (present(job.exit_code)) return { text: "exit " + job.exit_code, bad: job.exit_code !== 0 };
+      if (present(job.signal)) return { text: "signal " + job.signal, bad: true };
+      return { text: DASH, bad: false };
+    },
+    actions: (job) => {
+      const nodes = [];
+      if (job.started_at) nodes.push({ tag: "a", props: { href: job.links.log }, text: "log" });
+      if (!isFinal(job.state)) {
+        nodes.push({
+          tag: "form",
+          props: { className: "cancel", method: "post", action: job.links.cancel },
+          data: { kind: "cancel" },
+          children: [{ tag: "button", props: { type: "submit" }, text: "Cancel" }],
+        });
+      }
+      return { nodes };
+    },
+  };
+
+  // The cell of `column` ({kind, key}) for `job` at `now` (ms).
+  const cellOf = (column, job, now) => {
+    const kind = Object.prototype.hasOwnProperty.call(KINDS, column.kind) ? KINDS[column.kind] : null;
+    if (!kind) throw new Error("mod_deploy: no formatter kind " + column.kind);
+    return kind(job, column.key, now);
+  };
+
+  // The cells of `job`'s row in `section`, in the table's order: [{field, cell}].
+  const rowOf = (table, section, job, now) =>
+    table.sections[section].map((field) => ({ field, cell: cellOf(table.columns[field], job, now) }));
+
+  // The "last result" cell of a target's row.
+  const lastResultNodes = (job) => [
+    jobLink(job), " ", badge(job.state), " ",
+    { tag: "span", props: { className: "sub", title: job.finished_at }, text: displayTime(job.finished_at) },
+  ];
+
+  // Whether an event's data is a job that has a section in `table`.
+  const isShownJob = (table, job) =>
+    Boolean(job) && typeof job.id === "number" && typeof job.state === "string" &&
+    Object.prototype.hasOwnProperty.call(table.sections, sectionOf(job.state));
+
+  return {
+    DASH, formatDuration, displayTime, isFinal, sectionOf, elapsedText, countdownText,
+    cellOf, rowOf, lastResultNodes, isShownJob,
+  };
+})();
+
+if (typeof module === "object" && module.exports) module.exports = dashboardView;
