@@ -67,6 +67,7 @@ uint64_t ChangeFeed::read_table(uint64_t since, size_t limit, std::vector<Event>
   std::vector<Job> jobs;
   {
     JobTable::Lock lock(table_);
+    if (!lock.held()) return since;  // busy: nothing new this time
     jobs = changed_after(lock, since, &current);
   }
   if (jobs.size() > limit) {
@@ -84,6 +85,7 @@ void ChangeFeed::refresh(Micros now) {
   std::vector<Job> jobs;
   {
     JobTable::Lock lock(table_);
+    if (!lock.held()) return;                    // busy: the feed stays as it was
     if (lock.header().change_seq < last_seq_) {  // a table started anew: its changes start over
       by_change_.clear();
       by_id_.clear();

@@ -5,15 +5,19 @@
 #include <fcntl.h>
 #include <stdio.h>  // renameat2
 #include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <fstream>
@@ -132,7 +136,8 @@ TargetStats* target_stats(TableHeader& h, const char* target) {
 constexpr std::string_view kRejectionNames[] = {
     "not_found", "method_not_allowed", "bad_request",  "invalid_param", "unsupported_media_type",
     "too_large", "bad_signature",      "cross_origin", "queue_full",    "internal",
-    "store_full"};
+    "store_full",
+    "busy"};
 static_assert(std::size(kRejectionNames) == size_t(Rejection::count_));
 
 // The highest N of the DIR/logs/N.log files, 0 when there is none.
@@ -280,15 +285,19 @@ uint64_t record_checksum(const JobRecord& r) {
 
 namespace {
 
-bool record_is_valid_for(const JobRecord& r, uint32_t capacity, size_t slot, size_t params_max) {
-  if (r.id == 0 || r.id % capacity != slot) return false;
-  if (r.checksum != record_checksum(r)) return false;
+// Every check of a record but its checksum.
+bool record_fields_ok(const JobRecord& r, uint32_t capacity, size_t slot, size_t params_max) {
+  if (capacity == 0 || r.id == 0 || r.id % capacity != slot) return false;
   if (!is_valid_state(r.state)) return false;
   if (r.progress < -1 || r.progress > 100) return false;
   if (r.params_size > params_max) return false;
   return text_field_ok(r.target, sizeof r.target) && r.target[0] != '\0' &&
          text_field_ok(r.submitted_by, sizeof r.submitted_by) &&
          text_field_ok(r.stage, sizeof r.stage);
+}
+
+bool record_is_valid_for(const JobRecord& r, uint32_t capacity, size_t slot, size_t params_max) {
+  return record_fields_ok(r, capacity, slot, params_max) && r.checksum == record_checksum(r);
 }
 
 // Makes a valid record of version 1 one of version 2: the params that fit
@@ -316,6 +325,10 @@ bool record_is_valid(const JobRecord& r, uint32_t capacity, size_t slot) {
   return record_is_valid_for(r, capacity, slot, kParamsMax);
 }
 
+bool record_is_sound(const JobRecord& r, uint32_t capacity, size_t slot) {
+  return record_fields_ok(r, capacity, slot, kParamsMax);
+}
+
 // ---------------------------------------------------------------------------
 
 JobTable::~JobTable() {
@@ -331,7 +344,7 @@ std::string JobTable::log_path(uint64_t id) const {
 }
 
 std::string JobTable::spare_log_path(uint64_t id) const {
-  return state_dir_ + "/logs/" + kSparePrefix + std::to_string(id % header_.load()->capacity);
+  return state_dir_ + "/logs/" + kSparePrefix + std::to_string(id % capacity_.load());
 }
 
 int JobTable::open_log(uint64_t id) const {
@@ -378,13 +391,18 @@ Status JobTable::map_file() {
     return Status::error(errno_text("cannot map", path));
   }
   auto* h = static_cast<TableHeader*>(addr);
-  if (!header_is_valid(*h, size_t(st.st_size))) {
+  // Read once: another process may write the header meanwhile.
+  const TableHeader copy = *h;
+  if (!header_is_valid(copy, size_t(st.st_size))) {
     munmap(addr, size_t(st.st_size));
     ::close(fd);
     return Status::error("job table " + path + " has an invalid header");
   }
   if (TableHeader* old = header_.load()) retired_.emplace_back(old, mapped_size_);
   mapped_size_ = size_t(st.st_size);
+  capacity_.store(copy.capacity);
+  mapped_device_ = st.st_dev;
+  mapped_inode_ = st.st_ino;
   header_.store(h);
   // Kept for flushing (make_durable).
   if (int old = table_fd_.exchange(fd); old >= 0) retired_fds_.push_back(old);
@@ -393,7 +411,14 @@ Status JobTable::map_file() {
 
 void JobTable::remap_if_superseded() {
   TableHeader* h = header_.load();
-  if (h && __atomic_load_n(&h->superseded, __ATOMIC_ACQUIRE)) (void)map_file();
+  if (!h || !__atomic_load_n(&h->superseded, __ATOMIC_ACQUIRE)) return;
+  // Only a new file is followed: a `superseded` written into the file that
+  // is still jobs.table must not make every Lock map it again.
+  struct stat st;
+  const std::string path = state_dir_ + "/jobs.table";
+  if (stat(path.c_str(), &st) != 0 || (st.st_dev == mapped_device_ && st.st_ino == mapped_inode_))
+    return;
+  (void)map_file();
 }
 
 Status JobTable::attach(const std::string& state_dir, std::unique_ptr<JobTable>* out) {
@@ -510,6 +535,19 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
                      memcmp(h->magic, kMagic, sizeof kMagic) == 0 &&
                      (h->version == kVersion || h->version == kVersion1) &&
                      h->record_size == kRecordSize && h->capacity > 0;
+    if (header_ok && slots_present > 0 && slots_present != h->capacity &&
+        old_bytes.size() == file_size_for(uint32_t(std::min<size_t>(slots_present, UINT32_MAX)))) {
+      // A whole number of records, but not the header's capacity: a file
+      // cut at a record's end, or a capacity written over. The records say
+      // which: their id gives their slot.
+      auto intact = [&](uint32_t file_capacity) {
+        size_t n = 0;
+        for (size_t i = 0; i < std::min<size_t>(slots_present, file_capacity); ++i)
+          n += record_is_valid(*slot_at(h, i), file_capacity, i);
+        return n;
+      };
+      header_ok = intact(h->capacity) >= intact(uint32_t(slots_present));
+    }
     bool same_boot = false;
     if (header_ok) {
       // A version-1 header has zeros where the boot id is now.
@@ -542,7 +580,8 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
                             std::to_string(std::min<size_t>(slots_present, h->capacity)) +
                             " records that are complete");
       size_t dropped = read_records(std::min<size_t>(slots_present, h->capacity), h->capacity);
-      next_id = std::max(next_id, h->next_id);
+      // A next id past the range is damage: the records and logs tell it.
+      if (h->next_id <= kMaxJobId) next_id = std::max(next_id, h->next_id);
       // A file of another boot or version is rewritten with its records' new times.
       reuse = dropped == 0 && old_bytes.size() == file_size_for(h->capacity) &&
               h->capacity == capacity && same_boot;
@@ -614,7 +653,10 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
     // A damaged header may hold target names without their NUL (a file
     // reused as it is keeps them): readers take them as C strings.
     for (TargetStats& stats : h->targets) stats.target[sizeof stats.target - 1] = '\0';
+    if (h->next_id > kMaxJobId) h->next_id = 0;
     h->next_id = std::max(h->next_id, next_id);
+    h->oldest_unfinished = 0;  // a hint: learnt again by the first reader
+    h->superseded = 0;         // this is the file: a forged mark is dropped
     h->change_seq = std::max(h->change_seq, change_seq);
     h->output_seq = std::max(h->output_seq, h->change_seq);
     // A damaged header must not let a flush be skipped.
@@ -728,13 +770,153 @@ void JobTable::wake(bool changed, bool output) {
 
 // ---------------------------------------------------------------------------
 
-JobTable::Lock::Lock(JobTable& table) : table_(table), mutex_lock_(table.mutex_) {
-  while (flock(table_.lock_fd_, LOCK_EX) != 0 && errno == EINTR) {
+int lock_holder_pid(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return 0;
+  std::ifstream in("/proc/locks");
+  std::string line;
+  // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; a waiter's line has
+  // "->" after the number.
+  while (std::getline(in, line)) {
+    if (line.find("->") != std::string::npos) continue;
+    int pid = 0;
+    unsigned major_number = 0, minor_number = 0;
+    unsigned long inode = 0;
+    char kind[16], mode[16], access[16];
+    if (sscanf(line.c_str(), "%*d: %15s %15s %15s %d %x:%x:%lu", kind, mode, access, &pid,
+               &major_number, &minor_number, &inode) == 7 &&
+        inode == st.st_ino && major_number == major(st.st_dev) &&
+        minor_number == minor(st.st_dev) && pid > 0)
+      return pid;
   }
+  return 0;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;  // CLOCK_MONOTONIC
+
+// The signal that interrupts a flock() past its deadline: a real-time signal
+// that neither httpd, APR nor this module uses otherwise, sent by a timer to
+// the waiting thread alone, with a handler that does nothing, installed
+// without SA_RESTART so that flock() returns EINTR.
+int lock_timer_signal() {
+  static const int signo = [] {
+    const int s = SIGRTMAX - 7;
+    struct sigaction action = {};
+    action.sa_handler = [](int) {};
+    sigemptyset(&action.sa_mask);
+    sigaction(s, &action, nullptr);
+    return s;
+  }();
+  return signo;
+}
+
+// flock(LOCK_EX) until `deadline`, polling: the fallback when no timer can be
+// had.
+bool flock_polling(int fd, Clock::time_point deadline) {
+  auto pause = std::chrono::microseconds(50);
+  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) return false;
+    const Clock::time_point now = Clock::now();
+    if (now >= deadline) {
+      errno = EWOULDBLOCK;
+      return false;
+    }
+    const auto sleep =
+        std::min(pause, std::chrono::duration_cast<std::chrono::microseconds>(deadline - now));
+    struct timespec ts = {time_t(sleep.count() / 1000000), long(sleep.count() % 1000000) * 1000};
+    nanosleep(&ts, nullptr);
+    pause = std::min(pause * 2, std::chrono::microseconds(5000));
+  }
+  return true;
+}
+
+// flock(LOCK_EX) that gives up at `deadline` (errno EWOULDBLOCK). Waits in
+// the kernel, as a plain flock() does, so that the lock passes to a waiter
+// as soon as it is free: a timer signal ends the wait at the deadline, and
+// again every 10 ms after it, in case the first came just before flock()
+// started waiting.
+bool flock_until(int fd, Clock::time_point deadline) {
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return true;
+  if (errno != EWOULDBLOCK && errno != EINTR) return false;
+  const int signo = lock_timer_signal();
+  struct sigevent event = {};
+  event.sigev_notify = SIGEV_THREAD_ID;
+  event.sigev_signo = signo;
+  event._sigev_un._tid = pid_t(syscall(SYS_gettid));  // gettid() needs glibc 2.30
+  timer_t timer;
+  if (timer_create(CLOCK_MONOTONIC, &event, &timer) != 0) return flock_polling(fd, deadline);
+  const auto since_epoch =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+  struct itimerspec when = {};
+  when.it_value = {time_t(since_epoch / 1000000000), long(since_epoch % 1000000000)};
+  when.it_interval = {0, 10000000};
+  if (timer_settime(timer, TIMER_ABSTIME, &when, nullptr) != 0) {
+    timer_delete(timer);
+    return flock_polling(fd, deadline);
+  }
+  sigset_t signal_set, old_mask;
+  sigemptyset(&signal_set);
+  sigaddset(&signal_set, signo);
+  pthread_sigmask(SIG_UNBLOCK, &signal_set, &old_mask);
+  int error = 0;
+  while (flock(fd, LOCK_EX) != 0) {
+    error = errno;
+    if (error != EINTR) break;
+    if (Clock::now() >= deadline) {
+      error = EWOULDBLOCK;
+      break;
+    }
+    error = 0;
+  }
+  // The timer first: a signal it sent meanwhile is taken by the handler
+  // now, not in some later system call of this thread.
+  timer_delete(timer);
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  errno = error;
+  return error == 0;
+}
+
+}  // namespace
+
+JobTable::Lock::Lock(JobTable& table, Micros timeout)
+    : table_(table), mutex_lock_(table.mutex_, std::defer_lock) {
+  const Clock::time_point deadline = Clock::now() + std::chrono::microseconds(timeout);
+  // Only a failure says how long it waited.
+  auto seconds = [timeout] {
+    char text[32];
+    snprintf(text, sizeof text, "%g", double(timeout) / 1e6);
+    return std::string(text);
+  };
+  if (!mutex_lock_.try_lock_until(deadline)) {
+    status_ = Status::error(std::string("the job table is busy: another thread of this process ") +
+                            "has waited " + seconds() + " s for it");
+    return;
+  }
+  if (!flock_until(table_.lock_fd_, deadline)) {
+    if (errno != EWOULDBLOCK) {
+      status_ = Status::error(errno_text("cannot lock", table_.lock_path()));
+    } else {
+      const int holder = lock_holder_pid(table_.lock_path());
+      status_ = Status::error("the job table is busy: " + table_.lock_path() + " has been held " +
+                              (holder > 0 ? "by pid " + std::to_string(holder) + " " : "") +
+                              "for more than " + seconds() + " s");
+    }
+    mutex_lock_.unlock();
+    return;
+  }
+  flocked_ = true;
   table_.remap_if_superseded();
+  if (table_.busy_rejections_.load(std::memory_order_relaxed) != 0) {
+    const uint64_t busy = table_.busy_rejections_.exchange(0, std::memory_order_relaxed);
+    header().counters.rejected[size_t(Rejection::busy)] += busy;
+    note_change();
+  }
 }
 
 JobTable::Lock::~Lock() {
+  if (!flocked_) return;
   flock(table_.lock_fd_, LOCK_UN);
   // Waking can take a while with many waiters (every event stream): the
   // other threads of this process need not wait for it.
@@ -744,37 +926,49 @@ JobTable::Lock::~Lock() {
 
 TableHeader& JobTable::Lock::header() { return *table_.header_.load(); }
 
-uint32_t JobTable::Lock::capacity() { return header().capacity; }
+uint32_t JobTable::Lock::capacity() { return table_.capacity_.load(); }
 
 JobRecord* JobTable::Lock::find(uint64_t id) {
   if (id == 0) return nullptr;
-  JobRecord* r = slot_at(&header(), id % capacity());
-  return r->id == id ? r : nullptr;
+  const size_t slot = id % capacity();
+  JobRecord* r = slot_at(&header(), slot);
+  return r->id == id && record_is_sound(*r, capacity(), slot) ? r : nullptr;
 }
 
 void JobTable::Lock::for_each(const std::function<void(JobRecord&)>& fn) {
   TableHeader* h = &header();
-  for (size_t i = 0; i < h->capacity; ++i) {
+  const uint32_t slots = capacity();
+  for (size_t i = 0; i < slots; ++i) {
     JobRecord* r = slot_at(h, i);
-    if (r->id != 0) fn(*r);
+    if (r->id != 0 && record_is_sound(*r, slots, i)) fn(*r);
   }
 }
 
-JobRecord* JobTable::Lock::allocate(uint64_t* evicted) {
+JobRecord* JobTable::Lock::allocate(uint64_t* evicted, bool* damaged) {
   *evicted = 0;
   TableHeader* h = &header();
-  // Skip ids whose slot still holds an unfinished job.
-  for (uint32_t tries = 0; tries < h->capacity; ++tries) {
-    uint64_t id = h->next_id++;
-    JobRecord* r = slot_at(h, id % h->capacity);
-    if (r->id != 0 && is_valid_state(r->state) && !is_final(JobState(r->state))) continue;
-    if (r->id != 0) *evicted = r->id;
+  const uint32_t slots = capacity();
+  uint64_t next_id = h->next_id;
+  if (next_id == 0 || next_id > kMaxJobId - slots) {
+    if (damaged) *damaged = true;
+    return nullptr;
+  }
+  // Skip ids whose slot still holds an unfinished job, and ids a damaged
+  // next_id would hand out again (their slot holds a job as new or newer).
+  for (uint32_t tries = 0; tries < slots; ++tries) {
+    const uint64_t id = next_id++;
+    JobRecord* r = slot_at(h, id % slots);
+    const bool sound = r->id != 0 && record_is_sound(*r, slots, id % slots);
+    if (sound && (!is_final(JobState(r->state)) || r->id >= id)) continue;
+    if (sound) *evicted = r->id;
+    h->next_id = next_id;
     memset(r, 0, kRecordSize);
     r->id = id;
     r->progress = -1;
     r->requests = 1;
     return r;
   }
+  h->next_id = next_id;
   return nullptr;
 }
 
@@ -800,10 +994,13 @@ void JobTable::Lock::for_each_unfinished(const std::function<void(JobRecord&)>& 
   auto unfinished = [](const JobRecord* r) {
     return r && is_valid_state(r->state) && !is_final(JobState(r->state));
   };
-  if (h.oldest_unfinished == 0 || h.oldest_unfinished > h.next_id ||
-      h.next_id - h.oldest_unfinished > h.capacity) {
+  // Read once: the loops below are bounded by these copies, whatever is
+  // written into the header meanwhile.
+  const uint64_t next_id = h.next_id;
+  uint64_t oldest = h.oldest_unfinished;
+  if (oldest == 0 || oldest > next_id || next_id - oldest > capacity()) {
     // The hint is unknown or too far back: read everything, and learn it.
-    uint64_t oldest = h.next_id;
+    oldest = next_id;
     for_each([&](JobRecord& r) {
       if (!unfinished(&r)) return;
       oldest = std::min(oldest, r.id);
@@ -812,18 +1009,18 @@ void JobTable::Lock::for_each_unfinished(const std::function<void(JobRecord&)>& 
     h.oldest_unfinished = oldest;
     return;
   }
-  while (h.oldest_unfinished < h.next_id && !unfinished(find(h.oldest_unfinished)))
-    ++h.oldest_unfinished;
-  for (uint64_t id = h.oldest_unfinished; id < h.next_id; ++id)
+  while (oldest < next_id && !unfinished(find(oldest))) ++oldest;
+  h.oldest_unfinished = oldest;
+  for (uint64_t id = oldest; id < next_id; ++id)
     if (JobRecord* r = find(id); unfinished(r)) fn(*r);
 }
 
 void JobTable::Lock::for_each_newest_first(uint64_t before,
                                            const std::function<bool(JobRecord&)>& fn) {
-  const TableHeader& h = header();
-  const uint64_t end = before != 0 ? std::min(before, h.next_id) : h.next_id;
+  const uint64_t next_id = header().next_id;
+  const uint64_t end = before != 0 ? std::min(before, next_id) : next_id;
   // Every id from `window` up is in its slot, id % capacity, if it exists.
-  const uint64_t window = h.next_id > h.capacity ? h.next_id - h.capacity : 1;
+  const uint64_t window = next_id > capacity() ? next_id - capacity() : 1;
   for (uint64_t id = end; id > window;) {
     --id;
     if (JobRecord* r = find(id); r && !fn(*r)) return;
@@ -839,11 +1036,12 @@ void JobTable::Lock::for_each_newest_first(uint64_t before,
 }
 
 bool JobTable::Lock::changed_since(uint64_t since, std::vector<uint64_t>* ids) {
-  TableHeader& h = header();
-  if (h.change_seq - since > kRecentChanges) return false;
+  const TableHeader& h = header();
+  const uint64_t change_seq = h.change_seq;
+  if (change_seq - since > kRecentChanges) return false;
   // Counted up to change_seq, never past it: `seq <= change_seq` would
   // never end with a change_seq of UINT64_MAX (a damaged header).
-  for (uint64_t seq = since; seq != h.change_seq;) {
+  for (uint64_t seq = since; seq != change_seq;) {
     ++seq;
     const RecentChange& change = h.recent[seq % kRecentChanges];
     // A change of no record (a counter, a dropped job) leaves no entry.

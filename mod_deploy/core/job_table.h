@@ -10,9 +10,20 @@
 //
 // Concurrency: every access to records happens under JobTable::Lock, which is
 // a process-local mutex plus flock() on DeployStateDir/lock (the kernel drops
-// it when a holder dies, so a killed process never wedges the others).
-// Waiting for a change uses a futex on the shared header: no polling.
+// it when a holder dies, so a killed process never wedges the others). Taking
+// it waits a bounded time: a process that holds the lock for ever (any
+// process of httpd's user can flock the file) makes requests busy, never
+// stuck. Waiting for a change uses a futex on the shared header: no polling.
+//
+// Trust: every process of httpd's user can write the file. Each JobTable
+// validates the header when it maps the file and keeps what it validated
+// (the capacity, the size of the mapping); afterwards the header's numbers
+// (next_id, change_seq, the hints, the recent-change ring) are read as
+// untrusted input: bounded before use, never an index or divisor as they
+// are. A record that does not validate reads as absent.
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <cstddef>
@@ -98,6 +109,12 @@ constexpr Micros kDurationBucketBounds[kDurationBuckets] = {
     1000000LL,   5000000LL,   10000000LL,  30000000LL,   60000000LL,
     120000000LL, 300000000LL, 600000000LL, 1800000000LL, 3600000000LL};
 
+// The longest a request waits for the table lock before it is answered busy.
+constexpr Micros kLockTimeout = 5000000;
+// Highest job id handed out: ids stay exact in JSON numbers, and a damaged
+// next_id near UINT64_MAX can never wrap to 0 (a free slot).
+constexpr uint64_t kMaxJobId = (uint64_t(1) << 53) - 1;
+
 // Why a submission was refused, for counting.
 enum class Rejection : uint8_t {
   not_found,
@@ -111,6 +128,7 @@ enum class Rejection : uint8_t {
   queue_full,
   internal,
   store_full,
+  busy,
   count_
 };
 std::string_view rejection_name(Rejection r);
@@ -193,6 +211,13 @@ size_t stored_params_size(const Params& params);
 void store_text(char* field, size_t field_size, std::string_view text);
 // A record that is internally consistent (used when reading a file from disk).
 bool record_is_valid(const JobRecord& r, uint32_t capacity, size_t slot);
+// The checks of record_is_valid but the checksum: what every read of a live
+// record makes sure of before the record is used (its fields index arrays
+// and are read as C strings).
+bool record_is_sound(const JobRecord& r, uint32_t capacity, size_t slot);
+// The pid of a process holding a lock on `path` (from /proc/locks), 0 when
+// none can be found.
+int lock_holder_pid(const std::string& path);
 uint64_t record_checksum(const JobRecord& r);
 
 class JobTable {
@@ -214,6 +239,12 @@ class JobTable {
   // After fork(): a child must not share the parent's lock descriptor
   // (flock belongs to the open file description).
   Status reopen_lock();
+  // The same in a child whose descriptors were closed or reused since the
+  // fork: the old number is forgotten, not closed.
+  Status open_lock_after_fork() {
+    lock_fd_ = -1;
+    return reopen_lock();
+  }
 
   const std::string& state_dir() const { return state_dir_; }
   std::string log_path(uint64_t id) const;
@@ -231,17 +262,28 @@ class JobTable {
   // its slot's spare (replacing an older spare). No log: nothing happens.
   void drop_log(uint64_t id) const;
 
-  // Holds the table. Records may be read and written only while a Lock lives.
-  // Destroying a Lock after commit() wakes every waiter.
+  // Holds the table. Records may be read and written only while a Lock is
+  // held(). Destroying a Lock after commit() wakes every waiter.
   class Lock {
    public:
-    explicit Lock(JobTable& table);
+    // Waits at most `timeout` (a monotonic duration) for the other threads
+    // of this process and for the other processes.
+    explicit Lock(JobTable& table, Micros timeout = kLockTimeout);
     ~Lock();
     Lock(const Lock&) = delete;
     Lock& operator=(const Lock&) = delete;
 
+    // False when the table could not be had in time; status() says why
+    // (and which process holds it, when that can be found). Nothing else
+    // may be called then.
+    bool held() const { return status_.is_ok(); }
+    const Status& status() const { return status_; }
+
+    // The shared header: its numbers are untrusted (see the top).
     TableHeader& header();
+    // The capacity validated when the file was mapped.
     uint32_t capacity();
+    // The record of `id`, nullptr when there is none or it does not validate.
     JobRecord* find(uint64_t id);
     // Every record in use, in no particular order.
     void for_each(const std::function<void(JobRecord&)>& fn);
@@ -260,8 +302,9 @@ class JobTable {
     bool changed_since(uint64_t since, std::vector<uint64_t>* ids);
     // A fresh record with a new id. When its slot held a finished job, that
     // job is dropped and its id returned in *evicted (its log is the caller's
-    // to delete, after unlocking). nullptr when every slot is busy.
-    JobRecord* allocate(uint64_t* evicted);
+    // to delete, after unlocking). nullptr when every slot is busy, or when
+    // the header's next id is out of range (then *damaged is set).
+    JobRecord* allocate(uint64_t* evicted, bool* damaged = nullptr);
     void release(JobRecord* r);  // frees the slot
     // Marks the record changed: new change_seq and checksum, wake on unlock.
     void commit(JobRecord* r);
@@ -281,7 +324,9 @@ class JobTable {
     uint64_t note_change();
 
     JobTable& table_;
-    std::unique_lock<std::mutex> mutex_lock_;
+    std::unique_lock<std::timed_mutex> mutex_lock_;
+    bool flocked_ = false;
+    Status status_ = Status::ok();
     bool changed_ = false;
     bool output_changed_ = false;
   };
@@ -299,6 +344,9 @@ class JobTable {
   // Whether a new job's log has room: false when the file system of the
   // state dir has almost no space left for httpd's user (store_full).
   bool has_room_for_a_job() const;
+  // Counts a submission refused because the table was busy: it reaches the
+  // counters the next time a Lock is held.
+  void count_busy_rejection() { busy_rejections_.fetch_add(1, std::memory_order_relaxed); }
 
   // Lock-free: the change counter as it is now.
   uint64_t change_seq() const;
@@ -313,6 +361,7 @@ class JobTable {
   JobTable() = default;
   Status map_file();
   void remap_if_superseded();
+  std::string lock_path() const { return state_dir_ + "/lock"; }
   std::string spare_log_path(uint64_t id) const;
   void wake(bool changed, bool output);
 
@@ -322,10 +371,15 @@ class JobTable {
   // replaced one stays open in retired_fds_: a thread may be flushing it.
   std::atomic<int> table_fd_{-1};
   std::vector<int> retired_fds_;
-  std::mutex mutex_;
+  std::timed_mutex mutex_;
   std::mutex sync_mutex_;  // held by this process's flusher
   std::atomic<TableHeader*> header_{nullptr};
+  // What map_file validated; never read again from the shared header.
   size_t mapped_size_ = 0;
+  std::atomic<uint32_t> capacity_{0};
+  dev_t mapped_device_ = 0;  // the file mapped, to tell a real replacement
+  ino_t mapped_inode_ = 0;   // from a forged `superseded`
+  std::atomic<uint64_t> busy_rejections_{0};
   // Older mappings stay mapped: a thread may be waiting on their futex word.
   std::vector<std::pair<void*, size_t>> retired_;
 };

@@ -46,8 +46,9 @@ struct DashboardSnapshot {
 };
 
 // Only the jobs of targets `access` has decided the request may read (see
-// TargetAccess::may_read_decided).
-DashboardSnapshot take_snapshot(const ModuleState& state, TargetAccess& access) {
+// TargetAccess::may_read_decided). False (and *out untouched) when the table
+// stays busy.
+Status take_snapshot(const ModuleState& state, TargetAccess& access, DashboardSnapshot* out) {
   struct Finished {
     Micros finished_at;
     uint64_t id;
@@ -60,6 +61,7 @@ DashboardSnapshot take_snapshot(const ModuleState& state, TargetAccess& access) 
   std::map<std::string, uint64_t, std::less<>> newest;  // by target
   DashboardSnapshot s;
   JobTable::Lock lock(*state.table);
+  if (!lock.held()) return lock.status();
   s.change_seq = state.table->change_seq();
   s.now = wall_now();  // display: compared with the jobs' wall times
   lock.for_each([&](JobRecord& rec) {
@@ -87,7 +89,8 @@ DashboardSnapshot take_snapshot(const ModuleState& state, TargetAccess& access) 
   for (const auto& [target, id] : newest) ids.insert(id);
   for (uint64_t id : ids)
     if (JobRecord* rec = lock.find(id)) s.jobs.push_back(record_to_job(*rec));
-  return s;
+  *out = std::move(s);
+  return Status::ok();
 }
 
 // Text from outside (params, stages, names, users): valid UTF-8, and safe both
@@ -525,8 +528,10 @@ int send_dashboard(request_rec* r, const ModuleState& state, TargetAccess& acces
   for (const Target& t : state.settings->targets)
     if (access.may_read(t.name)) targets.push_back(&t);
   DashboardSnapshot snapshot;
-  do snapshot = take_snapshot(state, access);
-  while (access.decide_noted());
+  do {
+    if (Status st = take_snapshot(state, access, &snapshot); !st.is_ok())
+      return send_error(r, table_busy(r, st));
+  } while (access.decide_noted());
   std::string nonce = make_nonce(r);
   std::string base_url = escape(ap_escape_uri(r->pool, base.c_str()));
   ChunkedText html = Renderer(std::move(targets), snapshot, base_url, nonce).page();

@@ -186,8 +186,12 @@ class EventStream {
   bool gone_ = false;  // the client closed the connection
 };
 
-std::optional<Job> snapshot(const ModuleState& state, uint64_t id) {
+// The job as it is now; nullopt when it is gone. *busy: the table could not
+// be had in time (then nullopt too).
+std::optional<Job> snapshot(const ModuleState& state, uint64_t id, bool* busy) {
   JobTable::Lock lock(*state.table);
+  *busy = !lock.held();
+  if (*busy) return std::nullopt;
   JobRecord* rec = lock.find(id);
   if (!rec) return std::nullopt;
   Job job = record_to_job(*rec);
@@ -279,7 +283,9 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
   while (stream.open()) {
     stream.pace();
     uint64_t seen = state.table->output_seq();
-    std::optional<Job> job = snapshot(state, id);
+    bool busy = false;
+    std::optional<Job> job = snapshot(state, id, &busy);
+    if (busy) continue;  // the stream goes on; its deadline still holds
     if (!job) {
       why = "the job left the history";
       break;

@@ -120,7 +120,7 @@ RequestError store_full(request_rec* r, const std::string& why) {
 // keeps the join: it was stored before.)
 void withdraw_job(const ModuleState& state, uint64_t id) {
   JobTable::Lock lock(*state.table);
-  JobRecord* rec = lock.find(id);
+  JobRecord* rec = lock.held() ? lock.find(id) : nullptr;
   if (!rec ||
       (JobState(rec->state) != JobState::waiting && JobState(rec->state) != JobState::queued))
     return;
@@ -159,6 +159,7 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
   uint64_t evicted = 0;
   {
     JobTable::Lock lock(*state.table);
+    if (!lock.held()) return table_busy(r, lock.status());
     SubmissionDecision d =
         decide_submission(unfinished_jobs(lock, *state.settings), name,
                           job_group(params, target->policy.group_by).value_or(""), target->policy,
@@ -171,12 +172,15 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
     const Micros not_before_wall = d.not_before ? now.wall_of(d.not_before) : 0;
     JobRecord* rec = nullptr;
     if (d.kind == SubmissionDecision::Kind::coalesce) {
+      // Found by unfinished_jobs under this lock; checked again all the same.
       rec = lock.find(d.job_id);
-      rec->requests++;
-      rec->not_before_mono = d.not_before;
-      rec->not_before = not_before_wall;
-      *coalesced = true;
-      lock.header().counters.coalesced++;
+      if (rec) {
+        rec->requests++;
+        rec->not_before_mono = d.not_before;
+        rec->not_before = not_before_wall;
+        *coalesced = true;
+        lock.header().counters.coalesced++;
+      }
     } else if (d.kind == SubmissionDecision::Kind::new_job) {
       if (!room) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -185,7 +189,15 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
                       name.c_str(), state.table->state_dir().c_str());
         return store_full(r, "the file system of the job store is full");
       }
-      rec = lock.allocate(&evicted);
+      bool damaged = false;
+      rec = lock.allocate(&evicted, &damaged);
+      if (damaged) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "mod_deploy: the header of the job table is damaged (its next job id is "
+                      "out of range); restart httpd to repair it");
+        return RequestError{HTTP_INTERNAL_SERVER_ERROR, "internal",
+                            "the job table is damaged; see the error log"};
+      }
     }
     if (!rec) {
       apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, kRetryAfterSeconds));
@@ -221,8 +233,9 @@ int submit(request_rec* r, const ModuleState& state, TargetAccess& access, const
   bool coalesced = false;
   if (std::optional<RequestError> refused =
           accept_submission(r, state, access, name, &job, &coalesced)) {
-    {
-      JobTable::Lock lock(*state.table);
+    if (refused->code == "busy") {
+      state.table->count_busy_rejection();  // counted when the table is free again
+    } else if (JobTable::Lock lock(*state.table); lock.held()) {
       lock.count_rejection(rejection_from_code(refused->code).value_or(Rejection::internal));
     }
     return send_error(r, *refused);
@@ -232,10 +245,7 @@ int submit(request_rec* r, const ModuleState& state, TargetAccess& access, const
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT " of %s: %s",
                   (apr_uint64_t)job.id, name.c_str(), durable.message().c_str());
     if (!coalesced) withdraw_job(state, job.id);
-    {
-      JobTable::Lock lock(*state.table);
-      lock.count_rejection(Rejection::store_full);
-    }
+    if (JobTable::Lock lock(*state.table); lock.held()) lock.count_rejection(Rejection::store_full);
     return send_error(r, store_full(r, "the job store cannot be written"));
   }
   ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT " of %s %s",
@@ -245,10 +255,12 @@ int submit(request_rec* r, const ModuleState& state, TargetAccess& access, const
   return send_json(r, HTTP_ACCEPTED, job_json(job, base, coalesced));
 }
 
-std::optional<Job> find_job(const ModuleState& state, uint64_t id) {
+// The job `id`, or why it cannot be answered: not found, or the table busy.
+std::variant<Job, RequestError> find_job(request_rec* r, const ModuleState& state, uint64_t id) {
   JobTable::Lock lock(*state.table);
+  if (!lock.held()) return table_busy(r, lock.status());
   JobRecord* rec = lock.find(id);
-  if (!rec) return std::nullopt;
+  if (!rec) return not_found("no job " + std::to_string(id));
   Job job = record_to_job(*rec);
   state.settings->set_group(job);
   return job;
@@ -256,17 +268,17 @@ std::optional<Job> find_job(const ModuleState& state, uint64_t id) {
 
 // The job, when it exists and the request may read its target; else the
 // refusal to send.
-std::variant<Job, RequestError> readable_job(const ModuleState& state, TargetAccess& access,
-                                             uint64_t id) {
-  std::optional<Job> job = find_job(state, id);
-  if (!job) return not_found("no job " + std::to_string(id));
-  if (auto refused = access.refuse_read(job->target)) return *refused;
-  return *std::move(job);
+std::variant<Job, RequestError> readable_job(request_rec* r, const ModuleState& state,
+                                             TargetAccess& access, uint64_t id) {
+  auto found = find_job(r, state, id);
+  if (auto* job = std::get_if<Job>(&found))
+    if (auto refused = access.refuse_read(job->target)) return *refused;
+  return found;
 }
 
 int get_job(request_rec* r, const ModuleState& state, TargetAccess& access, const std::string& base,
             uint64_t id) {
-  auto job = readable_job(state, access, id);
+  auto job = readable_job(r, state, access, id);
   if (auto* e = std::get_if<RequestError>(&job)) return send_error(r, *e);
   return send_json(r, HTTP_OK, job_json(std::get<Job>(job), base));
 }
@@ -289,6 +301,7 @@ int list_jobs(request_rec* r, const ModuleState& state, TargetAccess& access,
   do {
     jobs.clear();
     JobTable::Lock lock(*state.table);
+    if (!lock.held()) return send_error(r, table_busy(r, lock.status()));
     lock.for_each_newest_first(q.before, [&](JobRecord& rec) {
       if ((!q.target || *q.target == rec.target) && (!q.state || uint8_t(*q.state) == rec.state) &&
           access.may_read_decided(target_of(rec)))
@@ -319,6 +332,7 @@ int list_targets(request_rec* r, const ModuleState& state, TargetAccess& access,
   std::map<std::string, Job> latest;
   {
     JobTable::Lock lock(*state.table);
+    if (!lock.held()) return send_error(r, table_busy(r, lock.status()));
     lock.for_each_newest_first(0, [&](JobRecord& rec) {
       if (state.settings->find(rec.target) && access.may_read_decided(target_of(rec)) &&
           !latest.count(rec.target))
@@ -362,7 +376,7 @@ int get_log(request_rec* r, const ModuleState& state, TargetAccess& access, uint
   auto parsed = parse_log_offset(r->args ? r->args : "");
   if (auto* e = std::get_if<RequestError>(&parsed)) return send_error(r, *e);
   uint64_t offset = std::get<uint64_t>(parsed);
-  auto readable = readable_job(state, access, id);
+  auto readable = readable_job(r, state, access, id);
   if (auto* e = std::get_if<RequestError>(&readable)) return send_error(r, *e);
   const Job* job = &std::get<Job>(readable);
   apr_file_t* file = nullptr;
@@ -395,16 +409,18 @@ int get_log(request_rec* r, const ModuleState& state, TargetAccess& access, uint
 int cancel(request_rec* r, const ModuleState& state, TargetAccess& access, const std::string& base,
            uint64_t id) {
   if (auto e = check_origin(r)) return send_error(r, *e);
-  std::optional<Job> found = find_job(state, id);
-  if (!found) return send_error(r, not_found("no job " + std::to_string(id)));
+  auto found = find_job(r, state, id);
+  if (auto* e = std::get_if<RequestError>(&found)) return send_error(r, *e);
+  const std::string& target = std::get<Job>(found).target;
   std::string body;
   if (auto e = read_body(r, state.settings->max_body, &body)) return send_error(r, *e);
-  if (auto e = access.refuse_submission(found->target, state.settings->find(found->target), body))
+  if (auto e = access.refuse_submission(target, state.settings->find(target), body))
     return send_error(r, *e);
   Job job;
   pid_t runner = 0;
   {
     JobTable::Lock lock(*state.table);
+    if (!lock.held()) return send_error(r, table_busy(r, lock.status()));
     JobRecord* rec = lock.find(id);
     if (!rec) return send_error(r, not_found("no job " + std::to_string(id)));
     JobState s = JobState(rec->state);
@@ -474,7 +490,7 @@ int dispatch(request_rec* r, const ModuleState& state) {
     case Route::Kind::job_cancel:
       return cancel(r, state, access, base, route->job_id);
     case Route::Kind::job_events: {
-      auto job = readable_job(state, access, route->job_id);
+      auto job = readable_job(r, state, access, route->job_id);
       if (auto* e = std::get_if<RequestError>(&job)) return send_error(r, *e);
       return stream_job_events(r, state, base, route->job_id);
     }

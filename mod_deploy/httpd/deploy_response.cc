@@ -14,6 +14,12 @@ RequestError not_found(std::string what) {
   return RequestError{HTTP_NOT_FOUND, "not_found", std::move(what)};
 }
 
+RequestError table_busy(request_rec* r, const Status& why) {
+  ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mod_deploy: %s", why.message().c_str());
+  apr_table_setn(r->headers_out, "Retry-After", "5");
+  return RequestError{HTTP_SERVICE_UNAVAILABLE, "busy", "the job table is busy; try again later"};
+}
+
 namespace {
 
 void set_body_headers(request_rec* r, int status, const char* type, size_t size) {

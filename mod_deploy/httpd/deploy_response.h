@@ -7,6 +7,7 @@
 
 #include "chunked_text.h"
 #include "request_error.h"
+#include "status.h"
 
 namespace deploy {
 
@@ -17,5 +18,8 @@ int send_json(request_rec* r, int status, const std::string& json);
 int send_json(request_rec* r, int status, ChunkedText json);
 int send_error(request_rec* r, const RequestError& error);
 RequestError not_found(std::string what);
+// The job table lock could not be had in time (`why`, which the error log
+// gets at level warning): 503 busy, and a Retry-After header set on `r`.
+RequestError table_busy(request_rec* r, const Status& why);
 
 }  // namespace deploy

@@ -40,6 +40,8 @@ constexpr Micros kHousekeepingInterval = kSecond;
 constexpr Micros kMinDecisionInterval = 250;
 // A launcher that takes no request for this long is stuck: it is replaced.
 constexpr Micros kLauncherWriteLimit = 10 * kSecond;
+// After the table lock could not be had, the next pass comes this soon.
+constexpr Micros kBusyRetryInterval = kSecond;
 
 volatile sig_atomic_t g_stop = 0;
 
@@ -49,12 +51,16 @@ struct Spawn {
 };
 
 // A runner is alive when its pid exists and is still the process it was.
-// `now` is monotonic.
-bool runner_alive(const JobRecord& r, Micros now) {
-  if (r.runner_pid <= 0) return now - r.started_mono < kRunnerSilenceLimit;
+// `now` and `quiet_since` are monotonic. A runner cannot record itself
+// while the table lock is held elsewhere: its silence counts from when the
+// scheduler last got the lock after it was busy, if that is later than the
+// job's start.
+bool runner_alive(const JobRecord& r, Micros now, Micros quiet_since) {
+  const Micros silent = now - std::max(r.started_mono, quiet_since);
+  if (r.runner_pid <= 0) return silent < kRunnerSilenceLimit;
   uint64_t ticks = process_start_ticks(r.runner_pid);
   if (ticks == 0) return false;
-  if (r.runner_start_ticks == 0) return now - r.started_mono < kRunnerSilenceLimit;
+  if (r.runner_start_ticks == 0) return silent < kRunnerSilenceLimit;
   return ticks == r.runner_start_ticks;
 }
 
@@ -241,11 +247,22 @@ class Scheduler {
     bool finished = false;  // a job reached a final state in this pass
     {
       JobTable::Lock lock(*state_.table);
+      if (!lock.held()) {
+        // Nothing can be decided; the launcher is still reaped meanwhile.
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
+                     "mod_deploy: the scheduler cannot decide, retrying: %s",
+                     lock.status().message().c_str());
+        table_was_busy_ = true;
+        return mono_now() + kBusyRetryInterval;
+      }
+      if (table_was_busy_) lock_regained_at_ = mono_now();
+      table_was_busy_ = false;
       std::vector<PendingJob> pending;
       bool housekeeping = now.mono - last_housekeeping_ >= kHousekeepingInterval;
       lock.for_each_unfinished([&](JobRecord& r) {
         JobState s = JobState(r.state);
-        if (s == JobState::running && housekeeping && !runner_alive(r, now.mono)) {
+        if (s == JobState::running && housekeeping &&
+            !runner_alive(r, now.mono, lock_regained_at_)) {
           ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
                        "mod_deploy: job %" APR_UINT64_T_FMT
                        " of %s is lost: its runner (pid %d) is gone",
@@ -262,8 +279,11 @@ class Scheduler {
       }
 
       decision = schedule(pending, policies_, settings_.limits(), now.mono);
+      // find() checks each record again: a process that ignores the lock
+      // may have damaged one since it was read above.
       for (uint64_t id : decision.expire) {
         JobRecord* r = lock.find(id);
+        if (!r) continue;
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, server_,
                      "mod_deploy: job %" APR_UINT64_T_FMT " of %s expired", (apr_uint64_t)id,
                      r->target);
@@ -271,11 +291,13 @@ class Scheduler {
       }
       for (uint64_t id : decision.ready) {
         JobRecord* r = lock.find(id);
+        if (!r) continue;
         r->state = uint8_t(JobState::queued);
         lock.commit(r);
       }
       for (uint64_t id : decision.start) {
         JobRecord* r = lock.find(id);
+        if (!r) continue;
         const Target* target = settings_.find(r->target);
         r->state = uint8_t(JobState::running);
         r->started_at = now.wall;
@@ -325,8 +347,10 @@ class Scheduler {
                  "mod_deploy: cannot start the runner of job %" APR_UINT64_T_FMT ": %s",
                  (apr_uint64_t)id, why.c_str());
     {
+      // When the table stays busy the job keeps no runner: housekeeping
+      // finds it lost.
       JobTable::Lock lock(*state_.table);
-      JobRecord* r = lock.find(id);
+      JobRecord* r = lock.held() ? lock.find(id) : nullptr;
       if (r && JobState(r->state) == JobState::running && r->runner_pid == 0)
         lock.finish(r, JobState::failed, Instant::now());
     }
@@ -359,8 +383,10 @@ class Scheduler {
                    "mod_deploy: job %" APR_UINT64_T_FMT
                    " goes back to the queue: cannot hand it to the runner launcher: %s",
                    (apr_uint64_t)spawn.job.id, problem.c_str());
+      // When the table stays busy the job keeps no runner: housekeeping
+      // finds it lost.
       JobTable::Lock lock(*state_.table);
-      JobRecord* r = lock.find(spawn.job.id);
+      JobRecord* r = lock.held() ? lock.find(spawn.job.id) : nullptr;
       if (r && JobState(r->state) == JobState::running && r->runner_pid == 0) {
         r->state = uint8_t(JobState::queued);
         r->started_at = 0;
@@ -394,6 +420,8 @@ class Scheduler {
   Micros started_at_ = mono_now();  // monotonic (clock.h)
   uint64_t seen_ = 0;
   Micros last_housekeeping_ = 0;  // monotonic
+  bool table_was_busy_ = false;
+  Micros lock_regained_at_ = 0;  // monotonic
   Launcher launcher_{server_, state_};
 };
 

@@ -33,9 +33,11 @@ struct StatusSnapshot {
   uint64_t accepted = 0, succeeded = 0, failed = 0;
 };
 
-StatusSnapshot take_status_snapshot(const ModuleState& state) {
+// False (and *out untouched) when the table stays busy.
+Status take_status_snapshot(const ModuleState& state, StatusSnapshot* out) {
   StatusSnapshot s;
   JobTable::Lock lock(*state.table);
+  if (!lock.held()) return lock.status();
   const TableCounters& counters = lock.header().counters;
   s.accepted = counters.accepted;
   s.succeeded = counters.finished[uint8_t(JobState::succeeded)];
@@ -48,7 +50,8 @@ StatusSnapshot take_status_snapshot(const ModuleState& state) {
       s.running.push_back(
           RunningJob{job.id, job.target, job.progress, job.stage.value_or(""), job.started_at});
   });
-  return s;
+  *out = std::move(s);
+  return Status::ok();
 }
 
 void render_short(request_rec* r, const StatusSnapshot& s) {
@@ -97,7 +100,13 @@ int status_hook(request_rec* r, int flags) {
   const ModuleState* state = module_state();
   if (!state || !state->table) return OK;
   try {
-    const StatusSnapshot s = take_status_snapshot(*state);
+    StatusSnapshot s;
+    if (Status st = take_status_snapshot(*state, &s); !st.is_ok()) {
+      // The rest of the status page is still shown.
+      ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mod_deploy: server-status: %s",
+                    st.message().c_str());
+      return OK;
+    }
     if (flags & AP_STATUS_SHORT)
       render_short(r, s);
     else

@@ -27,16 +27,20 @@ struct Snapshot {
   std::vector<Micros> last_success;
 };
 
-Snapshot take_snapshot(const ModuleState& state) {
+// False (and *s untouched) when the table stays busy.
+Status take_snapshot(const ModuleState& state, Snapshot* out) {
   Snapshot s;
   // Every configured target appears, even before its first job.
   for (const Target& t : state.settings->targets) s.now[t.name];
   JobTable::Lock lock(*state.table);
+  if (!lock.held()) return lock.status();
   s.counters = lock.header().counters;
   const TableHeader& header = lock.header();
   for (size_t i = 0; i < kMaxTargetStats; ++i) {
     if (header.targets[i].target[0] == '\0') continue;
     s.stats.push_back(header.targets[i]);
+    // The header is anyone's to write: the copy's name ends, whatever it held.
+    s.stats.back().target[sizeof header.targets[i].target - 1] = '\0';
     s.last_success.push_back(header.target_last_success[i]);
   }
   // Finished jobs are in the counters: only the unfinished ones are read.
@@ -45,7 +49,8 @@ Snapshot take_snapshot(const ModuleState& state) {
     s.now[rec.target][st]++;
     s.total_now[st]++;
   });
-  return s;
+  *out = std::move(s);
+  return Status::ok();
 }
 
 // Prometheus label values: backslash, double quote and newline escaped.
@@ -79,7 +84,8 @@ std::string camel(std::string_view name) {
 }  // namespace
 
 int send_auto_status(request_rec* r, const ModuleState& state) {
-  Snapshot s = take_snapshot(state);
+  Snapshot s;
+  if (Status st = take_snapshot(state, &s); !st.is_ok()) return send_error(r, table_busy(r, st));
   std::string out;
   auto line = [&out](const std::string& key, uint64_t value) {
     out += key + ": " + std::to_string(value) + "\n";
@@ -102,7 +108,8 @@ int send_auto_status(request_rec* r, const ModuleState& state) {
 }
 
 int send_metrics(request_rec* r, const ModuleState& state, TargetAccess& access) {
-  Snapshot s = take_snapshot(state);
+  Snapshot s;
+  if (Status st = take_snapshot(state, &s); !st.is_ok()) return send_error(r, table_busy(r, st));
   std::erase_if(s.stats, [&](const TargetStats& t) { return !access.may_read(t.target); });
   std::erase_if(s.now, [&](const auto& entry) { return !access.may_read(entry.first); });
   std::string out;

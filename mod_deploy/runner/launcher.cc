@@ -115,10 +115,14 @@ void record_launch_failure(JobTable& table, uint64_t job_id, const std::string& 
     close(log_fd);
   }
   {
-    JobTable::Lock lock(table);
-    JobRecord* r = lock.find(job_id);
+    // The final state must not be lost: wait for as long as the table is busy.
+    std::optional<JobTable::Lock> lock;
+    for (lock.emplace(table); !lock->held(); lock.emplace(table))
+      fprintf(stderr, "deploy-runner[job %llu]: cannot record that it failed yet, retrying: %s\n",
+              static_cast<unsigned long long>(job_id), lock->status().message().c_str());
+    JobRecord* r = lock->find(job_id);
     if (r != nullptr && r->state == static_cast<uint8_t>(JobState::running))
-      lock.finish(r, JobState::failed, Instant::now());
+      lock->finish(r, JobState::failed, Instant::now());
   }
   (void)table.make_durable();  // at worst the job is lost after a power cut
 }
@@ -149,7 +153,7 @@ bool next_request(FrameReader& reader, RunnerProcess& process, LaunchRequest* re
 }
 
 // In the forked child: runs `first`, then every job the launcher sends, one at
-// a time. Never returns.
+// a time, on the launcher's `table`. Never returns.
 // The DeployUser a request names, among those the launcher was started
 // with; false when it names one it was not (the job fails unstarted).
 bool find_user(const LaunchRequest& request, const std::vector<RunAs>& users,
@@ -165,9 +169,9 @@ bool find_user(const LaunchRequest& request, const std::vector<RunAs>& users,
   return false;
 }
 
-[[noreturn]] void runner_main(const std::string& state_dir, LaunchRequest first, int socket_fd,
-                              ProcessTitle& title, const std::string& program,
-                              const std::vector<RunAs>& users) {
+[[noreturn]] void runner_main(const std::string& state_dir, std::unique_ptr<JobTable> table,
+                              LaunchRequest first, int socket_fd, ProcessTitle& title,
+                              const std::string& program, const std::vector<RunAs>& users) {
   if (socket_fd != kRunnerSocket) dup2(socket_fd, kRunnerSocket);
   fcntl(kRunnerSocket, F_SETFD, FD_CLOEXEC);
   // stdin is the launcher's pipe: the runner must not hold it open.
@@ -175,11 +179,15 @@ bool find_user(const LaunchRequest& request, const std::vector<RunAs>& users,
   if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
   const Status prepared = prepare_runner_process(kRunnerSocket + 1);
   if (!prepared.is_ok()) fprintf(stderr, "deploy-runner: %s\n", prepared.message().c_str());
-  // The runner attaches the table itself: the launcher's lock descriptor
-  // is gone with the others (flock locks belong to the open file, which
-  // fork shares), and attaching once per runner costs little.
+  // The runner keeps the launcher's mapping and what the launcher validated
+  // of the header when it attached: a header damaged since then cannot keep
+  // the job from running. The lock descriptor is the runner's own (flock
+  // locks belong to the open file, which fork shares; the launcher's
+  // descriptor number was closed or reused above).
   RunnerProcess process;
-  const Status opened = process.open(state_dir);
+  process.table = std::move(table);
+  Status opened = process.table ? process.table->open_lock_after_fork() : Status::ok();
+  if (opened.is_ok()) opened = process.open(state_dir);
   if (!opened.is_ok()) {
     fprintf(stderr, "deploy-runner: %s\n", opened.message().c_str());
     _exit(1);
@@ -324,7 +332,8 @@ class Launcher {
     }
     const pid_t pid = fork();
     if (pid == 0) {
-      runner_main(state_dir_, std::move(request), fds[1], title_, program_, users_);
+      runner_main(state_dir_, std::move(table_), std::move(request), fds[1], title_, program_,
+                  users_);
     }
     close(fds[1]);
     if (pid < 0) {

@@ -48,6 +48,11 @@ constexpr Micros kCancelCheckInterval = 250'000;
 // keep the outcome from being recorded.
 constexpr Micros kDrainLimit = 2'000'000;
 constexpr Micros kReapLimit = 5'000'000;
+// While the table lock is held elsewhere, output keeps going to the log: an
+// update of the record waits this long at most, then is retried after
+// kRecordRetryInterval with whatever came meanwhile.
+constexpr Micros kOutputLockTimeout = 100'000;
+constexpr Micros kRecordRetryInterval = 1'000'000;
 
 // The signals the runner reads from its signalfd: they stay blocked.
 sigset_t runner_signals() {
@@ -207,6 +212,8 @@ enum class StopReason { none, timed_out, canceled };
 // What an update of the record needs committed: a change of its JSON wakes
 // everyone; pids and the log size only those who follow output.
 enum class Change { none, quiet, record };
+// What became of an update of the job's record.
+enum class Access { done, gone, busy };
 
 class Runner {
  public:
@@ -238,6 +245,7 @@ class Runner {
   void say_output_lost();
   void trim_log();
   void publish_output(const ProgressUpdate& update);
+  void publish_unpublished();
   void check_cancel_requested();
   void stop_job(StopReason reason);
   void give_up_job();
@@ -249,7 +257,9 @@ class Runner {
   void record_outcome();
   void record_exit(JobRecord& r);
   template <typename Update>
-  bool with_record(Update&& update);
+  Access with_record(Micros timeout, Update&& update);
+  template <typename Update>
+  bool with_record_retrying(Update&& update);
   void warn(const char* format, ...) __attribute__((format(printf, 2, 3)));
 
   const RunnerOptions& options_;
@@ -265,6 +275,11 @@ class Runner {
   uint64_t bytes_lost_ = 0;          // output not written
   uint64_t log_allocated_end_ = 0;   // the log has disk blocks up to here
   bool log_preallocation_ = true;    // false: the file system cannot fallocate
+  // Not yet in the record, the table lock being busy: retried at retry_at_.
+  ProgressUpdate unpublished_;
+  bool job_pid_unpublished_ = false;
+  std::optional<Micros> retry_at_;  // monotonic
+  bool busy_warned_ = false;
   // Not zeroed: a page of it is touched only when output fills it.
   std::unique_ptr<char[]> read_buffer_{new char[kReadChunk]};
   LineSplitter lines_;
@@ -286,7 +301,7 @@ Runner::~Runner() {
 int Runner::run() {
   const pid_t self = getpid();
   bool cancel_requested = false;
-  const bool ours = with_record([&](JobRecord& r) {
+  const bool ours = with_record_retrying([&](JobRecord& r) {
     r.runner_pid = self;
     r.runner_start_ticks = process_.start_ticks;
     cancel_requested = r.cancel_requested != 0;
@@ -320,6 +335,7 @@ int Runner::run() {
       kill_at_.reset();
     }
     if (now >= next_cancel_check_) check_cancel_requested();
+    if (retry_at_ && now >= *retry_at_) publish_unpublished();
   }
   collect_leftovers();
   record_outcome();
@@ -393,11 +409,8 @@ Status Runner::job_started(int output_fd) {
   has_children_ = true;
   if (options_.timeout > 0) deadline_ = mono_now() + options_.timeout;
 
-  const bool ours = with_record([&](JobRecord& r) {
-    r.job_pid = job_pid_;
-    return Change::quiet;
-  });
-  if (!ours) give_up_job();
+  job_pid_unpublished_ = true;
+  publish_unpublished();
   return Status::ok();
 }
 
@@ -469,6 +482,7 @@ void Runner::wait_for_events(Micros timeout) {
 
 Micros Runner::time_to_next_check() const {
   Micros next = next_cancel_check_;
+  if (retry_at_) next = std::min(next, *retry_at_);
   if (deadline_) next = std::min(next, *deadline_);
   if (kill_at_) next = std::min(next, *kill_at_);
   return std::max<Micros>(0, next - mono_now());
@@ -556,7 +570,8 @@ void Runner::output_lost(int error) {
           static_cast<unsigned long long>(options_.job_id),
           table_->log_path(options_.job_id).c_str(), strerror(error),
           static_cast<unsigned long long>(log_size_));
-  with_record([](JobRecord& r) {
+  // With the table busy, record_exit() sets it at the end.
+  with_record(kOutputLockTimeout, [](JobRecord& r) {
     r.log_incomplete = 1;
     return Change::record;
   });
@@ -603,10 +618,25 @@ void Runner::trim_log() {
 // The new log size and the latest progress and stage of one read, in one
 // commit.
 void Runner::publish_output(const ProgressUpdate& update) {
-  if (log_size_ == published_log_size_ && !update.progress && !update.stage) return;
-  published_log_size_ = log_size_;
-  const bool ours = with_record([&](JobRecord& r) {
+  if (update.progress) unpublished_.progress = update.progress;
+  if (update.stage) unpublished_.stage = update.stage;
+  if (retry_at_) return;  // the table is busy: the retry takes this too
+  publish_unpublished();
+}
+
+// Writes what the record lacks (log size, progress, stage, job pid) in one
+// commit; when the table is busy, keeps it for a retry.
+void Runner::publish_unpublished() {
+  const ProgressUpdate& update = unpublished_;
+  if (log_size_ == published_log_size_ && !update.progress && !update.stage &&
+      !job_pid_unpublished_)
+    return;
+  const Access access = with_record(kOutputLockTimeout, [&](JobRecord& r) {
     Change change = Change::none;
+    if (job_pid_unpublished_) {
+      r.job_pid = job_pid_;
+      change = Change::quiet;
+    }
     if (r.log_size != log_size_) {
       r.log_size = log_size_;
       change = Change::quiet;
@@ -624,17 +654,25 @@ void Runner::publish_output(const ProgressUpdate& update) {
     }
     return change;
   });
-  if (!ours) give_up_job();
+  if (access == Access::busy) {
+    retry_at_ = mono_now() + kRecordRetryInterval;
+    return;
+  }
+  retry_at_.reset();
+  published_log_size_ = log_size_;
+  job_pid_unpublished_ = false;
+  unpublished_ = ProgressUpdate{};
+  if (access == Access::gone) give_up_job();
 }
 
 void Runner::check_cancel_requested() {
   next_cancel_check_ = mono_now() + kCancelCheckInterval;
   bool requested = false;
-  const bool ours = with_record([&](JobRecord& r) {
+  const Access access = with_record(kOutputLockTimeout, [&](JobRecord& r) {
     requested = r.cancel_requested != 0;
     return Change::none;
   });
-  if (!ours) {
+  if (access == Access::gone) {
     give_up_job();
   } else if (requested) {
     stop_job(StopReason::canceled);
@@ -737,8 +775,11 @@ void Runner::record_outcome() {
   say_output_lost();
   trim_log();
   {
-    JobTable::Lock lock(*table_);
-    JobRecord* r = lock.find(options_.job_id);
+    // The final state must not be lost: wait for as long as the table is busy.
+    std::optional<JobTable::Lock> lock;
+    for (lock.emplace(*table_); !lock->held(); lock.emplace(*table_))
+      warn("cannot record the outcome yet, retrying: %s", lock->status().message().c_str());
+    JobRecord* r = lock->find(options_.job_id);
     if (r == nullptr) return;  // evicted meanwhile: nothing left to record in
     if (r->state != static_cast<uint8_t>(JobState::running)) {
       warn("the job's record is no longer running; its outcome %s is not recorded",
@@ -746,7 +787,7 @@ void Runner::record_outcome() {
       return;
     }
     record_exit(*r);
-    lock.finish(r, state, Instant::now());
+    lock->finish(r, state, Instant::now());
   }
   // The outcome is on disk before the runner takes another job.
   if (Status durable = table_->make_durable(); !durable.is_ok())
@@ -754,10 +795,17 @@ void Runner::record_outcome() {
             static_cast<unsigned long long>(options_.job_id), durable.message().c_str());
 }
 
-// The last of the output and how the job ended, into its record.
+// The last of the output and how the job ended, into its record, with what
+// a busy table kept from being published before.
 void Runner::record_exit(JobRecord& r) {
   r.log_size = log_size_;
   if (log_failed_) r.log_incomplete = 1;
+  if (job_pid_unpublished_) r.job_pid = job_pid_;
+  if (unpublished_.progress) r.progress = static_cast<int8_t>(*unpublished_.progress);
+  if (unpublished_.stage) {
+    store_text(r.stage, sizeof r.stage, *unpublished_.stage);
+    r.has_stage = 1;
+  }
   if (job_status_ && WIFEXITED(*job_status_)) {
     r.has_exit_code = 1;
     r.exit_code = WEXITSTATUS(*job_status_);
@@ -768,13 +816,22 @@ void Runner::record_exit(JobRecord& r) {
   }
 }
 
-// Runs `update` on the job's record under the lock and commits the Change it
-// returns. False when the record is gone or no longer running.
+// Runs `update` on the job's record under the lock, waiting at most
+// `timeout` for it, and commits the Change it returns. gone: the record is
+// gone or no longer running; busy: the lock could not be had (a warning the
+// first time, with its holder).
 template <typename Update>
-bool Runner::with_record(Update&& update) {
-  JobTable::Lock lock(*table_);
+Access Runner::with_record(Micros timeout, Update&& update) {
+  JobTable::Lock lock(*table_, timeout);
+  if (!lock.held()) {
+    if (!busy_warned_)
+      warn("cannot update the job's record, retrying: %s", lock.status().message().c_str());
+    busy_warned_ = true;
+    return Access::busy;
+  }
+  busy_warned_ = false;
   JobRecord* r = lock.find(options_.job_id);
-  if (r == nullptr || r->state != static_cast<uint8_t>(JobState::running)) return false;
+  if (r == nullptr || r->state != static_cast<uint8_t>(JobState::running)) return Access::gone;
   switch (update(*r)) {
     case Change::record:
       lock.commit(r);
@@ -785,7 +842,16 @@ bool Runner::with_record(Update&& update) {
     case Change::none:
       break;
   }
-  return true;
+  return Access::done;
+}
+
+// with_record, waiting for as long as the table is busy (a warning each
+// kLockTimeout). False when the record is gone or no longer running.
+template <typename Update>
+bool Runner::with_record_retrying(Update&& update) {
+  Access access;
+  while ((access = with_record(kLockTimeout, update)) == Access::busy) busy_warned_ = false;
+  return access == Access::done;
 }
 
 void Runner::warn(const char* format, ...) {

@@ -20,7 +20,7 @@ TARGETS = ("blocker", "good", "bad", "quiet")
 FINAL = ("succeeded", "failed", "timed_out", "canceled", "expired", "lost")
 REASONS = ("not_found", "method_not_allowed", "bad_request", "invalid_param",
            "unsupported_media_type", "too_large", "bad_signature", "cross_origin", "queue_full",
-           "internal", "store_full")
+           "internal", "store_full", "busy")
 BUCKETS = ("1", "5", "10", "30", "60", "120", "300", "600", "1800", "3600", "+Inf")
 
 
