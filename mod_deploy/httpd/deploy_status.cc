@@ -110,7 +110,12 @@ int send_auto_status(request_rec* r, const ModuleState& state) {
 int send_metrics(request_rec* r, const ModuleState& state, TargetAccess& access) {
   Snapshot s;
   if (Status st = take_snapshot(state, &s); !st.is_ok()) return send_error(r, table_busy(r, st));
-  std::erase_if(s.stats, [&](const TargetStats& t) { return !access.may_read(t.target); });
+  // Only the targets the request may read; last_success stays indexed as stats.
+  for (size_t i = s.stats.size(); i-- > 0;) {
+    if (access.may_read(s.stats[i].target)) continue;
+    s.stats.erase(s.stats.begin() + std::ptrdiff_t(i));
+    s.last_success.erase(s.last_success.begin() + std::ptrdiff_t(i));
+  }
   std::erase_if(s.now, [&](const auto& entry) { return !access.may_read(entry.first); });
   std::string out;
   auto help = [&out](const char* name, const char* type, const char* text) {

@@ -10,7 +10,9 @@ listing, stream or status page. A signed target's cancel must be signed, and
 an Origin is the server's only when it names one of the server's own names.
 """
 
+import datetime
 import os
+import re
 import subprocess
 
 import pytest
@@ -228,9 +230,14 @@ def test_the_dashboard_shows_only_readable_targets_and_their_jobs(layout):
 def test_metrics_and_auto_show_per_target_lines_only_for_readable_targets(layout):
     env, alice, bob = layout
     finished_job(env, alice, "webapp")
-    finished_job(env, alice, "other")
+    other = alice.job(finished_job(env, alice, "other"))
     metrics = bob.get(f"{BASE}/metrics").text
     assert 'target="other"' in metrics
+    # Each line keeps its own target's value when others are left out.
+    finished = datetime.datetime.strptime(other["finished_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    last = re.search(r'deploy_last_success_timestamp_seconds\{target="other"\} (\S+)', metrics)
+    assert last and abs(float(last.group(1)) - finished) < 0.001, (last, other["finished_at"])
     assert 'target="webapp"' not in metrics, [l for l in metrics.splitlines() if "webapp" in l]
     assert "webapp" not in bob.get(f"{BASE}/?auto").text
     metrics = alice.get(f"{BASE}/metrics").text
