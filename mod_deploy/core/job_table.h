@@ -162,6 +162,8 @@ struct TableHeader {
   // The boot the records' *_mono times belong to (clock.h): a start-up in
   // another boot rebases them. Version 2.
   char boot_id[40];
+  // Submissions a DeployFilter answered as ignored; 0 in an older file.
+  uint64_t submissions_ignored;
 };
 static_assert(sizeof(TableHeader) <= kHeaderSize);
 
