@@ -372,7 +372,8 @@ int get_log(request_rec* r, const ModuleState& state, TargetAccess& access, uint
 
 // A cancel is allowed exactly when a submission to the job's target would
 // be: httpd's access control of POST BASE/targets/NAME and, for a signed
-// target, a signature over the cancel's own body (often empty).
+// target, a signature over the cancel's own body (often empty) or the
+// target's token (see TargetAccess::refuse_submission).
 int cancel(request_rec* r, const ModuleState& state, TargetAccess& access, const std::string& base,
            uint64_t id) {
   if (auto e = check_origin(r)) return send_error(r, *e);
