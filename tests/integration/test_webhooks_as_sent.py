@@ -244,7 +244,8 @@ def assert_ignored(r, mentions):
 
 
 def assert_refused(r, status, code):
-    assert (r.status, r.json()["error"]) == (status, code), r
+    assert r.status == status, r
+    assert r.json()["error"] == code, r
 
 
 # ----- GitHub -----
