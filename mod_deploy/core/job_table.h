@@ -190,6 +190,8 @@ struct TableHeader {
   uint64_t sync_done;     // generation of the latest flush completed
   uint32_t sync_off;        // 1: DeploySync off, the page cache only
   uint32_t sync_wake_word;  // futex word, bumped after every flush
+  // Submissions a DeployFilter answered as ignored; 0 in an older file.
+  uint64_t submissions_ignored;
 };
 static_assert(sizeof(TableHeader) <= kHeaderSize);
 

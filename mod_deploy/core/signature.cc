@@ -53,6 +53,13 @@ bool signature_matches(std::string_view header, std::string_view key, std::strin
   return hmac_sha256(key, body, expected) && CRYPTO_memcmp(given, expected, kDigestSize) == 0;
 }
 
+bool token_matches(std::string_view given, std::string_view token) {
+  unsigned char given_digest[kDigestSize];
+  unsigned char token_digest[kDigestSize];
+  return hmac_sha256(token, given, given_digest) && hmac_sha256(token, token, token_digest) &&
+         CRYPTO_memcmp(given_digest, token_digest, kDigestSize) == 0;
+}
+
 std::string signature_header(std::string_view key, std::string_view body) {
   unsigned char digest[kDigestSize];
   if (!hmac_sha256(key, body, digest)) return std::string(kPrefix);

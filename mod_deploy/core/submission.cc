@@ -43,21 +43,49 @@ struct JsonReference {
   json_t* value;
 };
 
-std::variant<Params, RequestError> parse_json_body(std::string_view body) {
+// Objects and arrays nested deeper than `allowed` below `value`. Recursion
+// stops at the bound, so it is at most kJsonDepthMax + 1 calls deep.
+bool nested_deeper_than(const json_t* value, int allowed) {
+  if (!json_is_object(value) && !json_is_array(value)) return false;
+  if (allowed == 0) return true;
+  if (json_is_array(value)) {
+    for (size_t i = 0; i < json_array_size(value); ++i)
+      if (nested_deeper_than(json_array_get(value, i), allowed - 1)) return true;
+    return false;
+  }
+  const char* key;
+  json_t* member;
+  // jansson's iteration macro drops const.
+  json_object_foreach(const_cast<json_t*>(value), key, member) {
+    if (nested_deeper_than(member, allowed - 1)) return true;
+  }
+  return false;
+}
+
+// A JSON object, duplicate keys and deep nesting refused; else the error.
+std::optional<RequestError> load_json_object(std::string_view body, JsonReference* root) {
   json_error_t error;
-  JsonReference root(json_loadb(body.data(), body.size(), JSON_REJECT_DUPLICATES, &error));
-  if (root.value == nullptr) {
+  root->value = json_loadb(body.data(), body.size(), JSON_REJECT_DUPLICATES, &error);
+  if (root->value == nullptr) {
     return bad_request("the body is not valid JSON: " + std::string(error.text) + " (line " +
                        std::to_string(error.line) + ", column " + std::to_string(error.column) +
                        ")");
   }
-  if (!json_is_object(root.value)) return bad_request("the body must be a JSON object");
+  if (!json_is_object(root->value)) return bad_request("the body must be a JSON object");
+  if (nested_deeper_than(root->value, kJsonDepthMax)) {
+    return bad_request("the body nests objects and arrays deeper than " +
+                       std::to_string(kJsonDepthMax));
+  }
+  return std::nullopt;
+}
 
+// {"params": {"NAME": "VALUE", ...}}: other keys are refused.
+std::variant<Params, RequestError> params_form(const json_t* root) {
   Params params;
   const char* key;
   size_t key_length;
   json_t* member;
-  json_object_keylen_foreach(root.value, key, key_length, member) {
+  json_object_keylen_foreach(const_cast<json_t*>(root), key, key_length, member) {
     const std::string_view name(key, key_length);
     if (name != "params") {
       return bad_request("unknown key '" + std::string(name) +
@@ -82,22 +110,173 @@ std::variant<Params, RequestError> parse_json_body(std::string_view body) {
   return params;
 }
 
-std::variant<Params, RequestError> parse_form_body(std::string_view body) {
-  auto pairs = parse_query(body);
-  if (!pairs) return bad_request("the form body has a malformed percent-encoding");
+std::variant<Params, RequestError> parse_json_body(std::string_view body) {
+  JsonReference root(nullptr);
+  if (auto error = load_json_object(body, &root)) return *error;
+  return params_form(root.value);
+}
+
+// NAME=VALUE&... of a form body or a query string (`what`), whose names
+// are of `kind`: no NUL, no name twice.
+std::variant<Params, RequestError> decode_pairs(std::string_view text, const std::string& what,
+                                                const std::string& kind) {
+  auto pairs = parse_query(text);
+  if (!pairs) return bad_request(what + " has a malformed percent-encoding");
   std::set<std::string_view> seen;
   for (const auto& [name, value] : *pairs) {
     if (has_nul(name) || has_nul(value)) {
-      return bad_request("a parameter name or value contains a NUL byte");
+      return bad_request("a " + kind + " name or value contains a NUL byte");
     }
     if (!seen.insert(name).second) {
-      return bad_request("parameter '" + name + "' is given more than once");
+      return bad_request(kind + " '" + name + "' is given more than once");
     }
   }
   return std::move(*pairs);
 }
 
+// "application/json; charset=utf-8": only the media type counts.
+std::string_view media_type_of(std::string_view content_type) {
+  return trim_whitespace(content_type.substr(0, content_type.find(';')));
+}
+
+// RFC 9110's token: the characters of a header name.
+bool is_header_name(std::string_view name) {
+  constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
+  if (name.empty()) return false;
+  for (char c : name) {
+    const bool alnum = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+    if (!alnum && kSymbols.find(c) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
+bool given(const Params& params, std::string_view name) {
+  return std::any_of(params.begin(), params.end(),
+                     [name](const auto& param) { return param.first == name; });
+}
+
 }  // namespace
+
+std::optional<ValueSource> parse_value_source(std::string_view text, std::string* error) {
+  auto fail = [error](std::string message) -> std::optional<ValueSource> {
+    if (error != nullptr) *error = std::move(message);
+    return std::nullopt;
+  };
+  ValueSource source;
+  source.text = text;
+  if (text.starts_with("json:")) {
+    const std::string_view pointer = text.substr(5);
+    if (pointer.empty()) return fail("json: needs a pointer such as /ref (RFC 6901)");
+    Status parsed = parse_json_pointer(pointer, &source.pointer);
+    if (!parsed.is_ok()) return fail(parsed.message());
+    source.kind = ValueSource::Kind::json;
+  } else if (text.starts_with("header:")) {
+    source.name = text.substr(7);
+    if (!is_header_name(source.name)) return fail("header: needs an HTTP header name");
+    source.kind = ValueSource::Kind::header;
+  } else if (text.starts_with("query:")) {
+    source.name = text.substr(6);
+    if (source.name.empty() || has_nul(source.name))
+      return fail("query: needs the name of a query parameter");
+    source.kind = ValueSource::Kind::query;
+  } else {
+    return fail("json:/POINTER, header:NAME or query:NAME");
+  }
+  return source;
+}
+
+namespace {
+
+bool any_source_of(const SubmissionRules& rules, ValueSource::Kind kind) {
+  return std::any_of(rules.param_from.begin(), rules.param_from.end(),
+                     [kind](const ParamFrom& from) { return from.source.kind == kind; }) ||
+         std::any_of(rules.filters.begin(), rules.filters.end(),
+                     [kind](const SubmissionFilter& filter) { return filter.source.kind == kind; });
+}
+
+}  // namespace
+
+bool SubmissionRules::reads_json() const { return any_source_of(*this, ValueSource::Kind::json); }
+bool SubmissionRules::reads_query() const { return any_source_of(*this, ValueSource::Kind::query); }
+
+std::variant<Submission, RequestError> read_submission(const SubmissionRequest& request,
+                                                       const SubmissionRules& rules) {
+  Params query;
+  if (!request.query.empty()) {
+    if (!rules.reads_query()) {
+      return bad_request("this target takes no query string: send the parameters in the body");
+    }
+    auto pairs = decode_pairs(request.query, "the query string", "query parameter");
+    if (auto* error = std::get_if<RequestError>(&pairs)) return *error;
+    query = std::get<Params>(std::move(pairs));
+  }
+
+  Submission submission;
+  JsonReference document(nullptr);
+  if (rules.reads_json() && !request.body.empty() &&
+      equals_ignoring_case(media_type_of(request.content_type), "application/json")) {
+    if (auto error = load_json_object(request.body, &document)) return *error;
+    // {"params": ...} alone is read as always; any other object is a
+    // payload, read only through the pointers.
+    if (json_object_size(document.value) == 1 && json_object_get(document.value, "params")) {
+      auto parsed = params_form(document.value);
+      if (auto* error = std::get_if<RequestError>(&parsed)) return *error;
+      submission.params = std::get<Params>(std::move(parsed));
+    }
+  } else {
+    auto parsed = parse_submission_body(request.content_type, request.body);
+    if (auto* error = std::get_if<RequestError>(&parsed)) return *error;
+    submission.params = std::get<Params>(std::move(parsed));
+  }
+
+  auto value_of = [&](const ValueSource& source) {
+    PointedValue value;
+    if (source.kind == ValueSource::Kind::json) {
+      if (document.value) value = resolve_json_pointer(document.value, source.pointer);
+    } else if (source.kind == ValueSource::Kind::header) {
+      std::optional<std::string> header =
+          request.header ? request.header(source.name) : std::nullopt;
+      if (header) value = PointedValue{PointedValue::Kind::scalar, std::move(*header)};
+    } else {
+      for (const auto& [name, text] : query)
+        if (name == source.name) value = PointedValue{PointedValue::Kind::scalar, text};
+    }
+    return value;
+  };
+
+  for (const ParamFrom& from : rules.param_from) {
+    PointedValue value = value_of(from.source);
+    if (value.kind == PointedValue::Kind::absent) continue;
+    if (value.kind == PointedValue::Kind::container) {
+      return invalid_param("parameter '" + from.param + "': " + from.source.text +
+                           " is an object or an array, not a value");
+    }
+    if (has_nul(value.text)) {
+      return bad_request("parameter '" + from.param + "': " + from.source.text +
+                         " contains a NUL byte");
+    }
+    if (given(submission.params, from.param)) {
+      return bad_request("parameter '" + from.param + "' is given more than once (also by " +
+                         from.source.text + ")");
+    }
+    submission.params.emplace_back(from.param, std::move(value.text));
+  }
+  if (auto invalid = validate_params(submission.params, rules.params)) return *invalid;
+
+  for (const SubmissionFilter& filter : rules.filters) {
+    const PointedValue value = value_of(filter.source);
+    if (value.kind != PointedValue::Kind::scalar) {
+      submission.ignored =
+          filter.source.text + " has no value; it must match " + filter.pattern.source();
+      break;
+    }
+    if (!filter.pattern.full_match(value.text)) {
+      submission.ignored = filter.source.text + " does not match " + filter.pattern.source();
+      break;
+    }
+  }
+  return submission;
+}
 
 struct ParamPattern::Code {
   pcre2_code* code = nullptr;
@@ -159,12 +338,10 @@ bool ParamPattern::full_match(std::string_view value) const {
 std::variant<Params, RequestError> parse_submission_body(std::string_view content_type,
                                                          std::string_view body) {
   if (body.empty()) return Params{};
-  // "application/json; charset=utf-8": only the media type counts.
-  const std::string_view media_type =
-      trim_whitespace(content_type.substr(0, content_type.find(';')));
+  const std::string_view media_type = media_type_of(content_type);
   if (equals_ignoring_case(media_type, "application/json")) return parse_json_body(body);
   if (equals_ignoring_case(media_type, "application/x-www-form-urlencoded")) {
-    return parse_form_body(body);
+    return decode_pairs(body, "the form body", "parameter");
   }
   if (media_type.empty()) {
     return RequestError{415, "unsupported_media_type",

@@ -61,6 +61,9 @@ const TargetAccess::Decision& TargetAccess::decide(Decisions& decisions, const s
                                              ap_escape_uri(r_->pool, uri.c_str()), r_, nullptr);
     apr_table_unset(r_->notes, kQuietCheckNote);
     decision.status = sub->status;
+    // REMOTE_USER of the subrequest, else of the request itself.
+    const char* user = sub->user ? sub->user : r_->user;
+    if (user) decision.user = apr_pstrdup(r_->pool, user);
     apr_table_do(
         [](void* challenges, const char*, const char* value) {
           static_cast<std::vector<const char*>*>(challenges)->push_back(value);
@@ -73,6 +76,8 @@ const TargetAccess::Decision& TargetAccess::decide(Decisions& decisions, const s
                   r_, "mod_deploy: access to %s %s: %d%s", method == M_POST ? "POST" : "GET",
                   uri.c_str(), decision.status,
                   quiet && decision.status != HTTP_OK ? " (hidden from the answer)" : "");
+  } else {
+    decision.user = r_->user;
   }
   return decisions.emplace(target, std::move(decision)).first->second;
 }
@@ -101,15 +106,30 @@ std::optional<RequestError> TargetAccess::refuse_read(const std::string& target)
 std::optional<RequestError> TargetAccess::refuse_submission(const std::string& name,
                                                             const Target* target,
                                                             std::string_view body) {
-  if (auto refused = refusal(name, decide(submissions_, name, M_POST, false))) return refused;
-  if (target && target->secret) {
-    const char* signature = apr_table_get(r_->headers_in, "X-Hub-Signature-256");
-    if (!signature || !signature_matches(signature, *target->secret, body))
-      return RequestError{HTTP_FORBIDDEN, "bad_signature",
-                          signature ? "the X-Hub-Signature-256 signature does not match"
-                                    : "the X-Hub-Signature-256 header is missing"};
+  const Decision& decision = decide(submissions_, name, M_POST, false);
+  if (auto refused = refusal(name, decision)) return refused;
+  if (!target || !target->is_signed()) return std::nullopt;
+  const bool may_leave_out = target->unsigned_users && decision.user;
+  const char* header = target->secret ? "X-Hub-Signature-256" : "X-Gitlab-Token";
+  const char* proof = apr_table_get(r_->headers_in, header);
+  if (!proof) {
+    if (may_leave_out) return std::nullopt;
+    return RequestError{HTTP_FORBIDDEN, "bad_signature",
+                        std::string("the ") + header + " header is missing"};
   }
+  const bool matches = target->secret ? signature_matches(proof, *target->secret, body)
+                                      : token_matches(proof, *target->token);
+  if (!matches)
+    return RequestError{HTTP_FORBIDDEN, "bad_signature",
+                        std::string("the ") + header +
+                            (target->secret ? " signature does not match" : " does not match")};
   return std::nullopt;
+}
+
+bool TargetAccess::may_submit_unsigned(const Target& target) {
+  const Decision& decision = decide(submissions_, target.name, M_POST, true);
+  if (decision.status != HTTP_OK) return false;
+  return !target.is_signed() || (target.unsigned_users && decision.user);
 }
 
 bool TargetAccess::may_read_decided(std::string_view target) {

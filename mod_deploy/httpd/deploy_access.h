@@ -39,11 +39,18 @@ class TargetAccess {
 
   // Does the request prove that it may submit to target `name`? httpd's
   // access control of POST BASE/targets/NAME, then the target's DeploySecret
-  // over `body` (403 `bad_signature`). `target` is null for a name no longer
-  // configured: then only httpd's access control applies. Submissions and
-  // cancels both ask this.
+  // over `body` (X-Hub-Signature-256) or its DeployToken (X-Gitlab-Token),
+  // else 403 `bad_signature`; with DeployUnsignedUsers a user httpd
+  // authenticated may leave either out (a wrong one is still refused).
+  // `target` is null for a name no longer configured: then only httpd's
+  // access control applies. Submissions and cancels both ask this.
   std::optional<RequestError> refuse_submission(const std::string& name, const Target* target,
                                                 std::string_view body);
+  // Can a submission of this request to `target` succeed without a
+  // signature or token (the dashboard's Deploy form)? An unsigned target
+  // needs only httpd's access control; a signed one DeployUnsignedUsers
+  // and a user httpd authenticated for POST BASE/targets/NAME.
+  bool may_submit_unsigned(const Target& target);
 
   // While the job table is locked no subrequest may run. A filter asks
   // may_read_decided: the decision when it was made, else false, and the
@@ -57,6 +64,7 @@ class TargetAccess {
   struct Decision {
     int status = HTTP_OK;                 // the subrequest's status after its access phases
     std::vector<const char*> challenges;  // its WWW-Authenticate headers
+    const char* user = nullptr;           // the user httpd authenticated, if any
   };
   using Decisions = std::map<std::string, Decision, std::less<>>;
 

@@ -254,31 +254,106 @@ const char* cmd_working_directory(cmd_parms* cmd, void*, const char* arg) {
   return nullptr;
 }
 
+// file:PATH (one trailing newline dropped) or env:NAME, never empty: the
+// key of DeploySecret, the token of DeployToken. Error text or nullptr.
+const char* read_key(cmd_parms* cmd, const char* arg, std::string* key) {
+  const std::string directive = cmd->cmd->name;
+  std::string spec(arg);
+  if (spec.rfind("file:", 0) == 0) {
+    std::string path = ap_server_root_relative(cmd->temp_pool, spec.substr(5).c_str());
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return error(cmd, directive + ": cannot read '" + spec + "': " + std::strerror(errno));
+    std::ostringstream content;
+    content << in.rdbuf();
+    *key = content.str();
+    if (!key->empty() && key->back() == '\n') key->pop_back();
+  } else if (spec.rfind("env:", 0) == 0) {
+    const char* value = getenv(spec.substr(4).c_str());
+    if (!value)
+      return error(cmd, directive + ": invalid value '" + spec + "' (the variable is not set)");
+    *key = value;
+  } else {
+    return error(cmd, named(cmd, arg) + " (file:PATH or env:NAME)");
+  }
+  if (key->empty())
+    return error(cmd, directive + ": invalid value '" + spec + "' (the key is empty)");
+  return nullptr;
+}
+
 const char* cmd_secret(cmd_parms* cmd, void*, const char* arg) {
   const char* err;
   TargetDirectives* t = target_of(cmd, &err);
   if (!t) return err;
-  std::string spec(arg);
   std::string key;
-  if (spec.rfind("file:", 0) == 0) {
-    std::string path = ap_server_root_relative(cmd->temp_pool, spec.substr(5).c_str());
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return error(cmd, "DeploySecret: cannot read '" + spec + "': " + std::strerror(errno));
-    std::ostringstream content;
-    content << in.rdbuf();
-    key = content.str();
-    if (!key.empty() && key.back() == '\n') key.pop_back();
-  } else if (spec.rfind("env:", 0) == 0) {
-    const char* value = getenv(spec.substr(4).c_str());
-    if (!value)
-      return error(cmd, "DeploySecret: invalid value '" + spec + "' (the variable is not set)");
-    key = value;
-  } else {
-    return error(cmd, named(cmd, arg) + " (file:PATH or env:NAME)");
-  }
-  if (key.empty())
-    return error(cmd, "DeploySecret: invalid value '" + spec + "' (the key is empty)");
+  if (const char* failed = read_key(cmd, arg, &key)) return failed;
   t->secret = std::move(key);
+  return nullptr;
+}
+
+// --- webhooks: DeployParamFrom, DeployFilter, DeployToken, DeployUnsignedUsers ---
+
+// Directives about one target's payloads: only inside <DeployTarget>.
+TargetDirectives* section_of(cmd_parms* cmd, const char** err) {
+  TargetDirectives* t = target_of(cmd, err);
+  if (t && !config_of(cmd).parsing) {
+    *err = error(cmd, std::string(cmd->cmd->name) + " is allowed only inside <DeployTarget>");
+    return nullptr;
+  }
+  return t;
+}
+
+const char* value_source(cmd_parms* cmd, const char* arg, ValueSource* source) {
+  std::string why;
+  std::optional<ValueSource> parsed = parse_value_source(arg, &why);
+  if (!parsed) return error(cmd, named(cmd, arg) + " (" + why + ")");
+  *source = std::move(*parsed);
+  return nullptr;
+}
+
+const char* cmd_param_from(cmd_parms* cmd, void*, const char* name, const char* source) {
+  const char* err;
+  TargetDirectives* t = section_of(cmd, &err);
+  if (!t) return err;
+  ParamFrom from;
+  from.param = name;
+  for (const ParamFrom& existing : t->param_from)
+    if (existing.param == from.param)
+      return error(cmd, "DeployParamFrom: parameter '" + from.param + "' has a source already");
+  if (const char* failed = value_source(cmd, source, &from.source)) return failed;
+  t->param_from.push_back(std::move(from));
+  return nullptr;
+}
+
+const char* cmd_filter(cmd_parms* cmd, void*, const char* source, const char* regex) {
+  const char* err;
+  TargetDirectives* t = section_of(cmd, &err);
+  if (!t) return err;
+  ValueSource from;
+  if (const char* failed = value_source(cmd, source, &from)) return failed;
+  std::string compile_error;
+  std::optional<ParamPattern> pattern = ParamPattern::compile(regex, &compile_error);
+  if (!pattern)
+    return error(cmd, std::string("DeployFilter ") + source + ": invalid regular expression '" +
+                          regex + "': " + compile_error);
+  t->filters.push_back(SubmissionFilter{std::move(from), std::move(*pattern)});
+  return nullptr;
+}
+
+const char* cmd_token(cmd_parms* cmd, void*, const char* arg) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  std::string token;
+  if (const char* failed = read_key(cmd, arg, &token)) return failed;
+  t->token = std::move(token);
+  return nullptr;
+}
+
+const char* cmd_unsigned_users(cmd_parms* cmd, void*, int on) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  t->unsigned_users = on != 0;
   return nullptr;
 }
 
@@ -380,6 +455,14 @@ const command_rec directives[] = {
                   "Working directory of the job"),
     AP_INIT_TAKE1("DeploySecret", (cmd_func)cmd_secret, nullptr, RSRC_CONF,
                   "file:PATH or env:NAME: key of the X-Hub-Signature-256 HMAC"),
+    AP_INIT_TAKE2("DeployParamFrom", (cmd_func)cmd_param_from, nullptr, RSRC_CONF,
+                  "NAME SOURCE: a parameter taken from json:/POINTER, header:NAME or query:NAME"),
+    AP_INIT_TAKE2("DeployFilter", (cmd_func)cmd_filter, nullptr, RSRC_CONF,
+                  "SOURCE REGEX: a submission whose SOURCE does not match is ignored"),
+    AP_INIT_TAKE1("DeployToken", (cmd_func)cmd_token, nullptr, RSRC_CONF,
+                  "file:PATH or env:NAME: the X-Gitlab-Token every submission must carry"),
+    AP_INIT_FLAG("DeployUnsignedUsers", (cmd_func)cmd_unsigned_users, nullptr, RSRC_CONF,
+                 "On: a user httpd authenticated may submit without signature or token"),
     AP_INIT_TAKE12("DeployUser", (cmd_func)cmd_user, nullptr, RSRC_CONF,
                    "USER [GROUP]: the user (and group) the job runs as"),
     {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr}};
@@ -495,7 +578,25 @@ std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
         return "<DeployTarget " + t.name + "> at " + t.defined_at + ": DeployGroupBy " + *by +
                ": no DeployParam " + *by + " is declared for the target";
     }
-    target.secret = t.secret ? t.secret : d.secret;
+    for (const TargetDirectives* level : {&t, &d})
+      if (level->secret && level->token)
+        return (level == &d ? std::string("the server level")
+                            : "<DeployTarget " + t.name + "> at " + t.defined_at) +
+               " has both DeploySecret and DeployToken: a target is signed by one of them";
+    // A target's own DeploySecret or DeployToken replaces the server's of either kind.
+    const TargetDirectives& signer = t.secret || t.token ? t : d;
+    target.secret = signer.secret;
+    target.token = signer.token;
+    target.unsigned_users = t.unsigned_users.value_or(d.unsigned_users.value_or(false));
+    target.param_from = t.param_from;
+    target.filters = t.filters;
+    for (const ParamFrom& from : t.param_from) {
+      bool declared = false;
+      for (const ParamRule& rule : target.params) declared |= rule.name == from.param;
+      if (!declared)
+        return "<DeployTarget " + t.name + "> at " + t.defined_at + ": DeployParamFrom " +
+               from.param + " names a parameter that no DeployParam declares";
+    }
     target.user = t.user ? t.user : d.user;
     target.working_directory =
         t.working_directory

@@ -43,6 +43,12 @@ struct TargetDirectives {
   std::optional<std::string> working_directory;
   std::optional<std::string> secret;  // the key itself
   std::optional<JobUser> user;
+  // Webhooks: DeployParamFrom, DeployFilter (only inside <DeployTarget>),
+  // DeployToken (the token itself), DeployUnsignedUsers.
+  std::vector<ParamFrom> param_from;
+  std::vector<SubmissionFilter> filters;
+  std::optional<std::string> token;
+  std::optional<bool> unsigned_users;
 };
 
 // A target with every setting decided.
@@ -56,6 +62,14 @@ struct Target {
   std::string working_directory;
   std::optional<std::string> secret;
   std::optional<JobUser> user;  // none: the job runs as httpd's User
+  std::vector<ParamFrom> param_from;
+  std::vector<SubmissionFilter> filters;
+  std::optional<std::string> token;  // DeployToken: X-Gitlab-Token must equal it
+  bool unsigned_users = false;       // DeployUnsignedUsers
+
+  // A submission must prove it with a signature or a token.
+  bool is_signed() const { return secret || token; }
+  SubmissionRules submission_rules() const { return {params, param_from, filters}; }
 };
 
 struct Settings {

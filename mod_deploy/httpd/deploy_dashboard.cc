@@ -296,10 +296,12 @@ std::string_view section_of(JobState s) { return is_final(s) ? "history" : state
 
 class Renderer {
  public:
-  // `targets`: the configured targets the page shows.
-  Renderer(std::vector<const Target*> targets, const DashboardSnapshot& snapshot,
-           std::string base_url, std::string nonce)
+  // `targets`: the configured targets the page shows; `without_form`: those
+  // a Deploy form cannot submit to (see send_dashboard).
+  Renderer(std::vector<const Target*> targets, std::set<std::string> without_form,
+           const DashboardSnapshot& snapshot, std::string base_url, std::string nonce)
       : targets_(std::move(targets)),
+        without_form_(std::move(without_form)),
         s_(snapshot),
         base_(std::move(base_url)),
         nonce_(std::move(nonce)) {}
@@ -367,7 +369,12 @@ class Renderer {
     for (const Target* target : targets_) {
       const Target& t = *target;
       std::string name = escape(t.name);
-      out_ += "<tr data-target=\"" + name + "\"><td><strong>" + name + "</strong>";
+      out_ += "<tr data-target=\"" + name + "\"" + (t.is_signed() ? " data-signed=\"true\"" : "") +
+              "><td><strong>" + name + "</strong>";
+      const char* proof = t.secret ? "X-Hub-Signature-256" : "X-Gitlab-Token";
+      if (t.is_signed())
+        out_ += std::string("<div class=\"sub signed\">signed: ") + proof +
+                (t.unsigned_users ? ", or a signed-in user" : "") + "</div>";
       if (t.policy.quiet_window > 0) {
         out_ += "<div class=\"sub\">quiet window " + format_duration(t.policy.quiet_window);
         if (t.policy.max_wait > 0) out_ += ", max wait " + format_duration(t.policy.max_wait);
@@ -388,6 +395,16 @@ class Renderer {
                 job_url(job) + "\">#" + std::to_string(job.id) + "</a> " + badge(job.state) +
                 " <span class=\"sub\" title=\"" + escape(format_time(job.finished_at)) + "\">" +
                 display_time(job.finished_at) + "</span></td>";
+      }
+      if (without_form_.count(t.name)) {
+        out_ += "<td><p class=\"sub no-form\">" +
+                std::string(!t.filters.empty()
+                                ? "Deploys by webhook only: a DeployFilter turns a form away."
+                                : std::string("Deploys need the ") + proof +
+                                      (t.unsigned_users ? " header, or signing in."
+                                                        : " header: a browser cannot sign.")) +
+                "</p></td></tr>";
+        continue;
       }
       out_ += "<td><form class=\"deploy\" data-kind=\"deploy\" method=\"post\" action=\"" + base_ +
               "/targets/" + name + "\" enctype=\"application/x-www-form-urlencoded\">";
@@ -503,6 +520,7 @@ class Renderer {
   }
 
   const std::vector<const Target*> targets_;
+  const std::set<std::string> without_form_;
   const DashboardSnapshot& s_;
   const std::string base_;   // URL-escaped, then HTML-escaped
   const std::string nonce_;  // base64: nothing to escape
@@ -527,6 +545,11 @@ int send_dashboard(request_rec* r, const ModuleState& state, TargetAccess& acces
   std::vector<const Target*> targets;
   for (const Target& t : state.settings->targets)
     if (access.may_read(t.name)) targets.push_back(&t);
+  // A Deploy form sends neither a signature nor a forge's payload or headers.
+  std::set<std::string> without_form;
+  for (const Target* t : targets)
+    if (!t->filters.empty() || (t->is_signed() && !access.may_submit_unsigned(*t)))
+      without_form.insert(t->name);
   DashboardSnapshot snapshot;
   do {
     if (Status st = take_snapshot(state, access, &snapshot); !st.is_ok())
@@ -534,7 +557,8 @@ int send_dashboard(request_rec* r, const ModuleState& state, TargetAccess& acces
   } while (access.decide_noted());
   std::string nonce = make_nonce(r);
   std::string base_url = escape(ap_escape_uri(r->pool, base.c_str()));
-  ChunkedText html = Renderer(std::move(targets), snapshot, base_url, nonce).page();
+  ChunkedText html =
+      Renderer(std::move(targets), std::move(without_form), snapshot, base_url, nonce).page();
   std::string policy = "default-src 'none'; script-src 'nonce-" + nonce + "'; style-src 'nonce-" +
                        nonce +
                        "'; img-src data:; connect-src 'self'; form-action 'self'; "

@@ -135,22 +135,46 @@ std::vector<PendingJob> unfinished_jobs(JobTable::Lock& lock, const Settings& se
   return jobs;
 }
 
+// The request's side of read_submission: its body, query and headers.
+SubmissionRequest submission_request(request_rec* r, std::string_view body) {
+  SubmissionRequest request;
+  const char* type = apr_table_get(r->headers_in, "Content-Type");
+  request.content_type = type ? type : "";
+  request.body = body;
+  request.query = r->args ? r->args : "";
+  request.header = [r](std::string_view name) -> std::optional<std::string> {
+    const char* value = apr_table_get(r->headers_in, std::string(name).c_str());
+    if (!value) return std::nullopt;
+    return std::string(value);
+  };
+  return request;
+}
+
 // Checks a submission and records it: a new job, or one more request for
-// the waiting job it joins. A refusal records nothing.
+// the waiting job it joins. A refusal records nothing; neither does a
+// submission a DeployFilter ignores (*ignored says why), but the counter.
 std::optional<RequestError> accept_submission(request_rec* r, const ModuleState& state,
                                               TargetAccess& access, const std::string& name,
-                                              Job* job, bool* coalesced) {
+                                              Job* job, bool* coalesced,
+                                              std::optional<std::string>* ignored) {
   const Target* target = state.settings->find(name);
   if (!target) return not_found("no target named " + name);
   if (auto e = check_origin(r)) return e;
   std::string body;
   if (auto e = read_body(r, state.settings->max_body, &body)) return e;
   if (auto e = access.refuse_submission(name, target, body)) return e;
-  const char* type = apr_table_get(r->headers_in, "Content-Type");
-  auto parsed = parse_submission_body(type ? type : "", body);
-  if (auto* e = std::get_if<RequestError>(&parsed)) return *e;
-  Params params = std::get<Params>(std::move(parsed));
-  if (auto e = validate_params(params, target->params)) return e;
+  auto read = read_submission(submission_request(r, body), target->submission_rules());
+  if (auto* e = std::get_if<RequestError>(&read)) return *e;
+  Submission submission = std::get<Submission>(std::move(read));
+  if (submission.ignored) {
+    if (JobTable::Lock lock(*state.table); lock.held()) {  // busy: not counted, still ignored
+      lock.header().submissions_ignored++;
+      lock.commit_header();
+    }
+    *ignored = std::move(submission.ignored);
+    return std::nullopt;
+  }
+  const Params& params = submission.params;
 
   // Joining a waiting job needs no space (the table is allocated); a new
   // job needs room for its log.
@@ -231,14 +255,21 @@ int submit(request_rec* r, const ModuleState& state, TargetAccess& access, const
            const std::string& name) {
   Job job;
   bool coalesced = false;
+  std::optional<std::string> ignored;
   if (std::optional<RequestError> refused =
-          accept_submission(r, state, access, name, &job, &coalesced)) {
+          accept_submission(r, state, access, name, &job, &coalesced, &ignored)) {
     if (refused->code == "busy") {
       state.table->count_busy_rejection();  // counted when the table is free again
     } else if (JobTable::Lock lock(*state.table); lock.held()) {
       lock.count_rejection(rejection_from_code(refused->code).value_or(Rejection::internal));
     }
     return send_error(r, *refused);
+  }
+  if (ignored) {
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_deploy: submission to %s ignored: %s",
+                  name.c_str(), ignored->c_str());
+    return send_json(r, HTTP_OK,
+                     dump_json(json_pack("{s:b, s:s}", "ignored", 1, "message", ignored->c_str())));
   }
   // A 202 is a promise: the job and its id are on disk before it is sent.
   if (Status durable = state.table->make_durable(); !durable.is_ok()) {
@@ -362,7 +393,7 @@ int list_targets(request_rec* r, const ModuleState& state, TargetAccess& access,
     json_object_set_new(obj, "wait_change_notification", seconds(t.policy.quiet_window));
     json_object_set_new(obj, "max_wait_change_notification", seconds(t.policy.max_wait));
     json_object_set_new(obj, "concurrency", json_integer(t.policy.concurrency));
-    json_object_set_new(obj, "signed", json_boolean(t.secret.has_value()));
+    json_object_set_new(obj, "signed", json_boolean(t.is_signed()));
     json_object_set_new(obj, "links",
                         json_pack("{s:s}", "submit", (base + "/targets/" + t.name).c_str()));
     json_object_set_new(obj, "latest_job",
@@ -405,7 +436,8 @@ int get_log(request_rec* r, const ModuleState& state, TargetAccess& access, uint
 
 // A cancel is allowed exactly when a submission to the job's target would
 // be: httpd's access control of POST BASE/targets/NAME and, for a signed
-// target, a signature over the cancel's own body (often empty).
+// target, a signature over the cancel's own body (often empty) or the
+// target's token (see TargetAccess::refuse_submission).
 int cancel(request_rec* r, const ModuleState& state, TargetAccess& access, const std::string& base,
            uint64_t id) {
   if (auto e = check_origin(r)) return send_error(r, *e);

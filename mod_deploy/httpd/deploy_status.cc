@@ -20,6 +20,7 @@ constexpr JobState kAllStates[] = {JobState::waiting,   JobState::queued,  JobSt
 
 struct Snapshot {
   TableCounters counters;
+  uint64_t ignored = 0;                                     // submissions a DeployFilter ignored
   std::vector<TargetStats> stats;                           // targets seen since the table began
   std::map<std::string, std::map<JobState, uint64_t>> now;  // unfinished jobs, per target and state
   std::map<JobState, uint64_t> total_now;
@@ -35,6 +36,7 @@ Status take_snapshot(const ModuleState& state, Snapshot* out) {
   JobTable::Lock lock(*state.table);
   if (!lock.held()) return lock.status();
   s.counters = lock.header().counters;
+  s.ignored = lock.header().submissions_ignored;
   const TableHeader& header = lock.header();
   for (size_t i = 0; i < kMaxTargetStats; ++i) {
     if (header.targets[i].target[0] == '\0') continue;
@@ -101,6 +103,7 @@ int send_auto_status(request_rec* r, const ModuleState& state) {
     if (is_final(st)) line("Total" + camel(state_name(st)), s.counters.finished[uint8_t(st)]);
   line("SubmissionsAccepted", s.counters.accepted);
   line("SubmissionsCoalesced", s.counters.coalesced);
+  line("SubmissionsIgnored", s.ignored);
   uint64_t rejected = 0;
   for (size_t i = 0; i < size_t(Rejection::count_); ++i) rejected += s.counters.rejected[i];
   line("SubmissionsRejected", rejected);
@@ -178,6 +181,8 @@ int send_metrics(request_rec* r, const ModuleState& state, TargetAccess& access)
          std::to_string(s.counters.accepted) + "\n";
   out += "deploy_submissions_total{result=\"coalesced\",reason=\"\"} " +
          std::to_string(s.counters.coalesced) + "\n";
+  out += "deploy_submissions_total{result=\"ignored\",reason=\"\"} " + std::to_string(s.ignored) +
+         "\n";
   for (size_t i = 0; i < size_t(Rejection::count_); ++i)
     out += "deploy_submissions_total{result=\"rejected\",reason=\"" +
            std::string(rejection_name(Rejection(i))) + "\"} " +

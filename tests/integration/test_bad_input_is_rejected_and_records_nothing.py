@@ -120,6 +120,14 @@ def test_bad_request(env, case, headers, body):
     rejected(env, "POST", f"{BASE}/targets/web", 400, "bad_request", body, headers)
 
 
+@pytest.mark.parametrize("query", ["version=2", "x"], ids=["a parameter", "a word"])
+def test_a_query_string_on_a_submission_is_bad_request_without_a_query_source(env, query):
+    # Nothing is silently dropped: the query string is refused, not ignored.
+    _, answer = rejected(env, "POST", f"{BASE}/targets/web?{query}", 400, "bad_request",
+                         b'{"params": {"version": "1"}}', JSON)
+    assert "query string" in answer["message"]
+
+
 INVALID_PARAM = [
     ("undeclared", JSON, b'{"params": {"branch": "main"}}', "branch"),
     ("pattern mismatch", JSON, b'{"params": {"version": "1.x"}}', "version"),

@@ -53,6 +53,37 @@ BAD = [
      ["DeploySecret", "/nonexistent/secret"]),
     ("secret of unknown kind", in_target("DeploySecret vault:deploy"), "",
      ["DeploySecret", "vault:deploy"]),
+    ("DeployParamFrom of an undeclared parameter", in_target("DeployParamFrom commit json:/after"),
+     "", ["DeployParamFrom", "commit", "DeployParam"]),
+    ("DeployParamFrom of an unknown source", in_target("DeployParam commit .*",
+                                                      "DeployParamFrom commit body:/after"), "",
+     ["DeployParamFrom", "body:/after"]),
+    ("DeployParamFrom of a pointer without a slash",
+     in_target("DeployParam commit .*", "DeployParamFrom commit json:after"), "",
+     ["DeployParamFrom", "json:after"]),
+    ("DeployParamFrom of an empty pointer",
+     in_target("DeployParam commit .*", "DeployParamFrom commit json:"), "",
+     ["DeployParamFrom", "json:"]),
+    ("DeployParamFrom of a bad header name",
+     in_target("DeployParam event .*", 'DeployParamFrom event "header:X Event"'), "",
+     ["DeployParamFrom", "header:X Event"]),
+    ("DeployParamFrom twice for one parameter",
+     in_target("DeployParam commit .*", "DeployParamFrom commit json:/after",
+               "DeployParamFrom commit query:sha"), "", ["DeployParamFrom", "commit"]),
+    ("DeployParamFrom at server level", in_target(), "DeployParamFrom commit json:/after",
+     ["DeployParamFrom", "<DeployTarget>"]),
+    ("DeployFilter with a bad regex", in_target("DeployFilter json:/ref (main"), "",
+     ["DeployFilter", "(main"]),
+    ("DeployFilter of an unknown source", in_target("DeployFilter post:ref main"), "",
+     ["DeployFilter", "post:ref"]),
+    ("DeployFilter at server level", in_target(), "DeployFilter json:/ref main",
+     ["DeployFilter", "<DeployTarget>"]),
+    ("token file missing", in_target("DeployToken file:/nonexistent/token"), "",
+     ["DeployToken", "/nonexistent/token"]),
+    ("token of unknown kind", in_target("DeployToken vault:gitlab"), "",
+     ["DeployToken", "vault:gitlab"]),
+    ("DeployUnsignedUsers neither on nor off", in_target("DeployUnsignedUsers maybe"), "",
+     ["DeployUnsignedUsers"]),
     ("server-wide directive in a target", in_target("DeployMaxRunning 2"), "",
      ["DeployMaxRunning"]),
     ("unknown DeployUser", in_target("DeployUser no-such-user-here"), "",
@@ -83,6 +114,17 @@ if RUNNING_AS_ROOT:  # the harness names User only then
                 ["DeployUser", HTTPD_USER, "webapp", "httpd's User"]))
 
 
+@pytest.mark.parametrize("where", ["target", "server"])
+def test_a_secret_and_a_token_together_fail_configtest(env, where):
+    both = [f"DeploySecret file:{env.secret}", f"DeployToken file:{env.secret}"]
+    fragment, server = ((in_target(*both), "") if where == "target"
+                        else (in_target(), "\n".join(both)))
+    rc, out = env.configtest(fragment, server)
+    assert rc != 0, f"configtest passed:\n{out}"
+    for word in ("DeploySecret", "DeployToken", "webapp" if where == "target" else "server"):
+        assert word in out, f"message does not name {word!r}:\n{out}"
+
+
 @pytest.mark.sanitize
 @pytest.mark.parametrize("case,fragment,server,words", BAD, ids=[c[0] for c in BAD])
 def test_bad_value_fails_configtest_naming_directive_and_value(env, case, fragment, server, words):
@@ -104,10 +146,20 @@ def test_good_configuration_passes(env):
                                "DeployMaxWaitChangeNotification 5")
                 + target_block("Web_app-2.x", OK)
                 + target_block("as-nobody", OK, "DeployUser nobody nogroup")
-                + target_block("vms", OK, "DeployParam vm ^[a-z]+$", "DeployGroupBy vm"))
+                + target_block("vms", OK, "DeployParam vm ^[a-z]+$", "DeployGroupBy vm")
+                # A target's own token replaces the server-level secret.
+                + target_block("gitlab", OK, f"DeployToken file:{env.secret}",
+                               "DeployUnsignedUsers on", "DeployParam commit ^[0-9a-f]{40}$",
+                               "DeployParam event .*", "DeployParam sha .*",
+                               "DeployParamFrom commit json:/checkout_sha",
+                               "DeployParamFrom event header:X-Gitlab-Event",
+                               "DeployParamFrom sha query:sha",
+                               'DeployFilter header:X-Gitlab-Event "^Push Hook$"',
+                               "DeployFilter json:/ref ^refs/heads/main$"))
     server = ("DeployHistory 10\nDeployMaxRunning 2\nDeployQueueLimit 5\nDeployMaxBody 64k\n"
               "DeployEventsTimeout 30s\nDeployTimeout 120\nDeployEnv SHARED 1\n"
               "DeployParam shared .*\nDeployUser nobody\n"
+              f"DeploySecret file:{env.secret}\nDeployUnsignedUsers Off\n"
               "DeploySync off\n")
     rc, out = env.configtest(fragment, server)
     assert rc == 0, out

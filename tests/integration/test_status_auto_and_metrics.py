@@ -175,7 +175,8 @@ def test_auto_and_metrics_count_the_jobs_run_and_the_submissions(make_httpd):
     assert {k: auto[k] for k in ("Running", "Waiting", "Queued")} == \
         {"Running": 1, "Waiting": 1, "Queued": 1}
     assert {k: auto[k] for k in auto if k.startswith("Submissions")} == \
-        {"SubmissionsAccepted": 3, "SubmissionsCoalesced": 1, "SubmissionsRejected": 2}
+        {"SubmissionsAccepted": 3, "SubmissionsCoalesced": 1, "SubmissionsIgnored": 0,
+         "SubmissionsRejected": 2}
     assert all(auto["Total" + s.title().replace("_", "")] == 0 for s in FINAL)
 
     m = metrics(env)
@@ -206,7 +207,8 @@ def test_auto_and_metrics_count_the_jobs_run_and_the_submissions(make_httpd):
         "TotalSucceeded": 2, "TotalFailed": 1, "TotalTimedOut": 0, "TotalCanceled": 1,
         "TotalExpired": 0, "TotalLost": 0}
     assert {k: auto[k] for k in auto if k.startswith("Submissions")} == \
-        {"SubmissionsAccepted": 4, "SubmissionsCoalesced": 1, "SubmissionsRejected": 2}
+        {"SubmissionsAccepted": 4, "SubmissionsCoalesced": 1, "SubmissionsIgnored": 0,
+         "SubmissionsRejected": 2}
 
     m = metrics(env)
     assert m["deploy_jobs_finished_total"]["type"] == "counter"
@@ -243,16 +245,17 @@ def test_auto_and_metrics_count_the_jobs_run_and_the_submissions(make_httpd):
     wait_for(lambda: auto_status(env)["Uptime"] > uptime, 10, "Uptime to grow")
 
 
-def assert_submissions(m, accepted, coalesced, **rejected):
+def assert_submissions(m, accepted, coalesced, ignored=0, **rejected):
     family = m["deploy_submissions_total"]
     assert family["type"] == "counter"
     assert sample(m, "deploy_submissions_total", result="accepted", reason="") == accepted
     assert sample(m, "deploy_submissions_total", result="coalesced", reason="") == coalesced
+    assert sample(m, "deploy_submissions_total", result="ignored", reason="") == ignored
     got = {ls["reason"]: v for _, ls, v in family["samples"] if ls["result"] == "rejected"}
     assert set(got) <= set(REASONS), got
     assert {r: v for r, v in got.items() if v} == rejected
     assert {ls["result"] for _, ls, _ in family["samples"]} == {"accepted", "coalesced",
-                                                              "rejected"}
+                                                              "ignored", "rejected"}
 
 
 # ----- scraping (docs/monitoring.md) -----

@@ -8,6 +8,7 @@
 #include "unit_test.h"
 
 using deploy::signature_matches;
+using deploy::token_matches;
 
 namespace {
 
@@ -80,6 +81,16 @@ START_TEST(signature_header_gives_the_known_digest_and_matches_itself) {
 }
 END_TEST
 
+START_TEST(gitlab_token_matches_only_itself) {
+  ck_assert(token_matches("s3cr3t-token", "s3cr3t-token"));
+  ck_assert(!token_matches("s3cr3t-tokeN", "s3cr3t-token"));
+  ck_assert(!token_matches("s3cr3t-toke", "s3cr3t-token"));  // a prefix
+  ck_assert(!token_matches("s3cr3t-token ", "s3cr3t-token"));
+  ck_assert(!token_matches("", "s3cr3t-token"));
+  ck_assert(!token_matches(std::string("s3cr3t-token\0", 13), "s3cr3t-token"));
+}
+END_TEST
+
 Suite* signature_suite() {
   Suite* suite = suite_create("signature");
   TCase* signature = tcase_create("signature");
@@ -90,6 +101,7 @@ Suite* signature_suite() {
   tcase_add_test(signature, malformed_headers_do_not_match);
   tcase_add_test(signature, empty_key_and_body_are_hashed_not_refused);
   tcase_add_test(signature, signature_header_gives_the_known_digest_and_matches_itself);
+  tcase_add_test(signature, gitlab_token_matches_only_itself);
   suite_add_tcase(suite, signature);
   return suite;
 }

@@ -2,6 +2,7 @@
 // target's declared parameters.
 #include "submission.h"
 
+#include <map>
 #include <string>
 
 #include "job_table.h"
@@ -11,6 +12,10 @@ using deploy::ParamPattern;
 using deploy::ParamRule;
 using deploy::Params;
 using deploy::RequestError;
+using deploy::Submission;
+using deploy::SubmissionRequest;
+using deploy::SubmissionRules;
+using deploy::ValueSource;
 
 namespace {
 
@@ -318,6 +323,316 @@ START_TEST(pattern_failure_is_reported_before_size) {
 }
 END_TEST
 
+// --- webhooks: DeployParamFrom, DeployFilter, query strings ---
+
+// A GitHub push delivery's payload, shortened.
+constexpr const char* kGitHubPush = R"({
+  "ref": "refs/heads/main",
+  "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+  "after": "59b20b8d5c6ff8d09518454d4dd8b7b30f095ab5",
+  "created": false, "forced": false,
+  "repository": {"id": 186853002, "name": "webapp", "full_name": "acme/webapp",
+                 "private": true, "size": 42, "topics": []},
+  "pusher": {"name": "alice", "email": null},
+  "commits": [{"id": "59b20b8d5c6ff8d09518454d4dd8b7b30f095ab5", "distinct": true}]
+})";
+
+ValueSource source(const std::string& text) {
+  std::string error;
+  auto parsed = deploy::parse_value_source(text, &error);
+  ck_assert_msg(parsed.has_value(), "'%s' should parse: %s", text.c_str(), error.c_str());
+  return *parsed;
+}
+
+SubmissionRules webhook_rules() {
+  SubmissionRules rules;
+  rules.params = {{"commit", pattern("[0-9a-f]{40}")}, {"repo", pattern("[A-Za-z0-9_.-]+")},
+                  {"size", pattern("[0-9]+")},         {"private", pattern("true|false")},
+                  {"event", pattern("[a-z_]+")},       {"env", pattern("prod|staging")}};
+  rules.param_from = {{"commit", source("json:/after")},
+                      {"repo", source("json:/repository/name")},
+                      {"event", source("header:X-GitHub-Event")}};
+  return rules;
+}
+
+struct Delivery {
+  std::string content_type = "application/json";
+  std::string body;
+  std::string query;
+  std::map<std::string, std::string> headers;
+};
+
+std::variant<Submission, RequestError> read(const Delivery& delivery,
+                                            const SubmissionRules& rules) {
+  SubmissionRequest request;
+  request.content_type = delivery.content_type;
+  request.body = delivery.body;
+  request.query = delivery.query;
+  request.header = [&delivery](std::string_view name) -> std::optional<std::string> {
+    auto it = delivery.headers.find(std::string(name));
+    if (it == delivery.headers.end()) return std::nullopt;
+    return it->second;
+  };
+  return deploy::read_submission(request, rules);
+}
+
+Submission accepted(const Delivery& delivery, const SubmissionRules& rules) {
+  auto result = read(delivery, rules);
+  if (const auto* error = std::get_if<RequestError>(&result)) {
+    ck_abort_msg("'%s' should be accepted, got %s: %s", delivery.body.c_str(), error->code.c_str(),
+                 error->message.c_str());
+  }
+  return std::get<Submission>(result);
+}
+
+void assert_refused(const Delivery& delivery, const SubmissionRules& rules,
+                    const std::string& code) {
+  auto result = read(delivery, rules);
+  ck_assert_msg(std::holds_alternative<RequestError>(result), "'%s' should be refused",
+                delivery.body.c_str());
+  const RequestError& error = std::get<RequestError>(result);
+  ck_assert_msg(error.status == 400 && error.code == code, "'%s': expected 400 %s, got %d %s: %s",
+                delivery.body.c_str(), code.c_str(), error.status, error.code.c_str(),
+                error.message.c_str());
+}
+
+START_TEST(value_sources_are_parsed_and_bad_ones_refused) {
+  ValueSource json = source("json:/repository/full~1name");
+  ck_assert(json.kind == ValueSource::Kind::json);
+  ck_assert_uint_eq(json.pointer.tokens.size(), 2);
+  ASSERT_TEXT_EQ(json.pointer.tokens[1], "full/name");
+  ValueSource header = source("header:X-GitHub-Event");
+  ck_assert(header.kind == ValueSource::Kind::header);
+  ASSERT_TEXT_EQ(header.name, "X-GitHub-Event");
+  ValueSource query = source("query:token");
+  ck_assert(query.kind == ValueSource::Kind::query);
+  ASSERT_TEXT_EQ(query.name, "token");
+  for (const char* bad : {"json:", "json:after", "json:/a~2", "header:", "header:X Event",
+                          "header:X:Y", "query:", "body:/after", "/after", ""}) {
+    std::string error;
+    ck_assert_msg(!deploy::parse_value_source(bad, &error), "'%s' should be refused", bad);
+    ck_assert_msg(!error.empty(), "'%s' is refused without a reason", bad);
+  }
+}
+END_TEST
+
+START_TEST(json_source_reads_a_github_push_payload) {
+  Delivery push;
+  push.body = kGitHubPush;
+  push.headers["X-GitHub-Event"] = "push";
+  Submission submission = accepted(push, webhook_rules());
+  ck_assert(!submission.ignored);
+  assert_params(submission.params, {{"commit", "59b20b8d5c6ff8d09518454d4dd8b7b30f095ab5"},
+                                    {"repo", "webapp"},
+                                    {"event", "push"}});
+}
+END_TEST
+
+START_TEST(without_a_json_source_a_payload_is_still_refused) {
+  SubmissionRules rules = webhook_rules();
+  rules.param_from = {{"event", source("header:X-GitHub-Event")}};
+  Delivery push;
+  push.body = kGitHubPush;
+  assert_refused(push, rules, "bad_request");
+}
+END_TEST
+
+START_TEST(numbers_and_booleans_at_a_pointer_become_text) {
+  SubmissionRules rules = webhook_rules();
+  rules.param_from = {{"size", source("json:/repository/size")},
+                      {"private", source("json:/repository/private")}};
+  Delivery push;
+  push.body = kGitHubPush;
+  assert_params(accepted(push, rules).params, {{"size", "42"}, {"private", "true"}});
+}
+END_TEST
+
+START_TEST(nothing_or_null_at_a_pointer_leaves_the_parameter_out) {
+  SubmissionRules rules = webhook_rules();
+  rules.params.push_back({"email", pattern(".+")});
+  rules.param_from = {{"commit", source("json:/head_commit/id")},
+                      {"email", source("json:/pusher/email")},
+                      {"repo", source("json:/commits/1/id")}};
+  Delivery push;
+  push.body = kGitHubPush;
+  ck_assert_uint_eq(accepted(push, rules).params.size(), 0);
+}
+END_TEST
+
+START_TEST(an_object_or_array_at_a_pointer_is_invalid_param) {
+  for (const char* pointer : {"json:/repository", "json:/commits", "json:/repository/topics"}) {
+    SubmissionRules rules = webhook_rules();
+    rules.param_from = {{"repo", source(pointer)}};
+    Delivery push;
+    push.body = kGitHubPush;
+    assert_refused(push, rules, "invalid_param");
+  }
+}
+END_TEST
+
+START_TEST(a_value_from_a_source_must_match_its_pattern) {
+  Delivery push;
+  push.body = R"({"after": "not-a-commit; rm -rf /"})";
+  assert_refused(push, webhook_rules(), "invalid_param");
+}
+END_TEST
+
+START_TEST(payload_with_duplicate_keys_is_bad_request) {
+  Delivery push;
+  push.body = R"({"after": "59b20b8d5c6ff8d09518454d4dd8b7b30f095ab5", "after": "x"})";
+  assert_refused(push, webhook_rules(), "bad_request");
+}
+END_TEST
+
+START_TEST(payload_nested_deeper_than_64_is_bad_request) {
+  auto nested = [](int depth) {
+    std::string body = "{\"after\": \"59b20b8d5c6ff8d09518454d4dd8b7b30f095ab5\", \"x\": ";
+    // The top-level object is one level: depth - 1 arrays inside it.
+    body += std::string(size_t(depth - 1), '[') + std::string(size_t(depth - 1), ']') + "}";
+    return body;
+  };
+  Delivery push;
+  push.body = nested(64);
+  assert_params(accepted(push, webhook_rules()).params,
+                {{"commit", "59b20b8d5c6ff8d09518454d4dd8b7b30f095ab5"}});
+  push.body = nested(65);
+  assert_refused(push, webhook_rules(), "bad_request");
+  // Far below jansson's own limit, far above ours.
+  push.body = nested(2000);
+  assert_refused(push, webhook_rules(), "bad_request");
+}
+END_TEST
+
+START_TEST(payload_must_be_a_json_object) {
+  Delivery push;
+  for (const char* body : {"[]", "\"refs/heads/main\"", "42", "{\"after\": "}) {
+    push.body = body;
+    assert_refused(push, webhook_rules(), "bad_request");
+  }
+}
+END_TEST
+
+START_TEST(params_form_still_works_with_json_sources) {
+  Delivery manual;
+  manual.body = R"({"params": {"env": "prod"}})";
+  assert_params(accepted(manual, webhook_rules()).params, {{"env", "prod"}});
+  manual.body = R"({"params": {"env": 1}})";
+  assert_refused(manual, webhook_rules(), "bad_request");
+}
+END_TEST
+
+START_TEST(a_parameter_given_twice_is_bad_request) {
+  Delivery both;
+  both.body = R"({"params": {"event": "push"}})";
+  both.headers["X-GitHub-Event"] = "push";
+  assert_refused(both, webhook_rules(), "bad_request");
+  Delivery form;
+  form.content_type = "application/x-www-form-urlencoded";
+  form.body = "event=push";
+  form.headers["X-GitHub-Event"] = "push";
+  assert_refused(form, webhook_rules(), "bad_request");
+}
+END_TEST
+
+START_TEST(header_sources_work_for_every_body) {
+  Delivery form;
+  form.content_type = "application/x-www-form-urlencoded";
+  form.body = "env=staging";
+  form.headers["X-GitHub-Event"] = "push";
+  assert_params(accepted(form, webhook_rules()).params, {{"env", "staging"}, {"event", "push"}});
+  Delivery empty;
+  empty.content_type = "";
+  empty.headers["X-GitHub-Event"] = "ping";
+  assert_params(accepted(empty, webhook_rules()).params, {{"event", "ping"}});
+}
+END_TEST
+
+START_TEST(query_string_without_a_query_source_is_bad_request) {
+  Delivery delivery;
+  delivery.body = kGitHubPush;
+  delivery.query = "commit=59b20b8d5c6ff8d09518454d4dd8b7b30f095ab5";
+  assert_refused(delivery, webhook_rules(), "bad_request");
+  // Also without any source at all.
+  SubmissionRules plain;
+  plain.params = webapp_rules();
+  Delivery form;
+  form.content_type = kForm;
+  form.body = "env=prod";
+  form.query = "env=staging";
+  assert_refused(form, plain, "bad_request");
+  form.query = "";
+  assert_params(accepted(form, plain).params, {{"env", "prod"}});
+}
+END_TEST
+
+START_TEST(query_source_takes_its_parameter_and_nothing_else) {
+  SubmissionRules rules;
+  rules.params = webapp_rules();
+  rules.param_from = {{"env", source("query:environment")}};
+  Delivery delivery;
+  delivery.content_type = "";
+  delivery.query = "environment=staging&unused=1";
+  assert_params(accepted(delivery, rules).params, {{"env", "staging"}});
+  delivery.query = "environment=st%zzaging";
+  assert_refused(delivery, rules, "bad_request");
+  delivery.query = "environment=prod&environment=staging";
+  assert_refused(delivery, rules, "bad_request");
+  delivery.query = "environment=pr%00od";
+  assert_refused(delivery, rules, "bad_request");
+  delivery.query = "environment=qa";
+  assert_refused(delivery, rules, "invalid_param");
+}
+END_TEST
+
+START_TEST(filters_ignore_what_does_not_match_fully) {
+  SubmissionRules rules = webhook_rules();
+  rules.filters = {{source("header:X-GitHub-Event"), pattern("^push$")},
+                   {source("json:/ref"), pattern("^refs/heads/main$")}};
+  Delivery push;
+  push.body = kGitHubPush;
+  push.headers["X-GitHub-Event"] = "push";
+  ck_assert(!accepted(push, rules).ignored);
+
+  Delivery ping;
+  ping.body = R"({"zen": "Keep it logically awesome.", "hook_id": 1})";
+  ping.headers["X-GitHub-Event"] = "ping";
+  Submission ignored = accepted(ping, rules);
+  ck_assert(ignored.ignored.has_value());
+  ck_assert_msg(ignored.ignored->find("X-GitHub-Event") != std::string::npos, "%s",
+                ignored.ignored->c_str());
+
+  Delivery other_branch = push;
+  std::string body = kGitHubPush;
+  body.replace(body.find("refs/heads/main"), 15, "refs/heads/mainline");  // not a full match
+  other_branch.body = body;
+  ck_assert(accepted(other_branch, rules).ignored.has_value());
+
+  Delivery no_event = push;
+  no_event.headers.clear();
+  ck_assert(accepted(no_event, rules).ignored.has_value());
+}
+END_TEST
+
+START_TEST(filter_on_an_object_or_absent_value_ignores) {
+  SubmissionRules rules = webhook_rules();
+  rules.filters = {{source("json:/repository"), pattern(".*")}};
+  Delivery push;
+  push.body = kGitHubPush;
+  ck_assert(accepted(push, rules).ignored.has_value());
+  rules.filters = {{source("json:/pusher/email"), pattern(".*")}};
+  ck_assert(accepted(push, rules).ignored.has_value());
+}
+END_TEST
+
+START_TEST(bad_input_is_refused_before_filters_ignore) {
+  SubmissionRules rules = webhook_rules();
+  rules.filters = {{source("json:/ref"), pattern("^refs/heads/main$")}};
+  Delivery bad;
+  bad.body = R"({"ref": "refs/heads/dev", "after": "zzz"})";
+  assert_refused(bad, rules, "invalid_param");
+}
+END_TEST
+
 Suite* submission_suite() {
   Suite* suite = suite_create("submission");
   TCase* patterns = tcase_create("patterns");
@@ -357,6 +672,27 @@ Suite* submission_suite() {
   tcase_add_test(validation, params_too_large_to_store_are_too_large);
   tcase_add_test(validation, pattern_failure_is_reported_before_size);
   suite_add_tcase(suite, validation);
+
+  TCase* webhooks = tcase_create("webhooks");
+  tcase_add_test(webhooks, value_sources_are_parsed_and_bad_ones_refused);
+  tcase_add_test(webhooks, json_source_reads_a_github_push_payload);
+  tcase_add_test(webhooks, without_a_json_source_a_payload_is_still_refused);
+  tcase_add_test(webhooks, numbers_and_booleans_at_a_pointer_become_text);
+  tcase_add_test(webhooks, nothing_or_null_at_a_pointer_leaves_the_parameter_out);
+  tcase_add_test(webhooks, an_object_or_array_at_a_pointer_is_invalid_param);
+  tcase_add_test(webhooks, a_value_from_a_source_must_match_its_pattern);
+  tcase_add_test(webhooks, payload_with_duplicate_keys_is_bad_request);
+  tcase_add_test(webhooks, payload_nested_deeper_than_64_is_bad_request);
+  tcase_add_test(webhooks, payload_must_be_a_json_object);
+  tcase_add_test(webhooks, params_form_still_works_with_json_sources);
+  tcase_add_test(webhooks, a_parameter_given_twice_is_bad_request);
+  tcase_add_test(webhooks, header_sources_work_for_every_body);
+  tcase_add_test(webhooks, query_string_without_a_query_source_is_bad_request);
+  tcase_add_test(webhooks, query_source_takes_its_parameter_and_nothing_else);
+  tcase_add_test(webhooks, filters_ignore_what_does_not_match_fully);
+  tcase_add_test(webhooks, filter_on_an_object_or_absent_value_ignores);
+  tcase_add_test(webhooks, bad_input_is_refused_before_filters_ignore);
+  suite_add_tcase(suite, webhooks);
   return suite;
 }
 
