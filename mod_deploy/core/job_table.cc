@@ -133,11 +133,18 @@ TargetStats* target_stats(TableHeader& h, const char* target) {
   return nullptr;
 }
 
-constexpr std::string_view kRejectionNames[] = {
-    "not_found", "method_not_allowed", "bad_request",  "invalid_param", "unsupported_media_type",
-    "too_large", "bad_signature",      "cross_origin", "queue_full",    "internal",
-    "store_full",
-    "busy"};
+constexpr std::string_view kRejectionNames[] = {"not_found",
+                                                "method_not_allowed",
+                                                "bad_request",
+                                                "invalid_param",
+                                                "unsupported_media_type",
+                                                "too_large",
+                                                "bad_signature",
+                                                "cross_origin",
+                                                "queue_full",
+                                                "internal",
+                                                "store_full",
+                                                "busy"};
 static_assert(std::size(kRejectionNames) == size_t(Rejection::count_));
 
 // The highest N of the DIR/logs/N.log files, 0 when there is none.
@@ -360,19 +367,33 @@ void JobTable::drop_log(uint64_t id) const {
     unlink(path.c_str());
 }
 
-Status JobTable::reopen_lock() {
-  if (lock_fd_ >= 0) ::close(lock_fd_);
+Status JobTable::reopen_lock() { return open_own_descriptors(true); }
+
+Status JobTable::open_own_descriptors(bool close_old) {
+  // flock belongs to the open file description: after a fork both the lock
+  // and the table (which flushers take turns on) are opened anew. The old
+  // numbers are closed only when they are still ours: a child that closed
+  // its descriptors since may have reused them, even for the new ones.
+  const int old_lock = lock_fd_;
+  const int old_table = table_fd_.load();
   std::string path = state_dir_ + "/lock";
-  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (lock_fd_ < 0) return Status::error(errno_text("cannot open", path));
-  if (table_fd_ >= 0) {
-    // The flock flushers take turns on, too, belongs to the open file
-    // description. (Called right after fork: no other thread flushes.)
+  const int lock_fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (lock_fd < 0) return Status::error(errno_text("cannot open", path));
+  int table_fd = -1;
+  if (old_table >= 0) {
     const std::string table_path = state_dir_ + "/jobs.table";
-    const int fd = ::open(table_path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) return Status::error(errno_text("cannot open", table_path));
-    ::close(table_fd_.exchange(fd));
+    table_fd = ::open(table_path.c_str(), O_RDWR | O_CLOEXEC);
+    if (table_fd < 0) {
+      ::close(lock_fd);
+      return Status::error(errno_text("cannot open", table_path));
+    }
   }
+  if (close_old) {
+    if (old_lock >= 0) ::close(old_lock);
+    if (old_table >= 0) ::close(old_table);
+  }
+  lock_fd_ = lock_fd;
+  if (table_fd >= 0) table_fd_.store(table_fd);
   return Status::ok();
 }
 

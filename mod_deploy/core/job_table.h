@@ -186,8 +186,8 @@ struct TableHeader {
   // process that changed a record reads sync_started and waits for a flush
   // of a later generation: that one began after its change. sync_done only
   // lets a process skip a flush another one has done for it.
-  uint64_t sync_started;  // generations of flushes begun
-  uint64_t sync_done;     // generation of the latest flush completed
+  uint64_t sync_started;    // generations of flushes begun
+  uint64_t sync_done;       // generation of the latest flush completed
   uint32_t sync_off;        // 1: DeploySync off, the page cache only
   uint32_t sync_wake_word;  // futex word, bumped after every flush
   // Submissions a DeployFilter answered as ignored; 0 in an older file.
@@ -243,10 +243,7 @@ class JobTable {
   Status reopen_lock();
   // The same in a child whose descriptors were closed or reused since the
   // fork: the old number is forgotten, not closed.
-  Status open_lock_after_fork() {
-    lock_fd_ = -1;
-    return reopen_lock();
-  }
+  Status open_lock_after_fork() { return open_own_descriptors(false); }
 
   const std::string& state_dir() const { return state_dir_; }
   std::string log_path(uint64_t id) const;
@@ -361,6 +358,7 @@ class JobTable {
 
  private:
   JobTable() = default;
+  Status open_own_descriptors(bool close_old);
   Status map_file();
   void remap_if_superseded();
   std::string lock_path() const { return state_dir_ + "/lock"; }

@@ -354,6 +354,58 @@ START_TEST(a_lock_held_by_another_process_fails_after_the_timeout_naming_its_hol
 }
 END_TEST
 
+// The descriptor of `name` in this process (from /proc/self/fd), or -1.
+int descriptor_of(const std::string& name) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code error;
+    const auto target = std::filesystem::read_symlink(entry.path(), error);
+    if (!error && target.filename() == name) return std::stoi(entry.path().filename().string());
+  }
+  return -1;
+}
+
+// A runner is forked from the launcher and closes every descriptor before it
+// opens its own: its new lock may get the number the table had. The lock it
+// takes must still exclude every other process.
+START_TEST(a_child_that_closed_its_descriptors_locks_the_table_alone) {
+  auto table = open_table();
+  const int table_fd = descriptor_of("jobs.table");
+  ck_assert_int_ge(table_fd, 3);
+  int ready[2], go[2];
+  ck_assert_int_eq(pipe(ready), 0);
+  ck_assert_int_eq(pipe(go), 0);
+  const pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    if (dup2(ready[1], 1000) < 0 || dup2(go[0], 1001) < 0) _exit(2);
+    for (int fd = 3; fd < 1000; ++fd) close(fd);
+    // Every number below the table's is taken: the lock gets the table's.
+    for (int fd = 3; fd < table_fd; ++fd)
+      if (dup2(1000, fd) < 0) _exit(3);
+    if (!table->open_lock_after_fork().is_ok()) _exit(4);
+    JobTable::Lock lock(*table, kShortTimeout);
+    if (!lock.held()) _exit(5);
+    char c = 'r';
+    if (write(1000, &c, 1) != 1) _exit(6);
+    if (read(1001, &c, 1) < 0) _exit(7);
+    _exit(0);
+  }
+  close(ready[1]);
+  close(go[0]);
+  char c;
+  ck_assert_int_eq(read(ready[0], &c, 1), 1);
+  {
+    JobTable::Lock lock(*table, kShortTimeout);
+    ck_assert_msg(!lock.held(), "two processes held the table lock at once");
+  }
+  close(go[1]);
+  int status = 0;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+  close(ready[0]);
+}
+END_TEST
+
 START_TEST(a_waiter_takes_the_lock_as_soon_as_it_is_free) {
   auto table = open_table();
   Holder holder;
@@ -421,6 +473,7 @@ Suite* job_table_trust_suite() {
   // capacity 0, capacity huge, capacity 1, next_id at UINT64_MAX, next_id 0
   tcase_add_loop_test(tc, start_up_repairs_an_overwritten_capacity_or_next_id, 0, 5);
   tcase_add_test(tc, a_lock_held_by_another_process_fails_after_the_timeout_naming_its_holder);
+  tcase_add_test(tc, a_child_that_closed_its_descriptors_locks_the_table_alone);
   tcase_add_test(tc, a_waiter_takes_the_lock_as_soon_as_it_is_free);
   tcase_add_test(tc, a_thread_behind_another_thread_that_waits_for_the_lock_gives_up_too);
   tcase_add_test(tc, busy_rejections_reach_the_counters_once_the_table_is_free);
