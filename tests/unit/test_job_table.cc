@@ -125,9 +125,9 @@ START_TEST(pending_job_takes_its_group_from_the_group_by_param) {
   uint64_t evicted = 0;
   JobRecord* r = lock.allocate(&evicted);
   ck_assert(deploy::store_params(*r, {{"version", "1.2.3"}, {"vm", "b"}}));
-  ck_assert_str_eq(deploy::pending_job(*r, std::string("vm")).group.c_str(), "b");
-  ck_assert_str_eq(deploy::pending_job(*r, std::string("host")).group.c_str(), "");
-  ck_assert_str_eq(deploy::pending_job(*r, std::nullopt).group.c_str(), "");
+  ck_assert(deploy::pending_job(*r, std::string("vm")).group == "b");
+  ck_assert(deploy::pending_job(*r, std::string("host")).group.empty());
+  ck_assert(deploy::pending_job(*r, std::nullopt).group.empty());
 }
 END_TEST
 
