@@ -11,6 +11,7 @@
   const clockOffset = Number(body.dataset.now) - Date.now();
   const now = () => Date.now() + clockOffset;
   const rows = new Map();
+  const leftThePage = new Set(); // ids of jobs that finished out of the history shown
   for (const tr of document.querySelectorAll("tr[data-job]")) rows.set(tr.dataset.job, tr);
   const targetRows = new Map();
   for (const tr of document.querySelectorAll("tr[data-target]")) targetRows.set(tr.dataset.target, tr);
@@ -145,6 +146,7 @@
     updateTarget(job);
     if (section === "history" && view.historyChange(historyView, job, from === "history") === "none") {
       // Finished, but not into this page of the history: it only leaves its section.
+      leftThePage.add(key);
       if (tr) {
         tr.remove();
         rows.delete(key);
@@ -296,7 +298,8 @@
           : "cancel of job #" + answer.id + " requested";
         // The event stream has the newest state; this only fills the gap
         // when the job is not on the page yet.
-        if (!rows.has(String(answer.id)) && view.isShownJob(table, answer)) update(answer);
+        const key = String(answer.id);
+        if (!rows.has(key) && !leftThePage.has(key) && view.isShownJob(table, answer)) update(answer);
       } else {
         out.className = "result err";
         out.textContent = (answer && answer.message) || "HTTP " + response.status;
