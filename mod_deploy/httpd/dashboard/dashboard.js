@@ -144,6 +144,7 @@
     let tr = rows.get(key);
     const from = tr && tr.dataset.section;
     updateTarget(job);
+    if (section === "history" && loading) finishedWhileLoading.push(job);
     if (section === "history" && view.historyChange(historyView, job, from === "history") === "none") {
       // Finished, but not into this page of the history: it only leaves its section.
       leftThePage.add(key);
@@ -170,9 +171,24 @@
   // Reads a page of the history with GET BASE/jobs and shows it in place of
   // the rows shown. Unfinished jobs come too when no state is chosen: they
   // are skipped, reading on (a bounded number of times) until the page is full.
-  let loading = 0;
+  let loading = 0; // pages being read
+  let ticketOfLast = 0;
+  let finishedWhileLoading = []; // finished jobs of events that came while a page was read
   async function loadHistory(next, push) {
-    const ticket = ++loading;
+    const ticket = ++ticketOfLast;
+    loading++;
+    try {
+      await readHistory(next, push, ticket);
+    } finally {
+      loading--;
+    }
+    if (loading) return;
+    // The pages read may predate these: they apply to the view shown as events do.
+    const replay = finishedWhileLoading;
+    finishedWhileLoading = [];
+    for (const job of replay) update(job);
+  }
+  async function readHistory(next, push, ticket) {
     const found = [];
     let before = next.before;
     let more = false;
@@ -191,7 +207,7 @@
       if (!more || found.filter((job) => view.matchesHistory(next, job)).length > historyLimit) break;
       before = last;
     }
-    if (ticket !== loading) return; // a later choice won
+    if (ticket !== ticketOfLast) return; // a later choice won
     const page = view.pageOf(next, found, historyLimit, more, last);
     const tbody = historySection.querySelector("tbody");
     for (const tr of [...tbody.rows]) {
