@@ -23,6 +23,7 @@
 #include "duration.h"
 #include "job_json.h"
 #include "job_table.h"
+#include "route.h"
 #include "text.h"
 
 namespace deploy {
@@ -35,29 +36,67 @@ static_assert(embedded::dashboard_css.find("</") == std::string_view::npos);
 static_assert(embedded::dashboard_view_js.find("</") == std::string_view::npos);
 static_assert(embedded::dashboard_js.find("</") == std::string_view::npos);
 
+// The page of the history section a request asks for (BASE/?target=NAME&
+// state=STATE&before=ID, the query of GET BASE/jobs): only finished jobs of
+// that target, in that final state, with ids below `before`. A value the
+// page could not have sent (not a target the page lists, not a final state,
+// a malformed query) is ignored, so that nothing of it is shown back.
+struct HistoryView {
+  std::optional<std::string> target;
+  std::optional<JobState> state;
+  uint64_t before = 0;  // 0: the first page
+
+  bool matches(const JobRecord& rec, std::string_view rec_target) const {
+    return (!target || *target == rec_target) && (!state || uint8_t(*state) == rec.state) &&
+           (!before || rec.id < before);
+  }
+  // The dashboard's URL for this view with `before` instead, for an href
+  // (`base` HTML-escaped already, & as &amp;): "BASE/?target=...".
+  std::string url(const std::string& base, uint64_t page_before) const {
+    std::string query;
+    auto add = [&](const char* name, std::string_view value) {
+      query += (query.empty() ? "?" : "&amp;") + std::string(name) + "=" + std::string(value);
+    };
+    if (target) add("target", *target);  // a target name needs no escaping
+    if (state) add("state", state_name(*state));
+    if (page_before) add("before", std::to_string(page_before));
+    return base + "/" + query;
+  }
+};
+
+HistoryView parse_history_view(const request_rec* r, const std::vector<const Target*>& targets) {
+  HistoryView view;
+  auto parsed = parse_jobs_query(r->args ? r->args : "");
+  const JobsQuery* q = std::get_if<JobsQuery>(&parsed);
+  if (!q) return view;
+  if (q->target && std::any_of(targets.begin(), targets.end(),
+                               [&](const Target* t) { return t->name == *q->target; }))
+    view.target = q->target;
+  if (q->state && is_final(*q->state)) view.state = q->state;
+  view.before = q->before;
+  return view;
+}
+
 // What the page shows, copied under the table lock: every unfinished job,
-// the kHistoryRows jobs that finished last, and the newest finished job of
-// each target. The other finished jobs (up to DeployHistory of them) are
-// looked at, not copied.
+// the page of the history `view` asks for (the kHistoryRows newest matching
+// finished jobs, by id), and the newest finished job of each target. The
+// other finished jobs (up to DeployHistory of them) are looked at, not copied.
 struct DashboardSnapshot {
   std::deque<Job> jobs;     // not a vector: see chunked_text.h
   uint64_t change_seq = 0;  // every job above reflects the changes up to this one
   Micros now = 0;
+  std::set<uint64_t> history;  // the ids of `jobs` on the history page
+  bool older = false;          // more matching finished jobs below the page's lowest id
 };
 
 // Only the jobs of targets `access` has decided the request may read (see
 // TargetAccess::may_read_decided). False (and *out untouched) when the table
 // stays busy.
-Status take_snapshot(const ModuleState& state, TargetAccess& access, DashboardSnapshot* out) {
-  struct Finished {
-    Micros finished_at;
-    uint64_t id;
-    // The order of the history section: the latest finish first.
-    bool operator<(const Finished& o) const {
-      return finished_at != o.finished_at ? finished_at > o.finished_at : id > o.id;
-    }
-  };
-  std::vector<Finished> history;  // a max-heap: its top finished first of those kept
+Status take_snapshot(const ModuleState& state, TargetAccess& access, const HistoryView& view,
+                     DashboardSnapshot* out) {
+  // A min-heap of ids: its top is the lowest of the kHistoryRows + 1 kept
+  // (one more than shown tells whether there is an older page).
+  std::vector<uint64_t> history;
   std::map<std::string, uint64_t, std::less<>> newest;  // by target
   DashboardSnapshot s;
   JobTable::Lock lock(*state.table);
@@ -72,11 +111,13 @@ Status take_snapshot(const ModuleState& state, TargetAccess& access, DashboardSn
       s.jobs.push_back(record_to_job(rec));
       return;
     }
-    history.push_back(Finished{rec.finished_at, rec.id});
-    std::push_heap(history.begin(), history.end());
-    if (history.size() > kHistoryRows) {
-      std::pop_heap(history.begin(), history.end());
-      history.pop_back();
+    if (view.matches(rec, target)) {
+      history.push_back(rec.id);
+      std::push_heap(history.begin(), history.end(), std::greater<>());
+      if (history.size() > kHistoryRows + 1) {
+        std::pop_heap(history.begin(), history.end(), std::greater<>());
+        history.pop_back();
+      }
     }
     auto it = newest.find(target);
     if (it == newest.end())
@@ -84,8 +125,13 @@ Status take_snapshot(const ModuleState& state, TargetAccess& access, DashboardSn
     else
       it->second = std::max(it->second, rec.id);
   });
-  std::set<uint64_t> ids;
-  for (const Finished& f : history) ids.insert(f.id);
+  if (history.size() > kHistoryRows) {
+    s.older = true;
+    std::pop_heap(history.begin(), history.end(), std::greater<>());
+    history.pop_back();
+  }
+  s.history.insert(history.begin(), history.end());
+  std::set<uint64_t> ids = s.history;
   for (const auto& [target, id] : newest) ids.insert(id);
   for (uint64_t id : ids)
     if (JobRecord* rec = lock.find(id)) s.jobs.push_back(record_to_job(*rec));
@@ -299,10 +345,12 @@ class Renderer {
   // `targets`: the configured targets the page shows; `without_form`: those
   // a Deploy form cannot submit to (see send_dashboard).
   Renderer(std::vector<const Target*> targets, std::set<std::string> without_form,
-           const DashboardSnapshot& snapshot, std::string base_url, std::string nonce)
+           const DashboardSnapshot& snapshot, const HistoryView& view, std::string base_url,
+           std::string nonce)
       : targets_(std::move(targets)),
         without_form_(std::move(without_form)),
         s_(snapshot),
+        view_(view),
         base_(std::move(base_url)),
         nonce_(std::move(nonce)) {}
 
@@ -310,7 +358,8 @@ class Renderer {
     std::map<std::string, std::vector<const Job*>> by_section;
     std::map<std::string, const Job*> last_result;  // newest finished job per target
     for (const Job& job : s_.jobs) {
-      by_section[std::string(section_of(job.state))].push_back(&job);
+      if (!is_final(job.state) || s_.history.count(job.id))
+        by_section[std::string(section_of(job.state))].push_back(&job);
       if (!is_final(job.state)) continue;
       const Job*& last = last_result[job.target];
       if (!last || job.id > last->id) last = &job;
@@ -321,7 +370,6 @@ class Renderer {
         std::sort(jobs.begin(), jobs.end(), [](const Job* a, const Job* b) {
           return a->finished_at != b->finished_at ? a->finished_at > b->finished_at : a->id > b->id;
         });
-        if (jobs.size() > kHistoryRows) jobs.resize(kHistoryRows);
       } else {
         std::sort(jobs.begin(), jobs.end(),
                   [](const Job* a, const Job* b) { return a->id > b->id; });
@@ -335,7 +383,12 @@ class Renderer {
             "</style></head>\n";
     out_ += "<body data-base=\"" + base_ + "\" data-since=\"" + std::to_string(s_.change_seq) +
             "\" data-now=\"" + millis(s_.now) + "\" data-history=\"" +
-            std::to_string(kHistoryRows) + "\" data-columns=\"" + columns_json() + "\">\n";
+            std::to_string(kHistoryRows) + "\" data-filter-target=\"" +
+            escape(view_.target.value_or("")) + "\" data-filter-state=\"" +
+            std::string(view_.state ? state_name(*view_.state) : "") + "\" data-before=\"" +
+            (view_.before ? std::to_string(view_.before) : "") + "\" data-older=\"" +
+            (older_cursor() ? std::to_string(older_cursor()) : "") + "\" data-columns=\"" +
+            columns_json() + "\">\n";
     out_ += "<header><h1>Deployments</h1><span id=\"live\" class=\"live off\">static page</span>";
     out_ += "<span class=\"meta\">as of " + display_time(s_.now) + " UTC &middot; <a href=\"" +
             base_ + "/\">reload</a> &middot; <a href=\"" + base_ +
@@ -355,6 +408,34 @@ class Renderer {
 
  private:
   std::string job_url(const Job& job) const { return base_ + "/jobs/" + std::to_string(job.id); }
+
+  // The `before` of the older page: the lowest id shown; 0 when there is none.
+  uint64_t older_cursor() const {
+    return s_.older && !s_.history.empty() ? *s_.history.begin() : 0;
+  }
+
+  // Above the history table: a GET form for the filter and plain links to
+  // the older and the newest page, which the script takes over.
+  void history_controls() {
+    out_ += "<form id=\"history-filter\" class=\"filter\" method=\"get\" action=\"" + base_ +
+            "/\"><label>Target <select name=\"target\"><option value=\"\">any</option>";
+    for (const Target* t : targets_) {
+      std::string name = escape(t->name);
+      out_ += "<option value=\"" + name + "\"" + (view_.target == t->name ? " selected" : "") +
+              ">" + name + "</option>";
+    }
+    out_ += "</select></label> <label>State <select name=\"state\"><option value=\"\">any</option>";
+    for (JobState st : {JobState::succeeded, JobState::failed, JobState::timed_out,
+                        JobState::canceled, JobState::expired, JobState::lost}) {
+      out_ += "<option value=\"" + std::string(state_name(st)) + "\"" +
+              (view_.state == st ? " selected" : "") + ">" + state_label(st) + "</option>";
+    }
+    out_ += "</select></label> <button type=\"submit\">Show</button></form>";
+    out_ += "<nav class=\"pager\"><a data-page=\"newest\" href=\"" + view_.url(base_, 0) + "\"" +
+            (view_.before ? "" : " hidden") + ">&laquo; newest</a> <a data-page=\"older\" href=\"" +
+            view_.url(base_, older_cursor()) + "\"" + (older_cursor() ? "" : " hidden") +
+            ">older &raquo;</a></nav>";
+  }
 
   void targets(const std::map<std::string, const Job*>& last_result) {
     out_ += "<section id=\"targets\"><h2>Targets <span class=\"count\">" +
@@ -425,8 +506,10 @@ class Renderer {
     std::string id = section.id;
     out_ += "<section id=\"" + id + "\"><h2>" + section.title + " <span class=\"count\">" +
             std::to_string(jobs.size()) + "</span></h2>";
+    if (id == "history") history_controls();
+    const bool filtered = id == "history" && (view_.target || view_.state || view_.before);
     out_ += std::string("<p class=\"empty\"") + (jobs.empty() ? "" : " hidden") + ">" +
-            section.empty + "</p>";
+            (filtered ? "No finished job matches." : section.empty) + "</p>";
     out_ += std::string("<table") + (jobs.empty() ? " hidden" : "") + "><thead><tr>";
     for (const auto& [field, heading] : section.columns)
       out_ += std::string("<th>") + heading + "</th>";
@@ -522,6 +605,7 @@ class Renderer {
   const std::vector<const Target*> targets_;
   const std::set<std::string> without_form_;
   const DashboardSnapshot& s_;
+  const HistoryView& view_;
   const std::string base_;   // URL-escaped, then HTML-escaped
   const std::string nonce_;  // base64: nothing to escape
   ChunkedText out_;
@@ -550,15 +634,16 @@ int send_dashboard(request_rec* r, const ModuleState& state, TargetAccess& acces
   for (const Target* t : targets)
     if (!t->filters.empty() || (t->is_signed() && !access.may_submit_unsigned(*t)))
       without_form.insert(t->name);
+  const HistoryView view = parse_history_view(r, targets);
   DashboardSnapshot snapshot;
   do {
-    if (Status st = take_snapshot(state, access, &snapshot); !st.is_ok())
+    if (Status st = take_snapshot(state, access, view, &snapshot); !st.is_ok())
       return send_error(r, table_busy(r, st));
   } while (access.decide_noted());
   std::string nonce = make_nonce(r);
   std::string base_url = escape(ap_escape_uri(r->pool, base.c_str()));
   ChunkedText html =
-      Renderer(std::move(targets), std::move(without_form), snapshot, base_url, nonce).page();
+      Renderer(std::move(targets), std::move(without_form), snapshot, view, base_url, nonce).page();
   std::string policy = "default-src 'none'; script-src 'nonce-" + nonce + "'; style-src 'nonce-" +
                        nonce +
                        "'; img-src data:; connect-src 'self'; form-action 'self'; "

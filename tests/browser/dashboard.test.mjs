@@ -209,6 +209,102 @@ try {
   await page.screenshot({ path: args.screenshot, fullPage: true, animations: "disabled" });
   log(`screenshot: ${args.screenshot}`);
 
+  // The history: filtered and paged without leaving the page, in the URL.
+  // test_dashboard.py finished 55 jobs of "quick" (a deploy form, /bin/true)
+  // before the page was loaded.
+  const base = new URL(args.url).pathname.replace(/\/$/, "");
+  const historyRows = () => page.$$eval("#history tbody tr", (trs) => trs.map((tr) => ({
+    id: Number(tr.dataset.job),
+    target: tr.querySelector("td[data-field=target]").textContent,
+    state: tr.querySelector("td[data-field=state]").textContent,
+  })));
+  const quickIds = await page.evaluate(async (b) =>
+    (await (await fetch(`${b}/jobs?target=quick&limit=1000`)).json()).map((j) => j.id), base);
+  assert.ok(quickIds.length >= 55, `quick jobs: ${quickIds.length}`);
+  const waitView = (what, search, rowCount) => waitFor(what, ({ search, rowCount }) =>
+    location.search === search && document.querySelectorAll("#history tbody tr").length === rowCount &&
+    document.querySelector("#history h2 .count").textContent === String(rowCount), { search, rowCount });
+
+  await page.selectOption("#history-filter select[name=state]", "canceled");
+  await waitView("the canceled jobs only", "?state=canceled", 1);
+  assert.deepEqual(await historyRows(), [{ id: Number(victim), target: "db", state: "canceled" }]);
+  log("filter by state: only the canceled job");
+
+  await page.selectOption("#history-filter select[name=state]", "");
+  await page.selectOption("#history-filter select[name=target]", "quick");
+  await waitView("the first page of quick", "?target=quick", 50);
+  let shown = await historyRows();
+  assert.ok(shown.every((r) => r.target === "quick" && r.state === "succeeded"), JSON.stringify(shown));
+  assert.deepEqual(shown.map((r) => r.id).sort((x, y) => y - x), quickIds.slice(0, 50));
+  const lowest = quickIds[49];
+  assert.equal(await page.getAttribute("a[data-page=older]", "href"), `${base}/?target=quick&before=${lowest}`);
+  assert.equal(await page.isHidden("a[data-page=newest]"), true);
+  log("filter by target: 50 quick jobs and an older link");
+
+  await page.click("a[data-page=older]");
+  await waitView("the older page of quick", `?target=quick&before=${lowest}`, quickIds.length - 50);
+  assert.deepEqual((await historyRows()).map((r) => r.id).sort((x, y) => y - x), quickIds.slice(50));
+  assert.equal(await page.isHidden("a[data-page=older]"), true, "nothing is older");
+  log(`older page: ${quickIds.length - 50} jobs`);
+
+  // On an older page a job that finishes pushes no rows around.
+  const quickForm = page.locator('tr[data-target="quick"] form');
+  const deployQuick = async () => {
+    const result = quickForm.locator(".result");
+    const before = await result.getAttribute("data-job");
+    await quickForm.locator("button").click();
+    const handle = await waitFor("a new quick job", ({ before }) => {
+      const r = document.querySelector('tr[data-target="quick"] form .result');
+      return r.dataset.job && r.dataset.job !== before && r.dataset.job;
+    }, { before });
+    const id = Number(await handle.jsonValue());
+    await waitFor(`job ${id} finished`, ({ b, id }) => fetch(`${b}/jobs/${id}`).then((r) => r.json())
+      .then((j) => j.state === "succeeded"), { b: base, id });
+    // Its events have reached the page once the target's last result shows it.
+    await waitFor(`job ${id} as quick's last result`, (id) =>
+      document.querySelector('tr[data-target="quick"] td[data-field=last]').dataset.job === String(id), id);
+    return id;
+  };
+  const whileOlder = await deployQuick();
+  assert.deepEqual((await historyRows()).map((r) => r.id).sort((x, y) => y - x), quickIds.slice(50),
+                   "a new job entered an older page");
+  assert.equal(await page.locator(`tr[data-job="${whileOlder}"]`).count(), 0, "the finished job is on no section");
+
+  await page.goBack();
+  await waitView("back to the first page", "?target=quick", 50);
+  log("back to the first page");
+
+  // A live finish appears only where it matches the filter.
+  await page.selectOption("#history-filter select[name=state]", "failed");
+  await waitView("quick's failed jobs (none)", "?target=quick&state=failed", 0);
+  assert.equal(await page.isVisible("#history .empty"), true);
+  const unmatched = await deployQuick();
+  assert.deepEqual(await historyRows(), [], `job ${unmatched} (succeeded) shown under state=failed`);
+  await page.selectOption("#history-filter select[name=state]", "");
+  await waitView("the first page of quick again", "?target=quick", 50);
+  const matched = await deployQuick();
+  await waitFor(`job ${matched} at the top of the history`, (id) => {
+    const first = document.querySelector("#history tbody tr");
+    return first && first.dataset.job === String(id);
+  }, matched);
+  assert.equal((await historyRows()).length, 50, "the page keeps 50 rows");
+  log(`live finish ${matched} on top of the filtered page, ${unmatched} kept out of state=failed`);
+
+  // The view survives a reload: the server renders it from the URL.
+  await page.selectOption("#history-filter select[name=state]", "succeeded");
+  await waitView("quick's succeeded jobs", "?target=quick&state=succeeded", 50);
+  const olderHref = await page.getAttribute("a[data-page=older]", "href");
+  const beforeReload = await historyRows();
+  await page.reload({ waitUntil: "load" });
+  assert.equal(new URL(page.url()).search, "?target=quick&state=succeeded");
+  assert.deepEqual(await page.evaluate(() => ({
+    target: document.querySelector("#history-filter select[name=target]").value,
+    state: document.querySelector("#history-filter select[name=state]").value,
+  })), { target: "quick", state: "succeeded" });
+  assert.deepEqual((await historyRows()).map((r) => r.id).sort(), beforeReload.map((r) => r.id).sort());
+  assert.equal(await page.getAttribute("a[data-page=older]", "href"), olderHref);
+  log("the filtered view survived a reload");
+
   assert.deepEqual(dialogs, [], "a dialog opened");
   assert.deepEqual(pageErrors, [], "the page threw");
   assert.deepEqual(consoleErrors, [], "the console logged errors");

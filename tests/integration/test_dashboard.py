@@ -52,7 +52,8 @@ def prepare(env):
         + target_block("markup", markup, "DeployParam note ^.{0,200}$")
         + target_block("db", db, "DeployConcurrency 1")
         + target_block("nightly", db, "DeployWaitChangeNotification 300",
-                       "DeployMaxWaitChangeNotification 600"))
+                       "DeployMaxWaitChangeNotification 600")
+        + target_block("quick", "/bin/true", "DeployConcurrency 0"))
 
 
 def section(html, name):
@@ -216,6 +217,9 @@ def test_dashboard_in_a_browser_follows_jobs_live_and_runs_no_injected_markup(ma
     env.wait_job(running_db, lambda j: j["progress"] == 30, 15, "db job at 30%")
     queued_db = [env.submit_ok("db")["id"] for _ in range(2)]
     waiting = env.submit_ok("nightly")["id"]
+    # More finished jobs than a page of the history holds.
+    for jid in [env.submit_ok("quick")["id"] for _ in range(55)]:
+        env.wait_finished(jid)
 
     screenshot = os.path.join(BUILD_DIR, "dashboard.png")
     if os.path.exists(screenshot):
@@ -239,11 +243,23 @@ def test_dashboard_in_a_browser_follows_jobs_live_and_runs_no_injected_markup(ma
     finish_all(env, [running_db, queued_db[1], waiting])
 
 
+def history_ids(html):
+    return [int(i) for i in re.findall(r'<tr data-job="(\d+)"', section(html, "history"))]
+
+
+def pager_link(html, which):
+    """The href of the history's "older" or "newest" link, None when hidden."""
+    m = re.search(rf'<a data-page="{which}" href="([^"]*)"( hidden)?>', section(html, "history"))
+    assert m, f"no {which} link in the history"
+    return None if m.group(2) else unescape(m.group(1))
+
+
 @pytest.mark.sanitize
-def test_history_shows_the_fifty_latest_finishes_and_each_target_its_newest_result(make_httpd):
-    """The history lists the 50 jobs that finished last, by finish time: an
-    old job that finishes late is among them, the oldest quick ones are not.
-    The targets table shows each target's newest finished job."""
+def test_history_pages_back_by_id_and_each_target_shows_its_newest_result(make_httpd):
+    """The history's first page holds the 50 newest finished jobs (by id),
+    the latest finish first; its "older" link (before= the lowest id shown)
+    leads to the rest, down to an old job that finished late; "newest"
+    leads back. The targets table shows each target's newest finished job."""
     def prepare_history(env):
         env.gate = Gate(env, "slow")
         env.fragment = (target_block("quick", "/bin/true", "DeployConcurrency 0")
@@ -259,18 +275,51 @@ def test_history_shows_the_fifty_latest_finishes_and_each_target_its_newest_resu
     assert env.wait_finished(slow)["state"] == "succeeded"
 
     html = env.get(f"{BASE}/").text
-    history = section(html, "history")
-    shown = [int(i) for i in re.findall(r'<tr data-job="(\d+)"', history)]
+    shown = history_ids(html)
     # finished_at has milliseconds, the server sorts by microseconds: ties
     # in the JSON may come in either order.
     finished_at = {j: env.job(j)["finished_at"] for j in quick + [slow]}
-    assert len(shown) == 50 and len(set(shown)) == 50, shown
+    assert sorted(shown) == sorted(quick[5:]), shown
     times = [finished_at[j] for j in shown]
     assert times == sorted(times, reverse=True), times
-    left_out = [finished_at[j] for j in finished_at if j not in shown]
-    assert max(left_out) <= min(times), (left_out, times)
-    assert shown[0] == slow and quick[0] not in shown
+    assert pager_link(html, "newest") is None
+    older = pager_link(html, "older")
+    assert older == f"{BASE}/?before={min(quick[5:])}", older
+
+    page2 = env.get(older).text
+    assert sorted(history_ids(page2)) == sorted([slow] + quick[:5]), history_ids(page2)
+    assert history_ids(page2)[0] == slow, "the old job that finished last comes first"
+    assert pager_link(page2, "older") is None, "nothing is older"
+    assert pager_link(page2, "newest") == f"{BASE}/"
+    assert re.search(r'data-before="%d"' % min(quick[5:]), page2)
+
     targets = section(html, "targets")
     for name, newest in (("quick", quick[-1]), ("slow", slow)):
         line = re.search(rf'<tr data-target="{name}">(.*?)</tr>', targets, re.S).group(1)
         assert f">#{newest}</a>" in line, line
+
+    # The filter, first paint: the same query as GET BASE/jobs.
+    only_slow = env.get(f"{BASE}/?target=slow").text
+    assert history_ids(only_slow) == [slow]
+    assert pager_link(only_slow, "older") is None
+    assert '<option value="slow" selected>slow</option>' in section(only_slow, "history")
+    # The targets table and the other sections are not filtered.
+    assert f">#{quick[-1]}</a>" in section(only_slow, "targets")
+    paged = env.get(f"{BASE}/?target=quick&state=succeeded&before={quick[10]}&limit=3").text
+    assert sorted(history_ids(paged)) == sorted(quick[:10]), history_ids(paged)
+    assert '<option value="succeeded" selected>succeeded</option>' in paged
+    assert pager_link(paged, "newest") == f"{BASE}/?target=quick&state=succeeded"
+    none = env.get(f"{BASE}/?state=failed").text
+    assert history_ids(none) == [] and "No finished job matches." in section(none, "history")
+    assert re.search(r'<form id="history-filter" class="filter" method="get" action="%s/">' % BASE,
+                     none)
+
+    # What the page could not have sent is dropped, never shown back.
+    for query in ("?target=%3Cscript%3Ealert(1)%3C/script%3E&state=%3Cimg%20src=x%3E&before=x",
+                  "?target=nosuch&state=running&before=0", "?target=%zz"):
+        hostile = env.get(f"{BASE}/{query}")
+        assert hostile.status == 200, (query, hostile)
+        assert history_ids(hostile.text) == shown, query
+        assert "<script>alert" not in hostile.text and "<img" not in hostile.text
+        assert "nosuch" not in hostile.text and " selected>" not in hostile.text, query
+        assert 'data-filter-target="" data-filter-state="" data-before=""' in hostile.text

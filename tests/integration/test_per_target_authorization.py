@@ -225,6 +225,15 @@ def test_the_dashboard_shows_only_readable_targets_and_their_jobs(layout):
     assert f'data-job="{webapp}"' not in page and f"/targets/webapp" not in page
     page = alice.get(f"{BASE}/").text
     assert 'data-target="webapp"' in page and f'data-job="{webapp}"' in page
+    # The history's filter offers bob only his targets; one he may not read
+    # is ignored (the page is unfiltered), never shown back.
+    page = bob.get(f"{BASE}/?target=webapp&before={webapp + 10}").text
+    assert f'data-job="{other}"' in page and f'data-job="{webapp}"' not in page
+    assert "webapp" not in page and 'data-filter-target=""' in page, page
+    assert '<option value="other" selected>' in bob.get(f"{BASE}/?target=other").text
+    page = alice.get(f"{BASE}/?target=webapp").text
+    history = page[page.index('<section id="history">'):]
+    assert f'data-job="{webapp}"' in history and f'data-job="{other}"' not in history
 
 
 def test_metrics_and_auto_show_per_target_lines_only_for_readable_targets(layout):

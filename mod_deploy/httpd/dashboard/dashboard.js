@@ -11,9 +11,18 @@
   const clockOffset = Number(body.dataset.now) - Date.now();
   const now = () => Date.now() + clockOffset;
   const rows = new Map();
+  const leftThePage = new Set(); // ids of jobs that finished out of the history shown
   for (const tr of document.querySelectorAll("tr[data-job]")) rows.set(tr.dataset.job, tr);
   const targetRows = new Map();
   for (const tr of document.querySelectorAll("tr[data-target]")) targetRows.set(tr.dataset.target, tr);
+  const targetNames = [...targetRows.keys()];
+  // The history's view, as the server rendered it, and the older page's before.
+  let historyView = {
+    target: body.dataset.filterTarget || "",
+    state: body.dataset.filterState || "",
+    before: body.dataset.before ? Number(body.dataset.before) : null,
+  };
+  let olderCursor = body.dataset.older ? Number(body.dataset.older) : null;
 
   const el = (tag, props, text) => {
     const e = document.createElement(tag);
@@ -70,6 +79,25 @@
     section.querySelector(".empty").hidden = n > 0;
   }
 
+  const historySection = document.getElementById("history");
+  const filterForm = document.getElementById("history-filter");
+  const olderLink = historySection.querySelector("a[data-page=older]");
+  const newestLink = historySection.querySelector("a[data-page=newest]");
+  const historyEmpty = historySection.querySelector(".empty");
+  const emptyText = historyEmpty.textContent;
+  // The controls and links of the history section for historyView.
+  function showHistoryView() {
+    filterForm.elements.target.value = historyView.target;
+    filterForm.elements.state.value = historyView.state;
+    const path = base + "/";
+    newestLink.href = path + view.historySearch(historyView, null);
+    newestLink.hidden = historyView.before === null;
+    olderLink.href = path + view.historySearch(historyView, olderCursor);
+    olderLink.hidden = olderCursor === null;
+    const filtered = historyView.target || historyView.state || historyView.before !== null;
+    historyEmpty.textContent = filtered ? "No finished job matches." : emptyText;
+  }
+
   function place(tr, section, job) {
     const tbody = document.querySelector("#" + section + " tbody");
     if (section === "history") {
@@ -78,7 +106,9 @@
         const last = tbody.rows[tbody.rows.length - 1];
         rows.delete(last.dataset.job);
         last.remove();
+        olderCursor = view.cursorAfterTrim(olderCursor, Number(last.dataset.job));
       }
+      showHistoryView();
       return;
     }
     const after = [...tbody.rows].find((row) => Number(row.dataset.job) < job.id);
@@ -94,23 +124,40 @@
     td.replaceChildren(...view.lastResultNodes(job).map(build));
   }
 
+  function newRow(key, section, cells) {
+    const tr = el("tr");
+    tr.dataset.job = key;
+    tr.dataset.section = section;
+    for (const { field } of cells) {
+      const td = el("td");
+      td.dataset.field = field;
+      tr.append(td);
+    }
+    rows.set(key, tr);
+    return tr;
+  }
+
   function update(job) {
     const key = String(job.id);
     const section = view.sectionOf(job.state);
     const cells = view.rowOf(table, section, job, now());
     let tr = rows.get(key);
     const from = tr && tr.dataset.section;
+    updateTarget(job);
+    if (section === "history" && loading) finishedWhileLoading.push(job);
+    if (section === "history" && view.historyChange(historyView, job, from === "history") === "none") {
+      // Finished, but not into this page of the history: it only leaves its section.
+      leftThePage.add(key);
+      if (tr) {
+        tr.remove();
+        rows.delete(key);
+        refreshSection(from);
+      }
+      return;
+    }
     if (!tr || from !== section) {
       if (tr) tr.remove();
-      tr = el("tr");
-      tr.dataset.job = key;
-      tr.dataset.section = section;
-      for (const { field } of cells) {
-        const td = el("td");
-        td.dataset.field = field;
-        tr.append(td);
-      }
-      rows.set(key, tr);
+      tr = newRow(key, section, cells);
       place(tr, section, job);
     }
     cells.forEach(({ cell }, i) => fillCell(tr.cells[i], cell));
@@ -119,8 +166,98 @@
     tr.classList.add("flash");
     if (from && from !== section) refreshSection(from);
     refreshSection(section);
-    updateTarget(job);
   }
+
+  // Reads a page of the history with GET BASE/jobs and shows it in place of
+  // the rows shown. Unfinished jobs come too when no state is chosen: they
+  // are skipped, reading on (a bounded number of times) until the page is full.
+  let loading = 0; // pages being read
+  let ticketOfLast = 0;
+  let finishedWhileLoading = []; // finished jobs of events that came while a page was read
+  async function loadHistory(next, push) {
+    const ticket = ++ticketOfLast;
+    loading++;
+    try {
+      await readHistory(next, push, ticket);
+    } finally {
+      loading--;
+    }
+    if (loading) return;
+    // The pages read may predate these: they apply to the view shown as events do.
+    const replay = finishedWhileLoading;
+    finishedWhileLoading = [];
+    for (const job of replay) update(job);
+  }
+  async function readHistory(next, push, ticket) {
+    const found = [];
+    let before = next.before;
+    let more = false;
+    let last = null;
+    for (let round = 0; round < 10; round++) {
+      const limit = historyLimit + 1;
+      const response = await fetch(base + "/jobs?" + view.jobsQuery(next, before, limit), {
+        headers: { Accept: "application/json" },
+      });
+      if (!response.ok) throw new Error("GET " + base + "/jobs: HTTP " + response.status);
+      const jobs = await response.json();
+      if (!Array.isArray(jobs)) throw new Error("GET " + base + "/jobs: not a list");
+      found.push(...jobs);
+      more = jobs.length === limit;
+      if (jobs.length) last = jobs[jobs.length - 1].id;
+      if (!more || found.filter((job) => view.matchesHistory(next, job)).length > historyLimit) break;
+      before = last;
+    }
+    if (ticket !== ticketOfLast) return; // a later choice won
+    const page = view.pageOf(next, found, historyLimit, more, last);
+    const tbody = historySection.querySelector("tbody");
+    for (const tr of [...tbody.rows]) {
+      rows.delete(tr.dataset.job);
+      tr.remove();
+    }
+    for (const job of page.jobs) {
+      if (!view.isShownJob(table, job) || rows.has(String(job.id))) continue;
+      const cells = view.rowOf(table, "history", job, now());
+      const tr = newRow(String(job.id), "history", cells);
+      cells.forEach(({ cell }, i) => fillCell(tr.cells[i], cell));
+      tbody.append(tr);
+    }
+    historyView = next;
+    olderCursor = page.older;
+    showHistoryView();
+    refreshSection("history");
+    const url = base + "/" + view.historySearch(next, next.before);
+    if (push) history.pushState(null, "", url);
+  }
+
+  function showHistory(next, push) {
+    loadHistory(next, push).catch((e) => {
+      const out = document.getElementById("notice");
+      out.className = "result err";
+      out.textContent = "the history could not be read: " + e.message;
+    });
+  }
+
+  historySection.addEventListener("click", (event) => {
+    const link = event.target instanceof Element && event.target.closest("a[data-page]");
+    if (!link) return;
+    event.preventDefault();
+    const before = link.dataset.page === "older" ? olderCursor : null;
+    showHistory(Object.assign({}, historyView, { before }), true);
+  });
+  const chooseFilter = (event) => {
+    event.preventDefault();
+    showHistory({
+      target: filterForm.elements.target.value,
+      state: filterForm.elements.state.value,
+      before: null,
+    }, true);
+  };
+  filterForm.addEventListener("submit", chooseFilter);
+  filterForm.addEventListener("change", chooseFilter);
+  // Back and forward between the pages and filters this page showed.
+  window.addEventListener("popstate", () => {
+    showHistory(view.parseHistoryView(location.search, targetNames), false);
+  });
 
   const live = document.getElementById("live");
   const setLive = (text, cls) => {
@@ -177,7 +314,8 @@
           : "cancel of job #" + answer.id + " requested";
         // The event stream has the newest state; this only fills the gap
         // when the job is not on the page yet.
-        if (!rows.has(String(answer.id)) && view.isShownJob(table, answer)) update(answer);
+        const key = String(answer.id);
+        if (!rows.has(key) && !leftThePage.has(key) && view.isShownJob(table, answer)) update(answer);
       } else {
         out.className = "result err";
         out.textContent = (answer && answer.message) || "HTTP " + response.status;

@@ -110,9 +110,79 @@ const dashboardView = (() => {
     Boolean(job) && typeof job.id === "number" && typeof job.state === "string" &&
     Object.prototype.hasOwnProperty.call(table.sections, sectionOf(job.state));
 
+  // The history section's view: {target, state, before}, "" or null for
+  // "any" and "the first page". It lives in the page's query string (the
+  // server renders the same view from it, as GET BASE/jobs reads it).
+  // A value the page could not have sent is dropped, as the server does.
+  const FINAL_STATES = ["succeeded", "failed", "timed_out", "canceled", "expired", "lost"];
+  const parseHistoryView = (search, targets) => {
+    const q = new URLSearchParams(search);
+    const target = q.get("target") || "";
+    const state = q.get("state") || "";
+    const before = q.get("before") || "";
+    return {
+      target: targets.includes(target) ? target : "",
+      state: FINAL_STATES.includes(state) ? state : "",
+      before: /^[1-9][0-9]{0,15}$/.test(before) ? Number(before) : null,
+    };
+  };
+  const queryOf = (pairs) => {
+    const q = new URLSearchParams();
+    for (const [name, value] of pairs) if (value !== "" && value !== null) q.append(name, String(value));
+    return q.toString();
+  };
+  // The page's own query for `view` with `before` ("?target=a&before=7", or "").
+  const historySearch = (view, before) => {
+    const q = queryOf([["target", view.target], ["state", view.state], ["before", before]]);
+    return q ? "?" + q : "";
+  };
+  // The query of GET BASE/jobs that reads `limit` jobs of `view` below `before`.
+  const jobsQuery = (view, before, limit) =>
+    queryOf([["target", view.target], ["state", view.state], ["limit", limit], ["before", before]]);
+
+  const matchesHistory = (view, job) =>
+    isFinal(job.state) && (!view.target || job.target === view.target) &&
+    (!view.state || job.state === view.state) && (view.before === null || job.id < view.before);
+
+  // What a job's event does to the history section: "update" its row
+  // (shown), "insert" it at the top (a job that finished into the first
+  // page's filter), or "none" (it does not belong here; on an older page
+  // no new row pushes the others around).
+  const historyChange = (view, job, shown) => {
+    if (shown) return "update";
+    return view.before === null && matchesHistory(view, job) ? "insert" : "none";
+  };
+
+  // The older page's `before` once the row of `trimmedId` left the bottom
+  // of the page: that job must be on the older page, so the cursor rises
+  // above it (null: there was no older page).
+  const cursorAfterTrim = (cursor, trimmedId) =>
+    (cursor === null ? trimmedId + 1 : Math.max(cursor, trimmedId + 1));
+
+  // The history's order: the latest finish first (then the higher id), as
+  // the server renders it and where a job that just finished goes.
+  const historyOrder = (a, b) => {
+    if (a.finished_at !== b.finished_at) return String(b.finished_at) < String(a.finished_at) ? -1 : 1;
+    return b.id - a.id;
+  };
+
+  // A page from the jobs GET BASE/jobs answered, newest id first (`more`:
+  // jobs may be left below the last one read, at `last`): the first `limit`
+  // of the view's jobs in the history's order, and the older page's `before`
+  // (the lowest id shown) or null.
+  const pageOf = (view, jobs, limit, more, last) => {
+    const matching = jobs.filter((job) => matchesHistory(view, job));
+    const shown = matching.slice(0, limit);
+    let older = null;
+    if (matching.length > limit) older = shown[shown.length - 1].id;
+    else if (more) older = last;
+    return { jobs: shown.slice().sort(historyOrder), older };
+  };
+
   return {
     DASH, formatDuration, displayTime, isFinal, sectionOf, elapsedText, countdownText,
-    cellOf, rowOf, lastResultNodes, isShownJob,
+    cellOf, rowOf, lastResultNodes, isShownJob, FINAL_STATES, parseHistoryView, historySearch,
+    jobsQuery, matchesHistory, historyChange, cursorAfterTrim, historyOrder, pageOf,
   };
 })();
 

@@ -187,3 +187,64 @@ test("a column of an unknown kind is refused", () => {
   assert.throws(() => view.cellOf({ kind: "innerHTML", key: "stage" }, job({}), NOW), /no formatter kind innerHTML/);
   assert.throws(() => view.cellOf({ kind: "toString", key: "stage" }, job({}), NOW), /no formatter kind/);
 });
+
+// The history's filter and page (BASE/?target=&state=&before=).
+const TARGETS = ["webapp", "db"];
+const FIRST = { target: "", state: "", before: null };
+
+test("the history's view is read from the query string, dropping what the page cannot send", () => {
+  assert.deepEqual(view.parseHistoryView("", TARGETS), FIRST);
+  assert.deepEqual(view.parseHistoryView("?target=db&state=failed&before=17", TARGETS),
+                   { target: "db", state: "failed", before: 17 });
+  assert.deepEqual(view.parseHistoryView("?target=" + encodeURIComponent(MARKUP) + "&state=running&before=01",
+                                         TARGETS), FIRST, "unknown target, unfinished state, bad id");
+  assert.deepEqual(view.parseHistoryView("?target=other&state=constructor&before=-3", TARGETS), FIRST);
+  assert.deepEqual(view.parseHistoryView("?target=&state=&before=&auto", TARGETS), FIRST);
+});
+
+test("the history's view goes back into the page's query and into GET BASE/jobs", () => {
+  assert.equal(view.historySearch(FIRST, null), "");
+  const db = { target: "db", state: "timed_out", before: 9 };
+  assert.equal(view.historySearch(db, null), "?target=db&state=timed_out");
+  assert.equal(view.historySearch(db, 5), "?target=db&state=timed_out&before=5");
+  assert.deepEqual(view.parseHistoryView(view.historySearch(db, 9), TARGETS), db, "a round trip");
+  assert.equal(view.jobsQuery(db, 9, 51), "target=db&state=timed_out&limit=51&before=9");
+  assert.equal(view.jobsQuery(FIRST, null, 51), "limit=51");
+});
+
+test("a live event inserts a finished job only into a first page whose filter it matches", () => {
+  const done = job({ target: "webapp", state: "failed", id: 50 });
+  assert.equal(view.historyChange(FIRST, done, false), "insert");
+  assert.equal(view.historyChange({ target: "webapp", state: "failed", before: null }, done, false), "insert");
+  assert.equal(view.historyChange({ target: "db", state: "", before: null }, done, false), "none");
+  assert.equal(view.historyChange({ target: "", state: "succeeded", before: null }, done, false), "none");
+  assert.equal(view.historyChange({ target: "", state: "", before: 80 }, done, false), "none",
+               "an older page takes no new row");
+  assert.equal(view.historyChange({ target: "", state: "", before: 80 }, done, true), "update",
+               "a row shown is kept up to date on any page");
+  assert.equal(view.historyChange(FIRST, job({ state: "running" }), false), "none");
+});
+
+test("a row pushed off the first page's bottom stays reachable through the older page", () => {
+  assert.equal(view.cursorAfterTrim(null, 30), 31, "the first trim opens an older page");
+  assert.equal(view.cursorAfterTrim(31, 29), 31);
+  assert.equal(view.cursorAfterTrim(31, 40), 41, "an old id that finished late and then left");
+});
+
+test("a page of GET BASE/jobs keeps the view's finished jobs, latest finish first, and finds the older page", () => {
+  const at = (s) => `2026-11-21T10:00:${String(s).padStart(2, "0")}.000Z`;
+  const jobs = [
+    job({ id: 9, state: "running", finished_at: null }),
+    job({ id: 8, state: "succeeded", finished_at: at(1) }),
+    job({ id: 7, state: "failed", finished_at: at(5) }),
+    job({ id: 6, state: "succeeded", finished_at: at(3) }),
+    job({ id: 5, state: "succeeded", finished_at: at(2) }),
+  ];
+  const page = view.pageOf(FIRST, jobs, 3, true, 5);
+  assert.deepEqual(page.jobs.map((j) => j.id), [7, 6, 8], "the 3 newest finished, by finish");
+  assert.equal(page.older, 6, "older: below the lowest id shown");
+  assert.deepEqual(view.pageOf(FIRST, jobs, 10, false, 5).older, null, "nothing left");
+  assert.deepEqual(view.pageOf(FIRST, jobs, 10, true, 5).older, 5, "not all read yet: on from the last read");
+  const failed = view.pageOf({ target: "", state: "failed", before: null }, jobs, 3, false, 5);
+  assert.deepEqual(failed.jobs.map((j) => j.id), [7]);
+});
