@@ -35,7 +35,8 @@ def prepare(env):
     env.gate = Gate(env, "gate-$DEPLOY_JOB_ID")
     script = env.write_script(
         "secrets.sh", "#!/bin/bash\n"
-        f'printf "%s" "$API_TOKEN" | sha256sum | cut -d" " -f1 > "{env.scratch}/sha-$DEPLOY_JOB_ID"\n'
+        f'printf "%s" "$API_TOKEN" | sha256sum | cut -d" " -f1 '
+        f'> "{env.scratch}/sha-$DEPLOY_JOB_ID"\n'
         'echo "whole: $API_TOKEN"\n'
         # Two writes, 0.2 s apart: two reads of the runner.
         'printf "split: %s" "${API_TOKEN:0:9}"\n'
@@ -113,7 +114,7 @@ def test_secrets_are_in_the_environment_and_masked_everywhere(make_httpd, tmp_pa
     assert "split: *** end" in job_text
     assert_masked(job_text, "the job's event stream")
     all_text = "\n".join(e.data for e in all_events)
-    assert "progress ***" in all_text
+    assert "done with ***" in all_text
     assert_masked(all_text, "the all-jobs event stream")
 
     dashboard = env.get(f"{BASE}/").text
