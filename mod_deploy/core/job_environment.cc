@@ -19,7 +19,9 @@ std::string upper_ascii(std::string_view text) {
 }  // namespace
 
 std::vector<std::string> job_environment(
-    const Job& job, const std::vector<std::pair<std::string, std::string>>& extra) {
+    const Job& job, const std::vector<std::pair<std::string, std::string>>& extra,
+    const std::vector<std::pair<std::string, std::string>>& secrets,
+    std::vector<uint32_t>* secret_entries) {
   std::vector<std::pair<std::string, std::string>> variables = {
       {"PATH", std::string(kPath)},
       {"LANG", "C.UTF-8"},
@@ -41,6 +43,18 @@ std::vector<std::string> job_environment(
   };
   for (const auto& [name, value] : job.params) set("DEPLOY_PARAM_" + upper_ascii(name), value);
   for (const auto& [name, value] : extra) set(name, value);
+  for (const auto& [name, value] : secrets) set(name, value);
+
+  if (secret_entries != nullptr) {
+    secret_entries->clear();
+    for (size_t i = 0; i < variables.size(); ++i) {
+      for (const auto& secret : secrets) {
+        if (secret.first != variables[i].first) continue;
+        secret_entries->push_back(static_cast<uint32_t>(i));
+        break;
+      }
+    }
+  }
 
   std::vector<std::string> environment;
   environment.reserve(variables.size());

@@ -54,6 +54,13 @@ class Reader {
     return true;
   }
 
+  bool get_indices(uint32_t count, std::vector<uint32_t>* out) {
+    if (count > rest_.size() / sizeof(uint32_t)) return false;
+    out->resize(count);
+    for (uint32_t& index : *out) get(&index);
+    return true;
+  }
+
   bool empty() const { return rest_.empty(); }
 
  private:
@@ -61,6 +68,17 @@ class Reader {
 };
 
 bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
+
+// Indices strictly increasing, each naming an entry with a '=' in it.
+bool valid_secret_entries(const std::vector<uint32_t>& indices,
+                          const std::vector<std::string>& environment) {
+  for (size_t i = 0; i < indices.size(); ++i) {
+    if (indices[i] >= environment.size() || (i > 0 && indices[i] <= indices[i - 1]) ||
+        environment[indices[i]].find('=') == std::string::npos)
+      return false;
+  }
+  return true;
+}
 
 // A uid or gid of the launcher's command line: decimal, never 0 (root), never
 // -1 ("unchanged" to setresuid).
@@ -90,9 +108,11 @@ bool parse_ids(std::string_view text, uint32_t* uid, uint32_t* gid, std::string*
 
 std::string encode_launch_request(const LaunchRequest& request) {
   size_t size = sizeof(uint32_t) + kFixedBody + sizeof(uint32_t) +
-                request.working_directory.size() + 2 * sizeof(uint32_t);
-  bool valid =
-      !has_nul(request.working_directory) && (request.user_id == 0) == (request.group_id == 0);
+                request.working_directory.size() + 2 * sizeof(uint32_t) + sizeof(uint32_t) +
+                request.secret_entries.size() * sizeof(uint32_t);
+  bool valid = !has_nul(request.working_directory) &&
+               (request.user_id == 0) == (request.group_id == 0) &&
+               valid_secret_entries(request.secret_entries, request.environment);
   for (const auto* strings : {&request.command, &request.environment}) {
     for (const std::string& s : *strings) {
       size += sizeof(uint32_t) + s.size();
@@ -113,6 +133,8 @@ std::string encode_launch_request(const LaunchRequest& request) {
   for (const std::string& entry : request.environment) put_string(&frame, entry);
   put(&frame, request.user_id);
   put(&frame, request.group_id);
+  put(&frame, static_cast<uint32_t>(request.secret_entries.size()));
+  for (uint32_t index : request.secret_entries) put(&frame, index);
   return frame;
 }
 
@@ -127,24 +149,38 @@ DecodeResult decode_launch_request(std::string_view data, LaunchRequest* out, si
   Reader body(data.substr(sizeof body_size, body_size));
   LaunchRequest request;
   uint64_t timeout = 0, grace = 0;
-  uint32_t words = 0, entries = 0;
+  uint32_t words = 0, entries = 0, secrets = 0;
   const bool read = body.get(&request.job_id) && body.get(&timeout) && body.get(&grace) &&
                     body.get(&words) && body.get(&entries) &&
                     body.get_string(&request.working_directory) &&
                     body.get_strings(words, &request.command) &&
                     body.get_strings(entries, &request.environment) && body.get(&request.user_id) &&
-                    body.get(&request.group_id) && body.empty();
+                    body.get(&request.group_id) && body.get(&secrets) &&
+                    body.get_indices(secrets, &request.secret_entries) && body.empty();
   // Durations fit Micros (they are written from it); a job needs an id and
-  // a program; a user comes with its group (root is neither).
+  // a program; a user comes with its group (root is neither); a secret is
+  // an entry's value.
   if (!read || request.job_id == 0 || words == 0 || request.command[0].empty() ||
       (request.user_id == 0) != (request.group_id == 0) || timeout > uint64_t{INT64_MAX} ||
-      grace > uint64_t{INT64_MAX})
+      grace > uint64_t{INT64_MAX} ||
+      !valid_secret_entries(request.secret_entries, request.environment))
     return DecodeResult::malformed;
   request.timeout = static_cast<Micros>(timeout);
   request.kill_grace = static_cast<Micros>(grace);
   *out = std::move(request);
   *consumed = sizeof body_size + body_size;
   return DecodeResult::complete;
+}
+
+std::vector<std::string> secret_values(const LaunchRequest& request) {
+  std::vector<std::string> values;
+  for (uint32_t index : request.secret_entries) {
+    if (index >= request.environment.size()) continue;
+    const std::string& entry = request.environment[index];
+    const size_t equals = entry.find('=');
+    if (equals != std::string::npos) values.push_back(entry.substr(equals + 1));
+  }
+  return values;
 }
 
 std::vector<std::string> launcher_arguments(const LauncherUsers& users) {

@@ -7,7 +7,10 @@
 //   u32 number of command words, u32 number of environment entries,
 //   then the working directory, the command words and the environment
 //   entries, each as u32 size + bytes,
-//   then u32 user id, u32 group id (both 0: the job runs as its runner).
+//   then u32 user id, u32 group id (both 0: the job runs as its runner),
+//   then u32 number of secret entries and that many u32 indices into the
+//   environment entries, strictly increasing (DeploySecretEnv: the runner
+//   masks those entries' values in the job's output).
 //
 // Integers are in the host's byte order: both ends are the same build on the
 // same machine. The launcher trusts nothing of a frame it has not checked:
@@ -39,7 +42,14 @@ struct LaunchRequest {
   // it was started with (runner/launcher.h).
   uint32_t user_id = 0;
   uint32_t group_id = 0;
+  // DeploySecretEnv: the indices of the `environment` entries whose value
+  // is a secret, strictly increasing; each such entry holds a '='. The
+  // frame carries no value twice: the runner takes them from the entries.
+  std::vector<uint32_t> secret_entries;
 };
+
+// The values of the request's secret entries (what follows the first '=').
+std::vector<std::string> secret_values(const LaunchRequest& request);
 
 // No frame is larger: execve() refuses a larger argv plus environment anyway.
 constexpr size_t kMaxLaunchFrame = 2 * 1024 * 1024;

@@ -290,6 +290,37 @@ const char* cmd_secret(cmd_parms* cmd, void*, const char* arg) {
   return nullptr;
 }
 
+// --- DeploySecretEnv ---
+
+// Shorter secrets would mask too much of the output to be told apart.
+constexpr size_t kMinSecretSize = 4;
+
+// NAME as DeployEnv takes it, but no DEPLOY_* name: those are the job's own.
+// Never says the secret in a message.
+const char* cmd_secret_env(cmd_parms* cmd, void*, const char* name, const char* source) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  std::string n(name);
+  if (n.empty() || n.find('=') != std::string::npos)
+    return error(cmd, "DeploySecretEnv: invalid variable name '" + n + "'");
+  if (n.rfind("DEPLOY_", 0) == 0)
+    return error(cmd, "DeploySecretEnv: invalid variable name '" + n +
+                          "' (DEPLOY_* names are set by mod_deploy)");
+  std::string secret;
+  if (const char* failed = read_key(cmd, source, &secret)) return failed;
+  if (secret.size() < kMinSecretSize)
+    return error(cmd, "DeploySecretEnv " + n + ": the secret from '" + source +
+                          "' is shorter than " + std::to_string(kMinSecretSize) + " bytes");
+  for (auto& [existing, value] : t->secret_env)
+    if (existing == n) {
+      value = std::move(secret);
+      return nullptr;
+    }
+  t->secret_env.emplace_back(n, std::move(secret));
+  return nullptr;
+}
+
 // --- webhooks: DeployParamFrom, DeployFilter, DeployToken, DeployUnsignedUsers ---
 
 // Directives about one target's payloads: only inside <DeployTarget>.
@@ -455,6 +486,9 @@ const command_rec directives[] = {
                   "Working directory of the job"),
     AP_INIT_TAKE1("DeploySecret", (cmd_func)cmd_secret, nullptr, RSRC_CONF,
                   "file:PATH or env:NAME: key of the X-Hub-Signature-256 HMAC"),
+    AP_INIT_TAKE2("DeploySecretEnv", (cmd_func)cmd_secret_env, nullptr, RSRC_CONF,
+                  "NAME file:PATH or env:NAME: a secret in the job's environment, masked in its "
+                  "output"),
     AP_INIT_TAKE2("DeployParamFrom", (cmd_func)cmd_param_from, nullptr, RSRC_CONF,
                   "NAME SOURCE: a parameter taken from json:/POINTER, header:NAME or query:NAME"),
     AP_INIT_TAKE2("DeployFilter", (cmd_func)cmd_filter, nullptr, RSRC_CONF,
@@ -526,6 +560,18 @@ static std::string default_working_directory(const std::optional<JobUser>& user,
   return "/";
 }
 
+// The server level's variables, then the target's, which win for one name.
+static EnvList merged_env(const EnvList& server, const EnvList& target) {
+  EnvList out = server;
+  for (const auto& [name, value] : target) {
+    bool replaced = false;
+    for (auto& [n, v] : out)
+      if (n == name) v = value, replaced = true;
+    if (!replaced) out.emplace_back(name, value);
+  }
+  return out;
+}
+
 std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
   Settings s;
   s.state_dir = config.state_dir ? *config.state_dir : ap_server_root_relative(pool, "deploy");
@@ -551,13 +597,13 @@ std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
       for (const ParamRule& own : t.params) overridden |= own.name == rule.name;
       if (!overridden) target.params.push_back(rule);
     }
-    target.env = d.env;
-    for (const auto& [name, value] : t.env) {
-      bool replaced = false;
-      for (auto& [n, v] : target.env)
-        if (n == name) v = value, replaced = true;
-      if (!replaced) target.env.emplace_back(name, value);
-    }
+    target.env = merged_env(d.env, t.env);
+    target.secret_env = merged_env(d.secret_env, t.secret_env);
+    for (const auto& [name, secret] : target.secret_env)
+      for (const auto& [env_name, value] : target.env)
+        if (env_name == name)
+          return "<DeployTarget " + t.name + "> at " + t.defined_at + ": DeploySecretEnv " + name +
+                 " and DeployEnv " + name + " set the same variable";
     target.timeout = t.timeout.value_or(d.timeout.value_or(300 * 1000000LL));
     target.kill_grace = t.kill_grace.value_or(d.kill_grace.value_or(10 * 1000000LL));
     target.queue_timeout = t.queue_timeout.value_or(d.queue_timeout.value_or(600 * 1000000LL));

@@ -42,6 +42,7 @@ struct TargetDirectives {
   EnvList env;
   std::optional<std::string> working_directory;
   std::optional<std::string> secret;  // the key itself
+  EnvList secret_env;                 // DeploySecretEnv: NAME and the secret itself
   std::optional<JobUser> user;
   // Webhooks: DeployParamFrom, DeployFilter (only inside <DeployTarget>),
   // DeployToken (the token itself), DeployUnsignedUsers.
@@ -61,6 +62,7 @@ struct Target {
   EnvList env;
   std::string working_directory;
   std::optional<std::string> secret;
+  EnvList secret_env;           // DeploySecretEnv: in the job's environment, masked in its output
   std::optional<JobUser> user;  // none: the job runs as httpd's User
   std::vector<ParamFrom> param_from;
   std::vector<SubmissionFilter> filters;

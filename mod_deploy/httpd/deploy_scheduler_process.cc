@@ -367,7 +367,8 @@ class Scheduler {
     request.kill_grace = target.kill_grace;
     request.working_directory = target.working_directory;
     request.command = target.command;
-    request.environment = job_environment(spawn.job, target.env);
+    request.environment =
+        job_environment(spawn.job, target.env, target.secret_env, &request.secret_entries);
     if (target.user) {
       request.user_id = target.user->uid;
       request.group_id = target.user->gid;

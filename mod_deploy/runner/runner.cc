@@ -28,6 +28,7 @@
 
 #include "job_table.h"
 #include "progress.h"
+#include "secret_masker.h"
 
 namespace deploy {
 namespace {
@@ -221,7 +222,8 @@ class Runner {
       : options_(options),
         process_(*process),
         table_(process->table.get()),
-        signal_fd_(process->signal_fd) {}
+        signal_fd_(process->signal_fd),
+        masker_(secret_values(options)) {}
   ~Runner();
   Runner(const Runner&) = delete;
   Runner& operator=(const Runner&) = delete;
@@ -238,6 +240,7 @@ class Runner {
   Micros time_to_next_check() const;
   void read_signals();
   void read_output();
+  void take_output(std::string_view output, ProgressUpdate* update);
   void close_output();
   void append_to_log(const char* data, size_t size);
   bool log_has_room(size_t size);
@@ -282,6 +285,9 @@ class Runner {
   bool busy_warned_ = false;
   // Not zeroed: a page of it is touched only when output fills it.
   std::unique_ptr<char[]> read_buffer_{new char[kReadChunk]};
+  // DeploySecretEnv: the job's output passes here before anything else
+  // sees it, the log and the progress lines included.
+  SecretMasker masker_;
   LineSplitter lines_;
   pid_t job_pid_ = -1;             // also the job's process group
   std::optional<int> job_status_;  // wait status, once the job has exited
@@ -515,22 +521,39 @@ void Runner::read_output() {
     close_output();
     return;
   }
-  // The log first: a reader who sees the new progress finds its line there.
-  append_to_log(buffer, static_cast<size_t>(n));
+  const std::string_view output(buffer, static_cast<size_t>(n));
   ProgressUpdate update;  // the latest of each field: one commit per read
-  lines_.feed(std::string_view(buffer, static_cast<size_t>(n)), [&](std::string_view line) {
-    std::optional<ProgressUpdate> parsed = parse_progress_line(line);
-    if (!parsed) return;
-    if (parsed->progress) update.progress = parsed->progress;
-    if (parsed->stage) update.stage = std::move(parsed->stage);
-  });
+  if (masker_.empty()) {
+    take_output(output, &update);
+  } else {
+    take_output(masker_.feed(output), &update);
+  }
   publish_output(update);
 }
 
+// Output as it is stored (masked): the log first, so that a reader who sees
+// the new progress finds its line there; then its progress lines, the
+// latest of each field into *update.
+void Runner::take_output(std::string_view output, ProgressUpdate* update) {
+  if (output.empty()) return;
+  append_to_log(output.data(), output.size());
+  lines_.feed(output, [&](std::string_view line) {
+    std::optional<ProgressUpdate> parsed = parse_progress_line(line);
+    if (!parsed) return;
+    if (parsed->progress) update->progress = parsed->progress;
+    if (parsed->stage) update->stage = std::move(parsed->stage);
+  });
+}
+
 void Runner::close_output() {
+  // What the masker held back ends the output, before its last line.
   ProgressUpdate update;
+  if (!masker_.empty()) take_output(masker_.finish(), &update);
   lines_.finish([&](std::string_view line) {
-    if (std::optional<ProgressUpdate> parsed = parse_progress_line(line)) update = *parsed;
+    if (std::optional<ProgressUpdate> parsed = parse_progress_line(line)) {
+      if (parsed->progress) update.progress = parsed->progress;
+      if (parsed->stage) update.stage = std::move(parsed->stage);
+    }
   });
   publish_output(update);
   close(output_fd_);

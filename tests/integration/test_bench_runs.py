@@ -14,20 +14,23 @@ RUNS = 2
 JOBS = 100
 WATCHERS = 10
 HISTORY = 300
+MASKING_MIB = 2
 
 
 def test_bench_measures_every_figure_and_its_own_checks_hold(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [os.path.join(REPO_DIR, "scripts", "bench"), "--runs", str(RUNS), "--duration", "1",
            "--e2e-jobs", str(JOBS), "--e2e-runs", str(RUNS), "--watchers", str(WATCHERS),
-           "--history", str(HISTORY), "--new-job-duration", "1", "--json", str(out)]
+           "--history", str(HISTORY), "--new-job-duration", "1",
+           "--masking-mib", str(MASKING_MIB), "--json", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
                           env=dict(os.environ, DEPLOY_BUILD_DIR=BUILD_DIR))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for row in ("2 GET BASE/jobs/ID", "3 POST coalesced", "6 POST p99, watchers",
                 "4 forkexec loop", "4 webhook", "5 table bytes / slot",
                 "7 POST coalesced, sync on", "7 POST coalesced, sync off",
-                "7 POST new job, sync on", "7 POST new job, sync off"):
+                "7 POST new job, sync on", "7 POST new job, sync off",
+                f"8 job of {MASKING_MIB} MiB, plain", f"8 job of {MASKING_MIB} MiB, 2 secrets"):
         assert row in done.stdout, f"no row {row!r} in the table:\n{done.stdout}"
     res = json.loads(out.read_text())
 
@@ -57,6 +60,16 @@ def test_bench_measures_every_figure_and_its_own_checks_hold(tmp_path):
     assert all(r["finished"] == JOBS and r["accepted"] == JOBS and not r["other"]
                for r in res["e2e_runs"]["deploy"])
     assert all(r["runs_counted"] == JOBS for r in res["e2e_runs"]["webhook"])
+
+    masking = res["masking_checks"]
+    assert masking["error_log_problems"] == [] and masking["not_succeeded"] == 0
+    # Every job wrote all its output; the masked ones show *** where the
+    # secret was, and only those.
+    assert masking["secret_misplaced"] == 0
+    assert masking["log_bytes"] == {k: [v] for k, v in masking["expected_log_bytes"].items()}
+    for name in ("masked_s", "plain_s"):
+        figure = res["masking"][name]
+        assert figure["runs"] == RUNS and 0 < figure["min"] <= figure["median"] <= figure["max"]
 
     memory = res["memory"]
     assert memory["finished_jobs"] == HISTORY

@@ -58,6 +58,7 @@ def localized(env, text):
     htpasswd = env.write_file("conf/htpasswd", sha_htpasswd_line(USER, PASSWORD))
     groups = env.write_file("conf/groups", f"ops: {USER}\n")
     key = env.write_file("conf/deploy.key", "k3y\n", 0o644)
+    secret = env.write_file("conf/deploy.secret", "s3cret-value\n", 0o600)
     lines = []
     for line in text.split("\n"):
         words = line.split()
@@ -70,6 +71,7 @@ def localized(env, text):
         line = re.sub(r"(DeployCommand\s+)/\S+", rf"\g<1>{program}", line)
         line = re.sub(r"(AuthUserFile\s+)\S+", rf'\g<1>"{htpasswd}"', line)
         line = re.sub(r"(Deploy(?:Secret|Token)\s+file:)\S+", rf"\g<1>{key}", line)
+        line = re.sub(r"(DeploySecretEnv\s+\S+\s+file:)\S+", rf"\g<1>{secret}", line)
         # A user every Debian machine has (the examples' users need not exist).
         line = re.sub(r"^(\s*DeployUser\s+)\S+(\s+\S+)?", r"\g<1>nobody nogroup", line)
         lines.append(line)

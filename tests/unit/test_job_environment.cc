@@ -85,6 +85,25 @@ START_TEST(values_are_passed_verbatim) {
 }
 END_TEST
 
+START_TEST(secrets_come_last_and_their_entries_are_known) {
+  std::vector<uint32_t> secrets = {99};
+  const std::vector<std::string> environment =
+      deploy::job_environment(webapp_job(), {{"LANG", "de_DE.UTF-8"}, {"REGION", "eu"}},
+                              {{"API_TOKEN", "t0ken"}, {"DB_PASSWORD", "pa=ss"}}, &secrets);
+  assert_environment(
+      environment,
+      {kPath, "LANG=de_DE.UTF-8", "DEPLOY_JOB_ID=42", "DEPLOY_TARGET=webapp", "DEPLOY_REQUESTS=3",
+       "DEPLOY_SUBMITTED_BY=alice", "DEPLOY_PARAM_VERSION=1.2.3", "DEPLOY_PARAM_ENV_NAME=prod",
+       "REGION=eu", "API_TOKEN=t0ken", "DB_PASSWORD=pa=ss"});
+  ck_assert_uint_eq(secrets.size(), 2);
+  ck_assert_uint_eq(secrets[0], 9);
+  ck_assert_uint_eq(secrets[1], 10);
+  // Without secrets, none is named.
+  deploy::job_environment(webapp_job(), {}, {}, &secrets);
+  ck_assert(secrets.empty());
+}
+END_TEST
+
 Suite* job_environment_suite() {
   Suite* suite = suite_create("job_environment");
   TCase* environment = tcase_create("environment");
@@ -94,6 +113,7 @@ Suite* job_environment_suite() {
   tcase_add_test(environment, extra_variable_replaces_a_same_named_one_in_place);
   tcase_add_test(environment, each_name_appears_once_and_the_later_value_wins);
   tcase_add_test(environment, values_are_passed_verbatim);
+  tcase_add_test(environment, secrets_come_last_and_their_entries_are_known);
   suite_add_tcase(suite, environment);
   return suite;
 }

@@ -22,11 +22,16 @@ LaunchRequest sample() {
   r.kill_grace = 10'000'000;
   r.working_directory = "/srv/deploy";
   r.command = {"/opt/deploy/vm-deploy", "--flag", "", "a b"};
-  r.environment = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "DEPLOY_JOB_ID=42", "EMPTY="};
+  r.environment = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "DEPLOY_JOB_ID=42",
+                   "EMPTY=", "TOKEN=s3cret=value"};
   r.user_id = 998;
   r.group_id = 997;
+  r.secret_entries = {4};
   return r;
 }
+
+// The secret entries' count and indices at the end of sample()'s frame.
+constexpr size_t kSampleSecretsSize = 4 + 4;
 
 void assert_same(const LaunchRequest& a, const LaunchRequest& b) {
   ck_assert_uint_eq(a.job_id, b.job_id);
@@ -37,6 +42,7 @@ void assert_same(const LaunchRequest& a, const LaunchRequest& b) {
   ck_assert(a.environment == b.environment);
   ck_assert_uint_eq(a.user_id, b.user_id);
   ck_assert_uint_eq(a.group_id, b.group_id);
+  ck_assert(a.secret_entries == b.secret_entries);
 }
 
 // The 4-byte size, then the body at `offset` within it overwritten.
@@ -139,11 +145,53 @@ START_TEST(frames_that_cannot_be_trusted_are_malformed) {
   LaunchRequest empty_program = sample();
   empty_program.command[0].clear();
   ck_assert(result(deploy::encode_launch_request(empty_program)) == DecodeResult::malformed);
-  // A user without a group, or a group without a user (the last 8 bytes):
-  // root would fill in the missing half.
+  // A user without a group, or a group without a user (the 8 bytes before
+  // the secret entries): root would fill in the missing half.
   const uint32_t root = 0;
-  ck_assert(result(with_field(frame, frame.size() - 4 - 8, &root, 4)) == DecodeResult::malformed);
-  ck_assert(result(with_field(frame, frame.size() - 4 - 4, &root, 4)) == DecodeResult::malformed);
+  const size_t user_at = frame.size() - 4 - kSampleSecretsSize - 8;
+  ck_assert(result(with_field(frame, user_at, &root, 4)) == DecodeResult::malformed);
+  ck_assert(result(with_field(frame, user_at + 4, &root, 4)) == DecodeResult::malformed);
+}
+END_TEST
+
+START_TEST(secret_entries_name_environment_values_only) {
+  LaunchRequest out;
+  size_t used = 0;
+  ck_assert(deploy::decode_launch_request(deploy::encode_launch_request(sample()), &out, &used) ==
+            DecodeResult::complete);
+  // The value is what follows the first '=': it may hold '=' itself.
+  const std::vector<std::string> values = deploy::secret_values(out);
+  ck_assert_uint_eq(values.size(), 1);
+  ASSERT_TEXT_EQ(values[0], "s3cret=value");
+
+  // An index past the entries, one twice or out of order, or an entry
+  // without '=' cannot be encoded...
+  for (const std::vector<uint32_t>& indices :
+       std::vector<std::vector<uint32_t>>{{5}, {4, 4}, {4, 0}, {UINT32_MAX}}) {
+    LaunchRequest bad = sample();
+    bad.secret_entries = indices;
+    ck_assert(deploy::encode_launch_request(bad).empty());
+  }
+  LaunchRequest no_equals = sample();
+  no_equals.environment[4] = "TOKEN";
+  ck_assert(deploy::encode_launch_request(no_equals).empty());
+
+  // ...nor decoded: the index (the last 4 bytes) past the entries, or more
+  // indices than the body holds.
+  const std::string frame = deploy::encode_launch_request(sample());
+  const uint32_t past = 5, many = 1u << 30, two = 2;
+  ck_assert(deploy::decode_launch_request(with_field(frame, frame.size() - 4 - 4, &past, 4), &out,
+                                          &used) == DecodeResult::malformed);
+  ck_assert(deploy::decode_launch_request(with_field(frame, frame.size() - 4 - 8, &many, 4), &out,
+                                          &used) == DecodeResult::malformed);
+  ck_assert(deploy::decode_launch_request(with_field(frame, frame.size() - 4 - 8, &two, 4), &out,
+                                          &used) == DecodeResult::malformed);
+  // A request without secrets has none.
+  LaunchRequest plain = sample();
+  plain.secret_entries.clear();
+  ck_assert(deploy::decode_launch_request(deploy::encode_launch_request(plain), &out, &used) ==
+            DecodeResult::complete);
+  ck_assert(deploy::secret_values(out).empty());
 }
 END_TEST
 
@@ -210,6 +258,7 @@ Suite* launch_request_suite() {
   tcase_add_test(tc, every_prefix_is_incomplete_and_the_rest_is_left_alone);
   tcase_add_test(tc, a_request_that_cannot_be_started_has_no_frame);
   tcase_add_test(tc, frames_that_cannot_be_trusted_are_malformed);
+  tcase_add_test(tc, secret_entries_name_environment_values_only);
   suite_add_tcase(suite, tc);
   TCase* users = tcase_create("launcher users");
   tcase_add_test(users, launcher_users_read_back_what_the_scheduler_writes);

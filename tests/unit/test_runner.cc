@@ -104,7 +104,8 @@ struct RunnerCall {
   int timeout_ms = 0;
   int grace_ms = 10'000;
   std::vector<std::string> environment = kJobEnvironment;
-  std::string working_directory;  // "": the fixture's directory
+  std::string working_directory;         // "": the fixture's directory
+  std::vector<uint32_t> secret_entries;  // DeploySecretEnv (through the launcher only)
 };
 
 // Starts deploy-runner the way httpd's scheduler would, and as hostile as
@@ -546,6 +547,7 @@ void send_job(const Launcher& launcher, uint64_t id, const RunnerCall& call, uin
       call.working_directory.empty() ? fixture->dir : call.working_directory;
   request.command = call.command;
   request.environment = call.environment;
+  request.secret_entries = call.secret_entries;
   const std::string frame = deploy::encode_launch_request(request);
   ck_assert(!frame.empty());
   ck_assert_int_eq(write(launcher.requests, frame.data(), frame.size()), frame.size());
@@ -629,6 +631,43 @@ START_TEST(launcher_runs_jobs_one_after_another_in_one_runner) {
   close(launcher.requests);
   ck_assert_int_eq(wait_for_runner_exit(launcher.pid), 0);
   wait_for_exit_of(done[0].runner_pid);
+}
+END_TEST
+
+START_TEST(secrets_are_masked_before_the_log_and_the_stage_see_them) {
+  // LONG begins with SHORT; the job writes LONG in two pieces, in progress
+  // and stage lines, twice on a line, and at the very end without newline.
+  const std::string job = write_script("job.sh",
+                                       "echo \"whole $LONG\"\n"
+                                       "printf 'split %.5s' \"$LONG\"; sleep 0.2\n"
+                                       "printf '%s end\\n' \"${LONG#?????}\"\n"
+                                       "echo \"twice $SHORT $SHORT, $LONG $SHORT\"\n"
+                                       "echo \"::progress 50 with $SHORT\"\n"
+                                       "printf '::stage last %s' \"$LONG\"\n");
+  const Launcher launcher = start_launcher();
+  const uint64_t id = add_running_job();
+  RunnerCall call(job);
+  call.environment = {"PATH=/usr/bin:/bin", "SHORT=s3cr3t", "LONG=s3cr3t-and-more"};
+  call.secret_entries = {1, 2};
+  send_job(launcher, id, call);
+  const JobRecord r = wait_for_final_state(id);
+  assert_exited_with(r, JobState::succeeded, 0);
+  const std::string expected =
+      "whole ***\nsplit *** end\ntwice *** ***, *** ***\n::progress 50 with ***\n::stage last ***";
+  ASSERT_TEXT_EQ(log_of(id), expected);
+  ck_assert_uint_eq(r.log_size, expected.size());
+  // The last line was parsed after the masker let go of its end.
+  ck_assert_str_eq(r.stage, "last ***");
+  ck_assert_int_eq(r.progress, 50);
+
+  // The next job of the same runner, without secrets, is not masked.
+  const uint64_t plain = add_running_job();
+  call.secret_entries.clear();
+  send_job(launcher, plain, call);
+  assert_exited_with(wait_for_final_state(plain), JobState::succeeded, 0);
+  ck_assert(log_of(plain).find("whole s3cr3t-and-more\n") != std::string::npos);
+  close(launcher.requests);
+  ck_assert_int_eq(wait_for_runner_exit(launcher.pid), 0);
 }
 END_TEST
 
@@ -770,6 +809,7 @@ Suite* runner_suite() {
 
   TCase* launcher = deploy::test::case_with_fixture("launcher", set_up, tear_down, 30);
   tcase_add_test(launcher, launcher_runs_jobs_one_after_another_in_one_runner);
+  tcase_add_test(launcher, secrets_are_masked_before_the_log_and_the_stage_see_them);
   tcase_add_test(launcher, launcher_gives_running_jobs_their_own_runners_which_outlive_it);
   tcase_add_test(launcher, sigterm_ends_an_idle_runner_and_the_next_job_gets_another);
   tcase_add_test(launcher, a_malformed_request_ends_the_launcher);
