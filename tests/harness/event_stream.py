@@ -10,7 +10,7 @@ import http.client
 import json
 import time
 
-from httpd_env import FINAL_STATES
+from .httpd_env import FINAL_STATES
 
 
 class Event:

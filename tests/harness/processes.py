@@ -6,8 +6,8 @@ import datetime
 import os
 import signal
 
-from httpd_env import (BASE, _read_proc, all_pids, children_of, holds_listener, process_alive,
-                       process_ppid, wait_for)
+from .httpd_env import (BASE, _read_proc, all_pids, children_of, holds_listener, process_alive,
+                        process_ppid, wait_for)
 
 
 def cmdline(pid):

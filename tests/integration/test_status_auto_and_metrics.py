@@ -10,10 +10,9 @@ import time
 
 import pytest
 
-import httpd_env
-from httpd_env import (BASE, REPO_DIR, Gate, basic_credentials, gated_job_script, sha_htpasswd_line,
-                       target_block,
-                       wait_for)
+from harness import httpd_env
+from harness.httpd_env import (BASE, REPO_DIR, Gate, basic_credentials, gated_job_script, sha_htpasswd_line,
+                               target_block, wait_for)
 from test_job_json_fields import parse_time
 
 TARGETS = ("blocker", "good", "bad", "quiet")
