@@ -61,6 +61,23 @@ PROBLEM_PATTERNS = (
 )
 
 
+# The event MPM of the load test and the bench: 400 threads in 4 processes, all
+# started at once, keep-alive without a request limit.
+LOAD_MPM_SETTINGS = [
+    "StartServers 4",
+    "ServerLimit 4",
+    "ThreadLimit 100",
+    "ThreadsPerChild 100",
+    "MaxRequestWorkers 400",
+    "MinSpareThreads 25",
+    "MaxSpareThreads 400",
+    "MaxConnectionsPerChild 0",
+    "MaxKeepAliveRequests 0",
+    "KeepAliveTimeout 30",
+    "ListenBacklog 1024",
+]
+
+
 class HttpdError(AssertionError):
     pass
 
@@ -135,24 +152,28 @@ def hub_signature(key: bytes, body: bytes):
     return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
-def process_state(pid):
-    """'R', 'S', 'Z'... of a pid, or None when it does not exist."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return stat[stat.rindex(")") + 2:].split()[0]
-
-
-def process_ppid(pid):
-    """The parent of pid, None when it is gone (also while it goes: ESRCH)."""
+def stat_fields(pid):
+    """(comm, state, ppid) of pid from /proc/PID/stat, None when it is gone (also
+    while it goes: ESRCH)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
     except OSError:
         return None
-    return int(stat[stat.rindex(")") + 2:].split()[1])
+    rest = stat[stat.rindex(")") + 2:].split()
+    return stat[stat.index("(") + 1:stat.rindex(")")], rest[0], int(rest[1])
+
+
+def process_state(pid):
+    """'R', 'S', 'Z'... of a pid, or None when it does not exist."""
+    fields = stat_fields(pid)
+    return fields[1] if fields else None
+
+
+def process_ppid(pid):
+    """The parent of pid, None when it is gone."""
+    fields = stat_fields(pid)
+    return fields[2] if fields else None
 
 
 def process_alive(pid):

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from harness.processes import (children_of, httpd_children, kill9, process_ppid, runner_pid,
-                               the_scheduler, total, wait_gone)
+                               the_scheduler, wait_gone)
+from harness.status import total
 from harness.httpd_env import Gate, blocking_script_lines, process_alive, target_block, wait_for
 
 

@@ -11,7 +11,8 @@ record stays `lost` when they end."""
 
 import time
 
-from harness.processes import job_pid, kill9, runner_pid, timestamp, total, wait_gone
+from harness.processes import job_pid, kill9, runner_pid, timestamp, wait_gone
+from harness.status import total
 from harness.httpd_env import Gate, blocking_script_lines, process_alive, target_block
 
 
