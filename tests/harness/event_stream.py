@@ -10,7 +10,7 @@ import http.client
 import json
 import time
 
-from .httpd_env import FINAL_STATES
+from .httpd_env import FINAL_STATES, TIMEOUT_SCALE
 
 
 class Event:
@@ -39,6 +39,7 @@ class EventStream:
         """source: the client's own loopback address (127.0.0.N), to act as
         several clients."""
         opened_at = time.monotonic()
+        timeout *= TIMEOUT_SCALE
         conn = http.client.HTTPConnection("127.0.0.1", env.port, timeout=timeout,
                                           source_address=(source, 0) if source else None)
         conn.request("GET", path, headers=dict(headers or {}))

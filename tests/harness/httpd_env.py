@@ -14,7 +14,7 @@ Environment:
   DEPLOY_APACHE2     the httpd binary (default /usr/sbin/apache2)
   DEPLOY_HTTPD_WRAPPER  a command line `httpd -k start` runs under (words split
                      as a shell would; scripts/valgrind-check sets valgrind here)
-  DEPLOY_TIMEOUT_SCALE  every wait_for bound is multiplied by this (default 1;
+  DEPLOY_TIMEOUT_SCALE  every wait_for bound and HTTP timeout is multiplied by this (default 1;
                      scripts/valgrind-check sets 10: memcheck is that much slower)
   DEPLOY_KEEP_DIRS   keep every test's server directory (else kept on failure)
 """
@@ -596,7 +596,7 @@ class HttpdEnv:
     def request(self, method, path, body=None, headers=None, timeout=10):
         if path.startswith("http://"):
             path = urllib.parse.urlsplit(path)._replace(scheme="", netloc="").geturl()
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout * TIMEOUT_SCALE)
         try:
             if isinstance(body, str):
                 body = body.encode()
