@@ -78,6 +78,11 @@ LOAD_MPM_SETTINGS = [
 ]
 
 
+# What a request on a reused keep-alive connection meets when httpd closed it
+# meanwhile (KeepAliveTimeout, a graceful restart): the request may be resent.
+KEEPALIVE_RACE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
 class HttpdError(AssertionError):
     pass
 
