@@ -11,10 +11,13 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+# tests/: the harness package (tests/harness); tests/integration: the test
+# modules that import each other (test_job_json_fields.parse_time...).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(1, os.path.dirname(os.path.abspath(__file__)))
 
-import httpd_env  # noqa: E402
-from httpd_env import HttpdEnv  # noqa: E402
+from harness import httpd_env  # noqa: E402
+from harness.httpd_env import HttpdEnv  # noqa: E402
 
 _live_envs = []
 

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from deploy_processes import (children_of, httpd_children, kill9, process_ppid, runner_pid,
-                              the_scheduler, total, wait_gone)
-from httpd_env import Gate, blocking_script_lines, process_alive, target_block, wait_for
+from harness.processes import (children_of, httpd_children, kill9, process_ppid, runner_pid,
+                               the_scheduler, wait_gone)
+from harness.status import total
+from harness.httpd_env import Gate, blocking_script_lines, process_alive, target_block, wait_for
 
 
 def prepare(env):

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from event_stream import EventStream, is_final_job_event, is_job_event
-from httpd_env import BASE, FINAL_STATES, Gate, blocking_script_lines, target_block
+from harness.event_stream import EventStream, is_final_job_event, is_job_event
+from harness.httpd_env import BASE, FINAL_STATES, Gate, blocking_script_lines, target_block
 
 LIFECYCLE = ("waiting", "queued", "running")
 

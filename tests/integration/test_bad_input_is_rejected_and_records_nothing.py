@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from httpd_env import BASE, Gate, Response, gated_job_script, hub_signature, target_block
+from harness.httpd_env import BASE, Gate, Response, gated_job_script, hub_signature, target_block
 
 SECRET = b"hunter2-key"
 JSON = {"Content-Type": "application/json"}

@@ -4,7 +4,7 @@ DocumentRoot do not apply there, while <Location> sections still do."""
 
 import os
 
-from httpd_env import BASE, target_block
+from harness.httpd_env import BASE, target_block
 
 # An .htaccess httpd cannot parse: any request that reads it fails with 500.
 BROKEN_HTACCESS = "ThisIsNotADirective at all\n"

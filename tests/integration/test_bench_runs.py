@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 
-from httpd_env import BUILD_DIR, REPO_DIR
+from harness.httpd_env import BUILD_DIR, REPO_DIR
 
 RUNS = 2
 JOBS = 100

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from httpd_env import target_block
+from harness.httpd_env import target_block
 from test_job_json_fields import parse_time
 from test_job_parameters_never_reach_a_shell import read_environ
 

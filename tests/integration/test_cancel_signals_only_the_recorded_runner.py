@@ -11,8 +11,8 @@ import struct
 import subprocess
 import sys
 
-from deploy_processes import runner_pid, the_scheduler
-from httpd_env import BASE, HTTPD_USER, RUNNING_AS_ROOT, target_block, wait_for
+from harness.processes import runner_pid, the_scheduler
+from harness.httpd_env import BASE, HTTPD_USER, RUNNING_AS_ROOT, target_block, wait_for
 
 HEADER_SIZE = 65536
 RECORD_SIZE = 2048

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from httpd_env import BASE, ClockShift, Gate, gated_job_script, target_block
+from harness.httpd_env import BASE, ClockShift, Gate, gated_job_script, target_block
 from test_job_json_fields import parse_time
 
 EVENTS_TIMEOUT = 3

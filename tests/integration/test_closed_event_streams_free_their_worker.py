@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from event_stream import EventStream
-from httpd_env import BASE, target_block, wait_for
+from harness.event_stream import EventStream
+from harness.httpd_env import BASE, target_block, wait_for
 
 WORKERS = 4
 FREED_WITHIN = 5.0  # seconds; streams look at their connection every second

@@ -6,7 +6,7 @@ max wait equal to the quiet window the window is fixed from the first trigger.""
 import threading
 import time
 
-from httpd_env import target_block
+from harness.httpd_env import target_block
 from test_job_json_fields import parse_time
 from test_job_parameters_never_reach_a_shell import read_environ
 

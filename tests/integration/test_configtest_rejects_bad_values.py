@@ -3,7 +3,7 @@ directive and the value; good configurations pass."""
 
 import pytest
 
-from httpd_env import HTTPD_USER, RUNNING_AS_ROOT, target_block
+from harness.httpd_env import HTTPD_USER, RUNNING_AS_ROOT, target_block
 
 OK = "/bin/true"
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from httpd_env import BASE, target_block
+from harness.httpd_env import BASE, target_block
 
 HEADER_SIZE = 65536
 RECORD_SIZE = 2048

@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from httpd_env import BASE, Gate, children_of, gated_job_script, target_block, wait_for
+from harness.httpd_env import BASE, Gate, children_of, gated_job_script, target_block, wait_for
 
 # Offsets in TableHeader (core/job_table.h).
 CAPACITY = 16

@@ -18,7 +18,7 @@ from html import unescape
 
 import pytest
 
-from httpd_env import (BASE, BUILD_DIR, REPO_DIR, Gate, blocking_script_lines, target_block)
+from harness.httpd_env import (BASE, BUILD_DIR, REPO_DIR, Gate, blocking_script_lines, target_block)
 
 MARKUP = "<script>alert(1)</script><img src=x onerror=alert(1)>"
 BROWSER_DIR = os.path.join(REPO_DIR, "tests", "browser")

@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 
-from httpd_env import (BASE, HTTPD_USER, RUNNING_AS_ROOT, all_pids, process_ppid, process_state,
-                       target_block, wait_for)
+from harness.httpd_env import (BASE, HTTPD_USER, RUNNING_AS_ROOT, all_pids, process_ppid, process_state,
+                               target_block, wait_for)
 
 pytestmark = pytest.mark.skipif(
     not RUNNING_AS_ROOT or shutil.which("useradd") is None,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from httpd_env import REPO_DIR, free_port
+from harness.httpd_env import REPO_DIR, free_port
 
 SCRIPT = os.path.join(REPO_DIR, "scripts", "deploy-wait-tcp")
 

@@ -19,9 +19,9 @@ import time
 
 import pytest
 
-import httpd_env
-from httpd_env import (BASE, Gate, blocking_script_lines, free_port, gated_job_script,
-                       process_alive, sha_htpasswd_line, target_block, wait_for)
+from harness import httpd_env
+from harness.httpd_env import (BASE, Gate, blocking_script_lines, free_port, gated_job_script,
+                               process_alive, sha_htpasswd_line, target_block, wait_for)
 
 DEPLOYCTL = os.path.join(httpd_env.BUILD_DIR, "deployctl")
 

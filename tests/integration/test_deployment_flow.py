@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from httpd_env import BASE, MPMS, Gate, gated_job_script, target_block
+from harness.httpd_env import BASE, MPMS, Gate, gated_job_script, target_block
 
 
 def setup_blocking_target(env):

@@ -21,9 +21,9 @@ import urllib.request
 
 import pytest
 
-import httpd_env
-from httpd_env import (BASE, BUILD_DIR, HTTPD_USER, REPO_DIR, RUNNING_AS_ROOT, Gate,
-                       blocking_script_lines, free_port, sha_htpasswd_line, target_block)
+from harness import httpd_env
+from harness.httpd_env import (BASE, BUILD_DIR, HTTPD_USER, REPO_DIR, RUNNING_AS_ROOT, Gate,
+                               blocking_script_lines, free_port, sha_htpasswd_line, target_block)
 from test_dashboard import BROWSER_DIR, BROWSER_TIMEOUT, BrowserRun, require_browser
 
 PORTAL_DIR = os.path.join(REPO_DIR, "examples", "django-portal")

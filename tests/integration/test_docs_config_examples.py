@@ -17,8 +17,8 @@ import re
 
 import pytest
 
-import httpd_env
-from httpd_env import BASE, REPO_DIR, basic_credentials, sha_htpasswd_line
+from harness import httpd_env
+from harness.httpd_env import BASE, REPO_DIR, basic_credentials, sha_htpasswd_line
 from test_django_portal import indented_blocks
 
 USER, PASSWORD = "alice", "s3cret"

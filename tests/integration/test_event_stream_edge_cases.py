@@ -6,8 +6,8 @@ job's stream whole, in one event that rebuilds it exactly."""
 
 import pytest
 
-from event_stream import EventStream, is_job_event
-from httpd_env import BASE, target_block
+from harness.event_stream import EventStream, is_job_event
+from harness.httpd_env import BASE, target_block
 
 LONG_LINE = 200 * 1024
 

@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from event_stream import EventStream
-from httpd_env import BASE, children_of, holds_listener, target_block, wait_for
+from harness.event_stream import EventStream
+from harness.httpd_env import BASE, children_of, holds_listener, target_block, wait_for
 
 
 def prepare(env, server_config=""):

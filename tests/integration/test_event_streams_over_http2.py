@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from httpd_env import BASE, target_block
+from harness.httpd_env import BASE, target_block
 
 HTTP2_MODULE = "/usr/lib/apache2/modules/mod_http2.so"
 OPEN_FOR = 4  # seconds the client holds the stream, well past the 1 s checks

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from httpd_env import REPO_DIR, target_block, wait_for
+from harness.httpd_env import REPO_DIR, target_block, wait_for
 
 STAGES = ["Creating VM", "Provisioning", "Changing network", "Rebooting", "Verifying SSH",
           "Running playbooks", "Done"]

@@ -10,9 +10,9 @@ import os
 
 import pytest
 
-import httpd_env
-from httpd_env import HttpdError, target_block, wait_for
-from loop_image import NEEDS_ROOT, loop_image
+from harness import httpd_env
+from harness.httpd_env import HttpdError, target_block, wait_for
+from harness.loop_image import NEEDS_ROOT, loop_image
 
 pytestmark = pytest.mark.skipif(not httpd_env.RUNNING_AS_ROOT, reason=NEEDS_ROOT)
 

@@ -9,8 +9,8 @@ timing."""
 
 import pytest
 
-from event_stream import EventStream, is_job_event
-from httpd_env import BASE, blocking_script_lines, target_block
+from harness.event_stream import EventStream, is_job_event
+from harness.httpd_env import BASE, blocking_script_lines, target_block
 
 
 def gate_of(env, job_id):

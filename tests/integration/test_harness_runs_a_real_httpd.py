@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-import httpd_env
-from httpd_env import HttpdEnv, MPMS
+from harness import httpd_env
+from harness.httpd_env import HttpdEnv, MPMS
 
 pytestmark = [pytest.mark.harness, pytest.mark.sanitize]
 

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from httpd_env import BASE, Gate, gated_job_script, target_block, wait_for
+from harness.httpd_env import BASE, Gate, gated_job_script, target_block, wait_for
 
 # Longest a request may take while the lock is held: 5 s and some slack.
 BUSY_LIMIT = 12

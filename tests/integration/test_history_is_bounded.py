@@ -4,7 +4,7 @@ restarts keeps what fits."""
 
 import os
 
-from httpd_env import target_block, wait_for
+from harness.httpd_env import target_block, wait_for
 
 
 def prepare(env, history=3):

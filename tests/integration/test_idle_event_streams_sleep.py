@@ -5,8 +5,8 @@ stream still sees the next change at once (long before its 15 s heartbeat would)
 import os
 import time
 
-from event_stream import EventStream, is_final_job_event, is_job_event
-from httpd_env import APACHE2, BASE, Gate, all_pids, gated_job_script, target_block
+from harness.event_stream import EventStream, is_final_job_event, is_job_event
+from harness.httpd_env import APACHE2, BASE, Gate, all_pids, gated_job_script, target_block
 
 IDLE_SECONDS = 2.0
 CPU_BOUND_SECONDS = 0.5

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from httpd_env import BUILD_DIR, DEBIAN_MODULES_DIR
+from harness.httpd_env import BUILD_DIR, DEBIAN_MODULES_DIR
 
 PREFIX = "/opt/mod_deploy-test"
 

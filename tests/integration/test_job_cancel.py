@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from httpd_env import BASE, Gate, gated_job_script, target_block
+from harness.httpd_env import BASE, Gate, gated_job_script, target_block
 from test_job_timeout_kills_the_whole_process_group import assert_job_processes_gone
 
 

@@ -3,7 +3,7 @@ httpd's own (SPEC "What the job sees")."""
 
 import pytest
 
-from httpd_env import HTTPD_ENV_MARKER, target_block
+from harness.httpd_env import HTTPD_ENV_MARKER, target_block
 from test_job_parameters_never_reach_a_shell import read_environ
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

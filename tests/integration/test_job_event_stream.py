@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from event_stream import EventStream, is_job_event
-from httpd_env import BASE, Gate, blocking_script_lines, target_block
+from harness.event_stream import EventStream, is_job_event
+from harness.httpd_env import BASE, Gate, blocking_script_lines, target_block
 
 # The job stops at each gate until the test has seen the change before it:
 # every change is then observable, whatever the speed of the machine.

@@ -4,7 +4,7 @@ highest id of a log in DeployStateDir/logs."""
 
 import os
 
-from httpd_env import target_block
+from harness.httpd_env import target_block
 
 
 def prepare(env):

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from httpd_env import (BASE, Gate, basic_auth_location, basic_credentials, gated_job_script,
-                       sha_htpasswd_line, target_block)
+from harness.httpd_env import (BASE, Gate, basic_auth_location, basic_credentials, gated_job_script,
+                               sha_htpasswd_line, target_block)
 
 RFC3339_MS_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 FIELDS = {"id", "target", "state", "params", "progress", "stage", "requests", "not_before",

@@ -3,7 +3,7 @@ X-Log-Size, and X-More-Data: true only while the job can still write."""
 
 import pytest
 
-from httpd_env import BASE, Gate, gated_job_script, target_block
+from harness.httpd_env import BASE, Gate, gated_job_script, target_block
 
 
 def prepare(env):

@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from httpd_env import target_block
+from harness.httpd_env import target_block
 
 HOSTILE = {
     "subst": "$(touch {scratch}/pwned-subst)",

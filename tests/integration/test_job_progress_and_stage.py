@@ -3,7 +3,7 @@ stage while it runs, and stay in the log."""
 
 import pytest
 
-from httpd_env import Gate, blocking_script_lines, target_block
+from harness.httpd_env import Gate, blocking_script_lines, target_block
 
 
 def prepare(env):

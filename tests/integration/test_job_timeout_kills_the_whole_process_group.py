@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from httpd_env import all_pids, process_ppid, process_state, target_block, wait_for
+from harness.httpd_env import all_pids, process_ppid, process_state, target_block, wait_for
 
 
 STUBBORN = """#!/bin/bash

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from deploy_processes import (job_pid, runner_pid, runner_pids, job_pids, the_scheduler,
-                              timestamp, total, wait_gone)
-from httpd_env import BASE, Gate, blocking_script_lines, process_alive, target_block, wait_for
+from harness.processes import (job_pid, runner_pid, runner_pids, job_pids, the_scheduler,
+                               timestamp, wait_gone)
+from harness.status import total
+from harness.httpd_env import BASE, Gate, blocking_script_lines, process_alive, target_block, wait_for
 
 RELOADS = ["graceful", "restart"]
 

@@ -3,7 +3,7 @@ newest first."""
 
 import pytest
 
-from httpd_env import BASE, target_block
+from harness.httpd_env import BASE, target_block
 
 
 def prepare(env):

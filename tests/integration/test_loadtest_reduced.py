@@ -11,7 +11,7 @@ it must exit 0 within the time limit it is given (and which the test enforces to
 import os
 import subprocess
 
-import httpd_env
+from harness import httpd_env
 
 SCRIPT = os.path.join(httpd_env.REPO_DIR, "scripts", "loadtest")
 

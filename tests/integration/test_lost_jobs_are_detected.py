@@ -11,8 +11,9 @@ record stays `lost` when they end."""
 
 import time
 
-from deploy_processes import job_pid, kill9, runner_pid, timestamp, total, wait_gone
-from httpd_env import Gate, blocking_script_lines, process_alive, target_block
+from harness.processes import job_pid, kill9, runner_pid, timestamp, wait_gone
+from harness.status import total
+from harness.httpd_env import Gate, blocking_script_lines, process_alive, target_block
 
 
 def prepare(env):

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from httpd_env import Gate, blocking_script_lines, target_block, wait_for
+from harness.httpd_env import Gate, blocking_script_lines, target_block, wait_for
 
 
 def prepare(env):

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from httpd_env import Gate, blocking_script_lines, target_block, wait_for
+from harness.httpd_env import Gate, blocking_script_lines, target_block, wait_for
 
 CLIENTS = 16
 

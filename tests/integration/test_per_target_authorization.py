@@ -17,9 +17,9 @@ import subprocess
 
 import pytest
 
-from event_stream import EventStream, is_final_job_event
-from httpd_env import (BASE, Gate, basic_auth_location, basic_credentials, gated_job_script,
-                       hub_signature, target_block, wait_for)
+from harness.event_stream import EventStream, is_final_job_event
+from harness.httpd_env import (BASE, Gate, basic_auth_location, basic_credentials, gated_job_script,
+                               hub_signature, target_block, wait_for)
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw"}
 SECRET = b"cancel-needs-this-key"

@@ -19,9 +19,9 @@ import time
 
 import pytest
 
-import httpd_env
-from httpd_env import FINAL_STATES, target_block, wait_for
-from loop_image import NEEDS_ROOT, LoopImage
+from harness import httpd_env
+from harness.httpd_env import FINAL_STATES, target_block, wait_for
+from harness.loop_image import NEEDS_ROOT, LoopImage
 
 pytestmark = pytest.mark.skipif(not httpd_env.RUNNING_AS_ROOT, reason=NEEDS_ROOT)
 

@@ -5,7 +5,7 @@ started in time, queued or still waiting, becomes expired with finished_at."""
 
 import os
 
-from httpd_env import BASE, Gate, gated_job_script, target_block, wait_for
+from harness.httpd_env import BASE, Gate, gated_job_script, target_block, wait_for
 from test_job_json_fields import parse_time
 
 

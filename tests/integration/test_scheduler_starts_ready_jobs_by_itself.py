@@ -5,7 +5,7 @@ scheduler wakes by itself, not how fast it is."""
 
 import pytest
 
-from httpd_env import target_block
+from harness.httpd_env import target_block
 from test_job_json_fields import parse_time
 
 PROMPT = 1.0  # seconds; the scheduler's target is milliseconds

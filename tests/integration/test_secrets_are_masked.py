@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from event_stream import EventStream, is_job_event
-from httpd_env import BASE, BUILD_DIR, Gate, blocking_script_lines, target_block
+from harness.event_stream import EventStream, is_job_event
+from harness.httpd_env import BASE, BUILD_DIR, Gate, blocking_script_lines, target_block
 
 TOKEN = "hunter2-alpha-7f3k"          # API_TOKEN, from a file
 SHORT = "pfx-secret"                   # SHORT_ONE, from httpd's environment

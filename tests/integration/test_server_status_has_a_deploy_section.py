@@ -6,7 +6,7 @@ DeployFailed, through mod_status' status hook."""
 
 import pytest
 
-from httpd_env import DEBIAN_MODULES_DIR, Gate, gated_job_script, target_block
+from harness.httpd_env import DEBIAN_MODULES_DIR, Gate, gated_job_script, target_block
 
 HOSTILE_STAGE = "<script>alert(1)</script> & co"
 

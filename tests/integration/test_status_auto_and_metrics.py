@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-import httpd_env
-from httpd_env import (BASE, REPO_DIR, Gate, basic_credentials, gated_job_script, sha_htpasswd_line,
-                       target_block,
-                       wait_for)
+from harness import httpd_env
+from harness.httpd_env import (BASE, REPO_DIR, Gate, basic_credentials, gated_job_script, sha_htpasswd_line,
+                               target_block, wait_for)
+from harness.status import parse_auto
 from test_job_json_fields import parse_time
 
 TARGETS = ("blocker", "good", "bad", "quiet")
@@ -40,13 +40,7 @@ def auto_status(env):
     r = env.get(f"{BASE}/?auto")
     assert r.status == 200, r
     assert r.headers.get("Content-Type", "").startswith("text/plain")
-    values = {}
-    for line in r.text.splitlines():
-        m = re.fullmatch(r"([A-Za-z]+): (\d+)", line)
-        assert m, f"not a 'Key: value' line: {line!r}"
-        assert m.group(1) not in values, f"key {m.group(1)} twice"
-        values[m.group(1)] = int(m.group(2))
-    return values
+    return parse_auto(r.text)  # fails on a line that is not `Key: N`, a key twice
 
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"

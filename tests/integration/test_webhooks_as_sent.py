@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 
-from httpd_env import BASE, basic_auth_location, basic_credentials, hub_signature, \
-    sha_htpasswd_line, target_block
+from harness.httpd_env import BASE, basic_auth_location, basic_credentials, hub_signature, \
+            sha_htpasswd_line, target_block
 
 GITHUB_KEY = b"It's a Secret to Everybody"
 GITEA_KEY = b"gitea-hook-secret"

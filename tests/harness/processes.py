@@ -1,13 +1,14 @@
-"""Finding the processes of one test's httpd in /proc: its children (workers and
-the scheduler process), the deploy-runner of a job, the job itself; and small
-readers for job times and ?auto, used by the restart and crash tests."""
+"""Finding the processes of one httpd in /proc: its children (workers and the
+scheduler process), the deploy-runner of a job, the job itself, the whole tree
+(zombies in it) and its memory; used by the tests, the load test and the bench."""
 
+import collections
 import datetime
 import os
 import signal
 
-from httpd_env import (BASE, _read_proc, all_pids, children_of, holds_listener, process_alive,
-                       process_ppid, wait_for)
+from .httpd_env import (_read_proc, all_pids, children_of, holds_listener, process_alive,
+                        process_ppid, stat_fields, wait_for)
 
 
 def cmdline(pid):
@@ -98,16 +99,60 @@ def timestamp(text):
         tzinfo=datetime.timezone.utc).timestamp()
 
 
-def auto_status(env):
-    r = env.get(f"{BASE}/?auto")
-    assert r.status == 200, r
-    values = {}
-    for line in r.text.splitlines():
-        key, _, value = line.partition(":")
-        values[key.strip()] = value.strip()
-    return values
+def process_table():
+    """{pid: (comm, state, ppid)} of every process, read once."""
+    table = {}
+    for pid in all_pids():
+        fields = stat_fields(pid)
+        if fields:
+            table[pid] = fields
+    return table
 
 
-def total(env, state):
-    """TotalSucceeded, TotalLost... of ?auto, as an int."""
-    return int(auto_status(env)["Total" + "".join(w.capitalize() for w in state.split("_"))])
+def descendants(root, table=None):
+    """root and all its descendants (workers, scheduler, runners, jobs of httpd's
+    parent), from one process table."""
+    table = table or process_table()
+    children = collections.defaultdict(list)
+    for pid, (_, _, ppid) in table.items():
+        children[ppid].append(pid)
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in table:
+            tree.append(pid)
+            todo.extend(children.get(pid, ()))
+    return tree
+
+
+def zombies_under(root):
+    """"pid N (comm) parent P" of each zombie among root and its descendants."""
+    table = process_table()
+    return [f"pid {p} ({table[p][0]}) parent {table[p][2]}"
+            for p in descendants(root, table) if table[p][1] == "Z"]
+
+
+def httpd_processes(parent):
+    """httpd's parent and its live children: the MPM's workers and the scheduler."""
+    return [parent] + children_of(parent)
+
+
+MEMORY_KEYS = ("VmRSS", "RssAnon", "RssFile", "RssShmem")
+
+
+def memory_kib(pids):
+    """Sums over pids of /proc/PID/status VmRSS, RssAnon, RssFile and RssShmem
+    (KiB), and "procs": how many were read (a pid gone meanwhile counts nothing)."""
+    total = dict.fromkeys(("procs",) + MEMORY_KEYS, 0)
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                lines = f.readlines()
+        except OSError:
+            continue
+        total["procs"] += 1
+        for line in lines:
+            key, _, value = line.partition(":")
+            if key in MEMORY_KEYS:
+                total[key] += int(value.split()[0])
+    return total

@@ -12,6 +12,10 @@ Environment:
                      sanitizer runtime of a -DDEPLOY_SANITIZE=ON build); a
                      test may add its own after it (HttpdEnv.preload, ClockShift)
   DEPLOY_APACHE2     the httpd binary (default /usr/sbin/apache2)
+  DEPLOY_HTTPD_WRAPPER  a command line `httpd -k start` runs under (words split
+                     as a shell would; scripts/valgrind-check sets valgrind here)
+  DEPLOY_TIMEOUT_SCALE  every wait_for bound and HTTP timeout is multiplied by this (default 1;
+                     scripts/valgrind-check sets 10: memcheck is that much slower)
   DEPLOY_KEEP_DIRS   keep every test's server directory (else kept on failure)
 """
 
@@ -22,6 +26,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -38,6 +43,8 @@ MPMS = ("event", "worker", "prefork")
 BASE = "/deploy"
 RUNNING_AS_ROOT = os.geteuid() == 0
 HTTPD_USER = "www-data"
+HTTPD_WRAPPER = shlex.split(os.environ.get("DEPLOY_HTTPD_WRAPPER", ""))
+TIMEOUT_SCALE = float(os.environ.get("DEPLOY_TIMEOUT_SCALE") or 1)
 
 # Modules the tests rely on; loaded from Debian's module dir unless compiled in.
 SUPPORT_MODULES = ("authz_core", "authn_core", "authz_user", "authn_file", "auth_basic", "mime")
@@ -54,12 +61,36 @@ PROBLEM_PATTERNS = (
 )
 
 
+# The event MPM of the load test and the bench: 400 threads in 4 processes, all
+# started at once, keep-alive without a request limit.
+LOAD_MPM_SETTINGS = [
+    "StartServers 4",
+    "ServerLimit 4",
+    "ThreadLimit 100",
+    "ThreadsPerChild 100",
+    "MaxRequestWorkers 400",
+    "MinSpareThreads 25",
+    "MaxSpareThreads 400",
+    "MaxConnectionsPerChild 0",
+    "MaxKeepAliveRequests 0",
+    "KeepAliveTimeout 30",
+    "ListenBacklog 1024",
+]
+
+
+# What a request on a reused keep-alive connection meets when httpd closed it
+# meanwhile (KeepAliveTimeout, a graceful restart): the request may be resent.
+KEEPALIVE_RACE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
 class HttpdError(AssertionError):
     pass
 
 
 def wait_for(predicate, timeout, what, interval=0.05):
-    """Polls predicate() until it returns a truthy value; fails after timeout s."""
+    """Polls predicate() until it returns a truthy value; fails after timeout s
+    (times DEPLOY_TIMEOUT_SCALE)."""
+    timeout *= TIMEOUT_SCALE
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -126,24 +157,28 @@ def hub_signature(key: bytes, body: bytes):
     return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
-def process_state(pid):
-    """'R', 'S', 'Z'... of a pid, or None when it does not exist."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return stat[stat.rindex(")") + 2:].split()[0]
-
-
-def process_ppid(pid):
-    """The parent of pid, None when it is gone (also while it goes: ESRCH)."""
+def stat_fields(pid):
+    """(comm, state, ppid) of pid from /proc/PID/stat, None when it is gone (also
+    while it goes: ESRCH)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
     except OSError:
         return None
-    return int(stat[stat.rindex(")") + 2:].split()[1])
+    rest = stat[stat.rindex(")") + 2:].split()
+    return stat[stat.index("(") + 1:stat.rindex(")")], rest[0], int(rest[1])
+
+
+def process_state(pid):
+    """'R', 'S', 'Z'... of a pid, or None when it does not exist."""
+    fields = stat_fields(pid)
+    return fields[1] if fields else None
+
+
+def process_ppid(pid):
+    """The parent of pid, None when it is gone."""
+    fields = stat_fields(pid)
+    return fields[2] if fields else None
 
 
 def process_alive(pid):
@@ -364,10 +399,13 @@ class HttpdEnv:
             env["UBSAN_OPTIONS"] = f"print_stacktrace=1:log_path={log}"
         return env
 
-    def _apache2(self, *args, timeout=30):
-        return subprocess.run([APACHE2, "-d", self.dir, "-f", self.conf_path, *args],
+    def _apache2(self, *args, timeout=30, wrapped=False):
+        """apache2 with args; wrapped: under DEPLOY_HTTPD_WRAPPER (the start only:
+        -k graceful, restart and stop are signals sent by a short-lived apache2)."""
+        return subprocess.run((HTTPD_WRAPPER if wrapped else [])
+                              + [APACHE2, "-d", self.dir, "-f", self.conf_path, *args],
                               env=self.httpd_environment(), capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout * TIMEOUT_SCALE)
 
     def configtest(self, fragment=None, server_config=None):
         """apache2 -t on a config with fragment; (returncode, stdout+stderr)."""
@@ -393,7 +431,7 @@ class HttpdEnv:
 
     def start(self, timeout=15):
         self.write_config()
-        result = self._apache2("-k", "start")
+        result = self._apache2("-k", "start", wrapped=True)
         if result.returncode != 0:
             raise HttpdError(f"httpd failed to start (rc {result.returncode}):\n"
                              f"{result.stdout}{result.stderr}\n{self.error_log_tail()}")
@@ -563,7 +601,7 @@ class HttpdEnv:
     def request(self, method, path, body=None, headers=None, timeout=10):
         if path.startswith("http://"):
             path = urllib.parse.urlsplit(path)._replace(scheme="", netloc="").geturl()
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout * TIMEOUT_SCALE)
         try:
             if isinstance(body, str):
                 body = body.encode()

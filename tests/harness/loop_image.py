@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import time
 
-from httpd_env import HTTPD_USER, RUNNING_AS_ROOT
+from .httpd_env import HTTPD_USER, RUNNING_AS_ROOT
 
 NEEDS_ROOT = "loop-mounting a file system needs root"
 

@@ -10,7 +10,7 @@ import http.client
 import json
 import time
 
-from httpd_env import FINAL_STATES
+from .httpd_env import FINAL_STATES, TIMEOUT_SCALE
 
 
 class Event:
@@ -38,13 +38,27 @@ class EventStream:
     def __init__(self, env, path, headers=None, timeout=20, source=None):
         """source: the client's own loopback address (127.0.0.N), to act as
         several clients."""
+        opened_at = time.monotonic()
+        timeout *= TIMEOUT_SCALE
+        conn = http.client.HTTPConnection("127.0.0.1", env.port, timeout=timeout,
+                                          source_address=(source, 0) if source else None)
+        conn.request("GET", path, headers=dict(headers or {}))
+        self._attach(conn, conn.getresponse(), path, timeout, opened_at)
+
+    @classmethod
+    def of_response(cls, conn, response, path, timeout):
+        """The stream of a GET path that the caller sent on conn itself (the load
+        test, which shuts its connections down from another thread)."""
+        stream = cls.__new__(cls)
+        stream._attach(conn, response, path, timeout, time.monotonic())
+        return stream
+
+    def _attach(self, conn, response, path, timeout, opened_at):
         self.path = path
         self.timeout = timeout
-        self.opened_at = time.monotonic()
-        self.conn = http.client.HTTPConnection("127.0.0.1", env.port, timeout=timeout,
-                                               source_address=(source, 0) if source else None)
-        self.conn.request("GET", path, headers=dict(headers or {}))
-        self.response = self.conn.getresponse()
+        self.opened_at = opened_at
+        self.conn = conn
+        self.response = response
         self.status = self.response.status
         self.headers = self.response.headers
         self.body = self.response.read() if self.status != 200 else None
@@ -107,14 +121,14 @@ class EventStream:
             if predicate(event):
                 return read
 
+    def __iter__(self):
+        """The events, as they come, until the server ends the stream."""
+        while (event := self.next_event()) is not None:
+            yield event
+
     def read_to_end(self):
         """Reads until the server ends the stream; returns the events read."""
-        read = []
-        while True:
-            event = self.next_event()
-            if event is None:
-                return read
-            read.append(event)
+        return list(self)
 
     def close(self):
         self.conn.close()

@@ -1,0 +1,43 @@
+"""The ?auto answer of the deploy handler (mod_status's machine-readable form: one
+`Key: N` line per counter), parsed the one way the tests, the load test and the
+bench read it."""
+
+import re
+
+from .httpd_env import BASE
+
+AUTO_LINE = re.compile(r"([A-Za-z]+): (\d+)")
+
+
+def parse_auto(text):
+    """{key: int} of a ?auto body; fails on a line that is not `Key: N` or a key
+    given twice."""
+    values = {}
+    for line in text.splitlines():
+        m = AUTO_LINE.fullmatch(line)
+        assert m, f"not a 'Key: value' line: {line!r}"
+        assert m.group(1) not in values, f"key {m.group(1)} twice"
+        values[m.group(1)] = int(m.group(2))
+    return values
+
+
+def auto_status(env):
+    """GET BASE/?auto of env, parsed."""
+    r = env.get(f"{BASE}/?auto")
+    assert r.status == 200, r
+    return parse_auto(r.text)
+
+
+def state_total(values, state):
+    """TotalSucceeded, TotalLost... of parsed ?auto values, for a job state."""
+    return values["Total" + "".join(w.capitalize() for w in state.split("_"))]
+
+
+def total(env, state):
+    """TotalSucceeded, TotalLost... of env's ?auto."""
+    return state_total(auto_status(env), state)
+
+
+def finished_total(values):
+    """Jobs in a final state, from parsed ?auto values (every Total* counter)."""
+    return sum(v for k, v in values.items() if k.startswith("Total"))
