@@ -20,8 +20,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "clock.h"
@@ -36,8 +38,15 @@ namespace deploy {
 constexpr char kStoreBusy[] = "busy";
 constexpr char kStoreUnavailable[] = "store_unavailable";
 constexpr char kStoreFull[] = "store_full";
-constexpr char kNotOwner[] = "not_owner";  // a fenced write that lost its job
-constexpr char kNotFound[] = "not_found";  // no such job, or not in the state asked
+constexpr char kNotOwner[] = "not_owner";    // a fenced write that lost its job
+constexpr char kNotFound[] = "not_found";    // no such job, or not in the state asked
+constexpr char kStoreDamaged[] = "damaged";  // the store cannot hand out ids: 500, see the log
+
+// The parameter that groups a target's jobs (its DeployGroupBy), nullopt for
+// a target without one: what turns a job into its scheduling facts.
+using GroupByOf = std::function<std::optional<std::string>(std::string_view target)>;
+// Whether a read may show the jobs of a target (the request's access).
+using TargetFilter = std::function<bool(std::string_view target)>;
 
 // What the handler has of a submission once it is validated.
 struct NewSubmission {
@@ -47,6 +56,7 @@ struct NewSubmission {
   std::optional<std::string> submitted_by;
   TargetPolicy policy;
   Limits limits;
+  GroupByOf group_by;  // of every target, for the unfinished jobs the decision reads
 };
 
 struct SubmitResult {
@@ -91,8 +101,9 @@ class JobStore {
   // jobs of the whole store) to a submission: a new job (waiting or queued,
   // counted accepted), the waiting job of the same target and group joined
   // (its requests and quiet window, counted coalesced), or none when the
-  // queue is full (counted rejected queue_full). kStoreFull when no slot or
-  // no room for a log is left.
+  // queue is full (counted rejected queue_full). kStoreFull when no room for
+  // a log is left, kStoreDamaged when no id can be handed out. A job that
+  // leaves the store to make room takes its log with it.
   virtual Status submit(const NewSubmission& s, const Instant& now, SubmitResult* out) = 0;
   // Takes back a new job the handler could not answer for (the client gone
   // before the 202): the job and its count of accepted leave the store. A
@@ -115,7 +126,8 @@ class JobStore {
   // running (canceled or lost before the runner began).
   virtual Status runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid) = 0;
   // The runner's progress: `progress` (-1: unchanged), `stage` (nullopt:
-  // unchanged), the bytes of its log, whether some output was lost. Visible
+  // unchanged), the bytes of its log, whether some output was lost; also
+  // the heartbeat that renews a lease (an engine with leases). Visible
   // changes wake the streams; a log size alone wakes only the followers of
   // output (wait_for_output). *cancel_requested says whether a client asked
   // to cancel (request_cancel): the runner's heartbeat. kNotOwner when the
@@ -139,10 +151,13 @@ class JobStore {
   // The launcher could not start the job's runner: the job ends failed,
   // fenced on its state only (no runner exists).
   virtual Status launch_failed(uint64_t id, const Instant& now) = 0;
-  // The scheduler found the runner gone (or its lease expired, for an
-  // engine with leases): the job ends lost, fenced on the runner it saw, so
-  // that a finish that came first is kept.
-  virtual Status lost(uint64_t id, const RunnerRef& runner, const Instant& now) = 0;
+  // Ends lost every running job whose runner is gone: for the file engine
+  // its pid ended or was reused (start time), or it recorded none for a
+  // while since the job started or since `quiet_since` (the store was
+  // busy); for an engine with leases, the lease expired. Each is fenced on
+  // the runner seen, so a finish that came first is kept. The jobs ended
+  // in *ended.
+  virtual Status detect_lost(const Instant& now, Micros quiet_since, std::vector<Job>* ended) = 0;
   // A waiting or queued job past its queue timeout, or of a target no longer
   // configured, ends expired.
   virtual Status expire(uint64_t id, const Instant& now) = 0;
@@ -155,13 +170,16 @@ class JobStore {
   // One job; kNotFound when the store has none of that id.
   virtual Status get(uint64_t id, Job* out) = 0;
   // GET BASE/jobs: newest first, with its filters (target, state, limit,
-  // before an id).
-  virtual Status list(const JobsQuery& query, std::vector<Job>* out) = 0;
-  // The newest job of each target (the dashboard, latest_job), by name.
-  virtual Status newest_per_target(std::vector<Job>* out) = 0;
-  // The scheduling facts of every unfinished job (built in one place), and
-  // the runner of each running one, for the scheduler's decision.
-  virtual Status unfinished(std::vector<PendingJob>* jobs, std::vector<RunnerRef>* runners) = 0;
+  // before an id), of the targets `readable` allows.
+  virtual Status list(const JobsQuery& query, const TargetFilter& readable,
+                      std::vector<Job>* out) = 0;
+  // The newest job of each of `targets` that has one (BASE/targets'
+  // latest_job, the dashboard).
+  virtual Status newest_per_target(const std::vector<std::string>& targets,
+                                   std::vector<Job>* out) = 0;
+  // The scheduling facts of every unfinished job, for the scheduler's
+  // decision: the one place PendingJob is built.
+  virtual Status unfinished(const GroupByOf& group_by, std::vector<PendingJob>* jobs) = 0;
   // Jobs changed after change number `since`, and the highest change number
   // now (the event streams' ids). Jobs that left the store are absent.
   virtual Status changes_since(uint64_t since, std::vector<Job>* changed, uint64_t* now) = 0;
