@@ -114,6 +114,16 @@ class JobStore {
   virtual Status count_rejection(Rejection why) = 0;
   virtual Status count_ignored() = 0;
 
+  // The scheduler's pass, as one transaction: reads the unfinished jobs
+  // (`unfinished`), lets `decide` (schedule() with the policies) choose, and
+  // applies its choice: expired jobs end expired, ready ones become queued,
+  // the ones to start are claimed as `start` does and returned in *started,
+  // oldest first. A job changed meanwhile by another process is skipped as
+  // the single operations below would refuse it.
+  virtual Status schedule_pass(
+      const GroupByOf& group_by,
+      const std::function<ScheduleDecision(const std::vector<PendingJob>&)>& decide,
+      const Instant& now, ScheduleDecision* decision, std::vector<Job>* started) = 0;
   // A waiting job whose quiet window ended becomes queued. kNotFound when it
   // is not waiting any more.
   virtual Status ready(uint64_t id, const Instant& now) = 0;
@@ -149,8 +159,11 @@ class JobStore {
   virtual Status finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,
                         const Instant& now) = 0;
   // The launcher could not start the job's runner: the job ends failed,
-  // fenced on its state only (no runner exists).
+  // fenced on its state and on no runner recorded yet.
   virtual Status launch_failed(uint64_t id, const Instant& now) = 0;
+  // The job could not be handed to a launcher at all (none can be started
+  // in this process): it goes back to the queue, fenced as launch_failed.
+  virtual Status unstart(uint64_t id) = 0;
   // Ends lost every running job whose runner is gone: for the file engine
   // its pid ended or was reused (start time), or it recorded none for a
   // while since the job started or since `quiet_since` (the store was
