@@ -40,6 +40,7 @@ constexpr char kStoreUnavailable[] = "store_unavailable";
 constexpr char kStoreFull[] = "store_full";
 constexpr char kNotOwner[] = "not_owner";    // a fenced write that lost its job
 constexpr char kNotFound[] = "not_found";    // no such job, or not in the state asked
+constexpr char kConflict[] = "conflict";     // the job has finished already
 constexpr char kStoreDamaged[] = "damaged";  // the store cannot hand out ids: 500, see the log
 
 // The parameter that groups a target's jobs (its DeployGroupBy), nullopt for
@@ -145,13 +146,12 @@ class JobStore {
   virtual Status record_progress(uint64_t id, const RunnerRef& runner, int progress,
                                  const std::optional<std::string>& stage, uint64_t log_size,
                                  bool log_incomplete, bool* cancel_requested) = 0;
-  // A client asked to cancel a running job: the flag its runner reads.
-  // kNotFound when the job is not running.
-  virtual Status request_cancel(uint64_t id) = 0;
-  // Cancels a waiting or queued job at once (final state canceled, counted).
-  // kNotFound when it is neither any more (it may have started: then ask
-  // request_cancel).
-  virtual Status cancel_pending(uint64_t id, const Instant& now, Job* out) = 0;
+  // A client's cancel, in one step whatever the job's state: a waiting or
+  // queued job ends canceled at once (counted); a running one gets the flag
+  // its runner reads (record_progress), and *nudge names the runner to
+  // signal when it is alive and recorded (else pid 0); a finished one is
+  // left as it is, kConflict. *out: the job after the change.
+  virtual Status cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nudge) = 0;
   // Records the end of a running job, once, by the runner that owns it:
   // final state, exit code or signal, finished now, the counters (with the
   // duration on the monotonic clock). kNotOwner when the job is not running
