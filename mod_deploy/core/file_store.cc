@@ -26,6 +26,11 @@ Status not_owner(uint64_t id) {
   return Status::error("job " + std::to_string(id) + " is no longer run by this runner", kNotOwner);
 }
 
+// A runner is alive when its pid exists and is still the process it was.
+// `now` and `quiet_since` are monotonic. A runner cannot record itself
+// while the table lock is held elsewhere: its silence counts from when the
+// scheduler last got the lock after it was busy, if that is later than the
+// job's start.
 bool runner_alive(const JobRecord& r, Micros now, Micros quiet_since) {
   const Micros silent = now - std::max(r.started_mono, quiet_since);
   if (r.runner_pid <= 0) return silent < FileStore::kRunnerSilenceLimit;
@@ -162,7 +167,7 @@ Status FileStore::count_ignored() {
 Status FileStore::schedule_pass(
     const GroupByOf& group_by,
     const std::function<ScheduleDecision(const std::vector<PendingJob>&)>& decide,
-    const Instant& now, ScheduleDecision* decision, std::vector<Job>* started) {
+    const Instant& now, ScheduleDecision* decision, std::vector<Job>* started, uint64_t* seen) {
   FileStoreLock lock(table_, lock_timeout_);
   if (!lock.held()) return lock.busy();
   *decision = decide(pending_jobs(lock, group_by));
@@ -185,6 +190,7 @@ Status FileStore::schedule_pass(
     claim(lock, r, now);
     started->push_back(record_to_job(*r));
   }
+  if (seen) *seen = table_.change_seq();
   return Status::ok();
 }
 
@@ -317,13 +323,13 @@ Status FileStore::unstart(uint64_t id) {
   return Status::ok();
 }
 
-Status FileStore::detect_lost(const Instant& now, Micros quiet_since, std::vector<Job>* ended) {
+Status FileStore::detect_lost(const Instant& now, Micros quiet_since, std::vector<LostJob>* ended) {
   FileStoreLock lock(table_, lock_timeout_);
   if (!lock.held()) return lock.busy();
   lock.for_each_unfinished([&](JobRecord& r) {
     if (r.state != uint8_t(JobState::running) || runner_alive(r, now.mono, quiet_since)) return;
     lock.finish(&r, JobState::lost, now);
-    ended->push_back(record_to_job(r));
+    ended->push_back(LostJob{record_to_job(r), RunnerRef{r.runner_pid, r.runner_start_ticks}});
   });
   return Status::ok();
 }

@@ -21,7 +21,8 @@ class FileStore : public JobStore {
   Status schedule_pass(
       const GroupByOf& group_by,
       const std::function<ScheduleDecision(const std::vector<PendingJob>&)>& decide,
-      const Instant& now, ScheduleDecision* decision, std::vector<Job>* started) override;
+      const Instant& now, ScheduleDecision* decision, std::vector<Job>* started,
+      uint64_t* seen) override;
   Status ready(uint64_t id, const Instant& now) override;
   Status start(uint64_t id, const Instant& now, Job* out) override;
   Status runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid) override;
@@ -33,7 +34,7 @@ class FileStore : public JobStore {
                 const Instant& now) override;
   Status launch_failed(uint64_t id, const Instant& now) override;
   Status unstart(uint64_t id) override;
-  Status detect_lost(const Instant& now, Micros quiet_since, std::vector<Job>* ended) override;
+  Status detect_lost(const Instant& now, Micros quiet_since, std::vector<LostJob>* ended) override;
   Status expire(uint64_t id, const Instant& now) override;
   Status trim_history(uint32_t keep, std::vector<uint64_t>* dropped) override;
 
@@ -56,7 +57,9 @@ class FileStore : public JobStore {
 
   // A running job's runner is gone: its pid ended or names another process,
   // or it recorded none for longer than this since the job started (or
-  // since the store was last busy).
+  // since the store was last busy): a runner records itself within moments
+  // of its start; one that has not after this long never will (its
+  // scheduler died before spawning it).
   static constexpr Micros kRunnerSilenceLimit = 5000000;
 
  private:

@@ -71,6 +71,12 @@ struct RunnerRef {
   uint64_t runner_start_ticks = 0;  // /proc/PID/stat starttime: a reused pid is another runner
 };
 
+// A job found lost, and the runner it had.
+struct LostJob {
+  Job job;
+  RunnerRef runner;
+};
+
 // How a job ended, as its runner (or the scheduler) saw it.
 struct Outcome {
   JobState state = JobState::failed;  // a final state
@@ -120,11 +126,13 @@ class JobStore {
   // applies its choice: expired jobs end expired, ready ones become queued,
   // the ones to start are claimed as `start` does and returned in *started,
   // oldest first. A job changed meanwhile by another process is skipped as
-  // the single operations below would refuse it.
+  // the single operations below would refuse it. *seen: the change number
+  // at the end of the pass, so that a later change wakes the next one.
   virtual Status schedule_pass(
       const GroupByOf& group_by,
       const std::function<ScheduleDecision(const std::vector<PendingJob>&)>& decide,
-      const Instant& now, ScheduleDecision* decision, std::vector<Job>* started) = 0;
+      const Instant& now, ScheduleDecision* decision, std::vector<Job>* started,
+      uint64_t* seen) = 0;
   // A waiting job whose quiet window ended becomes queued. kNotFound when it
   // is not waiting any more.
   virtual Status ready(uint64_t id, const Instant& now) = 0;
@@ -168,9 +176,10 @@ class JobStore {
   // its pid ended or was reused (start time), or it recorded none for a
   // while since the job started or since `quiet_since` (the store was
   // busy); for an engine with leases, the lease expired. Each is fenced on
-  // the runner seen, so a finish that came first is kept. The jobs ended
-  // in *ended.
-  virtual Status detect_lost(const Instant& now, Micros quiet_since, std::vector<Job>* ended) = 0;
+  // the runner seen, so a finish that came first is kept. The jobs ended,
+  // with the runner each had, in *ended.
+  virtual Status detect_lost(const Instant& now, Micros quiet_since,
+                             std::vector<LostJob>* ended) = 0;
   // A waiting or queued job past its queue timeout, or of a target no longer
   // configured, ends expired.
   virtual Status expire(uint64_t id, const Instant& now) = 0;

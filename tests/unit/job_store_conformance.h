@@ -181,7 +181,7 @@ START_TEST(the_scheduler_pass_applies_its_decision_in_one_step) {
         d.expire = {c.id};
         return d;
       },
-      Instant::now(), &decision, &started_jobs));
+      Instant::now(), &decision, &started_jobs, nullptr));
   ck_assert_uint_eq(seen, 3);
   ck_assert_uint_eq(started_jobs.size(), 1);
   ck_assert_uint_eq(started_jobs[0].id, a.id);
@@ -251,10 +251,11 @@ START_TEST(a_lost_job_is_never_written_by_its_runner_afterwards) {
   waitpid(child, nullptr, 0);
   const RunnerRef gone{int32_t(child), 99};
   ASSERT_OK(g_store->runner_recorded(a.id, gone, 0));
-  std::vector<Job> ended;
+  std::vector<LostJob> ended;
   ASSERT_OK(g_store->detect_lost(Instant::now(), 0, &ended));
   ck_assert_uint_eq(ended.size(), 1);
-  ck_assert_int_eq(int(ended[0].state), int(JobState::lost));
+  ck_assert_int_eq(int(ended[0].job.state), int(JobState::lost));
+  ck_assert_int_eq(ended[0].runner.runner_pid, child);
   bool cancel = false;
   ASSERT_TEXT_EQ(code_of(g_store->record_progress(a.id, gone, 90, std::nullopt, 1, false, &cancel)),
                  kNotOwner);
