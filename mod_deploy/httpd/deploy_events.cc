@@ -256,7 +256,7 @@ ChangeFeed& change_feed(const ModuleState& state, const std::string& base) {
   std::unique_ptr<ChangeFeed>& feed = state.feeds[base];
   if (!feed)
     feed = std::make_unique<ChangeFeed>(
-        *state.table,
+        *state.store,
         [base, settings = state.settings](Job job) {
           settings->set_group(job);
           return job_json(job, base);
