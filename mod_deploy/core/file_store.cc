@@ -409,6 +409,52 @@ Status FileStore::newest_per_target(const std::vector<std::string>& targets,
   return Status::ok();
 }
 
+Status FileStore::overview(size_t history_rows, const TargetFilter& readable, std::vector<Job>* out,
+                           uint64_t* seen) {
+  struct Finished {
+    Micros finished_at;
+    uint64_t id;
+    // The order of the history: the latest finish first.
+    bool operator<(const Finished& o) const {
+      return finished_at != o.finished_at ? finished_at > o.finished_at : id > o.id;
+    }
+  };
+  std::vector<Finished> history;  // a max-heap: its top finished first of those kept
+  std::map<std::string, uint64_t, std::less<>> newest;  // by target
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  out->clear();
+  *seen = table_.change_seq();
+  // The other finished jobs (up to DeployHistory of them) are looked at,
+  // not copied.
+  lock.for_each([&](JobRecord& rec) {
+    if (!is_valid_state(rec.state)) return;
+    const std::string_view target = target_of(rec);
+    if (readable && !readable(target)) return;
+    if (!is_final(JobState(rec.state))) {
+      out->push_back(record_to_job(rec));
+      return;
+    }
+    history.push_back(Finished{rec.finished_at, rec.id});
+    std::push_heap(history.begin(), history.end());
+    if (history.size() > history_rows) {
+      std::pop_heap(history.begin(), history.end());
+      history.pop_back();
+    }
+    auto it = newest.find(target);
+    if (it == newest.end())
+      newest.emplace(target, rec.id);
+    else
+      it->second = std::max(it->second, rec.id);
+  });
+  std::set<uint64_t> ids;
+  for (const Finished& f : history) ids.insert(f.id);
+  for (const auto& [target, id] : newest) ids.insert(id);
+  for (uint64_t id : ids)
+    if (JobRecord* rec = lock.find(id)) out->push_back(record_to_job(*rec));
+  return Status::ok();
+}
+
 Status FileStore::unfinished(const GroupByOf& group_by, std::vector<PendingJob>* jobs) {
   FileStoreLock lock(table_, lock_timeout_);
   if (!lock.held()) return lock.busy();

@@ -41,6 +41,8 @@ class FileStore : public JobStore {
   Status get(uint64_t id, Job* out) override;
   Status list(const JobsQuery& query, const TargetFilter& readable, std::vector<Job>* out) override;
   Status newest_per_target(const std::vector<std::string>& targets, std::vector<Job>* out) override;
+  Status overview(size_t history, const TargetFilter& readable, std::vector<Job>* out,
+                  uint64_t* seen) override;
   Status unfinished(const GroupByOf& group_by, std::vector<PendingJob>* jobs) override;
   Status changes_since(uint64_t since, std::vector<Job>* changed, uint64_t* now) override;
   Status counters(StoreCounters* out) override;

@@ -199,6 +199,12 @@ class JobStore {
   // latest_job, the dashboard).
   virtual Status newest_per_target(const std::vector<std::string>& targets,
                                    std::vector<Job>* out) = 0;
+  // The dashboard's page at one instant, of the targets `readable` allows:
+  // every unfinished job, the `history` jobs that finished last (latest
+  // finish first), and the newest finished job of each target, in no
+  // particular order; *seen: the change number they reflect.
+  virtual Status overview(size_t history, const TargetFilter& readable, std::vector<Job>* out,
+                          uint64_t* seen) = 0;
   // The scheduling facts of every unfinished job, for the scheduler's
   // decision: the one place PendingJob is built.
   virtual Status unfinished(const GroupByOf& group_by, std::vector<PendingJob>* jobs) = 0;

@@ -22,7 +22,7 @@
 #include "deploy_response.h"
 #include "duration.h"
 #include "job_json.h"
-#include "job_table.h"
+#include "job_store.h"
 #include "text.h"
 
 namespace deploy {
@@ -49,46 +49,15 @@ struct DashboardSnapshot {
 // TargetAccess::may_read_decided). False (and *out untouched) when the table
 // stays busy.
 Status take_snapshot(const ModuleState& state, TargetAccess& access, DashboardSnapshot* out) {
-  struct Finished {
-    Micros finished_at;
-    uint64_t id;
-    // The order of the history section: the latest finish first.
-    bool operator<(const Finished& o) const {
-      return finished_at != o.finished_at ? finished_at > o.finished_at : id > o.id;
-    }
-  };
-  std::vector<Finished> history;  // a max-heap: its top finished first of those kept
-  std::map<std::string, uint64_t, std::less<>> newest;  // by target
   DashboardSnapshot s;
-  JobTable::Lock lock(*state.table);
-  if (!lock.held()) return lock.status();
-  s.change_seq = state.table->change_seq();
+  std::vector<Job> jobs;
+  if (Status st = state.store->overview(
+          kHistoryRows, [&](std::string_view target) { return access.may_read_decided(target); },
+          &jobs, &s.change_seq);
+      !st.is_ok())
+    return st;
   s.now = wall_now();  // display: compared with the jobs' wall times
-  lock.for_each([&](JobRecord& rec) {
-    if (!is_valid_state(rec.state)) return;
-    std::string_view target(rec.target, strnlen(rec.target, sizeof rec.target));
-    if (!access.may_read_decided(target)) return;
-    if (!is_final(JobState(rec.state))) {
-      s.jobs.push_back(record_to_job(rec));
-      return;
-    }
-    history.push_back(Finished{rec.finished_at, rec.id});
-    std::push_heap(history.begin(), history.end());
-    if (history.size() > kHistoryRows) {
-      std::pop_heap(history.begin(), history.end());
-      history.pop_back();
-    }
-    auto it = newest.find(target);
-    if (it == newest.end())
-      newest.emplace(target, rec.id);
-    else
-      it->second = std::max(it->second, rec.id);
-  });
-  std::set<uint64_t> ids;
-  for (const Finished& f : history) ids.insert(f.id);
-  for (const auto& [target, id] : newest) ids.insert(id);
-  for (uint64_t id : ids)
-    if (JobRecord* rec = lock.find(id)) s.jobs.push_back(record_to_job(*rec));
+  for (Job& job : jobs) s.jobs.push_back(std::move(job));
   *out = std::move(s);
   return Status::ok();
 }

@@ -319,6 +319,32 @@ START_TEST(listings_filter_and_go_newest_first) {
 }
 END_TEST
 
+START_TEST(the_overview_holds_the_unfinished_the_latest_finished_and_each_targets_newest) {
+  Job out;
+  RunnerRef nudge;
+  const Job db_old = submit_new(*g_store, "db");
+  ASSERT_OK(g_store->cancel(db_old.id, Instant::now(), &out, &nudge));
+  std::vector<uint64_t> web;
+  for (int i = 0; i < 3; ++i) {
+    const Job j = submit_new(*g_store, "web");
+    ASSERT_OK(g_store->cancel(j.id, Instant::now(), &out, &nudge));
+    web.push_back(j.id);
+  }
+  const Job pending = submit_new(*g_store, "web");
+  const Job hidden = submit_new(*g_store, "secret");
+  std::vector<Job> jobs;
+  uint64_t seen = 0;
+  ASSERT_OK(g_store->overview(
+      1, [](std::string_view t) { return t != "secret"; }, &jobs, &seen));
+  std::set<uint64_t> ids;
+  for (const Job& j : jobs) ids.insert(j.id);
+  // The latest finish (web[2]), db's newest finished, the unfinished one.
+  ck_assert(ids == (std::set<uint64_t>{db_old.id, web[2], pending.id}));
+  ck_assert(!ids.count(hidden.id));
+  ck_assert_uint_eq(seen, g_store->change_seq());
+}
+END_TEST
+
 START_TEST(changes_since_a_number_are_the_jobs_changed_after_it_in_order) {
   const Job a = submit_new(*g_store, "web");
   const uint64_t mark = g_store->change_seq();
@@ -489,6 +515,7 @@ inline Suite* suite(const char* engine) {
   tcase_add_test(tc, a_lost_job_is_never_written_by_its_runner_afterwards);
   tcase_add_test(tc, cancel_ends_a_pending_job_flags_a_running_one_and_refuses_a_finished_one);
   tcase_add_test(tc, listings_filter_and_go_newest_first);
+  tcase_add_test(tc, the_overview_holds_the_unfinished_the_latest_finished_and_each_targets_newest);
   tcase_add_test(tc, changes_since_a_number_are_the_jobs_changed_after_it_in_order);
   tcase_add_test(tc, trimming_keeps_the_newest_finished_jobs);
   tcase_add_test(tc, a_wait_ends_at_a_change_made_by_another_process);
