@@ -123,10 +123,8 @@ void withdraw_job(const ModuleState& state, uint64_t id) { (void)state.store->wi
 // The glue's answer to a store that could not do what was asked.
 RequestError store_refusal(request_rec* r, const Status& why) {
   if (why.code() == kStoreBusy) return table_busy(r, why);
-  if (why.code() == kStoreFull) {
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: %s", why.message().c_str());
-    return store_full(r, "the file system of the job store is full");
-  }
+  // (A full store is logged by the caller, which knows what was refused.)
+  if (why.code() == kStoreFull) return store_full(r, "the file system of the job store is full");
   if (why.code() == kNotFound) return not_found(why.message());
   ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: %s", why.message().c_str());
   if (why.code() == kStoreDamaged)
