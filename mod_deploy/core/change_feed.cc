@@ -4,38 +4,12 @@
 #include <utility>
 
 namespace deploy {
-namespace {
-
-// The jobs changed after change `after`, in the order of their changes;
-// *current: the table's change counter.
-std::vector<Job> changed_after(JobTable::Lock& lock, uint64_t after, uint64_t* current) {
-  *current = lock.header().change_seq;
-  std::vector<Job> jobs;
-  auto take = [&](JobRecord& rec) {
-    if (rec.change_seq > after) jobs.push_back(record_to_job(rec));
-  };
-  std::vector<uint64_t> ids;
-  if (lock.changed_since(after, &ids)) {
-    std::sort(ids.begin(), ids.end());
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    for (uint64_t id : ids)
-      if (JobRecord* rec = lock.find(id)) take(*rec);
-  } else {
-    lock.for_each(take);
-  }
-  std::sort(jobs.begin(), jobs.end(),
-            [](const Job& a, const Job& b) { return a.change_seq < b.change_seq; });
-  return jobs;
-}
-
-}  // namespace
-
-ChangeFeed::ChangeFeed(JobTable& table, Render render, Micros refresh_interval, size_t capacity)
-    : table_(table),
+ChangeFeed::ChangeFeed(JobStore& store, Render render, Micros refresh_interval, size_t capacity)
+    : store_(store),
       render_(std::move(render)),
       refresh_interval_(refresh_interval),
       capacity_(std::max<size_t>(capacity, 1)),
-      floor_(table.change_seq()),
+      floor_(store.change_seq()),
       last_seq_(floor_) {}
 
 uint64_t ChangeFeed::floor() const {
@@ -47,7 +21,7 @@ uint64_t ChangeFeed::read(uint64_t since, size_t limit, std::vector<Event>* even
   {
     std::lock_guard<std::mutex> guard(mutex_);
     Micros now = mono_now();
-    if (table_.change_seq() != last_seq_ &&
+    if (store_.change_seq() != last_seq_ &&
         (since > last_seq_ || now - refreshed_at_ >= refresh_interval_))
       refresh(now);
     since = std::min(since, last_seq_);
@@ -65,11 +39,8 @@ uint64_t ChangeFeed::read(uint64_t since, size_t limit, std::vector<Event>* even
 uint64_t ChangeFeed::read_table(uint64_t since, size_t limit, std::vector<Event>* events) {
   uint64_t current;
   std::vector<Job> jobs;
-  {
-    JobTable::Lock lock(table_);
-    if (!lock.held()) return since;  // busy: nothing new this time
-    jobs = changed_after(lock, since, &current);
-  }
+  if (!store_.changes_since(since, &jobs, &current).is_ok())
+    return since;  // busy: nothing new this time
   if (jobs.size() > limit) {
     jobs.resize(limit);
     current = jobs.empty() ? since : jobs.back().change_seq;
@@ -83,17 +54,14 @@ uint64_t ChangeFeed::read_table(uint64_t since, size_t limit, std::vector<Event>
 void ChangeFeed::refresh(Micros now) {
   uint64_t current;
   std::vector<Job> jobs;
-  {
-    JobTable::Lock lock(table_);
-    if (!lock.held()) return;                    // busy: the feed stays as it was
-    if (lock.header().change_seq < last_seq_) {  // a table started anew: its changes start over
-      by_change_.clear();
-      by_id_.clear();
-      floor_ = last_seq_ = lock.header().change_seq;
-      refreshed_at_ = now;
-      return;
-    }
-    jobs = changed_after(lock, last_seq_, &current);
+  if (!store_.changes_since(last_seq_, &jobs, &current).is_ok())
+    return;                   // busy: the feed stays as it was
+  if (current < last_seq_) {  // a table started anew: its changes start over
+    by_change_.clear();
+    by_id_.clear();
+    floor_ = last_seq_ = current;
+    refreshed_at_ = now;
+    return;
   }
   if (jobs.size() > capacity_) {
     // Only the newest capacity_ jobs are kept: every older entry goes, and

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "job.h"
-#include "job_table.h"
+#include "job_store.h"
 
 namespace deploy {
 
@@ -36,7 +36,7 @@ class ChangeFeed {
   // Starts at the table's change counter as it is now: changes before it
   // are not in the feed. Keeps at most `capacity` jobs; refreshes from the
   // table at most once per `refresh_interval` (but see read).
-  ChangeFeed(JobTable& table, Render render, Micros refresh_interval, size_t capacity);
+  ChangeFeed(JobStore& store, Render render, Micros refresh_interval, size_t capacity);
   ChangeFeed(const ChangeFeed&) = delete;
   ChangeFeed& operator=(const ChangeFeed&) = delete;
 
@@ -58,7 +58,7 @@ class ChangeFeed {
   uint64_t read_table(uint64_t since, size_t limit, std::vector<Event>* events);
   void insert(const Job& job, std::string text);
 
-  JobTable& table_;
+  JobStore& store_;
   const Render render_;
   const Micros refresh_interval_;
   const size_t capacity_;

@@ -38,116 +38,20 @@
 
 #include "clock.h"
 #include "job.h"
+#include "job_counters.h"
+#include "job_record.h"
 #include "scheduler.h"
 #include "status.h"
 
 namespace deploy {
 
-constexpr size_t kRecordSize = 2048;
 constexpr size_t kHeaderSize = 65536;
-constexpr size_t kTargetNameMax = 64;
-constexpr size_t kStageMax = 200;
-constexpr size_t kUserMax = 255;
-
-// One job as stored in the file. Plain data only: the file outlives every
-// process and every build that reads it, and may be damaged.
-//
-// Times come in pairs (clock.h): the *_at fields are wall time, shown and
-// never compared with a clock; the *_mono fields are CLOCK_BOOTTIME of the
-// boot named in the header, and every decision uses them. Both are written
-// at the same moment.
-struct JobRecord {
-  uint64_t id;  // 0: free slot
-  uint64_t checksum;
-  uint64_t change_seq;
-  int64_t submitted_at;  // first trigger
-  int64_t not_before;    // while waiting; wall time written with not_before_mono
-  int64_t started_at;
-  int64_t finished_at;
-  uint64_t runner_start_ticks;  // /proc/PID/stat starttime of the runner
-  uint64_t log_size;            // bytes the runner has written to the job's log
-  int32_t runner_pid;
-  int32_t job_pid;  // also the job's process group
-  int32_t exit_code;
-  int32_t signal;
-  uint32_t requests;
-  uint8_t state;  // JobState
-  uint8_t has_exit_code;
-  uint8_t has_signal;
-  uint8_t cancel_requested;
-  uint8_t has_stage;
-  uint8_t has_submitted_by;
-  int8_t progress;  // -1: null
-  // 1: some of the job's output could not be written (was reserved0)
-  uint8_t log_incomplete;
-  uint16_t params_size;  // bytes used in params
-  uint16_t reserved1;
-  uint32_t reserved2;
-  char target[kTargetNameMax + 8];
-  char submitted_by[kUserMax + 1];
-  char stage[kStageMax + 8];
-  char params[kRecordSize - 644 - 24];  // "NAME\0VALUE\0" pairs
-  // Version 2: the monotonic times, taken from the end of params.
-  int64_t submitted_mono;   // first trigger: max wait, queue timeout
-  int64_t not_before_mono;  // while waiting: end of the quiet window
-  int64_t started_mono;     // runner silence limit, the run's duration
-};
-
-constexpr size_t kParamsMax = sizeof(JobRecord::params);
-static_assert(offsetof(JobRecord, params) == 644, "fields before params changed: resize params");
-static_assert(offsetof(JobRecord, submitted_mono) == kRecordSize - 24,
-              "the monotonic times end the record");
-static_assert(sizeof(JobRecord) == kRecordSize);
-// Version 1 had no monotonic times, and this much room for params.
-constexpr size_t kParamsMaxVersion1 = kRecordSize - 644;
-
-// Counters kept in the header for ?auto and metrics. They only grow, and
-// survive restarts with the table.
-constexpr size_t kMaxTargetStats = 128;
-constexpr size_t kDurationBuckets = 10;  // upper bounds below; one more for +Inf
-constexpr Micros kDurationBucketBounds[kDurationBuckets] = {
-    1000000LL,   5000000LL,   10000000LL,  30000000LL,   60000000LL,
-    120000000LL, 300000000LL, 600000000LL, 1800000000LL, 3600000000LL};
 
 // The longest a request waits for the table lock before it is answered busy.
 constexpr Micros kLockTimeout = 5000000;
 // Highest job id handed out: ids stay exact in JSON numbers, and a damaged
 // next_id near UINT64_MAX can never wrap to 0 (a free slot).
 constexpr uint64_t kMaxJobId = (uint64_t(1) << 53) - 1;
-
-// Why a submission was refused, for counting.
-enum class Rejection : uint8_t {
-  not_found,
-  method_not_allowed,
-  bad_request,
-  invalid_param,
-  unsupported_media_type,
-  too_large,
-  bad_signature,
-  cross_origin,
-  queue_full,
-  internal,
-  store_full,
-  busy,
-  count_
-};
-std::string_view rejection_name(Rejection r);
-std::optional<Rejection> rejection_from_code(std::string_view code);
-
-struct TargetStats {
-  char target[kTargetNameMax + 8];                  // "" : unused
-  uint64_t finished[16];                            // indexed by JobState
-  uint64_t duration_buckets[kDurationBuckets + 1];  // not cumulative; last is +Inf
-  uint64_t duration_sum_micros;
-  uint64_t duration_count;
-};
-
-struct TableCounters {
-  uint64_t finished[16];  // indexed by JobState
-  uint64_t accepted;
-  uint64_t coalesced;
-  uint64_t rejected[16];  // indexed by Rejection
-};
 
 constexpr size_t kRecentChanges = 1024;
 struct RecentChange {
@@ -195,32 +99,9 @@ struct TableHeader {
 };
 static_assert(sizeof(TableHeader) <= kHeaderSize);
 
-// Reads and writes the fields of a record as the domain values.
-Job record_to_job(const JobRecord& r);
-// The scheduling facts of an unfinished record: its monotonic times, and its
-// group within a target grouped by `group_by` (the target's DeployGroupBy).
-PendingJob pending_job(const JobRecord& r, const std::optional<std::string>& group_by);
-// Sets the monotonic times of `r` from its wall times as seen at `now`: for
-// records of version 1 and of another boot (the wall clock is the only time
-// that survives a reboot, so a wall step while the host was down, or between
-// the event and this start-up, shifts them by that step).
-void rebase_mono_times(JobRecord& r, const Instant& now);
-// Stores params; false (record untouched) when they do not fit in kParamsMax.
-bool store_params(JobRecord& r, const Params& params);
-Params load_params(const JobRecord& r);
-// Size of params once stored; compare with kParamsMax before accepting them.
-size_t stored_params_size(const Params& params);
-void store_text(char* field, size_t field_size, std::string_view text);
-// A record that is internally consistent (used when reading a file from disk).
-bool record_is_valid(const JobRecord& r, uint32_t capacity, size_t slot);
-// The checks of record_is_valid but the checksum: what every read of a live
-// record makes sure of before the record is used (its fields index arrays
-// and are read as C strings).
-bool record_is_sound(const JobRecord& r, uint32_t capacity, size_t slot);
 // The pid of a process holding a lock on `path` (from /proc/locks), 0 when
 // none can be found.
 int lock_holder_pid(const std::string& path);
-uint64_t record_checksum(const JobRecord& r);
 
 class JobTable {
  public:

@@ -1,6 +1,6 @@
 #include "progress.h"
 
-#include "job_table.h"
+#include "job_record.h"
 #include "text.h"
 
 namespace deploy {

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <set>
 
-#include "job_table.h"
+#include "job_record.h"
 #include "names.h"
 #include "route.h"
 #include "text.h"

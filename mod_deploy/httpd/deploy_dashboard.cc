@@ -22,7 +22,7 @@
 #include "deploy_response.h"
 #include "duration.h"
 #include "job_json.h"
-#include "job_table.h"
+#include "job_store.h"
 #include "route.h"
 #include "text.h"
 
@@ -46,10 +46,6 @@ struct HistoryView {
   std::optional<JobState> state;
   uint64_t before = 0;  // 0: the first page
 
-  bool matches(const JobRecord& rec, std::string_view rec_target) const {
-    return (!target || *target == rec_target) && (!state || uint8_t(*state) == rec.state) &&
-           (!before || rec.id < before);
-  }
   // The dashboard's URL for this view with `before` instead, for an href
   // (`base` HTML-escaped already, & as &amp;): "BASE/?target=...".
   std::string url(const std::string& base, uint64_t page_before) const {
@@ -94,47 +90,19 @@ struct DashboardSnapshot {
 // stays busy.
 Status take_snapshot(const ModuleState& state, TargetAccess& access, const HistoryView& view,
                      DashboardSnapshot* out) {
-  // A min-heap of ids: its top is the lowest of the kHistoryRows + 1 kept
-  // (one more than shown tells whether there is an older page).
-  std::vector<uint64_t> history;
-  std::map<std::string, uint64_t, std::less<>> newest;  // by target
   DashboardSnapshot s;
-  JobTable::Lock lock(*state.table);
-  if (!lock.held()) return lock.status();
-  s.change_seq = state.table->change_seq();
+  Overview overview;
+  const HistoryPage page{kHistoryRows, view.target, view.state, view.before};
+  if (Status st = state.store->overview(
+          page, [&](std::string_view target) { return access.may_read_decided(target); },
+          &overview);
+      !st.is_ok())
+    return st;
   s.now = wall_now();  // display: compared with the jobs' wall times
-  lock.for_each([&](JobRecord& rec) {
-    if (!is_valid_state(rec.state)) return;
-    std::string_view target(rec.target, strnlen(rec.target, sizeof rec.target));
-    if (!access.may_read_decided(target)) return;
-    if (!is_final(JobState(rec.state))) {
-      s.jobs.push_back(record_to_job(rec));
-      return;
-    }
-    if (view.matches(rec, target)) {
-      history.push_back(rec.id);
-      std::push_heap(history.begin(), history.end(), std::greater<>());
-      if (history.size() > kHistoryRows + 1) {
-        std::pop_heap(history.begin(), history.end(), std::greater<>());
-        history.pop_back();
-      }
-    }
-    auto it = newest.find(target);
-    if (it == newest.end())
-      newest.emplace(target, rec.id);
-    else
-      it->second = std::max(it->second, rec.id);
-  });
-  if (history.size() > kHistoryRows) {
-    s.older = true;
-    std::pop_heap(history.begin(), history.end(), std::greater<>());
-    history.pop_back();
-  }
-  s.history.insert(history.begin(), history.end());
-  std::set<uint64_t> ids = s.history;
-  for (const auto& [target, id] : newest) ids.insert(id);
-  for (uint64_t id : ids)
-    if (JobRecord* rec = lock.find(id)) s.jobs.push_back(record_to_job(*rec));
+  s.change_seq = overview.seen;
+  for (Job& job : overview.jobs) s.jobs.push_back(std::move(job));
+  s.history = std::move(overview.history);
+  s.older = overview.older;
   *out = std::move(s);
   return Status::ok();
 }

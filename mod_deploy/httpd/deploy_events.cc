@@ -189,12 +189,10 @@ class EventStream {
 // The job as it is now; nullopt when it is gone. *busy: the table could not
 // be had in time (then nullopt too).
 std::optional<Job> snapshot(const ModuleState& state, uint64_t id, bool* busy) {
-  JobTable::Lock lock(*state.table);
-  *busy = !lock.held();
-  if (*busy) return std::nullopt;
-  JobRecord* rec = lock.find(id);
-  if (!rec) return std::nullopt;
-  Job job = record_to_job(*rec);
+  Job job;
+  const Status st = state.store->get(id, &job);
+  *busy = !st.is_ok() && st.code() != kNotFound;
+  if (!st.is_ok()) return std::nullopt;
   state.settings->set_group(job);
   return job;
 }
@@ -258,7 +256,7 @@ ChangeFeed& change_feed(const ModuleState& state, const std::string& base) {
   std::unique_ptr<ChangeFeed>& feed = state.feeds[base];
   if (!feed)
     feed = std::make_unique<ChangeFeed>(
-        *state.table,
+        *state.store,
         [base, settings = state.settings](Job job) {
           settings->set_group(job);
           return job_json(job, base);
@@ -275,14 +273,14 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
   if (auto refused = stream_refusal(r, claim, *state.stream_slots)) return send_error(r, *refused);
   JobEventId sent;
   if (const char* resume = last_event_id(r))
-    sent = parse_job_event_id(resume, state.table->change_seq()).value_or(JobEventId{});
+    sent = parse_job_event_id(resume, state.store->change_seq()).value_or(JobEventId{});
   EventStream stream(r, state.settings->events_timeout);
   if (r->header_only) return OK;
   const std::string log_path = state.table->log_path(id);
   const char* why = nullptr;
   while (stream.open()) {
     stream.pace();
-    uint64_t seen = state.table->output_seq();
+    uint64_t seen = state.store->output_seq();
     bool busy = false;
     std::optional<Job> job = snapshot(state, id, &busy);
     if (busy) continue;  // the stream goes on; its deadline still holds
@@ -307,7 +305,7 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
       why = "the job finished";
       break;
     }
-    if (!state.table->wait_for_output(seen, stream.wait_budget())) stream.idle();
+    if (!state.store->wait_for_output(seen, stream.wait_budget())) stream.idle();
   }
   stream.end(why ? why : stream.why_closed());
   return OK;
@@ -318,7 +316,7 @@ int stream_all_events(request_rec* r, const ModuleState& state, TargetAccess& ac
   StreamSlots::Claim claim(*state.stream_slots, r->useragent_ip ? r->useragent_ip : "");
   if (auto refused = stream_refusal(r, claim, *state.stream_slots)) return send_error(r, *refused);
   ChangeFeed& feed = change_feed(state, base);
-  uint64_t since = state.table->change_seq();
+  uint64_t since = state.store->change_seq();
   const char* resume = last_event_id(r);
   std::string since_param;
   if (r->args)
@@ -340,7 +338,7 @@ int stream_all_events(request_rec* r, const ModuleState& state, TargetAccess& ac
       if (access.may_read(event.target))
         stream.send("job", std::to_string(event.change_seq), *event.data);
     stream.flush();
-    if (!state.table->wait_for_change(since, stream.wait_budget()) && events.empty()) stream.idle();
+    if (!state.store->wait_for_change(since, stream.wait_budget()) && events.empty()) stream.idle();
   }
   stream.end(stream.why_closed());
   return OK;

@@ -118,21 +118,19 @@ RequestError store_full(request_rec* r, const std::string& why) {
 // A new job whose record could not be flushed is taken back while it has
 // not started: the client is told it was not stored. (A joined waiting job
 // keeps the join: it was stored before.)
-void withdraw_job(const ModuleState& state, uint64_t id) {
-  JobTable::Lock lock(*state.table);
-  JobRecord* rec = lock.held() ? lock.find(id) : nullptr;
-  if (!rec ||
-      (JobState(rec->state) != JobState::waiting && JobState(rec->state) != JobState::queued))
-    return;
-  lock.release(rec);
-  if (lock.header().counters.accepted > 0) lock.header().counters.accepted--;
-}
+void withdraw_job(const ModuleState& state, uint64_t id) { (void)state.store->withdraw(id); }
 
-std::vector<PendingJob> unfinished_jobs(JobTable::Lock& lock, const Settings& settings) {
-  std::vector<PendingJob> jobs;
-  lock.for_each_unfinished(
-      [&](JobRecord& r) { jobs.push_back(pending_job(r, settings.group_by(r.target))); });
-  return jobs;
+// The glue's answer to a store that could not do what was asked.
+RequestError store_refusal(request_rec* r, const Status& why) {
+  if (why.code() == kStoreBusy) return table_busy(r, why);
+  // (A full store is logged by the caller, which knows what was refused.)
+  if (why.code() == kStoreFull) return store_full(r, "the file system of the job store is full");
+  if (why.code() == kNotFound) return not_found(why.message());
+  ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: %s", why.message().c_str());
+  if (why.code() == kStoreDamaged)
+    return RequestError{HTTP_INTERNAL_SERVER_ERROR, "internal",
+                        "the job table is damaged; see the error log"};
+  return RequestError{HTTP_INTERNAL_SERVER_ERROR, "internal", "the job store failed"};
 }
 
 // The request's side of read_submission: its body, query and headers.
@@ -167,87 +165,38 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
   if (auto* e = std::get_if<RequestError>(&read)) return *e;
   Submission submission = std::get<Submission>(std::move(read));
   if (submission.ignored) {
-    if (JobTable::Lock lock(*state.table); lock.held()) {  // busy: not counted, still ignored
-      lock.header().submissions_ignored++;
-      lock.commit_header();
-    }
+    (void)state.store->count_ignored();  // busy: not counted, still ignored
     *ignored = std::move(submission.ignored);
     return std::nullopt;
   }
   const Params& params = submission.params;
 
   // Joining a waiting job needs no space (the table is allocated); a new
-  // job needs room for its log.
-  const bool room = state.table->has_room_for_a_job();
-  const Instant now = Instant::now();
-  uint64_t evicted = 0;
-  {
-    JobTable::Lock lock(*state.table);
-    if (!lock.held()) return table_busy(r, lock.status());
-    SubmissionDecision d =
-        decide_submission(unfinished_jobs(lock, *state.settings), name,
-                          job_group(params, target->policy.group_by).value_or(""), target->policy,
-                          state.settings->limits(), now.mono);
-    // not_before is decided on the monotonic clock; the wall time shown is
-    // written with it, once, rather than derived at every read: the job's
-    // JSON then stays the same until the job changes (event streams send
-    // only changes), at the price of showing a wall step that happens
-    // inside the window until the next trigger.
-    const Micros not_before_wall = d.not_before ? now.wall_of(d.not_before) : 0;
-    JobRecord* rec = nullptr;
-    if (d.kind == SubmissionDecision::Kind::coalesce) {
-      // Found by unfinished_jobs under this lock; checked again all the same.
-      rec = lock.find(d.job_id);
-      if (rec) {
-        rec->requests++;
-        rec->not_before_mono = d.not_before;
-        rec->not_before = not_before_wall;
-        *coalesced = true;
-        lock.header().counters.coalesced++;
-      }
-    } else if (d.kind == SubmissionDecision::Kind::new_job) {
-      if (!room) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "mod_deploy: submission for %s refused: the file system of "
-                      "DeployStateDir %s is full",
-                      name.c_str(), state.table->state_dir().c_str());
-        return store_full(r, "the file system of the job store is full");
-      }
-      bool damaged = false;
-      rec = lock.allocate(&evicted, &damaged);
-      if (damaged) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "mod_deploy: the header of the job table is damaged (its next job id is "
-                      "out of range); restart httpd to repair it");
-        return RequestError{HTTP_INTERNAL_SERVER_ERROR, "internal",
-                            "the job table is damaged; see the error log"};
-      }
-    }
-    if (!rec) {
-      apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, kRetryAfterSeconds));
-      return RequestError{HTTP_SERVICE_UNAVAILABLE, "queue_full",
-                          "the queue holds " + std::to_string(state.settings->queue_limit) +
-                              " jobs already; try again later"};
-    }
-    store_params(*rec, params);  // validate_params checked that they fit
-    if (!*coalesced) {
-      store_text(rec->target, sizeof rec->target, name);
-      rec->state = uint8_t(d.state);
-      rec->not_before_mono = d.not_before;
-      rec->not_before = not_before_wall;
-      rec->submitted_at = now.wall;
-      rec->submitted_mono = now.mono;
-      if (r->user) {
-        rec->has_submitted_by = 1;
-        store_text(rec->submitted_by, sizeof rec->submitted_by, r->user);
-      }
-      lock.header().counters.accepted++;
-    }
-    lock.commit(rec);
-    *job = record_to_job(*rec);
+  // job needs room for its log (the store says store_full).
+  NewSubmission s;
+  s.target = name;
+  s.group = job_group(params, target->policy.group_by).value_or("");
+  s.params = params;
+  if (r->user) s.submitted_by = r->user;
+  s.policy = target->policy;
+  s.limits = state.settings->limits();
+  s.group_by = [&state](std::string_view t) { return state.settings->group_by(std::string(t)); };
+  SubmitResult result;
+  if (Status st = state.store->submit(s, Instant::now(), &result); !st.is_ok()) {
+    if (st.code() == kStoreFull)
+      ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: submission for %s refused: %s",
+                    name.c_str(), st.message().c_str());
+    return store_refusal(r, st);
   }
+  if (result.kind == SubmissionDecision::Kind::queue_full) {
+    apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, kRetryAfterSeconds));
+    return RequestError{HTTP_SERVICE_UNAVAILABLE, "queue_full",
+                        "the queue holds " + std::to_string(state.settings->queue_limit) +
+                            " jobs already; try again later"};
+  }
+  *coalesced = result.kind == SubmissionDecision::Kind::coalesce;
+  *job = std::move(result.job);
   state.settings->set_group(*job);
-  if (evicted) state.table->drop_log(evicted);
   return std::nullopt;
 }
 
@@ -258,11 +207,10 @@ int submit(request_rec* r, const ModuleState& state, TargetAccess& access, const
   std::optional<std::string> ignored;
   if (std::optional<RequestError> refused =
           accept_submission(r, state, access, name, &job, &coalesced, &ignored)) {
-    if (refused->code == "busy") {
-      state.table->count_busy_rejection();  // counted when the table is free again
-    } else if (JobTable::Lock lock(*state.table); lock.held()) {
-      lock.count_rejection(rejection_from_code(refused->code).value_or(Rejection::internal));
-    }
+    // A busy store counts it when it is free again; submit counted queue_full.
+    if (refused->code != "queue_full")
+      (void)state.store->count_rejection(
+          rejection_from_code(refused->code).value_or(Rejection::internal));
     return send_error(r, *refused);
   }
   if (ignored) {
@@ -276,7 +224,7 @@ int submit(request_rec* r, const ModuleState& state, TargetAccess& access, const
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT " of %s: %s",
                   (apr_uint64_t)job.id, name.c_str(), durable.message().c_str());
     if (!coalesced) withdraw_job(state, job.id);
-    if (JobTable::Lock lock(*state.table); lock.held()) lock.count_rejection(Rejection::store_full);
+    (void)state.store->count_rejection(Rejection::store_full);
     return send_error(r, store_full(r, "the job store cannot be written"));
   }
   ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT " of %s %s",
@@ -288,11 +236,11 @@ int submit(request_rec* r, const ModuleState& state, TargetAccess& access, const
 
 // The job `id`, or why it cannot be answered: not found, or the table busy.
 std::variant<Job, RequestError> find_job(request_rec* r, const ModuleState& state, uint64_t id) {
-  JobTable::Lock lock(*state.table);
-  if (!lock.held()) return table_busy(r, lock.status());
-  JobRecord* rec = lock.find(id);
-  if (!rec) return not_found("no job " + std::to_string(id));
-  Job job = record_to_job(*rec);
+  Job job;
+  if (Status st = state.store->get(id, &job); !st.is_ok()) {
+    if (st.code() == kNotFound) return not_found("no job " + std::to_string(id));
+    return store_refusal(r, st);
+  }
   state.settings->set_group(job);
   return job;
 }
@@ -314,10 +262,6 @@ int get_job(request_rec* r, const ModuleState& state, TargetAccess& access, cons
   return send_json(r, HTTP_OK, job_json(std::get<Job>(job), base));
 }
 
-std::string_view target_of(const JobRecord& rec) {
-  return std::string_view(rec.target, strnlen(rec.target, sizeof rec.target));
-}
-
 int list_jobs(request_rec* r, const ModuleState& state, TargetAccess& access,
               const std::string& base) {
   auto parsed = parse_jobs_query(r->args ? r->args : "");
@@ -328,18 +272,15 @@ int list_jobs(request_rec* r, const ModuleState& state, TargetAccess& access,
     access.may_read(*q.target);
   else
     for (const Target& t : state.settings->targets) access.may_read(t.name);
-  std::deque<Job> jobs;  // not a vector: see chunked_text.h
+  std::vector<Job> listed;
   do {
-    jobs.clear();
-    JobTable::Lock lock(*state.table);
-    if (!lock.held()) return send_error(r, table_busy(r, lock.status()));
-    lock.for_each_newest_first(q.before, [&](JobRecord& rec) {
-      if ((!q.target || *q.target == rec.target) && (!q.state || uint8_t(*q.state) == rec.state) &&
-          access.may_read_decided(target_of(rec)))
-        jobs.push_back(record_to_job(rec));
-      return jobs.size() < q.limit;
-    });
+    if (Status st = state.store->list(
+            q, [&](std::string_view target) { return access.may_read_decided(target); }, &listed);
+        !st.is_ok())
+      return send_error(r, store_refusal(r, st));
   } while (access.decide_noted());
+  std::deque<Job> jobs;  // not a vector: see chunked_text.h
+  for (Job& job : listed) jobs.push_back(std::move(job));
   for (Job& job : jobs) state.settings->set_group(job);
   ChunkedText array;
   array += "[";
@@ -362,14 +303,12 @@ int list_targets(request_rec* r, const ModuleState& state, TargetAccess& access,
   // one (a target without any job reads the whole table).
   std::map<std::string, Job> latest;
   {
-    JobTable::Lock lock(*state.table);
-    if (!lock.held()) return send_error(r, table_busy(r, lock.status()));
-    lock.for_each_newest_first(0, [&](JobRecord& rec) {
-      if (state.settings->find(rec.target) && access.may_read_decided(target_of(rec)) &&
-          !latest.count(rec.target))
-        latest[rec.target] = record_to_job(rec);
-      return latest.size() < shown.size();
-    });
+    std::vector<std::string> names;
+    for (const Target* t : shown) names.push_back(t->name);
+    std::vector<Job> newest;
+    if (Status st = state.store->newest_per_target(names, &newest); !st.is_ok())
+      return send_error(r, store_refusal(r, st));
+    for (Job& job : newest) latest[job.target] = std::move(job);
   }
   for (auto& [name, job] : latest) state.settings->set_group(job);
   json_t* array = json_array();
@@ -449,31 +388,12 @@ int cancel(request_rec* r, const ModuleState& state, TargetAccess& access, const
   if (auto e = access.refuse_submission(target, state.settings->find(target), body))
     return send_error(r, *e);
   Job job;
-  pid_t runner = 0;
-  {
-    JobTable::Lock lock(*state.table);
-    if (!lock.held()) return send_error(r, table_busy(r, lock.status()));
-    JobRecord* rec = lock.find(id);
-    if (!rec) return send_error(r, not_found("no job " + std::to_string(id)));
-    JobState s = JobState(rec->state);
-    if (is_final(s))
-      return send_error(r, RequestError{HTTP_CONFLICT, "conflict",
-                                        "job " + std::to_string(id) + " has already finished (" +
-                                            std::string(state_name(s)) + ")"});
-    if (s == JobState::running) {
-      // The runner owns a running job: it sees the flag (and our nudge),
-      // signals the job's process group, and records the outcome.
-      rec->cancel_requested = 1;
-      // Only the runner that recorded itself is nudged: a pid that has
-      // been reused since names an unrelated process.
-      if (rec->runner_pid > 0 && rec->runner_start_ticks != 0 &&
-          process_start_ticks(rec->runner_pid) == rec->runner_start_ticks)
-        runner = rec->runner_pid;
-      lock.commit(rec);
-    } else {
-      lock.finish(rec, JobState::canceled, Instant::now());
-    }
-    job = record_to_job(*rec);
+  RunnerRef runner;
+  if (Status st = state.store->cancel(id, Instant::now(), &job, &runner); !st.is_ok()) {
+    if (st.code() == kConflict)
+      return send_error(r, RequestError{HTTP_CONFLICT, "conflict", st.message()});
+    if (st.code() == kNotFound) return send_error(r, not_found("no job " + std::to_string(id)));
+    return send_error(r, store_refusal(r, st));
   }
   state.settings->set_group(job);
   // A final state is durable before it is answered; a cancel flag need not be.
@@ -482,7 +402,7 @@ int cancel(request_rec* r, const ModuleState& state, TargetAccess& access, const
       ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT ": %s",
                     (apr_uint64_t)id, durable.message().c_str());
   }
-  if (runner > 0) kill(runner, SIGUSR1);
+  if (runner.runner_pid > 0) kill(runner.runner_pid, SIGUSR1);
   ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                 "mod_deploy: cancel of job %" APR_UINT64_T_FMT " requested by %s", (apr_uint64_t)id,
                 r->user ? r->user : "(anonymous)");

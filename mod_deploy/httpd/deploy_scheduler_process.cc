@@ -30,9 +30,6 @@ namespace deploy {
 namespace {
 
 constexpr Micros kSecond = 1000000;
-// A runner records itself within moments of its start; one that has not
-// after this long never will (its scheduler died before spawning it).
-constexpr Micros kRunnerSilenceLimit = 5 * kSecond;
 // How often runners are checked for life and the history trimmed.
 constexpr Micros kHousekeepingInterval = kSecond;
 // Decisions are at least this far apart: a burst of submissions is decided
@@ -49,20 +46,6 @@ struct Spawn {
   Job job;
   const Target* target;
 };
-
-// A runner is alive when its pid exists and is still the process it was.
-// `now` and `quiet_since` are monotonic. A runner cannot record itself
-// while the table lock is held elsewhere: its silence counts from when the
-// scheduler last got the lock after it was busy, if that is later than the
-// job's start.
-bool runner_alive(const JobRecord& r, Micros now, Micros quiet_since) {
-  const Micros silent = now - std::max(r.started_mono, quiet_since);
-  if (r.runner_pid <= 0) return silent < kRunnerSilenceLimit;
-  uint64_t ticks = process_start_ticks(r.runner_pid);
-  if (ticks == 0) return false;
-  if (r.runner_start_ticks == 0) return silent < kRunnerSilenceLimit;
-  return ticks == r.runner_start_ticks;
-}
 
 // The deploy-runner --launcher process (runner/launcher.h) and the pipe to
 // its stdin. It ends when the pipe closes, i.e. with this process.
@@ -228,7 +211,7 @@ class Scheduler {
       Micros now = mono_now();
       Micros wait = kHousekeepingInterval;
       if (next_due > 0) wait = std::clamp<Micros>(next_due - now, 1000, kHousekeepingInterval);
-      state_.table->wait_for_change(seen_, wait);
+      state_.store->wait_for_change(seen_, wait);
       Micros since = mono_now() - decided_at;
       if (since < kMinDecisionInterval) usleep(useconds_t(kMinDecisionInterval - since));
     }
@@ -242,80 +225,60 @@ class Scheduler {
   Micros decide() {
     const Instant now = Instant::now();
     std::vector<Spawn> spawns;
-    std::vector<uint64_t> dropped;
     ScheduleDecision decision;
     bool finished = false;  // a job reached a final state in this pass
-    {
-      JobTable::Lock lock(*state_.table);
-      if (!lock.held()) {
-        // Nothing can be decided; the launcher is still reaped meanwhile.
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
-                     "mod_deploy: the scheduler cannot decide, retrying: %s",
-                     lock.status().message().c_str());
-        table_was_busy_ = true;
-        return mono_now() + kBusyRetryInterval;
-      }
-      if (table_was_busy_) lock_regained_at_ = mono_now();
-      table_was_busy_ = false;
-      std::vector<PendingJob> pending;
-      bool housekeeping = now.mono - last_housekeeping_ >= kHousekeepingInterval;
-      lock.for_each_unfinished([&](JobRecord& r) {
-        JobState s = JobState(r.state);
-        if (s == JobState::running && housekeeping &&
-            !runner_alive(r, now.mono, lock_regained_at_)) {
-          ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
-                       "mod_deploy: job %" APR_UINT64_T_FMT
-                       " of %s is lost: its runner (pid %d) is gone",
-                       (apr_uint64_t)r.id, r.target, r.runner_pid);
-          lock.finish(&r, JobState::lost, now);
-          finished = true;
-          return;
-        }
-        pending.push_back(pending_job(r, settings_.group_by(r.target)));
-      });
-      if (housekeeping) {
-        prune_history(lock, &dropped);
-        last_housekeeping_ = now.mono;
-      }
-
-      decision = schedule(pending, policies_, settings_.limits(), now.mono);
-      // find() checks each record again: a process that ignores the lock
-      // may have damaged one since it was read above.
-      for (uint64_t id : decision.expire) {
-        JobRecord* r = lock.find(id);
-        if (!r) continue;
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, server_,
-                     "mod_deploy: job %" APR_UINT64_T_FMT " of %s expired", (apr_uint64_t)id,
-                     r->target);
-        lock.finish(r, JobState::expired, now);
-      }
-      for (uint64_t id : decision.ready) {
-        JobRecord* r = lock.find(id);
-        if (!r) continue;
-        r->state = uint8_t(JobState::queued);
-        lock.commit(r);
-      }
-      for (uint64_t id : decision.start) {
-        JobRecord* r = lock.find(id);
-        if (!r) continue;
-        const Target* target = settings_.find(r->target);
-        r->state = uint8_t(JobState::running);
-        r->started_at = now.wall;
-        r->started_mono = now.mono;
-        r->runner_pid = 0;
-        r->runner_start_ticks = 0;
-        lock.commit(r);
-        spawns.push_back(Spawn{record_to_job(*r), target});
-      }
-      // What others change from now on wakes the next pass: a runner that
-      // finishes while this pass hands out jobs must not wait for a timeout.
-      seen_ = state_.table->change_seq();
+    const GroupByOf group_by = [this](std::string_view t) {
+      return settings_.group_by(std::string(t));
+    };
+    bool housekeeping = now.mono - last_housekeeping_ >= kHousekeepingInterval;
+    std::vector<LostJob> lost;
+    std::vector<Job> started;
+    Status st = Status::ok();
+    // Right after a busy store, runners could not record themselves: lost
+    // jobs are looked for once the store was had (lock_regained_at_ below).
+    if (table_was_busy_) housekeeping = false;
+    if (housekeeping) st = state_.store->detect_lost(now, lock_regained_at_, &lost);
+    if (st.is_ok())
+      st = state_.store->schedule_pass(
+          group_by,
+          [&](const std::vector<PendingJob>& pending) {
+            ScheduleDecision d = schedule(pending, policies_, settings_.limits(), now.mono);
+            for (const PendingJob& job : pending)
+              if (std::find(d.expire.begin(), d.expire.end(), job.id) != d.expire.end())
+                ap_log_error(APLOG_MARK, APLOG_INFO, 0, server_,
+                             "mod_deploy: job %" APR_UINT64_T_FMT " of %s expired",
+                             (apr_uint64_t)job.id, job.target.c_str());
+            return d;
+          },
+          now, &decision, &started, &seen_);
+    if (st.is_ok() && housekeeping) {
+      st = state_.store->trim_history(settings_.history, nullptr);
+      last_housekeeping_ = now.mono;
     }
-    for (uint64_t id : dropped) state_.table->drop_log(id);
+    if (!st.is_ok()) {
+      // Nothing can be decided; the launcher is still reaped meanwhile.
+      ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
+                   "mod_deploy: the scheduler cannot decide, retrying: %s", st.message().c_str());
+      table_was_busy_ = true;
+      return mono_now() + kBusyRetryInterval;
+    }
+    if (table_was_busy_) lock_regained_at_ = mono_now();
+    table_was_busy_ = false;
+    for (const LostJob& l : lost) {
+      ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
+                   "mod_deploy: job %" APR_UINT64_T_FMT
+                   " of %s is lost: its runner (pid %d) is gone",
+                   (apr_uint64_t)l.job.id, l.job.target.c_str(), l.runner.runner_pid);
+      finished = true;
+    }
+    for (Job& job : started) {
+      const Target* target = settings_.find(job.target);
+      spawns.push_back(Spawn{std::move(job), target});
+    }
     // A job that started once must never start again, also after a power
     // cut: its `running` is on disk before its runner gets it.
     if (!spawns.empty() || finished || !decision.expire.empty()) {
-      if (Status durable = state_.table->make_durable(); !durable.is_ok()) {
+      if (Status durable = state_.store->make_durable(); !durable.is_ok()) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, server_, "mod_deploy: scheduler: %s",
                      durable.message().c_str());
         for (const Spawn& spawn : spawns) fail_unstarted(spawn.job.id, durable.message());
@@ -326,21 +289,6 @@ class Scheduler {
     return decision.next_due;
   }
 
-  // Keeps the newest DeployHistory finished jobs. (A submission that finds
-  // no free record also drops the finished job whose record it takes.)
-  void prune_history(JobTable::Lock& lock, std::vector<uint64_t>* dropped) {
-    std::vector<JobRecord*> finished;
-    lock.for_each([&](JobRecord& r) {
-      if (is_final(JobState(r.state))) finished.push_back(&r);
-    });
-    if (finished.size() <= settings_.history) return;
-    std::sort(finished.begin(), finished.end(), [](auto* a, auto* b) { return a->id > b->id; });
-    for (size_t i = settings_.history; i < finished.size(); ++i) {
-      dropped->push_back(finished[i]->id);
-      lock.release(finished[i]);
-    }
-  }
-
   // A job marked running whose runner was never given it ends failed.
   void fail_unstarted(uint64_t id, const std::string& why) {
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, server_,
@@ -349,12 +297,9 @@ class Scheduler {
     {
       // When the table stays busy the job keeps no runner: housekeeping
       // finds it lost.
-      JobTable::Lock lock(*state_.table);
-      JobRecord* r = lock.held() ? lock.find(id) : nullptr;
-      if (r && JobState(r->state) == JobState::running && r->runner_pid == 0)
-        lock.finish(r, JobState::failed, Instant::now());
+      (void)state_.store->launch_failed(id, Instant::now());
     }
-    (void)state_.table->make_durable();
+    (void)state_.store->make_durable();
   }
 
   // Hands the job to the launcher, which forks its runner. A launcher that
@@ -386,13 +331,7 @@ class Scheduler {
                    (apr_uint64_t)spawn.job.id, problem.c_str());
       // When the table stays busy the job keeps no runner: housekeeping
       // finds it lost.
-      JobTable::Lock lock(*state_.table);
-      JobRecord* r = lock.held() ? lock.find(spawn.job.id) : nullptr;
-      if (r && JobState(r->state) == JobState::running && r->runner_pid == 0) {
-        r->state = uint8_t(JobState::queued);
-        r->started_at = 0;
-        lock.commit(r);
-      }
+      (void)state_.store->unstart(spawn.job.id);
       return;
     } else if (!problem.empty() && launcher_.start(&problem)) {
       launcher_.send(frame, &problem);

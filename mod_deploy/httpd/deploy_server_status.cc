@@ -36,20 +36,19 @@ struct StatusSnapshot {
 // False (and *out untouched) when the table stays busy.
 Status take_status_snapshot(const ModuleState& state, StatusSnapshot* out) {
   StatusSnapshot s;
-  JobTable::Lock lock(*state.table);
-  if (!lock.held()) return lock.status();
-  const TableCounters& counters = lock.header().counters;
+  StoreCounters store;
+  if (Status st = state.store->counters(&store); !st.is_ok()) return st;
+  const TableCounters& counters = store.counters;
   s.accepted = counters.accepted;
   s.succeeded = counters.finished[uint8_t(JobState::succeeded)];
   s.failed = counters.finished[uint8_t(JobState::failed)];
-  lock.for_each_unfinished([&](JobRecord& rec) {
-    const Job job = record_to_job(rec);
+  for (const Job& job : store.unfinished) {
     if (job.state == JobState::waiting) ++s.waiting;
     if (job.state == JobState::queued) ++s.queued;
     if (job.state == JobState::running)
       s.running.push_back(
           RunningJob{job.id, job.target, job.progress, job.stage.value_or(""), job.started_at});
-  });
+  }
   *out = std::move(s);
   return Status::ok();
 }

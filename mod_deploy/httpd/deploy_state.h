@@ -13,6 +13,7 @@
 #include "change_feed.h"
 #include "deploy_config.h"
 #include "deploy_stream_limits.h"
+#include "job_store.h"
 #include "job_table.h"
 
 namespace deploy {
@@ -20,6 +21,8 @@ namespace deploy {
 struct ModuleState {
   const Settings* settings = nullptr;
   std::unique_ptr<JobTable> table;
+  // The jobs, through the store interface: the file engine on `table`.
+  std::unique_ptr<JobStore> store;
   std::string runner_path;         // deploy-runner, beside mod_deploy.so
   std::vector<std::string> bases;  // <Location> paths with SetHandler deploy
   Micros started_mono = 0;         // monotonic (clock.h): the Uptime of ?auto

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "deploy_response.h"
-#include "job_table.h"
+#include "job_store.h"
 
 namespace deploy {
 namespace {
@@ -33,24 +33,19 @@ Status take_snapshot(const ModuleState& state, Snapshot* out) {
   Snapshot s;
   // Every configured target appears, even before its first job.
   for (const Target& t : state.settings->targets) s.now[t.name];
-  JobTable::Lock lock(*state.table);
-  if (!lock.held()) return lock.status();
-  s.counters = lock.header().counters;
-  s.ignored = lock.header().submissions_ignored;
-  const TableHeader& header = lock.header();
-  for (size_t i = 0; i < kMaxTargetStats; ++i) {
-    if (header.targets[i].target[0] == '\0') continue;
-    s.stats.push_back(header.targets[i]);
-    // The header is anyone's to write: the copy's name ends, whatever it held.
-    s.stats.back().target[sizeof header.targets[i].target - 1] = '\0';
-    s.last_success.push_back(header.target_last_success[i]);
+  StoreCounters counters;
+  if (Status st = state.store->counters(&counters); !st.is_ok()) return st;
+  s.counters = counters.counters;
+  s.ignored = counters.ignored;
+  for (const TargetCounters& t : counters.targets) {
+    s.stats.push_back(t.stats);
+    s.last_success.push_back(t.last_success);
   }
   // Finished jobs are in the counters: only the unfinished ones are read.
-  lock.for_each_unfinished([&](JobRecord& rec) {
-    JobState st = JobState(rec.state);
-    s.now[rec.target][st]++;
-    s.total_now[st]++;
-  });
+  for (const Job& job : counters.unfinished) {
+    s.now[job.target][job.state]++;
+    s.total_now[job.state]++;
+  }
   *out = std::move(s);
   return Status::ok();
 }

@@ -26,6 +26,7 @@
 #include "deploy_scheduler_process.h"
 #include "deploy_server_status.h"
 #include "deploy_state.h"
+#include "file_store.h"
 
 namespace deploy {
 namespace {
@@ -155,6 +156,7 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
       return HTTP_INTERNAL_SERVER_ERROR;
     }
     state->table->set_sync(settings.sync);
+    state->store = std::make_unique<FileStore>(*state->table);
     g_state = state;
     if (ap_state_query(AP_SQ_RUN_MODE) != AP_SQ_RM_NORMAL) return OK;
     apr_status_t rv = start_scheduler_process(pconf, s, state);

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "file_store.h"
 #include "job_table.h"
 #include "launch_request.h"
 #include "privileges.h"
@@ -116,15 +117,14 @@ void record_launch_failure(JobTable& table, uint64_t job_id, const std::string& 
   }
   {
     // The final state must not be lost: wait for as long as the table is busy.
-    std::optional<JobTable::Lock> lock;
-    for (lock.emplace(table); !lock->held(); lock.emplace(table))
+    // (Refused when the job is no longer running: nothing to record.)
+    FileStore store(table);
+    Status st = store.launch_failed(job_id, Instant::now());
+    for (; !st.is_ok() && st.code() == kStoreBusy; st = store.launch_failed(job_id, Instant::now()))
       fprintf(stderr, "deploy-runner[job %llu]: cannot record that it failed yet, retrying: %s\n",
-              static_cast<unsigned long long>(job_id), lock->status().message().c_str());
-    JobRecord* r = lock->find(job_id);
-    if (r != nullptr && r->state == static_cast<uint8_t>(JobState::running))
-      lock->finish(r, JobState::failed, Instant::now());
+              static_cast<unsigned long long>(job_id), st.message().c_str());
+    (void)store.make_durable();  // at worst the job is lost after a power cut
   }
-  (void)table.make_durable();  // at worst the job is lost after a power cut
 }
 
 // ---------------------------------------------------------------- runner

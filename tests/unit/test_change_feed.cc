@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "file_store.h"
 #include "unit_test.h"
 
 namespace {
@@ -26,6 +27,7 @@ constexpr deploy::Micros kHour = 3600LL * 1000000;
 
 std::string g_dir;
 std::unique_ptr<JobTable> g_table;
+std::unique_ptr<deploy::FileStore> g_store;  // the feeds' store, on g_table
 int g_renders = 0;
 
 void set_up() {
@@ -39,6 +41,7 @@ void set_up() {
 }
 
 void tear_down() {
+  g_store.reset();
   g_table.reset();
   std::filesystem::remove_all(g_dir);
 }
@@ -51,7 +54,8 @@ std::string render(const Job& job) {
 }
 
 std::unique_ptr<ChangeFeed> make_feed(deploy::Micros refresh, size_t capacity) {
-  return std::make_unique<ChangeFeed>(*g_table, render, refresh, capacity);
+  if (!g_store) g_store = std::make_unique<deploy::FileStore>(*g_table);
+  return std::make_unique<ChangeFeed>(*g_store, render, refresh, capacity);
 }
 
 uint64_t add_job() {

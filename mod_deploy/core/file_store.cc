@@ -1,0 +1,511 @@
+// The `file` engine of the job store (file_store.h).
+#include "file_store.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <set>
+
+namespace deploy {
+namespace {
+
+bool in_state(const JobRecord* r, JobState s) { return r && r->state == uint8_t(s); }
+
+// Whether `r` is still run by `runner`: the fence of a runner's writes. A
+// runner that has not recorded itself yet (pid 0) is the launcher's.
+bool run_by(const JobRecord* r, const RunnerRef& runner) {
+  return in_state(r, JobState::running) && r->runner_pid == runner.runner_pid &&
+         r->runner_start_ticks == runner.runner_start_ticks;
+}
+
+Status not_found(uint64_t id, const char* why) {
+  return Status::error("job " + std::to_string(id) + " " + why, kNotFound);
+}
+
+Status not_owner(uint64_t id) {
+  return Status::error("job " + std::to_string(id) + " is no longer run by this runner", kNotOwner);
+}
+
+// A runner is alive when its pid exists and is still the process it was.
+// `now` and `quiet_since` are monotonic. A runner cannot record itself
+// while the table lock is held elsewhere: its silence counts from when the
+// scheduler last got the lock after it was busy, if that is later than the
+// job's start.
+bool runner_alive(const JobRecord& r, Micros now, Micros quiet_since) {
+  const Micros silent = now - std::max(r.started_mono, quiet_since);
+  if (r.runner_pid <= 0) return silent < FileStore::kRunnerSilenceLimit;
+  const uint64_t ticks = process_start_ticks(r.runner_pid);
+  if (ticks == 0) return false;
+  if (r.runner_start_ticks == 0) return silent < FileStore::kRunnerSilenceLimit;
+  return ticks == r.runner_start_ticks;
+}
+
+std::string_view target_of(const JobRecord& r) {
+  return std::string_view(r.target, strnlen(r.target, sizeof r.target));
+}
+
+std::vector<PendingJob> pending_jobs(JobTable::Lock& lock, const GroupByOf& group_by) {
+  std::vector<PendingJob> jobs;
+  lock.for_each_unfinished([&](JobRecord& r) {
+    jobs.push_back(pending_job(r, group_by ? group_by(target_of(r)) : std::nullopt));
+  });
+  return jobs;
+}
+
+// The job becomes running, started `now`, with no runner yet (the
+// launcher's until its runner records itself).
+void claim(JobTable::Lock& lock, JobRecord* r, const Instant& now) {
+  r->state = uint8_t(JobState::running);
+  r->started_at = now.wall;
+  r->started_mono = now.mono;
+  r->runner_pid = 0;
+  r->runner_start_ticks = 0;
+  lock.commit(r);
+}
+
+}  // namespace
+
+// Holds the table for one operation; busy() is the Status to return when
+// it could not be had.
+class FileStoreLock : public JobTable::Lock {
+ public:
+  FileStoreLock(JobTable& table, Micros timeout) : JobTable::Lock(table, timeout) {}
+  Status busy() const { return Status::error(status().message(), kStoreBusy); }
+};
+
+Status FileStore::submit(const NewSubmission& s, const Instant& now, SubmitResult* out) {
+  const bool room = table_.has_room_for_a_job();
+  uint64_t evicted = 0;
+  {
+    FileStoreLock lock(table_, lock_timeout_);
+    if (!lock.held()) return lock.busy();
+    const SubmissionDecision d = decide_submission(pending_jobs(lock, s.group_by), s.target,
+                                                   s.group, s.policy, s.limits, now.mono);
+    // The wall time of not_before is written with it, once (job JSON stays
+    // the same until the job changes).
+    const Micros not_before_wall = d.not_before ? now.wall_of(d.not_before) : 0;
+    out->kind = d.kind;
+    JobRecord* rec = nullptr;
+    if (d.kind == SubmissionDecision::Kind::coalesce) {
+      // Found by pending_jobs under this lock; checked again all the same.
+      rec = lock.find(d.job_id);
+      if (!rec) out->kind = SubmissionDecision::Kind::queue_full;
+    }
+    if (rec && d.kind == SubmissionDecision::Kind::coalesce) {
+      rec->requests++;
+      rec->not_before_mono = d.not_before;
+      rec->not_before = not_before_wall;
+      lock.header().counters.coalesced++;
+    } else if (d.kind == SubmissionDecision::Kind::new_job) {
+      if (!room)
+        return Status::error("the file system of DeployStateDir " + table_.state_dir() + " is full",
+                             kStoreFull);
+      bool damaged = false;
+      rec = lock.allocate(&evicted, &damaged);
+      if (damaged)
+        return Status::error(
+            "the header of the job table is damaged (its next job id is out of range); restart "
+            "httpd to repair it",
+            kStoreDamaged);
+      if (!rec) out->kind = SubmissionDecision::Kind::queue_full;  // every slot busy
+    }
+    if (!rec) {
+      lock.count_rejection(Rejection::queue_full);
+      return Status::ok();
+    }
+    store_params(*rec, s.params);  // validate_params checked that they fit
+    if (out->kind == SubmissionDecision::Kind::new_job) {
+      store_text(rec->target, sizeof rec->target, s.target);
+      rec->state = uint8_t(d.state);
+      rec->not_before_mono = d.not_before;
+      rec->not_before = not_before_wall;
+      rec->submitted_at = now.wall;
+      rec->submitted_mono = now.mono;
+      if (s.submitted_by) {
+        rec->has_submitted_by = 1;
+        store_text(rec->submitted_by, sizeof rec->submitted_by, *s.submitted_by);
+      }
+      lock.header().counters.accepted++;
+    }
+    lock.commit(rec);
+    out->job = record_to_job(*rec);
+  }
+  if (evicted) table_.drop_log(evicted);
+  return Status::ok();
+}
+
+Status FileStore::withdraw(uint64_t id) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  JobRecord* r = lock.find(id);
+  if (!in_state(r, JobState::waiting) && !in_state(r, JobState::queued))
+    return not_found(id, "is neither waiting nor queued");
+  lock.release(r);
+  if (lock.header().counters.accepted > 0) lock.header().counters.accepted--;
+  return Status::ok();
+}
+
+Status FileStore::count_rejection(Rejection why) {
+  if (why == Rejection::busy) {
+    table_.count_busy_rejection();  // counted when the table is free again
+    return Status::ok();
+  }
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  lock.count_rejection(why);
+  return Status::ok();
+}
+
+Status FileStore::count_ignored() {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  lock.header().submissions_ignored++;
+  lock.commit_header();
+  return Status::ok();
+}
+
+Status FileStore::schedule_pass(
+    const GroupByOf& group_by,
+    const std::function<ScheduleDecision(const std::vector<PendingJob>&)>& decide,
+    const Instant& now, ScheduleDecision* decision, std::vector<Job>* started, uint64_t* seen) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  *decision = decide(pending_jobs(lock, group_by));
+  // find() checks each record again: a process that ignores the lock may
+  // have damaged one since it was read above.
+  for (uint64_t id : decision->expire) {
+    JobRecord* r = lock.find(id);
+    if (in_state(r, JobState::waiting) || in_state(r, JobState::queued))
+      lock.finish(r, JobState::expired, now);
+  }
+  for (uint64_t id : decision->ready) {
+    JobRecord* r = lock.find(id);
+    if (!in_state(r, JobState::waiting)) continue;
+    r->state = uint8_t(JobState::queued);
+    lock.commit(r);
+  }
+  for (uint64_t id : decision->start) {
+    JobRecord* r = lock.find(id);
+    if (!in_state(r, JobState::queued) && !in_state(r, JobState::waiting)) continue;
+    claim(lock, r, now);
+    started->push_back(record_to_job(*r));
+  }
+  if (seen) *seen = table_.change_seq();
+  return Status::ok();
+}
+
+Status FileStore::ready(uint64_t id, const Instant&) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  JobRecord* r = lock.find(id);
+  if (!in_state(r, JobState::waiting)) return not_found(id, "is not waiting");
+  r->state = uint8_t(JobState::queued);
+  lock.commit(r);
+  return Status::ok();
+}
+
+Status FileStore::start(uint64_t id, const Instant& now, Job* out) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  JobRecord* r = lock.find(id);
+  if (!in_state(r, JobState::queued)) return not_found(id, "is not queued");
+  claim(lock, r, now);
+  *out = record_to_job(*r);
+  return Status::ok();
+}
+
+Status FileStore::runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  JobRecord* r = lock.find(id);
+  // Taken only from the launcher (no runner yet), or by the same runner.
+  if (!run_by(r, RunnerRef{}) && !run_by(r, runner)) return not_owner(id);
+  r->runner_pid = runner.runner_pid;
+  r->runner_start_ticks = runner.runner_start_ticks;
+  if (job_pid > 0) r->job_pid = job_pid;
+  lock.commit_quiet(r);
+  return Status::ok();
+}
+
+Status FileStore::record_progress(uint64_t id, const RunnerRef& runner, int progress,
+                                  const std::optional<std::string>& stage, uint64_t log_size,
+                                  bool log_incomplete, bool* cancel_requested) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  JobRecord* r = lock.find(id);
+  if (!run_by(r, runner)) return not_owner(id);
+  bool visible = false, quiet = false;
+  if (progress >= 0 && progress <= 100 && r->progress != progress) {
+    r->progress = int8_t(progress);
+    visible = true;
+  }
+  if (stage && !(r->has_stage && std::string_view(r->stage) == *stage)) {
+    store_text(r->stage, sizeof r->stage, *stage);
+    r->has_stage = 1;
+    visible = true;
+  }
+  if (log_incomplete && !r->log_incomplete) {
+    r->log_incomplete = 1;
+    visible = true;
+  }
+  if (r->log_size != log_size) {
+    r->log_size = log_size;
+    quiet = true;
+  }
+  if (visible)
+    lock.commit(r);
+  else if (quiet)
+    lock.commit_quiet(r);
+  if (cancel_requested) *cancel_requested = r->cancel_requested != 0;
+  return Status::ok();
+}
+
+Status FileStore::cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nudge) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  JobRecord* r = lock.find(id);
+  if (!r) return not_found(id, "does not exist");
+  const JobState s = JobState(r->state);
+  *nudge = RunnerRef{};
+  if (is_final(s)) {
+    *out = record_to_job(*r);
+    return Status::error(
+        "job " + std::to_string(id) + " has already finished (" + std::string(state_name(s)) + ")",
+        kConflict);
+  }
+  if (s == JobState::running) {
+    // The runner owns a running job: it sees the flag (and the nudge).
+    r->cancel_requested = 1;
+    // Only a runner that recorded itself is named: a reused pid is another process.
+    if (r->runner_pid > 0 && r->runner_start_ticks != 0 &&
+        process_start_ticks(r->runner_pid) == r->runner_start_ticks)
+      *nudge = RunnerRef{r->runner_pid, r->runner_start_ticks};
+    lock.commit(r);
+  } else {
+    lock.finish(r, JobState::canceled, now);
+  }
+  *out = record_to_job(*r);
+  return Status::ok();
+}
+
+Status FileStore::finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,
+                         const Instant& now) {
+  if (!is_final(outcome.state)) return Status::error("not a final state");
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  JobRecord* r = lock.find(id);
+  if (!run_by(r, runner)) return not_owner(id);
+  r->has_exit_code = outcome.exit_code.has_value();
+  r->exit_code = outcome.exit_code.value_or(0);
+  r->has_signal = outcome.signal.has_value();
+  r->signal = outcome.signal.value_or(0);
+  lock.finish(r, outcome.state, now);
+  return Status::ok();
+}
+
+Status FileStore::launch_failed(uint64_t id, const Instant& now) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  JobRecord* r = lock.find(id);
+  if (!run_by(r, RunnerRef{})) return not_owner(id);
+  lock.finish(r, JobState::failed, now);
+  return Status::ok();
+}
+
+Status FileStore::unstart(uint64_t id) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  JobRecord* r = lock.find(id);
+  if (!run_by(r, RunnerRef{})) return not_owner(id);
+  r->state = uint8_t(JobState::queued);
+  r->started_at = 0;
+  lock.commit(r);
+  return Status::ok();
+}
+
+Status FileStore::detect_lost(const Instant& now, Micros quiet_since, std::vector<LostJob>* ended) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  lock.for_each_unfinished([&](JobRecord& r) {
+    if (r.state != uint8_t(JobState::running) || runner_alive(r, now.mono, quiet_since)) return;
+    lock.finish(&r, JobState::lost, now);
+    ended->push_back(LostJob{record_to_job(r), RunnerRef{r.runner_pid, r.runner_start_ticks}});
+  });
+  return Status::ok();
+}
+
+Status FileStore::expire(uint64_t id, const Instant& now) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  JobRecord* r = lock.find(id);
+  if (!in_state(r, JobState::waiting) && !in_state(r, JobState::queued))
+    return not_found(id, "is neither waiting nor queued");
+  lock.finish(r, JobState::expired, now);
+  return Status::ok();
+}
+
+Status FileStore::trim_history(uint32_t keep, std::vector<uint64_t>* dropped) {
+  std::vector<uint64_t> ids;
+  {
+    FileStoreLock lock(table_, lock_timeout_);
+    if (!lock.held()) return lock.busy();
+    std::vector<JobRecord*> finished;
+    lock.for_each([&](JobRecord& r) {
+      if (is_final(JobState(r.state))) finished.push_back(&r);
+    });
+    if (finished.size() > keep) {
+      std::sort(finished.begin(), finished.end(), [](auto* a, auto* b) { return a->id > b->id; });
+      for (size_t i = keep; i < finished.size(); ++i) {
+        ids.push_back(finished[i]->id);
+        lock.release(finished[i]);
+      }
+    }
+  }
+  for (uint64_t id : ids) table_.drop_log(id);
+  if (dropped) dropped->insert(dropped->end(), ids.begin(), ids.end());
+  return Status::ok();
+}
+
+Status FileStore::get(uint64_t id, Job* out) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  const JobRecord* r = lock.find(id);
+  if (!r) return not_found(id, "does not exist");
+  *out = record_to_job(*r);
+  return Status::ok();
+}
+
+Status FileStore::list(const JobsQuery& q, const TargetFilter& readable, std::vector<Job>* out) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  out->clear();
+  if (q.limit == 0) return Status::ok();
+  lock.for_each_newest_first(q.before, [&](JobRecord& r) {
+    if ((!q.target || *q.target == target_of(r)) && (!q.state || uint8_t(*q.state) == r.state) &&
+        (!readable || readable(target_of(r))))
+      out->push_back(record_to_job(r));
+    return out->size() < q.limit;
+  });
+  return Status::ok();
+}
+
+Status FileStore::newest_per_target(const std::vector<std::string>& targets,
+                                    std::vector<Job>* out) {
+  const std::set<std::string, std::less<>> wanted(targets.begin(), targets.end());
+  std::map<std::string, Job, std::less<>> latest;
+  {
+    FileStoreLock lock(table_, lock_timeout_);
+    if (!lock.held()) return lock.busy();
+    if (wanted.empty()) return Status::ok();
+    lock.for_each_newest_first(0, [&](JobRecord& r) {
+      const std::string_view target = target_of(r);
+      if (wanted.count(target) && !latest.count(target))
+        latest.emplace(std::string(target), record_to_job(r));
+      return latest.size() < wanted.size();
+    });
+  }
+  out->clear();
+  for (auto& [name, job] : latest) out->push_back(std::move(job));
+  return Status::ok();
+}
+
+Status FileStore::overview(const HistoryPage& page, const TargetFilter& readable,
+                           Overview* out) {
+  // A min-heap of ids: its top is the lowest of the page.rows + 1 kept (one
+  // more than shown tells whether there is an older page).
+  std::vector<uint64_t> history;
+  std::map<std::string, uint64_t, std::less<>> newest;  // by target
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  *out = Overview{};
+  out->seen = table_.change_seq();
+  // The other finished jobs (up to DeployHistory of them) are looked at,
+  // not copied.
+  lock.for_each([&](JobRecord& rec) {
+    if (!is_valid_state(rec.state)) return;
+    const std::string_view target = target_of(rec);
+    if (readable && !readable(target)) return;
+    if (!is_final(JobState(rec.state))) {
+      out->jobs.push_back(record_to_job(rec));
+      return;
+    }
+    if ((!page.target || *page.target == target) &&
+        (!page.state || uint8_t(*page.state) == rec.state) && (!page.before || rec.id < page.before)) {
+      history.push_back(rec.id);
+      std::push_heap(history.begin(), history.end(), std::greater<>());
+      if (history.size() > page.rows + 1) {
+        std::pop_heap(history.begin(), history.end(), std::greater<>());
+        history.pop_back();
+      }
+    }
+    auto it = newest.find(target);
+    if (it == newest.end())
+      newest.emplace(target, rec.id);
+    else
+      it->second = std::max(it->second, rec.id);
+  });
+  if (history.size() > page.rows) {
+    out->older = true;
+    std::pop_heap(history.begin(), history.end(), std::greater<>());
+    history.pop_back();
+  }
+  out->history.insert(history.begin(), history.end());
+  std::set<uint64_t> ids = out->history;
+  for (const auto& [target, id] : newest) ids.insert(id);
+  for (uint64_t id : ids)
+    if (JobRecord* rec = lock.find(id)) out->jobs.push_back(record_to_job(*rec));
+  return Status::ok();
+}
+
+Status FileStore::unfinished(const GroupByOf& group_by, std::vector<PendingJob>* jobs) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  *jobs = pending_jobs(lock, group_by);
+  return Status::ok();
+}
+
+Status FileStore::changes_since(uint64_t since, std::vector<Job>* changed, uint64_t* now) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  *now = lock.header().change_seq;
+  changed->clear();
+  auto take = [&](JobRecord& r) {
+    if (r.change_seq > since) changed->push_back(record_to_job(r));
+  };
+  std::vector<uint64_t> ids;
+  if (lock.changed_since(since, &ids)) {
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    for (uint64_t id : ids)
+      if (JobRecord* r = lock.find(id)) take(*r);
+  } else {
+    lock.for_each(take);
+  }
+  std::sort(changed->begin(), changed->end(),
+            [](const Job& a, const Job& b) { return a.change_seq < b.change_seq; });
+  return Status::ok();
+}
+
+Status FileStore::counters(StoreCounters* out) {
+  StoreCounters c;
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  const TableHeader& h = lock.header();
+  c.counters = h.counters;
+  c.ignored = h.submissions_ignored;
+  for (size_t i = 0; i < kMaxTargetStats; ++i) {
+    if (h.targets[i].target[0] == '\0') continue;
+    TargetCounters t;
+    t.stats = h.targets[i];
+    // The header is anyone's to write: the copy's name ends, whatever it held.
+    t.stats.target[sizeof t.stats.target - 1] = '\0';
+    t.target = t.stats.target;
+    t.last_success = h.target_last_success[i];
+    c.targets.push_back(std::move(t));
+  }
+  lock.for_each_unfinished([&](JobRecord& r) { c.unfinished.push_back(record_to_job(r)); });
+  *out = std::move(c);
+  return Status::ok();
+}
+
+}  // namespace deploy

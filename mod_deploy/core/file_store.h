@@ -1,0 +1,71 @@
+// The `file` engine of the job store (job_store.h): the table file of one
+// host (job_table.h). Each operation is one hold of the table lock; a lock
+// not had within its timeout is kStoreBusy.
+#pragma once
+
+#include "job_store.h"
+#include "job_table.h"
+
+namespace deploy {
+
+class FileStore : public JobStore {
+ public:
+  // `table` outlives the store; `lock_timeout` bounds every wait for it.
+  explicit FileStore(JobTable& table, Micros lock_timeout = kLockTimeout)
+      : table_(table), lock_timeout_(lock_timeout) {}
+
+  Status submit(const NewSubmission& s, const Instant& now, SubmitResult* out) override;
+  Status withdraw(uint64_t id) override;
+  Status count_rejection(Rejection why) override;
+  Status count_ignored() override;
+  Status schedule_pass(
+      const GroupByOf& group_by,
+      const std::function<ScheduleDecision(const std::vector<PendingJob>&)>& decide,
+      const Instant& now, ScheduleDecision* decision, std::vector<Job>* started,
+      uint64_t* seen) override;
+  Status ready(uint64_t id, const Instant& now) override;
+  Status start(uint64_t id, const Instant& now, Job* out) override;
+  Status runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid) override;
+  Status record_progress(uint64_t id, const RunnerRef& runner, int progress,
+                         const std::optional<std::string>& stage, uint64_t log_size,
+                         bool log_incomplete, bool* cancel_requested) override;
+  Status cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nudge) override;
+  Status finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,
+                const Instant& now) override;
+  Status launch_failed(uint64_t id, const Instant& now) override;
+  Status unstart(uint64_t id) override;
+  Status detect_lost(const Instant& now, Micros quiet_since, std::vector<LostJob>* ended) override;
+  Status expire(uint64_t id, const Instant& now) override;
+  Status trim_history(uint32_t keep, std::vector<uint64_t>* dropped) override;
+
+  Status get(uint64_t id, Job* out) override;
+  Status list(const JobsQuery& query, const TargetFilter& readable, std::vector<Job>* out) override;
+  Status newest_per_target(const std::vector<std::string>& targets, std::vector<Job>* out) override;
+  Status overview(const HistoryPage& page, const TargetFilter& readable, Overview* out) override;
+  Status unfinished(const GroupByOf& group_by, std::vector<PendingJob>* jobs) override;
+  Status changes_since(uint64_t since, std::vector<Job>* changed, uint64_t* now) override;
+  Status counters(StoreCounters* out) override;
+
+  uint64_t change_seq() override { return table_.change_seq(); }
+  bool wait_for_change(uint64_t seen, Micros timeout) override {
+    return table_.wait_for_change(seen, timeout);
+  }
+  uint64_t output_seq() override { return table_.output_seq(); }
+  bool wait_for_output(uint64_t seen, Micros timeout) override {
+    return table_.wait_for_output(seen, timeout);
+  }
+  Status make_durable() override { return table_.make_durable(); }
+
+  // A running job's runner is gone: its pid ended or names another process,
+  // or it recorded none for longer than this since the job started (or
+  // since the store was last busy): a runner records itself within moments
+  // of its start; one that has not after this long never will (its
+  // scheduler died before spawning it).
+  static constexpr Micros kRunnerSilenceLimit = 5000000;
+
+ private:
+  JobTable& table_;
+  Micros lock_timeout_;
+};
+
+}  // namespace deploy

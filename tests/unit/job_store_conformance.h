@@ -1,0 +1,539 @@
+// The conformance suite of the job store interface (core/job_store.h),
+// written once against the interface. Each engine's test file includes it
+// and passes a factory (StoreFactory); the suite knows no engine.
+//
+// Every test starts from an empty store (set_up), and may open more stores
+// on the same data (attach), also in forked processes: what each process of
+// a real deployment does.
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "job_store.h"
+#include "unit_test.h"
+
+namespace deploy::conformance {
+
+struct StoreFactory {
+  // A new, empty store with room for `capacity` jobs (unfinished and kept).
+  std::function<void(uint32_t capacity)> create;
+  // A store on the data create() made: another process's view of it.
+  std::function<std::unique_ptr<JobStore>()> attach;
+  // Removes what create() made.
+  std::function<void()> destroy;
+};
+
+inline StoreFactory g_factory;
+inline std::unique_ptr<JobStore> g_store;
+constexpr uint32_t kCapacity = 512;
+
+inline void set_up() {
+  g_factory.create(kCapacity);
+  g_store = g_factory.attach();
+}
+
+inline void tear_down() {
+  g_store.reset();
+  g_factory.destroy();
+}
+
+inline std::string code_of(const Status& st) { return st.is_ok() ? "ok" : st.code(); }
+
+#define ASSERT_OK(expr)                                                               \
+  do {                                                                                \
+    const ::deploy::Status assert_st_ = (expr);                                       \
+    ck_assert_msg(assert_st_.is_ok(), "%s: %s", #expr, assert_st_.message().c_str()); \
+  } while (0)
+
+inline NewSubmission submission(const std::string& target, Micros quiet_window = 0,
+                                uint32_t queue_limit = 100) {
+  NewSubmission s;
+  s.target = target;
+  s.params = {{"ref", "main"}};
+  s.submitted_by = "alice";
+  s.policy.quiet_window = quiet_window;
+  s.policy.concurrency = 0;
+  s.limits.max_running = 1000;
+  s.limits.queue_limit = queue_limit;
+  return s;
+}
+
+inline Job submit_new(JobStore& store, const std::string& target, Micros quiet_window = 0) {
+  SubmitResult result;
+  ASSERT_OK(store.submit(submission(target, quiet_window), Instant::now(), &result));
+  ck_assert_int_eq(int(result.kind), int(SubmissionDecision::Kind::new_job));
+  return result.job;
+}
+
+// A runner's identity in tests: this process, or a made-up one.
+inline RunnerRef self_runner() { return RunnerRef{int32_t(getpid()), 4242}; }
+
+inline Job started(JobStore& store, const Job& job) {
+  Job out;
+  ASSERT_OK(store.start(job.id, Instant::now(), &out));
+  return out;
+}
+
+inline uint64_t finished_count(JobStore& store, JobState s) {
+  StoreCounters c;
+  ASSERT_OK(store.counters(&c));
+  return c.counters.finished[uint8_t(s)];
+}
+
+START_TEST(a_submission_is_a_new_job_with_a_growing_id_and_counted_accepted) {
+  const Job a = submit_new(*g_store, "web");
+  const Job b = submit_new(*g_store, "web");
+  ck_assert_uint_gt(a.id, 0);
+  ck_assert_uint_gt(b.id, a.id);
+  ck_assert_int_eq(int(a.state), int(JobState::queued));
+  ck_assert(a.submitted_by == std::optional<std::string>("alice"));
+  ck_assert(a.params == (Params{{"ref", "main"}}));
+  StoreCounters c;
+  ASSERT_OK(g_store->counters(&c));
+  ck_assert_uint_eq(c.counters.accepted, 2);
+  ck_assert_uint_eq(c.unfinished.size(), 2);
+}
+END_TEST
+
+START_TEST(a_submission_within_the_quiet_window_joins_the_waiting_job) {
+  const Job first = submit_new(*g_store, "web", 60000000);
+  ck_assert_int_eq(int(first.state), int(JobState::waiting));
+  SubmitResult joined;
+  ASSERT_OK(g_store->submit(submission("web", 60000000), Instant::now(), &joined));
+  ck_assert_int_eq(int(joined.kind), int(SubmissionDecision::Kind::coalesce));
+  ck_assert_uint_eq(joined.job.id, first.id);
+  ck_assert_uint_eq(joined.job.requests, 2);
+  StoreCounters c;
+  ASSERT_OK(g_store->counters(&c));
+  ck_assert_uint_eq(c.counters.accepted, 1);
+  ck_assert_uint_eq(c.counters.coalesced, 1);
+}
+END_TEST
+
+START_TEST(a_full_queue_refuses_and_counts_the_rejection) {
+  SubmitResult r;
+  ASSERT_OK(g_store->submit(submission("web", 0, 1), Instant::now(), &r));
+  ck_assert_int_eq(int(r.kind), int(SubmissionDecision::Kind::new_job));
+  ASSERT_OK(g_store->submit(submission("web", 0, 1), Instant::now(), &r));
+  ck_assert_int_eq(int(r.kind), int(SubmissionDecision::Kind::queue_full));
+  StoreCounters c;
+  ASSERT_OK(g_store->counters(&c));
+  ck_assert_uint_eq(c.counters.accepted, 1);
+  ck_assert_uint_eq(c.counters.rejected[uint8_t(Rejection::queue_full)], 1);
+}
+END_TEST
+
+START_TEST(a_withdrawn_job_leaves_the_store_and_the_accepted_count) {
+  const Job a = submit_new(*g_store, "web");
+  ASSERT_OK(g_store->withdraw(a.id));
+  Job out;
+  ASSERT_TEXT_EQ(code_of(g_store->get(a.id, &out)), kNotFound);
+  StoreCounters c;
+  ASSERT_OK(g_store->counters(&c));
+  ck_assert_uint_eq(c.counters.accepted, 0);
+}
+END_TEST
+
+START_TEST(ready_queues_a_waiting_job_once) {
+  const Job a = submit_new(*g_store, "web", 60000000);
+  ASSERT_OK(g_store->ready(a.id, Instant::now()));
+  Job out;
+  ASSERT_OK(g_store->get(a.id, &out));
+  ck_assert_int_eq(int(out.state), int(JobState::queued));
+  ASSERT_TEXT_EQ(code_of(g_store->ready(a.id, Instant::now())), kNotFound);
+}
+END_TEST
+
+START_TEST(start_claims_a_queued_job_once) {
+  const Job a = submit_new(*g_store, "web");
+  const Job running = started(*g_store, a);
+  ck_assert_int_eq(int(running.state), int(JobState::running));
+  ck_assert_int_gt(running.started_at, 0);
+  Job again;
+  ASSERT_TEXT_EQ(code_of(g_store->start(a.id, Instant::now(), &again)), kNotFound);
+}
+END_TEST
+
+START_TEST(the_scheduler_pass_applies_its_decision_in_one_step) {
+  const Job a = submit_new(*g_store, "web");
+  const Job b = submit_new(*g_store, "db", 60000000);
+  const Job c = submit_new(*g_store, "old");
+  ScheduleDecision decision;
+  std::vector<Job> started_jobs;
+  size_t seen = 0;
+  ASSERT_OK(g_store->schedule_pass(
+      nullptr,
+      [&](const std::vector<PendingJob>& jobs) {
+        seen = jobs.size();
+        ScheduleDecision d;
+        d.start = {a.id};
+        d.ready = {b.id};
+        d.expire = {c.id};
+        return d;
+      },
+      Instant::now(), &decision, &started_jobs, nullptr));
+  ck_assert_uint_eq(seen, 3);
+  ck_assert_uint_eq(started_jobs.size(), 1);
+  ck_assert_uint_eq(started_jobs[0].id, a.id);
+  Job out;
+  ASSERT_OK(g_store->get(b.id, &out));
+  ck_assert_int_eq(int(out.state), int(JobState::queued));
+  ASSERT_OK(g_store->get(c.id, &out));
+  ck_assert_int_eq(int(out.state), int(JobState::expired));
+  ck_assert_uint_eq(finished_count(*g_store, JobState::expired), 1);
+}
+END_TEST
+
+START_TEST(the_runner_records_itself_and_its_progress) {
+  const Job a = started(*g_store, submit_new(*g_store, "web"));
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0));
+  bool cancel = true;
+  ASSERT_OK(
+      g_store->record_progress(a.id, self_runner(), 40, std::string("build"), 10, false, &cancel));
+  ck_assert(!cancel);
+  Job out;
+  ASSERT_OK(g_store->get(a.id, &out));
+  ck_assert_int_eq(out.progress, 40);
+  ck_assert(out.stage == std::optional<std::string>("build"));
+  // Another runner is refused.
+  ASSERT_TEXT_EQ(code_of(g_store->record_progress(a.id, RunnerRef{1, 1}, 50, std::nullopt, 10,
+                                                  false, &cancel)),
+                 kNotOwner);
+}
+END_TEST
+
+START_TEST(a_job_is_finished_once_by_its_runner) {
+  const Job a = started(*g_store, submit_new(*g_store, "web"));
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0));
+  Outcome ok{JobState::succeeded, 0, std::nullopt};
+  ASSERT_TEXT_EQ(code_of(g_store->finish(a.id, RunnerRef{1, 1}, ok, Instant::now())), kNotOwner);
+  ASSERT_OK(g_store->finish(a.id, self_runner(), ok, Instant::now()));
+  Outcome failed{JobState::failed, 1, std::nullopt};
+  ASSERT_TEXT_EQ(code_of(g_store->finish(a.id, self_runner(), failed, Instant::now())), kNotOwner);
+  Job out;
+  ASSERT_OK(g_store->get(a.id, &out));
+  ck_assert_int_eq(int(out.state), int(JobState::succeeded));
+  ck_assert(out.exit_code == std::optional<int>(0));
+  ck_assert_uint_eq(finished_count(*g_store, JobState::succeeded), 1);
+  ck_assert_uint_eq(finished_count(*g_store, JobState::failed), 0);
+}
+END_TEST
+
+START_TEST(a_launch_failure_ends_the_job_failed_and_unstart_requeues) {
+  const Job a = started(*g_store, submit_new(*g_store, "web"));
+  ASSERT_OK(g_store->unstart(a.id));
+  Job out;
+  ASSERT_OK(g_store->get(a.id, &out));
+  ck_assert_int_eq(int(out.state), int(JobState::queued));
+  started(*g_store, out);
+  ASSERT_OK(g_store->launch_failed(a.id, Instant::now()));
+  ASSERT_OK(g_store->get(a.id, &out));
+  ck_assert_int_eq(int(out.state), int(JobState::failed));
+  ASSERT_TEXT_EQ(code_of(g_store->launch_failed(a.id, Instant::now())), kNotOwner);
+}
+END_TEST
+
+START_TEST(a_lost_job_is_never_written_by_its_runner_afterwards) {
+  const Job a = started(*g_store, submit_new(*g_store, "web"));
+  // A runner that is gone: a child that has exited.
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  waitpid(child, nullptr, 0);
+  const RunnerRef gone{int32_t(child), 99};
+  ASSERT_OK(g_store->runner_recorded(a.id, gone, 0));
+  std::vector<LostJob> ended;
+  ASSERT_OK(g_store->detect_lost(Instant::now(), 0, &ended));
+  ck_assert_uint_eq(ended.size(), 1);
+  ck_assert_int_eq(int(ended[0].job.state), int(JobState::lost));
+  ck_assert_int_eq(ended[0].runner.runner_pid, child);
+  bool cancel = false;
+  ASSERT_TEXT_EQ(code_of(g_store->record_progress(a.id, gone, 90, std::nullopt, 1, false, &cancel)),
+                 kNotOwner);
+  ASSERT_TEXT_EQ(
+      code_of(g_store->finish(a.id, gone, Outcome{JobState::succeeded, 0, {}}, Instant::now())),
+      kNotOwner);
+  Job out;
+  ASSERT_OK(g_store->get(a.id, &out));
+  ck_assert_int_eq(int(out.state), int(JobState::lost));
+  ck_assert_int_eq(out.progress, -1);
+}
+END_TEST
+
+START_TEST(cancel_ends_a_pending_job_flags_a_running_one_and_refuses_a_finished_one) {
+  const Job pending = submit_new(*g_store, "web");
+  Job out;
+  RunnerRef nudge;
+  ASSERT_OK(g_store->cancel(pending.id, Instant::now(), &out, &nudge));
+  ck_assert_int_eq(int(out.state), int(JobState::canceled));
+  ck_assert_int_eq(nudge.runner_pid, 0);
+  ASSERT_TEXT_EQ(code_of(g_store->cancel(pending.id, Instant::now(), &out, &nudge)), kConflict);
+
+  const Job running = started(*g_store, submit_new(*g_store, "web"));
+  const RunnerRef me{int32_t(getpid()), process_start_ticks(getpid())};
+  ASSERT_OK(g_store->runner_recorded(running.id, me, 0));
+  ASSERT_OK(g_store->cancel(running.id, Instant::now(), &out, &nudge));
+  ck_assert_int_eq(int(out.state), int(JobState::running));
+  ck_assert_int_eq(nudge.runner_pid, getpid());
+  bool cancel = false;
+  ASSERT_OK(g_store->record_progress(running.id, me, -1, std::nullopt, 0, false, &cancel));
+  ck_assert(cancel);
+  ASSERT_TEXT_EQ(code_of(g_store->cancel(999999, Instant::now(), &out, &nudge)), kNotFound);
+}
+END_TEST
+
+START_TEST(listings_filter_and_go_newest_first) {
+  std::vector<uint64_t> web;
+  for (int i = 0; i < 5; ++i) web.push_back(submit_new(*g_store, "web").id);
+  const Job db = submit_new(*g_store, "db");
+  std::vector<Job> jobs;
+  JobsQuery q;
+  q.target = "web";
+  q.limit = 3;
+  ASSERT_OK(g_store->list(q, nullptr, &jobs));
+  ck_assert_uint_eq(jobs.size(), 3);
+  ck_assert_uint_eq(jobs[0].id, web[4]);
+  ck_assert_uint_eq(jobs[2].id, web[2]);
+  q.before = web[2];
+  ASSERT_OK(g_store->list(q, nullptr, &jobs));
+  ck_assert_uint_eq(jobs.size(), 2);
+  ck_assert_uint_eq(jobs[0].id, web[1]);
+  JobsQuery all;
+  ASSERT_OK(g_store->list(
+      all, [](std::string_view t) { return t == "db"; }, &jobs));
+  ck_assert_uint_eq(jobs.size(), 1);
+  ck_assert_uint_eq(jobs[0].id, db.id);
+  std::vector<Job> newest;
+  ASSERT_OK(g_store->newest_per_target({"web", "db", "none"}, &newest));
+  ck_assert_uint_eq(newest.size(), 2);
+  for (const Job& j : newest) ck_assert_uint_eq(j.id, j.target == "web" ? web[4] : db.id);
+}
+END_TEST
+
+START_TEST(the_overview_holds_the_unfinished_a_history_page_and_each_targets_newest) {
+  Job out;
+  RunnerRef nudge;
+  const Job db_old = submit_new(*g_store, "db");
+  ASSERT_OK(g_store->cancel(db_old.id, Instant::now(), &out, &nudge));
+  std::vector<uint64_t> web;
+  for (int i = 0; i < 3; ++i) {
+    const Job j = submit_new(*g_store, "web");
+    ASSERT_OK(g_store->cancel(j.id, Instant::now(), &out, &nudge));
+    web.push_back(j.id);
+  }
+  const Job pending = submit_new(*g_store, "web");
+  const Job hidden = submit_new(*g_store, "secret");
+  const auto readable = [](std::string_view t) { return t != "secret"; };
+  deploy::Overview overview;
+  ASSERT_OK(g_store->overview(deploy::HistoryPage{1, std::nullopt, std::nullopt, 0}, readable, &overview));
+  std::set<uint64_t> ids;
+  for (const Job& j : overview.jobs) ids.insert(j.id);
+  // The newest finished (web[2]) on the page, db's newest finished, the
+  // unfinished one; older ones below the page.
+  ck_assert(ids == (std::set<uint64_t>{db_old.id, web[2], pending.id}));
+  ck_assert(overview.history == (std::set<uint64_t>{web[2]}));
+  ck_assert(overview.older);
+  ck_assert(!ids.count(hidden.id));
+  ck_assert_uint_eq(overview.seen, g_store->change_seq());
+  // A page of one target, below an id: web[1], then web[0] is older.
+  ASSERT_OK(g_store->overview(deploy::HistoryPage{1, std::string("web"), std::nullopt, web[2]},
+                              readable, &overview));
+  ck_assert(overview.history == (std::set<uint64_t>{web[1]}));
+  ck_assert(overview.older);
+  ASSERT_OK(g_store->overview(deploy::HistoryPage{5, std::string("db"), std::nullopt, 0}, readable, &overview));
+  ck_assert(overview.history == (std::set<uint64_t>{db_old.id}));
+  ck_assert(!overview.older);
+}
+END_TEST
+
+START_TEST(changes_since_a_number_are_the_jobs_changed_after_it_in_order) {
+  const Job a = submit_new(*g_store, "web");
+  const uint64_t mark = g_store->change_seq();
+  const Job b = submit_new(*g_store, "web");
+  started(*g_store, a);
+  std::vector<Job> changed;
+  uint64_t now = 0;
+  ASSERT_OK(g_store->changes_since(mark, &changed, &now));
+  ck_assert_uint_eq(changed.size(), 2);
+  ck_assert_uint_eq(changed[0].id, b.id);
+  ck_assert_uint_eq(changed[1].id, a.id);
+  ck_assert_uint_eq(now, g_store->change_seq());
+  ck_assert_uint_gt(now, mark);
+}
+END_TEST
+
+START_TEST(trimming_keeps_the_newest_finished_jobs) {
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 4; ++i) {
+    Job out;
+    RunnerRef nudge;
+    const Job j = submit_new(*g_store, "web");
+    ASSERT_OK(g_store->cancel(j.id, Instant::now(), &out, &nudge));
+    ids.push_back(j.id);
+  }
+  const Job pending = submit_new(*g_store, "web");
+  std::vector<uint64_t> dropped;
+  ASSERT_OK(g_store->trim_history(2, &dropped));
+  std::sort(dropped.begin(), dropped.end());
+  ck_assert(dropped == (std::vector<uint64_t>{ids[0], ids[1]}));
+  Job out;
+  ASSERT_TEXT_EQ(code_of(g_store->get(ids[0], &out)), kNotFound);
+  ASSERT_OK(g_store->get(ids[3], &out));
+  ASSERT_OK(g_store->get(pending.id, &out));
+  // The counters keep what left the history.
+  ck_assert_uint_eq(finished_count(*g_store, JobState::canceled), 4);
+}
+END_TEST
+
+START_TEST(a_wait_ends_at_a_change_made_by_another_process) {
+  const uint64_t seen = g_store->change_seq();
+  const pid_t child = fork();
+  if (child == 0) {
+    usleep(100000);
+    auto store = g_factory.attach();
+    SubmitResult r;
+    _exit(store->submit(submission("web"), Instant::now(), &r).is_ok() ? 0 : 1);
+  }
+  ck_assert(g_store->wait_for_change(seen, 30000000));
+  int status = 0;
+  waitpid(child, &status, 0);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ck_assert(!g_store->wait_for_change(g_store->change_seq(), 1000));
+}
+END_TEST
+
+// Processes and threads submit, start and finish at once; every finish is
+// tried twice (by two threads): the counters are exact, ids unique and
+// increasing per worker, and no job is finished twice.
+START_TEST(concurrent_processes_and_threads_lose_no_update) {
+  constexpr int kProcesses = 3, kThreads = 2, kJobs = 30;
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcesses; ++p) {
+    const pid_t child = fork();
+    if (child == 0) {
+      close(fds[0]);
+      auto store = g_factory.attach();
+      std::atomic<int> errors{0};
+      std::vector<std::thread> threads;
+      for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([&, t] {
+          uint64_t last = 0;
+          for (int i = 0; i < kJobs; ++i) {
+            SubmitResult r;
+            // Half the submissions share a target and may join each other.
+            const std::string target = i % 2 ? "shared" : "w" + std::to_string(p * 10 + t);
+            if (!store->submit(submission(target, i % 2 ? 1000000 : 0, 1000), Instant::now(), &r)
+                     .is_ok()) {
+              ++errors;
+              continue;
+            }
+            if (r.kind != SubmissionDecision::Kind::new_job) continue;
+            if (r.job.id <= last) ++errors;
+            last = r.job.id;
+            if (write(fds[1], &r.job.id, sizeof r.job.id) != sizeof r.job.id) ++errors;
+          }
+        });
+      for (auto& th : threads) th.join();
+      _exit(errors == 0 ? 0 : 1);
+    }
+    children.push_back(child);
+  }
+  close(fds[1]);
+  std::vector<uint64_t> ids;
+  uint64_t id = 0;
+  while (read(fds[0], &id, sizeof id) == sizeof id) ids.push_back(id);
+  close(fds[0]);
+  for (pid_t c : children) {
+    int status = 0;
+    waitpid(c, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  std::set<uint64_t> unique(ids.begin(), ids.end());
+  ck_assert_uint_eq(unique.size(), ids.size());
+  StoreCounters c;
+  ASSERT_OK(g_store->counters(&c));
+  ck_assert_uint_eq(c.counters.accepted, ids.size());
+  ck_assert_uint_eq(c.counters.accepted + c.counters.coalesced,
+                    uint64_t(kProcesses * kThreads * kJobs));
+
+  // Start every job, then let two processes race to finish each one.
+  for (uint64_t job_id : ids) {
+    Job out;
+    if (g_store->get(job_id, &out).is_ok() && out.state == JobState::waiting)
+      ASSERT_OK(g_store->ready(job_id, Instant::now()));
+    ASSERT_OK(g_store->start(job_id, Instant::now(), &out));
+  }
+  ck_assert_int_eq(pipe(fds), 0);
+  children.clear();
+  for (int p = 0; p < 2; ++p) {
+    const pid_t child = fork();
+    if (child == 0) {
+      close(fds[0]);
+      auto store = g_factory.attach();
+      for (uint64_t job_id : ids) {
+        const Status st =
+            store->finish(job_id, RunnerRef{}, Outcome{JobState::succeeded, 0, {}}, Instant::now());
+        if (st.is_ok() && write(fds[1], &job_id, sizeof job_id) != sizeof job_id) _exit(2);
+        if (!st.is_ok() && st.code() != kNotOwner) _exit(1);
+      }
+      _exit(0);
+    }
+    children.push_back(child);
+  }
+  close(fds[1]);
+  std::vector<uint64_t> finished;
+  while (read(fds[0], &id, sizeof id) == sizeof id) finished.push_back(id);
+  close(fds[0]);
+  for (pid_t ch : children) {
+    int status = 0;
+    waitpid(ch, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  std::sort(finished.begin(), finished.end());
+  ck_assert(std::adjacent_find(finished.begin(), finished.end()) == finished.end());
+  ck_assert_uint_eq(finished.size(), ids.size());
+  ck_assert_uint_eq(finished_count(*g_store, JobState::succeeded), ids.size());
+}
+END_TEST
+
+inline Suite* suite(const char* engine) {
+  static std::string name;  // Check keeps the pointer
+  name = std::string("job store conformance: ") + engine;
+  Suite* s = suite_create(name.c_str());
+  TCase* tc = test::case_with_fixture("contracts", set_up, tear_down, 60);
+  tcase_add_test(tc, a_submission_is_a_new_job_with_a_growing_id_and_counted_accepted);
+  tcase_add_test(tc, a_submission_within_the_quiet_window_joins_the_waiting_job);
+  tcase_add_test(tc, a_full_queue_refuses_and_counts_the_rejection);
+  tcase_add_test(tc, a_withdrawn_job_leaves_the_store_and_the_accepted_count);
+  tcase_add_test(tc, ready_queues_a_waiting_job_once);
+  tcase_add_test(tc, start_claims_a_queued_job_once);
+  tcase_add_test(tc, the_scheduler_pass_applies_its_decision_in_one_step);
+  tcase_add_test(tc, the_runner_records_itself_and_its_progress);
+  tcase_add_test(tc, a_job_is_finished_once_by_its_runner);
+  tcase_add_test(tc, a_launch_failure_ends_the_job_failed_and_unstart_requeues);
+  tcase_add_test(tc, a_lost_job_is_never_written_by_its_runner_afterwards);
+  tcase_add_test(tc, cancel_ends_a_pending_job_flags_a_running_one_and_refuses_a_finished_one);
+  tcase_add_test(tc, listings_filter_and_go_newest_first);
+  tcase_add_test(tc, the_overview_holds_the_unfinished_a_history_page_and_each_targets_newest);
+  tcase_add_test(tc, changes_since_a_number_are_the_jobs_changed_after_it_in_order);
+  tcase_add_test(tc, trimming_keeps_the_newest_finished_jobs);
+  tcase_add_test(tc, a_wait_ends_at_a_change_made_by_another_process);
+  suite_add_tcase(s, tc);
+  TCase* concurrency = test::case_with_fixture("concurrency", set_up, tear_down, 120);
+  tcase_add_test(concurrency, concurrent_processes_and_threads_lose_no_update);
+  suite_add_tcase(s, concurrency);
+  return s;
+}
+
+}  // namespace deploy::conformance
