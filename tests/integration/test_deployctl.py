@@ -533,6 +533,34 @@ def test_follow_and_log_follow_resume_the_stream_after_a_graceful_restart(server
     assert_no_polls(server, jid)
 
 
+def test_follow_and_log_follow_of_an_unknown_job_fall_back_to_the_poll_and_its_404(server,
+                                                                                   home):
+    for args in (("follow", "424242"), ("log", "424242", "-f")):
+        result = deployctl(server, home, *args)
+        assert result.returncode == EXIT_SERVER_ERROR, args
+        assert result.stderr == "deployctl: 404 not_found: no job 424242\n", args
+    wait_for_stream_requests(server, 424242, 2, "both streams in access_log")
+    assert [status for _, status in stream_requests(server, 424242)] == [404, 404]
+    assert [status for _, status in polls(server, 424242)] == [404, 404]
+
+
+@pytest.mark.parametrize("args", [("follow",), ("log", "-f")])
+def test_ctrl_c_stops_watching_the_stream_and_the_job_goes_on(server, home, followers, args):
+    jid = submit_json(server, home, "gated")
+    follower = followers(server, home, args[0], str(jid), *args[1:])
+    follower.wait_output(lambda text: ("first line" if args[0] == "log" else "running") in text,
+                         15, "the job running")
+    os.kill(follower.process.pid, signal.SIGINT)
+    assert follower.wait_exit() == 130
+    assert f"deployctl: interrupted; job {jid} goes on (deployctl cancel {jid} stops it)" \
+        in follower.text
+    wait_for_stream_requests(server, jid, 1, "the stream in access_log")
+    assert_no_polls(server, jid)
+    assert server.job(jid)["state"] == "running"
+    open_job_gate(server, "release", jid)
+    server.wait_job(jid, lambda j: j["state"] == "succeeded", 15, "the job to end")
+
+
 def prepare_stream_server(env, extra=""):
     bursts = env.write_script("bursts.sh", bursts_script(env))
     env.fragment = extra + target_block("bursts", bursts)
