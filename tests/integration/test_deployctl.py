@@ -12,6 +12,7 @@ import pty
 import re
 import select
 import signal
+import socket
 import struct
 import subprocess
 import termios
@@ -563,7 +564,7 @@ def test_ctrl_c_stops_watching_the_stream_and_the_job_goes_on(server, home, foll
 
 def prepare_stream_server(env, extra=""):
     bursts = env.write_script("bursts.sh", bursts_script(env))
-    env.fragment = extra + target_block("bursts", bursts)
+    env.fragment = extra + target_block("bursts", bursts, "DeployConcurrency 0")
 
 
 def test_log_follow_resumes_after_streams_ended_by_the_events_timeout(make_httpd, home,
@@ -594,6 +595,30 @@ def test_follow_polls_when_the_stream_route_is_refused(make_httpd, home, followe
     # One refused stream each, then polls.
     assert [status for _, status in stream_requests(env, jid)] == [403, 403]
     assert len(polls(env, jid)) >= 2
+
+
+def test_follow_polls_when_the_server_has_no_stream_to_spare(make_httpd, home, followers):
+    env = make_httpd(setup=lambda e: prepare_stream_server(e, "DeployEventsMaxStreams 1\n"))
+    holder_job = submit_json(env, home, "bursts")
+    # The one stream the server allows, held by someone else.
+    holder = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+    try:
+        holder.sendall(f"GET {BASE}/jobs/{holder_job}/events HTTP/1.1\r\n"
+                       "Host: 127.0.0.1\r\n\r\n".encode())
+        assert holder.recv(64).startswith(b"HTTP/1.1 200"), "the held stream"
+        jid = submit_json(env, home, "bursts")
+        log_follower = followers(env, home, "log", str(jid), "-f")
+        follower = followers(env, home, "follow", str(jid))
+        open_bursts_one_by_one(env, jid, log_follower, follower)
+        assert log_follower.wait_exit() == EXIT_SUCCEEDED
+        assert follower.wait_exit() == EXIT_SUCCEEDED
+    finally:
+        holder.close()
+    assert log_follower.output == env.log(jid).body
+    assert [status for _, status in stream_requests(env, jid)] == [503, 503]
+    assert len(polls(env, jid)) >= 2
+    for burst in range(1, BURSTS + 1):
+        open_job_gate(env, f"burst{burst}", holder_job)
 
 
 def find_runner(env, jid):
