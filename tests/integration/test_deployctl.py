@@ -580,10 +580,9 @@ def test_log_follow_resumes_after_streams_ended_by_the_events_timeout(make_httpd
     assert_no_polls(env, jid)
 
 
-def test_follow_polls_when_the_stream_route_is_refused(make_httpd, home, followers):
-    env = make_httpd(setup=lambda e: prepare_stream_server(
-        e, '<LocationMatch "/events$">\n    Require all denied\n</LocationMatch>\n'))
-    env.expect_error(r"AH01630")  # client denied by server configuration
+def watch_bursts_by_polling_after(env, home, followers, refusal):
+    """`log -f` and `follow` of a bursts job whose stream is refused with
+    status `refusal`: once each, then they poll, and show the same."""
     jid = submit_json(env, home, "bursts")
     log_follower = followers(env, home, "log", str(jid), "-f")
     follower = followers(env, home, "follow", str(jid))
@@ -592,9 +591,15 @@ def test_follow_polls_when_the_stream_route_is_refused(make_httpd, home, followe
     assert follower.wait_exit() == EXIT_SUCCEEDED
     assert log_follower.output == env.log(jid).body
     assert follower.text.splitlines()[-1].startswith(f"job {jid} succeeded: ")
-    # One refused stream each, then polls.
-    assert [status for _, status in stream_requests(env, jid)] == [403, 403]
+    assert [status for _, status in stream_requests(env, jid)] == [refusal, refusal]
     assert len(polls(env, jid)) >= 2
+
+
+def test_follow_polls_when_the_stream_route_is_refused(make_httpd, home, followers):
+    env = make_httpd(setup=lambda e: prepare_stream_server(
+        e, '<LocationMatch "/events$">\n    Require all denied\n</LocationMatch>\n'))
+    env.expect_error(r"AH01630")  # client denied by server configuration
+    watch_bursts_by_polling_after(env, home, followers, 403)
 
 
 def test_follow_polls_when_the_server_has_no_stream_to_spare(make_httpd, home, followers):
@@ -606,17 +611,9 @@ def test_follow_polls_when_the_server_has_no_stream_to_spare(make_httpd, home, f
         holder.sendall(f"GET {BASE}/jobs/{holder_job}/events HTTP/1.1\r\n"
                        "Host: 127.0.0.1\r\n\r\n".encode())
         assert holder.recv(64).startswith(b"HTTP/1.1 200"), "the held stream"
-        jid = submit_json(env, home, "bursts")
-        log_follower = followers(env, home, "log", str(jid), "-f")
-        follower = followers(env, home, "follow", str(jid))
-        open_bursts_one_by_one(env, jid, log_follower, follower)
-        assert log_follower.wait_exit() == EXIT_SUCCEEDED
-        assert follower.wait_exit() == EXIT_SUCCEEDED
+        watch_bursts_by_polling_after(env, home, followers, 503)
     finally:
         holder.close()
-    assert log_follower.output == env.log(jid).body
-    assert [status for _, status in stream_requests(env, jid)] == [503, 503]
-    assert len(polls(env, jid)) >= 2
     for burst in range(1, BURSTS + 1):
         open_job_gate(env, f"burst{burst}", holder_job)
 
