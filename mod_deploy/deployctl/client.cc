@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "clock.h"
 #include "interruption.h"
 #include "signature.h"
 
@@ -81,6 +82,7 @@ struct Client::StreamContext {
   EventStreamParser parser;
   bool decided = false;  // whether the answer is a stream (result.opened)
   std::string body;      // of an answer that is no stream
+  int64_t last_byte_at;  // monotonic; the request's start before the first byte
 };
 
 namespace {
@@ -98,6 +100,7 @@ void decide_whether_stream(Client::StreamContext& context) {
 size_t stream_body(char* data, size_t size, size_t count, void* context_pointer) {
   auto* context = static_cast<Client::StreamContext*>(context_pointer);
   StreamReply& result = context->result;
+  context->last_byte_at = mono_now();
   if (!context->decided) decide_whether_stream(*context);
   const std::string_view chunk(data, size * count);
   if (!result.opened) {
@@ -121,6 +124,12 @@ size_t stream_body(char* data, size_t size, size_t count, void* context_pointer)
 int tick_unless_interrupted(void* context_pointer, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   if (interrupted()) return 1;
   auto* context = static_cast<Client::StreamContext*>(context_pointer);
+  // libcurl's low-speed limit averages: a keepalive of a few bytes every 15 s
+  // is below 1 byte/s, yet the stream is alive. What counts is the silence.
+  if (mono_now() - context->last_byte_at > kStreamStallSeconds * 1'000'000) {
+    context->result.stalled = true;
+    return 1;
+  }
   if (context->result.opened && context->handler.on_tick) context->handler.on_tick();
   return 0;
 }
@@ -133,7 +142,7 @@ void use_stream_callbacks(CURL* curl, Client::StreamContext* stream) {
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION,
                    stream ? tick_unless_interrupted : abort_when_interrupted);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, stream);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, stream ? kStreamStallSeconds : kStallSeconds);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, stream ? 0L : kStallSeconds);
 }
 
 }  // namespace
@@ -213,7 +222,8 @@ StreamReply Client::stream(std::string_view path, const std::string& last_event_
                           return handler.on_event(event);
                         }),
                         false,
-                        {}};
+                        {},
+                        mono_now()};
   curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
   HeaderList headers;
   headers.add("Accept: text/event-stream");
@@ -243,8 +253,6 @@ Reply Client::perform(std::string_view path, const curl_slist* headers, StreamCo
   // A stream that the caller or the parser ended was answered all the same.
   const bool ended_here =
       stream && code == CURLE_WRITE_ERROR && (stream->result.stopped || stream->result.too_large);
-  if (stream && stream->result.opened && code == CURLE_OPERATION_TIMEDOUT)
-    stream->result.stalled = true;
   if (code == CURLE_OK || ended_here) {
     reply.reached = true;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
@@ -252,10 +260,13 @@ Reply Client::perform(std::string_view path, const curl_slist* headers, StreamCo
   }
   reply.body.clear();
   reply.headers.clear();
-  reply.interrupted = code == CURLE_ABORTED_BY_CALLBACK;
+  const bool stalled = stream && stream->result.stalled;
+  reply.interrupted = code == CURLE_ABORTED_BY_CALLBACK && !stalled;
   long os_error = 0;
   curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_error);
-  if (code == CURLE_COULDNT_CONNECT && os_error != 0)
+  if (stalled)
+    reply.failure = "no byte for " + std::to_string(kStreamStallSeconds) + " seconds";
+  else if (code == CURLE_COULDNT_CONNECT && os_error != 0)
     reply.failure = std::strerror(static_cast<int>(os_error));  // "Connection refused"
   else
     reply.failure = error[0] ? error : curl_easy_strerror(code);
