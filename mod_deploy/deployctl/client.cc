@@ -2,10 +2,12 @@
 
 #include <jansson.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <stdexcept>
 
+#include "clock.h"
 #include "interruption.h"
 #include "signature.h"
 
@@ -58,6 +60,9 @@ int abort_when_interrupted(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t
   return interrupted() ? 1 : 0;
 }
 
+// The bytes of an answer that is not an event stream kept for its error message.
+constexpr size_t kMaxErrorBody = 64 * 1024;
+
 struct HeaderList {
   curl_slist* list = nullptr;
   void add(const std::string& line) {
@@ -67,6 +72,78 @@ struct HeaderList {
   }
   ~HeaderList() { curl_slist_free_all(list); }
 };
+
+}  // namespace
+
+struct Client::StreamContext {
+  CURL* curl;
+  const StreamHandler& handler;
+  StreamReply& result;
+  EventStreamParser parser;
+  bool decided = false;  // whether the answer is a stream (result.opened)
+  std::string body;      // of an answer that is no stream
+  int64_t last_byte_at;  // monotonic; the request's start before the first byte
+};
+
+namespace {
+
+// Whether the answer is an event stream: known once its headers are read.
+void decide_whether_stream(Client::StreamContext& context) {
+  context.decided = true;
+  long status = 0;
+  const char* type = nullptr;
+  curl_easy_getinfo(context.curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(context.curl, CURLINFO_CONTENT_TYPE, &type);
+  context.result.opened = status == 200 && type && lower(type).starts_with("text/event-stream");
+}
+
+size_t stream_body(char* data, size_t size, size_t count, void* context_pointer) {
+  auto* context = static_cast<Client::StreamContext*>(context_pointer);
+  StreamReply& result = context->result;
+  context->last_byte_at = mono_now();
+  if (!context->decided) decide_whether_stream(*context);
+  const std::string_view chunk(data, size * count);
+  if (!result.opened) {
+    context->body.append(
+        chunk.substr(0, kMaxErrorBody - std::min(kMaxErrorBody, context->body.size())));
+    return chunk.size();
+  }
+  switch (context->parser.feed(chunk)) {
+    case EventStreamParser::Result::more:
+      return chunk.size();
+    case EventStreamParser::Result::stopped:
+      result.stopped = true;
+      return 0;
+    case EventStreamParser::Result::too_large:
+      result.too_large = true;
+      return 0;
+  }
+  return 0;
+}
+
+int tick_unless_interrupted(void* context_pointer, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  if (interrupted()) return 1;
+  auto* context = static_cast<Client::StreamContext*>(context_pointer);
+  // libcurl's low-speed limit averages: a keepalive of a few bytes every 15 s
+  // is below 1 byte/s, yet the stream is alive. What counts is the silence.
+  if (mono_now() - context->last_byte_at > kStreamStallSeconds * 1'000'000) {
+    context->result.stalled = true;
+    return 1;
+  }
+  if (context->result.opened && context->handler.on_tick) context->handler.on_tick();
+  return 0;
+}
+
+// With `stream`, a transfer's bytes go to its parser; without, back to the
+// defaults of every other request (the constructor's).
+void use_stream_callbacks(CURL* curl, Client::StreamContext* stream) {
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, stream ? stream_body : collect_body);
+  if (stream) curl_easy_setopt(curl, CURLOPT_WRITEDATA, stream);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION,
+                   stream ? tick_unless_interrupted : abort_when_interrupted);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, stream);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, stream ? 0L : kStallSeconds);
+}
 
 }  // namespace
 
@@ -133,7 +210,32 @@ Reply Client::post(std::string_view path, std::string_view content_type, const s
   return perform(path, headers.list);
 }
 
-Reply Client::perform(std::string_view path, const curl_slist* headers) {
+StreamReply Client::stream(std::string_view path, const std::string& last_event_id,
+                           const StreamHandler& handler) {
+  CURL* curl = curl_.get();
+  StreamReply result;
+  StreamContext context{curl,
+                        handler,
+                        result,
+                        EventStreamParser([&](const StreamEvent& event) {
+                          ++result.events;
+                          return handler.on_event(event);
+                        }),
+                        false,
+                        {},
+                        mono_now()};
+  curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  HeaderList headers;
+  headers.add("Accept: text/event-stream");
+  if (!last_event_id.empty()) headers.add("Last-Event-ID: " + last_event_id);
+  result.reply = perform(path, headers.list, &context);
+  // A stream that ended without a byte (DeployEventsTimeout, nothing new).
+  if (!context.decided && result.reply.reached) decide_whether_stream(context);
+  if (!result.opened && result.reply.reached) result.reply.body = std::move(context.body);
+  return result;
+}
+
+Reply Client::perform(std::string_view path, const curl_slist* headers, StreamContext* stream) {
   CURL* curl = curl_.get();
   const std::string url = request_prefix_ + std::string(path);
   Reply reply;
@@ -143,20 +245,28 @@ Reply Client::perform(std::string_view path, const curl_slist* headers) {
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &reply);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
+  if (stream) use_stream_callbacks(curl, stream);
   const CURLcode code = curl_easy_perform(curl);
+  if (stream) use_stream_callbacks(curl, nullptr);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
-  if (code == CURLE_OK) {
+  // A stream that the caller or the parser ended was answered all the same.
+  const bool ended_here =
+      stream && code == CURLE_WRITE_ERROR && (stream->result.stopped || stream->result.too_large);
+  if (code == CURLE_OK || ended_here) {
     reply.reached = true;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
     return reply;
   }
   reply.body.clear();
   reply.headers.clear();
-  reply.interrupted = code == CURLE_ABORTED_BY_CALLBACK;
+  const bool stalled = stream && stream->result.stalled;
+  reply.interrupted = code == CURLE_ABORTED_BY_CALLBACK && !stalled;
   long os_error = 0;
   curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_error);
-  if (code == CURLE_COULDNT_CONNECT && os_error != 0)
+  if (stalled)
+    reply.failure = "no byte for " + std::to_string(kStreamStallSeconds) + " seconds";
+  else if (code == CURLE_COULDNT_CONNECT && os_error != 0)
     reply.failure = std::strerror(static_cast<int>(os_error));  // "Connection refused"
   else
     reply.failure = error[0] ? error : curl_easy_strerror(code);

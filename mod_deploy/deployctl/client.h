@@ -4,11 +4,14 @@
 
 #include <curl/curl.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "event_stream_parser.h"
 
 namespace deploy::ctl {
 
@@ -27,6 +30,31 @@ struct Reply {
   std::optional<std::string> header(std::string name) const;
 };
 
+// What Client::stream() is given to do with an event stream.
+struct StreamHandler {
+  // Each event, in order; false ends the stream (the caller has what it wanted).
+  std::function<bool(const StreamEvent&)> on_event;
+  // About once a second while the stream is open (to redraw a clock, say).
+  std::function<void()> on_tick;
+};
+
+// How a request for an event stream ended.
+struct StreamReply {
+  // The answer's status and headers, and its body when it was no stream.
+  // When `opened`: reached with the server's end of the stream, or not
+  // reached (`failure`) when the connection broke or stalled.
+  Reply reply;
+  bool opened = false;     // the answer was 200 text/event-stream
+  bool stalled = false;    // no byte for kStreamStallSeconds (a buffering proxy, say)
+  bool stopped = false;    // on_event returned false
+  bool too_large = false;  // a line or an event past EventStreamParser's limit
+  size_t events = 0;       // the events read
+};
+
+// With a keepalive every 15 s from the server, this long without a byte
+// means the stream does not come through.
+constexpr long kStreamStallSeconds = 45;
+
 struct Credentials {
   std::optional<std::string> user;
   std::optional<std::string> password;  // unset: ~/.netrc may supply it
@@ -42,14 +70,22 @@ class Client {
   // must already be escaped (see escape()).
   Reply get(std::string_view path);
   Reply post(std::string_view path, std::string_view content_type, const std::string& body);
+  // GET `path` as an event stream (Accept: text/event-stream, with
+  // Last-Event-ID when `last_event_id` is not empty), its events handed to
+  // `handler` as they arrive.
+  StreamReply stream(std::string_view path, const std::string& last_event_id,
+                     const StreamHandler& handler);
 
   const std::string& base_url() const { return base_url_; }
+
+  struct StreamContext;  // what stream()'s callbacks share (client.cc)
 
   // `text` %-escaped for a URL path segment or query value.
   std::string escape(std::string_view text);
 
  private:
-  Reply perform(std::string_view path, const struct curl_slist* headers);
+  Reply perform(std::string_view path, const struct curl_slist* headers,
+                StreamContext* stream = nullptr);
 
   struct CurlCleanup {
     void operator()(CURL* curl) const { curl_easy_cleanup(curl); }

@@ -1,5 +1,7 @@
-// Watching a job until it ends, by polling (GET BASE/jobs/ID and
-// GET BASE/jobs/ID/log?offset=N every kPollMilliseconds).
+// Watching a job until it ends, on its event stream (GET BASE/jobs/ID/events,
+// resumed with Last-Event-ID), or by polling (GET BASE/jobs/ID and
+// GET BASE/jobs/ID/log?offset=N every kPollMilliseconds) where no stream
+// can be opened.
 #pragma once
 
 #include <cstdint>
@@ -21,8 +23,8 @@ enum class FollowOutput {
 // the exit status (exit_code.h): the job's final state, or an error.
 int follow_job(Client& client, uint64_t id, FollowOutput output);
 
-// Copies the log of job `id` to stdout; with `until_finished`, keeps
-// polling for more while the server says the job can still write.
+// Copies the log of job `id` to stdout; with `until_finished`, follows its
+// stream (or polls) for more until the job is final.
 int copy_log(Client& client, uint64_t id, bool until_finished);
 
 // Prints "deployctl: <description>" for a failed reply to stderr and

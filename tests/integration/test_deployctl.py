@@ -12,6 +12,7 @@ import pty
 import re
 import select
 import signal
+import socket
 import struct
 import subprocess
 import termios
@@ -185,6 +186,18 @@ def open_job_gate(env, name, jid):
 
 
 STEPS = ((10, "Preparing"), (40, "Provisioning"), (70, "Configuring"))
+BURSTS = 3
+
+
+def bursts_script(env):
+    """A job writing BURSTS bursts of 200 numbered lines (the last without a
+    newline), each followed by a gate "burstN" and a progress line."""
+    script = "#!/bin/bash\n"
+    for burst in range(1, BURSTS + 1):
+        script += (f'for i in $(seq 1 200); do echo "burst {burst} line $i"; done\n'
+                   f'echo "::progress {burst * 30} Burst {burst}"\n'
+                   + blocking_script_lines(job_gate_path(env, f"burst{burst}")))
+    return script + 'printf "the end without newline"\n'
 
 
 def prepare_main_server(env):
@@ -208,6 +221,8 @@ def prepare_main_server(env):
                     + blocking_script_lines(job_gate_path(env, f"step{step}")))
     stepped += 'echo "::progress 100 Done"\n'
     stepped = env.write_script("stepped.sh", stepped)
+    # Output in three bursts of numbered lines, each held by a gate.
+    bursts = env.write_script("bursts.sh", bursts_script(env))
     # Never released: only the timeout ends it.
     slow = env.write_script("slow.sh", "#!/bin/bash\n"
                             + blocking_script_lines(env.scratch_path("never")))
@@ -217,6 +232,7 @@ def prepare_main_server(env):
         + target_block("noisy", noisy)
         + target_block("gated", gated, "DeployConcurrency 0", "DeployKillGrace 10")
         + target_block("stepped", stepped, "DeployConcurrency 0")
+        + target_block("bursts", bursts, "DeployConcurrency 0")
         + target_block("slow", slow, "DeployTimeout 1", "DeployKillGrace 200ms",
                        "DeployConcurrency 0"))
 
@@ -236,7 +252,7 @@ def test_targets_lists_every_target(server, home):
     lines = result.stdout.splitlines()
     assert lines[0].split()[:2] == ["TARGET", "SIGNED"]
     assert sorted(line.split()[0] for line in lines[1:]) == \
-        ["fails", "gated", "noisy", "slow", "stepped", "webapp"]
+        ["bursts", "fails", "gated", "noisy", "slow", "stepped", "webapp"]
 
     as_json = json.loads(deployctl_ok(server, home, "--json", "targets").stdout)
     assert as_json == server.get(f"{BASE}/targets").json()
@@ -414,6 +430,192 @@ def test_follow_json_prints_the_servers_job_at_each_change(server, home):
     jobs = [json.loads(line) for line in result.stdout.splitlines()]
     assert jobs[-1] == server.job(jid)
     assert all(job["id"] == jid for job in jobs)
+
+
+# ----- the event stream -----
+
+def requests_for(env, jid):
+    """The access_log's request lines ("GET /deploy/jobs/7/events HTTP/1.1", status)
+    for job jid, in order."""
+    with open(env.path("logs", "access_log")) as f:
+        found = re.findall(r'"(\S+ (\S+) HTTP/[\d.]+)" (\d+) ', f.read())
+    prefix = f"{BASE}/jobs/{jid}"
+    return [(line, int(status)) for line, path, status in found
+            if path == prefix or path.startswith(prefix + "/") or path.startswith(prefix + "?")]
+
+
+def stream_requests(env, jid):
+    return [r for r in requests_for(env, jid) if r[0] == f"GET {BASE}/jobs/{jid}/events HTTP/1.1"]
+
+
+def polls(env, jid):
+    """GET BASE/jobs/ID and GET BASE/jobs/ID/log?offset=N (not the tail read at the end)."""
+    return [r for r in requests_for(env, jid)
+            if r[0] == f"GET {BASE}/jobs/{jid} HTTP/1.1"
+            or re.fullmatch(rf"GET {BASE}/jobs/{jid}/log\?offset=\d{{1,18}} HTTP/1.1", r[0])]
+
+
+def assert_no_polls(env, jid):
+    requests = "\n".join(f"{line} {status}" for line, status in requests_for(env, jid))
+    assert polls(env, jid) == [], f"deployctl polled:\n{requests}"
+
+
+def wait_for_stream_requests(env, jid, count, what):
+    """Waits until count event-stream requests of job jid have ended (logged)."""
+    httpd_env.wait_for(lambda: len(stream_requests(env, jid)) >= count, 20, what)
+
+
+def open_bursts_one_by_one(env, jid, log_follower, follower=None):
+    """Opens each burst's gate once log_follower (`log -f`) has printed the
+    burst and follower (`follow`), if any, its progress: so that no change
+    goes unseen by the followers, whatever their speed."""
+    for burst in range(1, BURSTS + 1):
+        log_follower.wait_output(lambda text: f"burst {burst} line 200" in text, 15,
+                                 f"burst {burst} before its gate opens")
+        if follower:
+            follower.wait_output(lambda text: f"running {burst * 30}% Burst {burst}" in text, 15,
+                                 f"the progress of burst {burst} before its gate opens")
+        open_job_gate(env, f"burst{burst}", jid)
+
+
+def test_follow_reads_the_event_stream_without_polling(server, home, followers):
+    jid = submit_json(server, home, "stepped")
+    follower = followers(server, home, "follow", str(jid))
+    follower.wait_output(lambda text: f"job {jid} running 10% Preparing" in text, 15,
+                         "the first step")
+    # Three poll intervals at least: a poller would have asked again meanwhile.
+    time.sleep(3 * 0.4)
+    for step in range(1, len(STEPS) + 1):
+        line = f"job {jid} running {STEPS[step - 1][0]}% {STEPS[step - 1][1]}"
+        follower.wait_output(lambda text: line in text, 15, f"the line '{line}'")
+        open_job_gate(server, f"step{step}", jid)
+    assert follower.wait_exit() == EXIT_SUCCEEDED
+    wait_for_stream_requests(server, jid, 1, "the stream in access_log")
+    assert stream_requests(server, jid) == [(f"GET {BASE}/jobs/{jid}/events HTTP/1.1", 200)]
+    assert_no_polls(server, jid)
+
+
+def test_log_follow_prints_the_whole_log_then_follows_the_stream_live(server, home, followers):
+    jid = submit_json(server, home, "bursts")
+    # (server.log, not server.wait_job: GET BASE/jobs/ID would look like a poll.)
+    httpd_env.wait_for(lambda: b"burst 1 line 200" in server.log(jid).body, 15, "the first burst")
+    follower = followers(server, home, "log", str(jid), "-f")
+    open_bursts_one_by_one(server, jid, follower)
+    assert follower.wait_exit() == EXIT_SUCCEEDED
+    assert follower.output == server.log(jid).body
+    assert follower.text.endswith("burst 3 line 200\n::progress 90 Burst 3\n"
+                                  "the end without newline")
+    wait_for_stream_requests(server, jid, 1, "the stream in access_log")
+    assert len(stream_requests(server, jid)) == 1
+    assert_no_polls(server, jid)
+
+
+def test_follow_and_log_follow_resume_the_stream_after_a_graceful_restart(server, home,
+                                                                          followers):
+    jid = submit_json(server, home, "bursts")
+    log_follower = followers(server, home, "log", str(jid), "-f")
+    follower = followers(server, home, "follow", str(jid))
+    log_follower.wait_output(lambda text: "burst 1 line 200" in text, 15, "the first burst")
+    follower.wait_output(lambda text: "30% Burst 1" in text, 15, "the first progress")
+    server.graceful()
+    # Both streams ended with the old generation and were opened again.
+    wait_for_stream_requests(server, jid, 2, "the streams ended by the restart")
+    open_bursts_one_by_one(server, jid, log_follower, follower)
+    assert log_follower.wait_exit() == EXIT_SUCCEEDED
+    assert follower.wait_exit() == EXIT_SUCCEEDED
+    assert log_follower.output == server.log(jid).body, "a line lost or repeated"
+    # Every change once, in order ("running" without progress may come first).
+    changes = [line.split(" ", 1)[1] for line in follower.text.splitlines()[:-1]]
+    assert [change for change in changes if "%" in change] == \
+        [f"job {jid} running {30 * b}% Burst {b}" for b in range(1, BURSTS + 1)] \
+        + [f"job {jid} succeeded 90% Burst 3"], follower.text
+    wait_for_stream_requests(server, jid, 4, "the resumed streams")
+    assert all(status == 200 for _, status in stream_requests(server, jid))
+    assert_no_polls(server, jid)
+
+
+def test_follow_and_log_follow_of_an_unknown_job_fall_back_to_the_poll_and_its_404(server,
+                                                                                   home):
+    for args in (("follow", "424242"), ("log", "424242", "-f")):
+        result = deployctl(server, home, *args)
+        assert result.returncode == EXIT_SERVER_ERROR, args
+        assert result.stderr == "deployctl: 404 not_found: no job 424242\n", args
+    wait_for_stream_requests(server, 424242, 2, "both streams in access_log")
+    assert [status for _, status in stream_requests(server, 424242)] == [404, 404]
+    assert [status for _, status in polls(server, 424242)] == [404, 404]
+
+
+@pytest.mark.parametrize("args", [("follow",), ("log", "-f")])
+def test_ctrl_c_stops_watching_the_stream_and_the_job_goes_on(server, home, followers, args):
+    jid = submit_json(server, home, "gated")
+    follower = followers(server, home, args[0], str(jid), *args[1:])
+    follower.wait_output(lambda text: ("first line" if args[0] == "log" else "running") in text,
+                         15, "the job running")
+    os.kill(follower.process.pid, signal.SIGINT)
+    assert follower.wait_exit() == 130
+    assert f"deployctl: interrupted; job {jid} goes on (deployctl cancel {jid} stops it)" \
+        in follower.text
+    wait_for_stream_requests(server, jid, 1, "the stream in access_log")
+    assert_no_polls(server, jid)
+    assert server.job(jid)["state"] == "running"
+    open_job_gate(server, "release", jid)
+    server.wait_job(jid, lambda j: j["state"] == "succeeded", 15, "the job to end")
+
+
+def prepare_stream_server(env, extra=""):
+    bursts = env.write_script("bursts.sh", bursts_script(env))
+    env.fragment = extra + target_block("bursts", bursts, "DeployConcurrency 0")
+
+
+def test_log_follow_resumes_after_streams_ended_by_the_events_timeout(make_httpd, home,
+                                                                      followers):
+    env = make_httpd(setup=lambda e: prepare_stream_server(e, "DeployEventsTimeout 1\n"))
+    jid = submit_json(env, home, "bursts")
+    follower = followers(env, home, "log", str(jid), "-f")
+    follower.wait_output(lambda text: "burst 1 line 200" in text, 15, "the first burst")
+    wait_for_stream_requests(env, jid, 2, "streams ended by DeployEventsTimeout mid-job")
+    open_bursts_one_by_one(env, jid, follower)
+    assert follower.wait_exit() == EXIT_SUCCEEDED
+    assert follower.output == env.log(jid).body, "a line lost or repeated"
+    assert_no_polls(env, jid)
+
+
+def watch_bursts_by_polling_after(env, home, followers, refusal):
+    """`log -f` and `follow` of a bursts job whose stream is refused with
+    status `refusal`: once each, then they poll, and show the same."""
+    jid = submit_json(env, home, "bursts")
+    log_follower = followers(env, home, "log", str(jid), "-f")
+    follower = followers(env, home, "follow", str(jid))
+    open_bursts_one_by_one(env, jid, log_follower, follower)
+    assert log_follower.wait_exit() == EXIT_SUCCEEDED
+    assert follower.wait_exit() == EXIT_SUCCEEDED
+    assert log_follower.output == env.log(jid).body
+    assert follower.text.splitlines()[-1].startswith(f"job {jid} succeeded: ")
+    assert [status for _, status in stream_requests(env, jid)] == [refusal, refusal]
+    assert len(polls(env, jid)) >= 2
+
+
+def test_follow_polls_when_the_stream_route_is_refused(make_httpd, home, followers):
+    env = make_httpd(setup=lambda e: prepare_stream_server(
+        e, '<LocationMatch "/events$">\n    Require all denied\n</LocationMatch>\n'))
+    env.expect_error(r"AH01630")  # client denied by server configuration
+    watch_bursts_by_polling_after(env, home, followers, 403)
+
+
+def test_follow_polls_when_the_server_has_no_stream_to_spare(make_httpd, home, followers):
+    env = make_httpd(setup=lambda e: prepare_stream_server(e, "DeployEventsMaxStreams 1\n"))
+    holder_job = submit_json(env, home, "bursts")
+    # The one stream the server allows, held by someone else.
+    holder = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+    try:
+        holder.sendall(f"GET {BASE}/jobs/{holder_job}/events HTTP/1.1\r\n"
+                       "Host: 127.0.0.1\r\n\r\n".encode())
+        assert holder.recv(64).startswith(b"HTTP/1.1 200"), "the held stream"
+        watch_bursts_by_polling_after(env, home, followers, 503)
+    finally:
+        holder.close()
+    for burst in range(1, BURSTS + 1):
+        open_job_gate(env, f"burst{burst}", holder_job)
 
 
 def find_runner(env, jid):
