@@ -54,6 +54,7 @@ void SecretMasker::build(const std::vector<std::string>& secrets) {
       queue.push_back(to);
     }
   }
+  for (int c = 0; c < 256; ++c) begins_[c] = go[0][class_of_[c]] != 0;
   next_.resize(go.size() * classes_);
   for (size_t s = 0; s < go.size(); ++s)
     std::copy(go[s].begin(), go[s].end(), next_.begin() + std::ptrdiff_t(s * classes_));
@@ -62,8 +63,19 @@ void SecretMasker::build(const std::vector<std::string>& secrets) {
 std::string SecretMasker::feed(std::string_view input) {
   if (longest_ == 0) return std::string(input);
   held_.append(input);
-  for (unsigned char c : input) {
-    state_ = next_[size_t(state_) * classes_ + class_of_[c]];
+  const auto* at = reinterpret_cast<const unsigned char*>(input.data());
+  const auto* const end = at + input.size();
+  while (at != end) {
+    if (state_ == 0) {
+      // Most output begins no secret: skip it without walking the
+      // automaton (the checks are independent of each other, unlike the
+      // chain of transitions).
+      const auto* from = at;
+      while (at != end && !begins_[*at]) ++at;
+      position_ += uint64_t(at - from);
+      if (at == end) break;
+    }
+    state_ = next_[size_t(state_) * classes_ + class_of_[*at++]];
     ++position_;
     if (const uint32_t length = match_[state_]) {
       // A longer secret ending here may begin before occurrences found

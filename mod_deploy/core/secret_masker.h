@@ -50,7 +50,8 @@ class SecretMasker {
   // The automaton: state * classes_ + class -> state; depth and the longest
   // secret ending at each state.
   uint16_t class_of_[256] = {};
-  uint32_t classes_ = 1;  // class 0: bytes no secret has (unused when all 256 appear)
+  bool begins_[256] = {};  // the byte takes the automaton out of its root state
+  uint32_t classes_ = 1;   // class 0: bytes no secret has (unused when all 256 appear)
   std::vector<uint32_t> next_;
   std::vector<uint32_t> depth_;
   std::vector<uint32_t> match_;
