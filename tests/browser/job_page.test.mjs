@@ -3,11 +3,12 @@
 // tests/integration/test_job_page.py with the page of a running job whose
 // three steps wait for gates: this script prints `release NAME` when the page
 // shows what it waited for, and the Python side opens that gate. Then the
-// page of a second job is opened and its Cancel button pressed. Every wait is
-// bounded.
+// page of a second job is opened and its Cancel button pressed, and the page
+// of a third that writes 11 MB once the page is open. Every wait is bounded.
 //
 //   node job_page.test.mjs --url http://127.0.0.1:PORT/deploy/jobs/ID \
 //        --cancel-url http://127.0.0.1:PORT/deploy/jobs/ID2 \
+//        --big-url http://127.0.0.1:PORT/deploy/jobs/ID3 \
 //        --screenshot build/job-page.png [--chromium /usr/bin/chromium]
 //
 // Exits 0 when every check passed, 1 otherwise (the reason on stdout).
@@ -20,12 +21,15 @@ const { values: args } = parseArgs({
   options: {
     url: { type: "string" },
     "cancel-url": { type: "string" },
+    "big-url": { type: "string" },
     screenshot: { type: "string" },
     chromium: { type: "string", default: "/usr/bin/chromium" },
   },
 });
-assert.ok(args.url && args["cancel-url"] && args.screenshot,
-  "--url, --cancel-url and --screenshot are required");
+assert.ok(args.url && args["cancel-url"] && args["big-url"] && args.screenshot,
+  "--url, --cancel-url, --big-url and --screenshot are required");
+const LOG_LIMIT = 10 * 1024 * 1024; // what the page keeps of a log
+const BIG_LOG = 110000 * 100 + "the last line\n".length; // what the big job writes
 
 const MARKUP = "<script>alert(1)</script><img src=x onerror=alert(1)>";
 const STEP_TIMEOUT = 20000; // ms, for each thing the page must show
@@ -116,4 +120,29 @@ await runPageChecks("job_page.test.mjs", browser, async (page) => {
     document.querySelector("dd[data-field=state] .badge").textContent === "canceled" &&
     document.querySelector("#cancel").hidden);
   log("cancel from the page canceled the second job");
+
+  // More output than the page keeps: the oldest lines leave, and it says so.
+  await page.goto(args["big-url"], { waitUntil: "load" });
+  await waitFor("the big job's live badge", () => document.getElementById("live").textContent === "live");
+  release("big1");
+  try {
+    await page.waitForFunction(() => document.getElementById("log").textContent.endsWith("the last line\n"),
+      null, { timeout: 60000, polling: 200 });
+  } catch (e) {
+    throw new Error(`the big job's last line never came: ${e.message.split("\n")[0]}`);
+  }
+  const big = await page.evaluate(() => ({
+    shown: new TextEncoder().encode(document.getElementById("log").textContent).length,
+    cutHidden: document.getElementById("log-cut").hidden,
+    cut: document.querySelector("#log-cut .text").textContent,
+    whole: document.querySelector("#log-cut a").getAttribute("href"),
+  }));
+  assert.ok(big.shown <= LOG_LIMIT && big.shown > LOG_LIMIT - 100, `the page keeps ${big.shown} bytes`);
+  assert.equal(big.cutHidden, false, "the cut is not said");
+  assert.equal(big.cut, `The first ${BIG_LOG - big.shown} bytes of the log are not shown here.`);
+  assert.match(big.whole, /\/jobs\/\d+\/log$/);
+  log(`the big log: ${big.shown} bytes kept, ${BIG_LOG - big.shown} said to be cut`);
+  release("big2");
+  await waitFor("the big job as succeeded", () =>
+    document.querySelector("dd[data-field=state] .badge").textContent === "succeeded");
 }, onRequest);

@@ -24,7 +24,8 @@ INLINED = 64 * 1024  # what the page inlines of a log at most (deploy_job_page.c
 
 
 def prepare(env):
-    env.gates = {name: Gate(env, name) for name in ("hostile", "long", "step1", "step2", "step3")}
+    env.gates = {name: Gate(env, name)
+                 for name in ("hostile", "long", "step1", "step2", "step3", "big1", "big2")}
     hostile = env.write_script("hostile.sh", "#!/bin/bash\n"
                                'echo "::progress 40 $DEPLOY_PARAM_NOTE"\n'
                                'echo "log says $DEPLOY_PARAM_NOTE"\n'
@@ -45,10 +46,15 @@ def prepare(env):
                              + gate("step2")
                              + 'echo "::progress 90 Checking"\necho "checking $DEPLOY_PARAM_NOTE"\n'
                              + gate("step3") + 'echo "deployed"\n')
+    # 11000000 bytes in 100-byte lines, once the page is open: more than it keeps.
+    big = env.write_script("big.sh", "#!/bin/bash\n" + gate("big1")
+                           + "yes \"$(printf 'y%.0s' {1..99})\" | head -n 110000\n"
+                           + 'echo "the last line"\n' + gate("big2"))
     env.scripts = {"steps": steps}
     env.fragment = (target_block("hostile", hostile, "DeployParam note ^.{0,200}$")
                     + target_block("long", long)
                     + target_block("steps", steps, "DeployParam note ^.{0,200}$")
+                    + target_block("big", big)
                     + target_block("quick", "/bin/echo done"))
 
 
@@ -252,13 +258,16 @@ def test_a_page_in_a_browser_follows_a_running_job_to_its_end_and_cancels_anothe
     env.wait_job(job, lambda j: b"creating the VM" in env.log(job).body, 15, "its first line")
     other = env.submit_ok("hostile", {"note": "to cancel"})["id"]
     env.wait_state(other, "running")
+    big = env.submit_ok("big")["id"]
+    env.wait_state(big, "running")
     screenshot = os.path.join(BUILD_DIR, "job-page.png")
     if os.path.exists(screenshot):
         os.unlink(screenshot)
     browser = BrowserRun(env, screenshot, script=os.path.join(REPO_DIR, "tests", "browser",
                                                               "job_page.test.mjs"),
                          url=f"{env.origin}{BASE}/jobs/{job}",
-                         extra=("--cancel-url", f"{env.origin}{BASE}/jobs/{other}"))
+                         extra=("--cancel-url", f"{env.origin}{BASE}/jobs/{other}",
+                                "--big-url", f"{env.origin}{BASE}/jobs/{big}"))
     status = browser.run(180)
     output = "\n".join(browser.output)
     print(output)
@@ -266,3 +275,4 @@ def test_a_page_in_a_browser_follows_a_running_job_to_its_end_and_cancels_anothe
     assert os.path.getsize(screenshot) > 0
     assert env.wait_finished(job)["state"] == "succeeded"
     assert env.wait_finished(other)["state"] == "canceled"
+    assert env.wait_finished(big)["state"] == "succeeded"

@@ -34,23 +34,45 @@
     shown = encoder.encode(pre.textContent).length;
     chunks.push({ node: pre.firstChild, bytes: shown });
   }
-  function appendLog(text) {
+  // Output that came since the last flush: appended together at most ten
+  // times a second, so that a fast job costs one layout per flush, not one
+  // per event.
+  let pending = [];
+  function flushLog() {
+    const text = pending.join("");
+    pending = [];
     const follow = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 24;
     const bytes = encoder.encode(text).length;
     const node = document.createTextNode(text);
     pre.append(node);
     chunks.push({ node, bytes });
     shown += bytes;
-    while (shown > logLimit && chunks.length > 1) {
+    // The oldest chunks go while what is left is still too much; then the
+    // oldest lines of the oldest chunk, up to a line's start.
+    while (chunks.length > 1 && shown - chunks[0].bytes >= logLimit) {
       const oldest = chunks.shift();
       oldest.node.remove();
       shown -= oldest.bytes;
       skipped += oldest.bytes;
     }
+    if (shown > logLimit) {
+      const oldest = chunks[0];
+      const data = encoder.encode(oldest.node.data);
+      let from = shown - logLimit;
+      while (from < data.length && data[from - 1] !== 10) from++; // just after a newline
+      oldest.node.data = new TextDecoder().decode(data.subarray(from));
+      oldest.bytes -= from;
+      shown -= from;
+      skipped += from;
+    }
     cut.hidden = skipped === 0;
     cutText.textContent = "The first " + skipped + " bytes of the log are not shown here.";
     empty.hidden = true;
     if (follow) pre.scrollTop = pre.scrollHeight;
+  }
+  function appendLog(text) {
+    if (!pending.length) setTimeout(flushLog, 100);
+    pending.push(text);
   }
 
   const cancelForm = document.getElementById("cancel");
@@ -117,6 +139,7 @@
       if (!job || String(job.id) !== jobId) return;
       showJob(job);
       if (view.isFinal(job.state)) {
+        if (pending.length) flushLog();
         // The stream ends after the final state: no reconnect.
         events.close();
         setLive("finished", "off");
