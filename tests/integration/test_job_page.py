@@ -11,6 +11,8 @@ import os
 import re
 from html import unescape
 
+import pytest
+
 from harness.event_stream import EventStream
 from harness.httpd_env import (BASE, BUILD_DIR, FINAL_STATES, REPO_DIR, Gate,
                                basic_auth_location, basic_credentials, blocking_script_lines,
@@ -94,6 +96,7 @@ def finish(env, *job_ids):
         env.wait_finished(job_id, timeout=30)
 
 
+@pytest.mark.sanitize
 def test_a_browser_gets_the_page_every_other_client_the_json_both_vary_on_accept(make_httpd):
     env = make_httpd(setup=prepare)
     job = env.submit_ok("quick")
@@ -152,6 +155,7 @@ def test_every_script_and_style_needs_the_nonce_of_its_response(make_httpd):
     assert len(nonces) == 3, "the nonce repeats across responses"
 
 
+@pytest.mark.sanitize
 def test_hostile_params_stage_and_log_lines_stay_text(make_httpd):
     env = make_httpd(setup=prepare)
     job = env.submit_ok("hostile", {"note": MARKUP})["id"]
