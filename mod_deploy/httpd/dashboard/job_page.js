@@ -21,7 +21,7 @@
     live.className = "live " + cls;
   };
 
-  // The log: one text node per event, so that the oldest can leave.
+  // The log: one text node per flush (below), so that the oldest can leave.
   const pre = document.getElementById("log");
   const cut = document.getElementById("log-cut");
   const cutText = cut.querySelector(".text");
