@@ -125,6 +125,15 @@ def test_a_browser_gets_the_page_every_other_client_the_json_both_vary_on_accept
     # A job that does not exist is the JSON error either way, with Vary too.
     r = page(env, 999999)
     assert r.status == 404 and r.json()["error"] == "not_found" and varies_on_accept(r)
+    # The stream's ?since= is read as Last-Event-ID is: a malformed one is
+    # absent (the whole log again), the page's own sends nothing it has.
+    for since in ("garbage", "-1.-1", "1", "99999999999.0"):
+        with EventStream(env, f"{BASE}/jobs/{job['id']}/events?since={since}") as stream:
+            events = stream.read_to_end()
+        assert [(e.name, e.data) for e in events][0] == ("log", "done"), (since, events)
+    since = body_data(html, "since")
+    with EventStream(env, f"{BASE}/jobs/{job['id']}/events?since={since}") as stream:
+        assert stream.read_to_end() == [], f"since={since} sent again what the page has"
     # The dashboard links each job to this page.
     assert f'href="{BASE}/jobs/{job["id"]}"' in env.get(f"{BASE}/").text
 
