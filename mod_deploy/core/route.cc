@@ -179,4 +179,70 @@ std::variant<uint64_t, RequestError> parse_log_offset(std::string_view query) {
   return offset;
 }
 
+namespace {
+
+// The q of one media range's parameters, in thousandths: 1000 when absent, 0
+// when malformed (RFC 9110: "0" or "1" with up to three decimals).
+int quality_of(std::string_view params) {
+  int q = 1000;
+  while (!params.empty()) {
+    size_t semi = params.find(';');
+    std::string_view param = trim_whitespace(params.substr(0, semi));
+    params = semi == std::string_view::npos ? std::string_view{} : params.substr(semi + 1);
+    if (param.size() < 2 || lower_ascii(param[0]) != 'q' || param[1] != '=') continue;
+    std::string_view v = param.substr(2);
+    if (v.empty() || (v[0] != '0' && v[0] != '1')) return 0;
+    int value = (v[0] - '0') * 1000;
+    if (v.size() > 1) {
+      if (v[1] != '.' || v.size() > 5) return 0;
+      int scale = 100;
+      for (char c : v.substr(2)) {
+        if (!is_ascii_digit(c)) return 0;
+        value += (c - '0') * scale;
+        scale /= 10;
+      }
+    }
+    q = value > 1000 ? 0 : value;
+  }
+  return q;
+}
+
+}  // namespace
+
+bool prefers_html(std::string_view accept) {
+  // For each type: the specificity of the range that set its q (0: none
+  // matched, 1: */*, 2: TYPE/*, 3: the type itself) and that q.
+  struct Match {
+    int specificity = 0;
+    int q = 0;
+  };
+  Match html, json;
+  auto consider = [](Match& m, int specificity, int q) {
+    if (specificity > m.specificity || (specificity == m.specificity && q > m.q))
+      m = {specificity, q};
+  };
+  for (int ranges = 0; !accept.empty() && ranges < 64; ++ranges) {
+    size_t comma = accept.find(',');
+    std::string_view range = accept.substr(0, comma);
+    accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
+    size_t semi = range.find(';');
+    std::string_view type = trim_whitespace(range.substr(0, semi));
+    int q =
+        quality_of(semi == std::string_view::npos ? std::string_view{} : range.substr(semi + 1));
+    if (type == "*/*") {
+      consider(html, 1, q);
+      consider(json, 1, q);
+    } else if (equals_ignoring_case(type, "text/*")) {
+      consider(html, 2, q);
+    } else if (equals_ignoring_case(type, "application/*")) {
+      consider(json, 2, q);
+    } else if (equals_ignoring_case(type, "text/html")) {
+      consider(html, 3, q);
+    } else if (equals_ignoring_case(type, "application/json")) {
+      consider(json, 3, q);
+    }
+  }
+  return html.q > 0 && html.q > json.q;
+}
+
 }  // namespace deploy

@@ -52,6 +52,13 @@ struct JobsQuery {
 // 400 bad_request for malformed values; unknown keys are ignored (cache busters).
 std::variant<JobsQuery, RequestError> parse_jobs_query(std::string_view query);
 
+// Does an Accept header prefer text/html to the job JSON (GET BASE/jobs/ID)?
+// Each type gets the q of its most specific range (text/html, text/*, */*;
+// q=1 when absent, malformed q 0); true exactly when text/html's q is above
+// 0 and above application/json's. So a browser's Accept gets the page, and
+// none, "*/*" or "application/json" the JSON. At most 64 ranges are read.
+bool prefers_html(std::string_view accept);
+
 // ?offset=N of the log route: 400 bad_request when malformed.
 std::variant<uint64_t, RequestError> parse_log_offset(std::string_view query);
 

@@ -1,8 +1,6 @@
 #include "deploy_dashboard.h"
 
 #include <httpd.h>
-#include <apr_base64.h>
-#include <apr_general.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -19,6 +17,7 @@
 #include "dashboard_css.h"
 #include "dashboard_js.h"
 #include "dashboard_view_js.h"
+#include "deploy_html.h"
 #include "deploy_response.h"
 #include "duration.h"
 #include "job_json.h"
@@ -107,53 +106,7 @@ Status take_snapshot(const ModuleState& state, TargetAccess& access, const Histo
   return Status::ok();
 }
 
-// Text from outside (params, stages, names, users): valid UTF-8, and safe both
-// between tags and inside a double- or single-quoted attribute.
-std::string escape(std::string_view text) {
-  std::string out;
-  for (char c : valid_utf8(text)) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-// "2026-11-21 10:00:05" (UTC), as the script shows times too.
-std::string display_time(Micros t) {
-  if (t == 0) return "\xE2\x80\x94";  // an em dash
-  std::string iso = format_time(t);
-  if (iso.size() < 19) return iso;
-  return iso.substr(0, 10) + " " + iso.substr(11, 8);
-}
-
 std::string millis(Micros t) { return std::to_string(t / 1000); }
-
-std::string state_label(JobState s) {
-  std::string label(state_name(s));
-  std::replace(label.begin(), label.end(), '_', ' ');
-  return label;
-}
-
-std::string badge(JobState s) {
-  return "<span class=\"badge s-" + std::string(state_name(s)) + "\">" + state_label(s) + "</span>";
-}
 
 // How a cell shows a job. The script has a function of the same name for
 // each (KINDS in dashboard/dashboard_view.js).
@@ -300,7 +253,7 @@ const std::string& columns_json() {
     json_t* table = json_object();
     json_object_set_new(table, "columns", columns);
     json_object_set_new(table, "sections", by_section);
-    return escape(dump_json(table));
+    return html_escape(dump_json(table));
   }();
   return text;
 }
@@ -352,7 +305,7 @@ class Renderer {
     out_ += "<body data-base=\"" + base_ + "\" data-since=\"" + std::to_string(s_.change_seq) +
             "\" data-now=\"" + millis(s_.now) + "\" data-history=\"" +
             std::to_string(kHistoryRows) + "\" data-filter-target=\"" +
-            escape(view_.target.value_or("")) + "\" data-filter-state=\"" +
+            html_escape(view_.target.value_or("")) + "\" data-filter-state=\"" +
             std::string(view_.state ? state_name(*view_.state) : "") + "\" data-before=\"" +
             (view_.before ? std::to_string(view_.before) : "") + "\" data-older=\"" +
             (older_cursor() ? std::to_string(older_cursor()) : "") + "\" data-columns=\"" +
@@ -388,7 +341,7 @@ class Renderer {
     out_ += "<form id=\"history-filter\" class=\"filter\" method=\"get\" action=\"" + base_ +
             "/\"><label>Target <select name=\"target\"><option value=\"\">any</option>";
     for (const Target* t : targets_) {
-      std::string name = escape(t->name);
+      std::string name = html_escape(t->name);
       out_ += "<option value=\"" + name + "\"" + (view_.target == t->name ? " selected" : "") +
               ">" + name + "</option>";
     }
@@ -417,7 +370,7 @@ class Renderer {
         "<th>Deploy</th></tr></thead><tbody>";
     for (const Target* target : targets_) {
       const Target& t = *target;
-      std::string name = escape(t.name);
+      std::string name = html_escape(t.name);
       out_ += "<tr data-target=\"" + name + "\"" + (t.is_signed() ? " data-signed=\"true\"" : "") +
               "><td><strong>" + name + "</strong>";
       const char* proof = t.secret ? "X-Hub-Signature-256" : "X-Gitlab-Token";
@@ -432,8 +385,8 @@ class Renderer {
       out_ += "</td><td>";
       if (t.params.empty()) out_ += "<span class=\"sub\">none</span>";
       for (const ParamRule& rule : t.params)
-        out_ += "<div><code>" + escape(rule.name) + "</code> <span class=\"sub mono\">" +
-                escape(rule.pattern.source()) + "</span></div>";
+        out_ += "<div><code>" + html_escape(rule.name) + "</code> <span class=\"sub mono\">" +
+                html_escape(rule.pattern.source()) + "</span></div>";
       out_ += "</td><td data-field=\"last\"";
       auto it = last_result.find(t.name);
       if (it == last_result.end()) {
@@ -441,9 +394,9 @@ class Renderer {
       } else {
         const Job& job = *it->second;
         out_ += " data-job=\"" + std::to_string(job.id) + "\"><a class=\"mono\" href=\"" +
-                job_url(job) + "\">#" + std::to_string(job.id) + "</a> " + badge(job.state) +
-                " <span class=\"sub\" title=\"" + escape(format_time(job.finished_at)) + "\">" +
-                display_time(job.finished_at) + "</span></td>";
+                job_url(job) + "\">#" + std::to_string(job.id) + "</a> " + state_badge(job.state) +
+                " <span class=\"sub\" title=\"" + html_escape(format_time(job.finished_at)) +
+                "\">" + display_time(job.finished_at) + "</span></td>";
       }
       if (without_form_.count(t.name)) {
         out_ += "<td><p class=\"sub no-form\">" +
@@ -458,8 +411,8 @@ class Renderer {
       out_ += "<td><form class=\"deploy\" data-kind=\"deploy\" method=\"post\" action=\"" + base_ +
               "/targets/" + name + "\" enctype=\"application/x-www-form-urlencoded\">";
       for (const ParamRule& rule : t.params) {
-        std::string param = escape(rule.name);
-        std::string pattern = escape(rule.pattern.source());
+        std::string param = html_escape(rule.name);
+        std::string pattern = html_escape(rule.pattern.source());
         out_ += "<label>" + param + " <input name=\"" + param +
                 "\" autocomplete=\"off\" spellcheck=\"false\" placeholder=\"" + pattern +
                 "\" title=\"must match " + pattern + "\"></label> ";
@@ -500,16 +453,16 @@ class Renderer {
         break;
       case Kind::text: {
         std::optional<std::string> text = column.text(job);
-        out_ += open + ">" + (text ? escape(*text) : dash) + "</td>";
+        out_ += open + ">" + (text ? html_escape(*text) : dash) + "</td>";
         break;
       }
       case Kind::badge:
-        out_ += open + ">" + badge(job.state) + "</td>";
+        out_ += open + ">" + state_badge(job.state) + "</td>";
         break;
       case Kind::params:
         out_ += open + ">";
         for (const auto& [name, value] : job.params)
-          out_ += "<code>" + escape(name) + "=" + escape(value) + "</code>";
+          out_ += "<code>" + html_escape(name) + "=" + html_escape(value) + "</code>";
         out_ += "</td>";
         break;
       case Kind::progress: {
@@ -579,17 +532,6 @@ class Renderer {
   ChunkedText out_;
 };
 
-// A fresh nonce for every response: 16 random bytes in base64.
-std::string make_nonce(request_rec* r) {
-  unsigned char bytes[16];
-  if (apr_generate_random_bytes(bytes, sizeof bytes) != APR_SUCCESS)
-    throw std::runtime_error("no random bytes for the dashboard's script nonce");
-  char* encoded =
-      static_cast<char*>(apr_palloc(r->pool, size_t(apr_base64_encode_len(sizeof bytes))));
-  apr_base64_encode(encoded, reinterpret_cast<const char*>(bytes), sizeof bytes);
-  return encoded;
-}
-
 }  // namespace
 
 int send_dashboard(request_rec* r, const ModuleState& state, TargetAccess& access,
@@ -608,17 +550,10 @@ int send_dashboard(request_rec* r, const ModuleState& state, TargetAccess& acces
     if (Status st = take_snapshot(state, access, view, &snapshot); !st.is_ok())
       return send_error(r, table_busy(r, st));
   } while (access.decide_noted());
-  std::string nonce = make_nonce(r);
-  std::string base_url = escape(ap_escape_uri(r->pool, base.c_str()));
+  std::string nonce = secure_html_headers(r);
+  std::string base_url = html_escape(ap_escape_uri(r->pool, base.c_str()));
   ChunkedText html =
       Renderer(std::move(targets), std::move(without_form), snapshot, view, base_url, nonce).page();
-  std::string policy = "default-src 'none'; script-src 'nonce-" + nonce + "'; style-src 'nonce-" +
-                       nonce +
-                       "'; img-src data:; connect-src 'self'; form-action 'self'; "
-                       "base-uri 'none'; frame-ancestors 'none'";
-  apr_table_set(r->headers_out, "Content-Security-Policy", policy.c_str());
-  apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
-  apr_table_setn(r->headers_out, "Referrer-Policy", "same-origin");
   return send_body(r, HTTP_OK, "text/html; charset=utf-8", html);
 }
 

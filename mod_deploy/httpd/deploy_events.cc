@@ -272,8 +272,14 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
   StreamSlots::Claim claim(*state.stream_slots, r->useragent_ip ? r->useragent_ip : "");
   if (auto refused = stream_refusal(r, claim, *state.stream_slots)) return send_error(r, *refused);
   JobEventId sent;
-  if (const char* resume = last_event_id(r))
-    sent = parse_job_event_id(resume, state.store->change_seq()).value_or(JobEventId{});
+  const char* resume = last_event_id(r);
+  std::string since_param;  // ?since=CHANGE.OFFSET: where the job page's copy ends
+  if (r->args)
+    if (auto query = parse_query(r->args))
+      for (const auto& [name, value] : *query)
+        if (name == "since") since_param = value;
+  if (!resume && !since_param.empty()) resume = since_param.c_str();
+  if (resume) sent = parse_job_event_id(resume, state.store->change_seq()).value_or(JobEventId{});
   EventStream stream(r, state.settings->events_timeout);
   if (r->header_only) return OK;
   const std::string log_path = state.table->log_path(id);

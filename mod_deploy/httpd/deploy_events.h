@@ -14,7 +14,8 @@
 namespace deploy {
 
 // GET BASE/jobs/ID/events, for a job the caller found. Event ids are "CHANGE.OFFSET": the job's
-// last change sent and the log bytes sent; Last-Event-ID resumes after both.
+// last change sent and the log bytes sent; Last-Event-ID (or ?since=CHANGE.OFFSET,
+// what the job page read) resumes after both.
 int stream_job_events(request_rec* r, const ModuleState& state, const std::string& base,
                       uint64_t id);
 // GET BASE/events. Event ids are the table's change counter; Last-Event-ID

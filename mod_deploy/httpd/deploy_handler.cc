@@ -24,6 +24,7 @@
 #include "deploy_access.h"
 #include "deploy_dashboard.h"
 #include "deploy_events.h"
+#include "deploy_job_page.h"
 #include "deploy_module.h"
 #include "deploy_response.h"
 #include "deploy_status.h"
@@ -257,8 +258,14 @@ std::variant<Job, RequestError> readable_job(request_rec* r, const ModuleState& 
 
 int get_job(request_rec* r, const ModuleState& state, TargetAccess& access, const std::string& base,
             uint64_t id) {
+  // A browser gets the job's page, every other client the JSON (SPEC,
+  // "Watching a deployment"); caches keep the two apart.
+  apr_table_mergen(r->headers_out, "Vary", "Accept");
   auto job = readable_job(r, state, access, id);
   if (auto* e = std::get_if<RequestError>(&job)) return send_error(r, *e);
+  const char* accept = apr_table_get(r->headers_in, "Accept");
+  if (accept && prefers_html(accept))
+    return send_job_page(r, state, access, base, std::get<Job>(job));
   return send_json(r, HTTP_OK, job_json(std::get<Job>(job), base));
 }
 

@@ -241,6 +241,49 @@ START_TEST(malformed_log_offset_is_bad_request) {
 }
 END_TEST
 
+START_TEST(a_browsers_accept_prefers_html) {
+  // Chromium's and Firefox's navigation Accept headers.
+  ck_assert(deploy::prefers_html(
+      "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+      "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7"));
+  ck_assert(
+      deploy::prefers_html("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"));
+  ck_assert(deploy::prefers_html("text/html"));
+  ck_assert(deploy::prefers_html("TEXT/HTML; charset=utf-8"));
+  ck_assert(deploy::prefers_html("text/*, application/json;q=0.5"));
+}
+END_TEST
+
+START_TEST(no_accept_any_type_and_json_get_the_json) {
+  ck_assert(!deploy::prefers_html(""));
+  ck_assert(!deploy::prefers_html("*/*"));
+  ck_assert(!deploy::prefers_html("application/json"));
+  ck_assert(!deploy::prefers_html("application/json, text/html"));  // a tie is the JSON
+  ck_assert(!deploy::prefers_html("text/html;q=0.5, application/json"));
+  ck_assert(!deploy::prefers_html("text/html;q=0, */*"));
+  ck_assert(!deploy::prefers_html("text/plain"));
+  ck_assert(!deploy::prefers_html("application/*, text/html;q=0.9"));
+}
+END_TEST
+
+START_TEST(malformed_q_values_count_as_zero) {
+  ck_assert(!deploy::prefers_html("text/html;q=2"));
+  ck_assert(!deploy::prefers_html("text/html;q=1.5"));
+  ck_assert(!deploy::prefers_html("text/html;q=abc"));
+  ck_assert(!deploy::prefers_html("text/html;q=0.12345"));
+  ck_assert(deploy::prefers_html("text/html;q=0.001"));
+  ck_assert(deploy::prefers_html("text/html;q=1.000, application/json;q=0.999"));
+}
+END_TEST
+
+START_TEST(only_the_first_64_ranges_are_read) {
+  std::string accept;
+  for (int i = 0; i < 64; ++i) accept += "image/png,";
+  ck_assert(!deploy::prefers_html(accept + "text/html"));
+  ck_assert(deploy::prefers_html("text/html," + accept));
+}
+END_TEST
+
 Suite* route_suite() {
   Suite* suite = suite_create("route");
   TCase* paths = tcase_create("paths");
@@ -267,6 +310,12 @@ Suite* route_suite() {
   tcase_add_test(queries, log_offset_is_read_as_decimal);
   tcase_add_test(queries, malformed_log_offset_is_bad_request);
   suite_add_tcase(suite, queries);
+  TCase* accept = tcase_create("accept");
+  tcase_add_test(accept, a_browsers_accept_prefers_html);
+  tcase_add_test(accept, no_accept_any_type_and_json_get_the_json);
+  tcase_add_test(accept, malformed_q_values_count_as_zero);
+  tcase_add_test(accept, only_the_first_64_ranges_are_read);
+  suite_add_tcase(suite, accept);
   return suite;
 }
 

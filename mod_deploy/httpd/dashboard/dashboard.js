@@ -273,13 +273,7 @@
     else setLive("reconnecting\u2026", "retry");
   });
   events.addEventListener("job", (event) => {
-    let job;
-    try {
-      job = JSON.parse(event.data);
-    } catch (e) {
-      console.warn("mod_deploy: ignoring an event that is not a job", e);
-      return;
-    }
+    const job = view.jobOfEvent(event.data);
     if (view.isShownJob(table, job)) update(job);
   });
 
@@ -296,35 +290,21 @@
     button.disabled = true;
     out.className = "result";
     out.textContent = form.dataset.kind === "deploy" ? "submitting\u2026" : "";
-    try {
-      const response = await fetch(form.action, {
-        method: "POST", body: data, headers: { Accept: "application/json" },
-      });
-      let answer = null;
-      try {
-        answer = await response.json();
-      } catch (e) {
-        answer = null;
-      }
-      if (response.ok && answer && typeof answer.id === "number") {
-        out.className = "result ok";
-        out.dataset.job = answer.id;
-        out.textContent = form.dataset.kind === "deploy"
-          ? "job #" + answer.id + (answer.coalesced ? " joined (coalesced)" : " accepted")
-          : "cancel of job #" + answer.id + " requested";
-        // The event stream has the newest state; this only fills the gap
-        // when the job is not on the page yet.
-        const key = String(answer.id);
-        if (!rows.has(key) && !leftThePage.has(key) && view.isShownJob(table, answer)) update(answer);
-      } else {
-        out.className = "result err";
-        out.textContent = (answer && answer.message) || "HTTP " + response.status;
-      }
-    } catch (e) {
+    const { job: answer, error } = await view.postForJob(form.action, data);
+    if (answer) {
+      out.className = "result ok";
+      out.dataset.job = answer.id;
+      out.textContent = form.dataset.kind === "deploy"
+        ? "job #" + answer.id + (answer.coalesced ? " joined (coalesced)" : " accepted")
+        : "cancel of job #" + answer.id + " requested";
+      // The event stream has the newest state; this only fills the gap
+      // when the job is not on the page yet.
+      const key = String(answer.id);
+      if (!rows.has(key) && !leftThePage.has(key) && view.isShownJob(table, answer)) update(answer);
+    } else {
       out.className = "result err";
-      out.textContent = "request failed: " + e.message;
-    } finally {
-      if (button.isConnected) button.disabled = false;
+      out.textContent = error;
     }
+    if (button.isConnected) button.disabled = false;
   });
 })();

@@ -179,8 +179,40 @@ const dashboardView = (() => {
     return { jobs: shown.slice().sort(historyOrder), older };
   };
 
+  // POSTs `data` (URLSearchParams) to `url`, a route that answers a job's
+  // JSON (submit, cancel): {job} when it did, else {error: the text to show}.
+  // `send`: fetch, unless a test gives its own.
+  const postForJob = async (url, data, send = fetch) => {
+    try {
+      const response = await send(url, { method: "POST", body: data, headers: { Accept: "application/json" } });
+      let answer = null;
+      try {
+        answer = await response.json();
+      } catch (e) {
+        answer = null;
+      }
+      if (response.ok && answer && typeof answer.id === "number") return { job: answer };
+      return { error: (answer && answer.message) || "HTTP " + response.status };
+    } catch (e) {
+      return { error: "request failed: " + e.message };
+    }
+  };
+
+  // The job of a `job` event's data; null (and a warning) for anything else.
+  const jobOfEvent = (data) => {
+    let job = null;
+    try {
+      job = JSON.parse(data);
+    } catch (e) {
+      job = null;
+    }
+    if (job && typeof job.id === "number" && typeof job.state === "string") return job;
+    console.warn("mod_deploy: ignoring an event that is not a job");
+    return null;
+  };
+
   return {
-    DASH, formatDuration, displayTime, isFinal, sectionOf, elapsedText, countdownText,
+    postForJob, jobOfEvent, DASH, formatDuration, displayTime, isFinal, sectionOf, elapsedText, countdownText,
     cellOf, rowOf, lastResultNodes, isShownJob, FINAL_STATES, parseHistoryView, historySearch,
     jobsQuery, matchesHistory, historyChange, cursorAfterTrim, historyOrder, pageOf,
   };

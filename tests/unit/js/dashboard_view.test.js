@@ -248,3 +248,35 @@ test("a page of GET BASE/jobs keeps the view's finished jobs, latest finish firs
   const failed = view.pageOf({ target: "", state: "failed", before: null }, jobs, 3, false, 5);
   assert.deepEqual(failed.jobs.map((j) => j.id), [7]);
 });
+
+test("jobOfEvent takes a job and nothing else", () => {
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    assert.deepEqual(view.jobOfEvent('{"id": 3, "state": "running"}'), { id: 3, state: "running" });
+    assert.equal(view.jobOfEvent("not json"), null);
+    assert.equal(view.jobOfEvent("null"), null);
+    assert.equal(view.jobOfEvent('{"id": "3", "state": "running"}'), null);
+    assert.equal(view.jobOfEvent('{"id": 3}'), null);
+  } finally {
+    console.warn = warn;
+  }
+});
+
+test("postForJob answers the job, the server's message, the status or the failure", async () => {
+  const answer = (status, body) => async () => ({
+    ok: status >= 200 && status < 300,
+    status,
+    json: async () => JSON.parse(body),
+  });
+  const post = (send) => view.postForJob("/x", new URLSearchParams(), send);
+  assert.deepEqual(await post(answer(202, '{"id": 7, "state": "canceled"}')), { job: { id: 7, state: "canceled" } });
+  assert.deepEqual(await post(answer(409, '{"error": "conflict", "message": "job 7 has finished"}')),
+    { error: "job 7 has finished" });
+  assert.deepEqual(await post(answer(502, "<html>")), { error: "HTTP 502" });
+  assert.deepEqual(await post(answer(202, '{"error": "x"}')), { error: "HTTP 202" });
+  const offline = async () => {
+    throw new Error("offline");
+  };
+  assert.deepEqual(await post(offline), { error: "request failed: offline" });
+});
