@@ -78,6 +78,19 @@ inline Job submit_new(JobStore& store, const std::string& target, Micros quiet_w
 // A runner's identity in tests: this process, or a made-up one.
 inline RunnerRef self_runner() { return RunnerRef{int32_t(getpid()), 4242}; }
 
+// A runner's report of progress `progress`, `stage`, `log_size` bytes.
+inline RunnerReport report(int progress, std::optional<std::string> stage = std::nullopt,
+                           uint64_t log_size = 0, bool log_incomplete = false,
+                           int32_t job_pid = 0) {
+  RunnerReport r;
+  r.job_pid = job_pid;
+  r.progress = progress;
+  r.stage = std::move(stage);
+  r.log_size = log_size;
+  r.log_incomplete = log_incomplete;
+  return r;
+}
+
 inline Job started(JobStore& store, const Job& job) {
   Job out;
   ASSERT_OK(store.start(job.id, Instant::now(), &out));
@@ -196,30 +209,33 @@ END_TEST
 
 START_TEST(the_runner_records_itself_and_its_progress) {
   const Job a = started(*g_store, submit_new(*g_store, "web"));
-  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0));
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, nullptr));
   bool cancel = true;
-  ASSERT_OK(
-      g_store->record_progress(a.id, self_runner(), 40, std::string("build"), 10, false, &cancel));
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(), report(40, "build", 10), 0, &cancel));
   ck_assert(!cancel);
   Job out;
   ASSERT_OK(g_store->get(a.id, &out));
   ck_assert_int_eq(out.progress, 40);
   ck_assert(out.stage == std::optional<std::string>("build"));
   // Another runner is refused.
-  ASSERT_TEXT_EQ(code_of(g_store->record_progress(a.id, RunnerRef{1, 1}, 50, std::nullopt, 10,
-                                                  false, &cancel)),
-                 kNotOwner);
+  ASSERT_TEXT_EQ(
+      code_of(g_store->record_progress(a.id, RunnerRef{1, 1}, report(50, {}, 10), 0, &cancel)),
+      kNotOwner);
 }
 END_TEST
 
 START_TEST(a_job_is_finished_once_by_its_runner) {
   const Job a = started(*g_store, submit_new(*g_store, "web"));
-  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0));
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, nullptr));
   Outcome ok{JobState::succeeded, 0, std::nullopt};
-  ASSERT_TEXT_EQ(code_of(g_store->finish(a.id, RunnerRef{1, 1}, ok, Instant::now())), kNotOwner);
-  ASSERT_OK(g_store->finish(a.id, self_runner(), ok, Instant::now()));
+  ASSERT_TEXT_EQ(
+      code_of(g_store->finish(a.id, RunnerRef{1, 1}, ok, RunnerReport{}, Instant::now(), 0)),
+      kNotOwner);
+  ASSERT_OK(g_store->finish(a.id, self_runner(), ok, RunnerReport{}, Instant::now(), 0));
   Outcome failed{JobState::failed, 1, std::nullopt};
-  ASSERT_TEXT_EQ(code_of(g_store->finish(a.id, self_runner(), failed, Instant::now())), kNotOwner);
+  ASSERT_TEXT_EQ(
+      code_of(g_store->finish(a.id, self_runner(), failed, RunnerReport{}, Instant::now(), 0)),
+      kNotOwner);
   Job out;
   ASSERT_OK(g_store->get(a.id, &out));
   ck_assert_int_eq(int(out.state), int(JobState::succeeded));
@@ -250,18 +266,18 @@ START_TEST(a_lost_job_is_never_written_by_its_runner_afterwards) {
   if (child == 0) _exit(0);
   waitpid(child, nullptr, 0);
   const RunnerRef gone{int32_t(child), 99};
-  ASSERT_OK(g_store->runner_recorded(a.id, gone, 0));
+  ASSERT_OK(g_store->runner_recorded(a.id, gone, 0, 0, nullptr));
   std::vector<LostJob> ended;
   ASSERT_OK(g_store->detect_lost(Instant::now(), 0, &ended));
   ck_assert_uint_eq(ended.size(), 1);
   ck_assert_int_eq(int(ended[0].job.state), int(JobState::lost));
   ck_assert_int_eq(ended[0].runner.runner_pid, child);
   bool cancel = false;
-  ASSERT_TEXT_EQ(code_of(g_store->record_progress(a.id, gone, 90, std::nullopt, 1, false, &cancel)),
+  ASSERT_TEXT_EQ(code_of(g_store->record_progress(a.id, gone, report(90, {}, 1), 0, &cancel)),
                  kNotOwner);
-  ASSERT_TEXT_EQ(
-      code_of(g_store->finish(a.id, gone, Outcome{JobState::succeeded, 0, {}}, Instant::now())),
-      kNotOwner);
+  ASSERT_TEXT_EQ(code_of(g_store->finish(a.id, gone, Outcome{JobState::succeeded, 0, {}},
+                                         RunnerReport{}, Instant::now(), 0)),
+                 kNotOwner);
   Job out;
   ASSERT_OK(g_store->get(a.id, &out));
   ck_assert_int_eq(int(out.state), int(JobState::lost));
@@ -280,12 +296,12 @@ START_TEST(cancel_ends_a_pending_job_flags_a_running_one_and_refuses_a_finished_
 
   const Job running = started(*g_store, submit_new(*g_store, "web"));
   const RunnerRef me{int32_t(getpid()), process_start_ticks(getpid())};
-  ASSERT_OK(g_store->runner_recorded(running.id, me, 0));
+  ASSERT_OK(g_store->runner_recorded(running.id, me, 0, 0, nullptr));
   ASSERT_OK(g_store->cancel(running.id, Instant::now(), &out, &nudge));
   ck_assert_int_eq(int(out.state), int(JobState::running));
   ck_assert_int_eq(nudge.runner_pid, getpid());
   bool cancel = false;
-  ASSERT_OK(g_store->record_progress(running.id, me, -1, std::nullopt, 0, false, &cancel));
+  ASSERT_OK(g_store->record_progress(running.id, me, report(-1), 0, &cancel));
   ck_assert(cancel);
   ASSERT_TEXT_EQ(code_of(g_store->cancel(999999, Instant::now(), &out, &nudge)), kNotFound);
 }
@@ -334,7 +350,8 @@ START_TEST(the_overview_holds_the_unfinished_a_history_page_and_each_targets_new
   const Job hidden = submit_new(*g_store, "secret");
   const auto readable = [](std::string_view t) { return t != "secret"; };
   deploy::Overview overview;
-  ASSERT_OK(g_store->overview(deploy::HistoryPage{1, std::nullopt, std::nullopt, 0}, readable, &overview));
+  ASSERT_OK(g_store->overview(deploy::HistoryPage{1, std::nullopt, std::nullopt, 0}, readable,
+                              &overview));
   std::set<uint64_t> ids;
   for (const Job& j : overview.jobs) ids.insert(j.id);
   // The newest finished (web[2]) on the page, db's newest finished, the
@@ -349,7 +366,8 @@ START_TEST(the_overview_holds_the_unfinished_a_history_page_and_each_targets_new
                               readable, &overview));
   ck_assert(overview.history == (std::set<uint64_t>{web[1]}));
   ck_assert(overview.older);
-  ASSERT_OK(g_store->overview(deploy::HistoryPage{5, std::string("db"), std::nullopt, 0}, readable, &overview));
+  ASSERT_OK(g_store->overview(deploy::HistoryPage{5, std::string("db"), std::nullopt, 0}, readable,
+                              &overview));
   ck_assert(overview.history == (std::set<uint64_t>{db_old.id}));
   ck_assert(!overview.older);
 }
@@ -482,8 +500,8 @@ START_TEST(concurrent_processes_and_threads_lose_no_update) {
       close(fds[0]);
       auto store = g_factory.attach();
       for (uint64_t job_id : ids) {
-        const Status st =
-            store->finish(job_id, RunnerRef{}, Outcome{JobState::succeeded, 0, {}}, Instant::now());
+        const Status st = store->finish(job_id, RunnerRef{}, Outcome{JobState::succeeded, 0, {}},
+                                        RunnerReport{}, Instant::now(), 0);
         if (st.is_ok() && write(fds[1], &job_id, sizeof job_id) != sizeof job_id) _exit(2);
         if (!st.is_ok() && st.code() != kNotOwner) _exit(1);
       }
