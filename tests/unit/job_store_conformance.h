@@ -245,6 +245,141 @@ START_TEST(a_job_is_finished_once_by_its_runner) {
 }
 END_TEST
 
+START_TEST(the_runner_learns_of_a_cancel_when_it_records_itself) {
+  const Job a = started(*g_store, submit_new(*g_store, "web"));
+  Job out;
+  RunnerRef nudge;
+  ASSERT_OK(g_store->cancel(a.id, Instant::now(), &out, &nudge));
+  ck_assert_int_eq(nudge.runner_pid, 0);  // no runner recorded yet: nobody to signal
+  bool cancel = false;
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, &cancel));
+  ck_assert(cancel);
+  // The same runner may record itself again (with its job's pid); another may not.
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 77, 0, nullptr));
+  ASSERT_TEXT_EQ(code_of(g_store->runner_recorded(a.id, RunnerRef{1, 1}, 0, 0, nullptr)),
+                 kNotOwner);
+}
+END_TEST
+
+START_TEST(a_report_changes_only_what_it_names_and_wakes_only_for_what_shows) {
+  const Job a = started(*g_store, submit_new(*g_store, "web"));
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, nullptr));
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(), report(30, "build", 5), 0, nullptr));
+  // A log size and a job pid alone: the followers of output wake, nobody else.
+  const uint64_t change = g_store->change_seq();
+  const uint64_t output = g_store->output_seq();
+  ASSERT_OK(
+      g_store->record_progress(a.id, self_runner(), report(-1, {}, 9, false, 1234), 0, nullptr));
+  ck_assert_uint_eq(g_store->change_seq(), change);
+  ck_assert_uint_gt(g_store->output_seq(), output);
+  // The same values again are no change at all.
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(), report(30, "build", 9), 0, nullptr));
+  ck_assert_uint_eq(g_store->change_seq(), change);
+  Job out;
+  ASSERT_OK(g_store->get(a.id, &out));
+  ck_assert_int_eq(out.progress, 30);
+  ck_assert(out.stage == std::optional<std::string>("build"));
+  ck_assert(out.log_complete);
+  // Lost output shows, and stays shown.
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(), report(-1, {}, 9, true), 0, nullptr));
+  ck_assert_uint_gt(g_store->change_seq(), change);
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(), report(-1, {}, 9, false), 0, nullptr));
+  ASSERT_OK(g_store->get(a.id, &out));
+  ck_assert(!out.log_complete);
+  ck_assert_int_eq(out.progress, 30);
+}
+END_TEST
+
+START_TEST(finish_carries_the_last_report_with_the_outcome) {
+  const Job a = started(*g_store, submit_new(*g_store, "web"));
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, nullptr));
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(), report(10, "fetch", 3), 0, nullptr));
+  const uint64_t before = g_store->change_seq();
+  ASSERT_OK(g_store->finish(a.id, self_runner(), Outcome{JobState::failed, {}, 9},
+                            report(90, "deploy", 40, true), Instant::now(), 0));
+  ck_assert_uint_gt(g_store->change_seq(), before);
+  Job out;
+  ASSERT_OK(g_store->get(a.id, &out));
+  ck_assert_int_eq(int(out.state), int(JobState::failed));
+  ck_assert(!out.exit_code);
+  ck_assert(out.signal == std::optional<int>(9));
+  ck_assert_int_eq(out.progress, 90);
+  ck_assert(out.stage == std::optional<std::string>("deploy"));
+  ck_assert(!out.log_complete);
+  // An empty report keeps what was reported before.
+  const Job b = started(*g_store, submit_new(*g_store, "web"));
+  ASSERT_OK(g_store->runner_recorded(b.id, self_runner(), 0, 0, nullptr));
+  ASSERT_OK(g_store->record_progress(b.id, self_runner(), report(60, "test", 3), 0, nullptr));
+  ASSERT_OK(g_store->finish(b.id, self_runner(), Outcome{JobState::succeeded, 0, {}},
+                            report(-1, {}, 3), Instant::now(), 0));
+  ASSERT_OK(g_store->get(b.id, &out));
+  ck_assert_int_eq(out.progress, 60);
+  ck_assert(out.stage == std::optional<std::string>("test"));
+  ck_assert(out.log_complete);
+}
+END_TEST
+
+START_TEST(output_appended_by_the_runner_is_read_back_by_anyone) {
+  const Job a = started(*g_store, submit_new(*g_store, "web"));
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, nullptr));
+  std::string read;
+  ASSERT_TEXT_EQ(code_of(g_store->read_output(a.id, 0, 100, &read)), kNotFound);
+  std::unique_ptr<JobOutput> output;
+  ASSERT_OK(g_store->open_output(a.id, self_runner(), &output));
+  ck_assert_uint_eq(output->size(), 0);
+  output->append("one\n");
+  output->append("");
+  output->append("two\nthr");
+  ck_assert_uint_eq(output->size(), 11);
+  ck_assert(!output->incomplete());
+  ASSERT_OK(output->flush());
+  // Another process's view reads it, from any offset, bounded by `max`.
+  auto other = g_factory.attach();
+  ASSERT_OK(other->read_output(a.id, 0, 100, &read));
+  ASSERT_TEXT_EQ(read, "one\ntwo\nthr");
+  ASSERT_OK(other->read_output(a.id, 4, 3, &read));
+  ASSERT_TEXT_EQ(read, "two");
+  ASSERT_OK(other->read_output(a.id, 11, 100, &read));
+  ASSERT_TEXT_EQ(read, "");
+  ASSERT_OK(other->read_output(a.id, 1000, 100, &read));
+  ASSERT_TEXT_EQ(read, "");
+  ASSERT_OK(output->close());
+  ASSERT_OK(other->read_output(a.id, 8, 100, &read));
+  ASSERT_TEXT_EQ(read, "thr");  // nothing added by close when nothing was lost
+  // A writer opened later appends after what is there.
+  ASSERT_OK(g_store->open_output(a.id, self_runner(), &output));
+  ck_assert_uint_eq(output->size(), 11);
+  output->append("ee\n");
+  ASSERT_OK(output->close());
+  ASSERT_OK(other->read_output(a.id, 0, 100, &read));
+  ASSERT_TEXT_EQ(read, "one\ntwo\nthree\n");
+}
+END_TEST
+
+START_TEST(a_trimmed_job_takes_its_output_with_it) {
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 3; ++i) {
+    const Job j = started(*g_store, submit_new(*g_store, "web"));
+    ASSERT_OK(g_store->runner_recorded(j.id, self_runner(), 0, 0, nullptr));
+    std::unique_ptr<JobOutput> output;
+    ASSERT_OK(g_store->open_output(j.id, self_runner(), &output));
+    output->append("job " + std::to_string(j.id) + "\n");
+    ASSERT_OK(output->close());
+    ASSERT_OK(g_store->finish(j.id, self_runner(), Outcome{JobState::succeeded, 0, {}},
+                              report(-1, {}, output->size()), Instant::now(), 0));
+    ids.push_back(j.id);
+  }
+  std::vector<uint64_t> dropped;
+  ASSERT_OK(g_store->trim_history(1, &dropped));
+  ck_assert_uint_eq(dropped.size(), 2);
+  std::string read;
+  ASSERT_TEXT_EQ(code_of(g_store->read_output(ids[0], 0, 100, &read)), kNotFound);
+  ASSERT_TEXT_EQ(code_of(g_store->read_output(ids[1], 0, 100, &read)), kNotFound);
+  ASSERT_OK(g_store->read_output(ids[2], 0, 100, &read));
+  ASSERT_TEXT_EQ(read, "job " + std::to_string(ids[2]) + "\n");
+}
+END_TEST
+
 START_TEST(a_launch_failure_ends_the_job_failed_and_unstart_requeues) {
   const Job a = started(*g_store, submit_new(*g_store, "web"));
   ASSERT_OK(g_store->unstart(a.id));
@@ -539,6 +674,11 @@ inline Suite* suite(const char* engine) {
   tcase_add_test(tc, the_scheduler_pass_applies_its_decision_in_one_step);
   tcase_add_test(tc, the_runner_records_itself_and_its_progress);
   tcase_add_test(tc, a_job_is_finished_once_by_its_runner);
+  tcase_add_test(tc, the_runner_learns_of_a_cancel_when_it_records_itself);
+  tcase_add_test(tc, a_report_changes_only_what_it_names_and_wakes_only_for_what_shows);
+  tcase_add_test(tc, finish_carries_the_last_report_with_the_outcome);
+  tcase_add_test(tc, output_appended_by_the_runner_is_read_back_by_anyone);
+  tcase_add_test(tc, a_trimmed_job_takes_its_output_with_it);
   tcase_add_test(tc, a_launch_failure_ends_the_job_failed_and_unstart_requeues);
   tcase_add_test(tc, a_lost_job_is_never_written_by_its_runner_afterwards);
   tcase_add_test(tc, cancel_ends_a_pending_job_flags_a_running_one_and_refuses_a_finished_one);
