@@ -101,9 +101,11 @@ class JobOutput {
   // runner reports the size (record_progress wakes the followers). The file
   // engine writes through: nothing to do.
   virtual Status flush() = 0;
-  // The end of the output, once, before finish: when some was lost, a last
-  // line says how much (in room kept for it from the start); what was held
-  // ahead is released. append() after close() is lost.
+  // The end of the output, once, before finish: flushes; when some was
+  // lost, a last line says how much (in room kept for it from the start);
+  // what was held ahead is released; size() is then the final log size.
+  // append() after close() is lost; a writer destroyed unclosed keeps what
+  // was flushed.
   virtual Status close() = 0;
 };
 
