@@ -173,4 +173,17 @@ Status FileStore::read_output(uint64_t id, uint64_t offset, size_t max, std::str
   return result;
 }
 
+Status FileStore::output_size(uint64_t id, uint64_t* size) {
+  *size = 0;
+  const std::string path = table_.log_path(id);
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT)
+      return Status::error("job " + std::to_string(id) + " has no output", kNotFound);
+    return Status::error("cannot read the log " + path + ": " + strerror(errno));
+  }
+  *size = static_cast<uint64_t>(st.st_size);
+  return Status::ok();
+}
+
 }  // namespace deploy

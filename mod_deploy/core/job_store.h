@@ -264,6 +264,9 @@ class JobStore {
   // kNotFound when the store keeps no output for it (no such job, or it
   // has written none yet).
   virtual Status read_output(uint64_t id, uint64_t offset, size_t max, std::string* out) = 0;
+  // The bytes of job `id`'s output read_output can read now (it only grows
+  // while the job runs). kNotFound as read_output.
+  virtual Status output_size(uint64_t id, uint64_t* size) = 0;
 
   // --- Reads: each a consistent snapshot.
 

@@ -40,6 +40,8 @@ namespace {
 
 // How long a client refused for a full queue should wait before trying again.
 constexpr int kRetryAfterSeconds = 5;
+// What one read of a log brings into memory while it is sent.
+constexpr uint64_t kLogChunk = 256 * 1024;
 
 // The Location path the request came through (see find_bases in mod_deploy.cc).
 std::string base_of(const ModuleState& state, const char* uri, std::string* rest) {
@@ -221,7 +223,7 @@ int submit(request_rec* r, const ModuleState& state, TargetAccess& access, const
                      dump_json(json_pack("{s:b, s:s}", "ignored", 1, "message", ignored->c_str())));
   }
   // A 202 is a promise: the job and its id are on disk before it is sent.
-  if (Status durable = state.table->make_durable(); !durable.is_ok()) {
+  if (Status durable = state.store->make_durable(); !durable.is_ok()) {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT " of %s: %s",
                   (apr_uint64_t)job.id, name.c_str(), durable.message().c_str());
     if (!coalesced) withdraw_job(state, job.id);
@@ -363,26 +365,34 @@ int get_log(request_rec* r, const ModuleState& state, TargetAccess& access, uint
   auto readable = readable_job(r, state, access, id);
   if (auto* e = std::get_if<RequestError>(&readable)) return send_error(r, *e);
   const Job* job = &std::get<Job>(readable);
-  apr_file_t* file = nullptr;
-  apr_finfo_t info;
-  apr_off_t size = 0;
-  std::string path = state.table->log_path(id);
-  if (apr_file_open(&file, path.c_str(), APR_FOPEN_READ | APR_FOPEN_BINARY, 0, r->pool) ==
-          APR_SUCCESS &&
-      apr_file_info_get(&info, APR_FINFO_SIZE, file) == APR_SUCCESS)
-    size = info.size;
+  // The size first: the answer is what the log held then, even while the
+  // job goes on writing.
+  uint64_t size = 0;
+  if (Status st = state.store->output_size(id, &size); !st.is_ok() && st.code() != kNotFound)
+    return send_error(r, store_refusal(r, st));
   r->status = HTTP_OK;
   ap_set_content_type(r, "text/plain; charset=utf-8");
   apr_table_setn(r->headers_out, "Cache-Control", "no-store");
   apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
-  apr_table_setn(r->headers_out, "X-Log-Size", apr_off_t_toa(r->pool, size));
+  apr_table_setn(r->headers_out, "X-Log-Size", apr_off_t_toa(r->pool, apr_off_t(size)));
   if (!is_final(job->state)) apr_table_setn(r->headers_out, "X-More-Data", "true");
-  apr_off_t from = std::min<apr_off_t>(apr_off_t(std::min<uint64_t>(offset, uint64_t(size))), size);
-  apr_size_t length = apr_size_t(size - from);
-  ap_set_content_length(r, apr_off_t(length));
-  if (file && length > 0 && !r->header_only) {
-    apr_size_t sent = 0;
-    ap_send_fd(file, r, from, length, &sent);
+  const uint64_t from = std::min(offset, size);
+  ap_set_content_length(r, apr_off_t(size - from));
+  if (r->header_only) return OK;
+  std::string chunk;
+  for (uint64_t at = from; at < size;) {
+    Status st =
+        state.store->read_output(id, at, size_t(std::min<uint64_t>(size - at, kLogChunk)), &chunk);
+    if (!st.is_ok() || chunk.empty()) {
+      // Too late for another status: the client sees a short body.
+      ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                    "deploy: job %llu: the log could not be read from byte %llu: %s",
+                    static_cast<unsigned long long>(id), static_cast<unsigned long long>(at),
+                    st.is_ok() ? "it is shorter than it was" : st.message().c_str());
+      break;
+    }
+    if (ap_rwrite(chunk.data(), int(chunk.size()), r) < 0) break;  // the client left
+    at += chunk.size();
   }
   return OK;
 }
@@ -412,7 +422,7 @@ int cancel(request_rec* r, const ModuleState& state, TargetAccess& access, const
   state.settings->set_group(job);
   // A final state is durable before it is answered; a cancel flag need not be.
   if (is_final(job.state)) {
-    if (Status durable = state.table->make_durable(); !durable.is_ok())
+    if (Status durable = state.store->make_durable(); !durable.is_ok())
       ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT ": %s",
                     (apr_uint64_t)id, durable.message().c_str());
   }

@@ -1,9 +1,5 @@
 #include "deploy_job_page.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <string_view>
 
 #include "dashboard_css.h"
@@ -37,19 +33,14 @@ struct LogTail {
   uint64_t from = 0, end = 0, size = 0;
 };
 
-LogTail read_log_tail(const std::string& path, bool finished) {
+LogTail read_log_tail(JobStore& store, uint64_t id, bool finished) {
   LogTail tail;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return tail;
-  struct stat st {};
-  if (fstat(fd, &st) == 0 && st.st_size > 0) {
-    tail.size = uint64_t(st.st_size);
-    tail.from = tail.size > kLogInlined ? tail.size - kLogInlined : 0;
-    tail.text.resize(size_t(tail.size - tail.from));
-    ssize_t n = pread(fd, tail.text.data(), tail.text.size(), off_t(tail.from));
-    tail.text.resize(size_t(n > 0 ? n : 0));
-  }
-  ::close(fd);
+  uint64_t size = 0;
+  if (!store.output_size(id, &size).is_ok() || size == 0) return tail;
+  tail.size = size;
+  tail.from = size > kLogInlined ? size - kLogInlined : 0;
+  if (!store.read_output(id, tail.from, size_t(size - tail.from), &tail.text).is_ok())
+    tail.text.clear();
   if (!finished) {
     size_t last = tail.text.rfind('\n');
     tail.text.resize(last == std::string::npos ? 0 : last + 1);
@@ -88,7 +79,7 @@ int send_job_page(request_rec* r, const ModuleState& state, TargetAccess& access
   // As on the dashboard: a cancel from a form carries no signature, so the
   // button is there when a submission without one would be allowed.
   const bool cancelable = !is_final(job.state) && target && access.may_submit_unsigned(*target);
-  const LogTail log = read_log_tail(state.table->log_path(job.id), is_final(job.state));
+  const LogTail log = read_log_tail(*state.store, job.id, is_final(job.state));
   const Micros now = wall_now();  // display: compared with the job's wall times
   const std::string nonce = secure_html_headers(r);
   const std::string b = html_escape(ap_escape_uri(r->pool, base.c_str()));

@@ -324,6 +324,8 @@ START_TEST(output_appended_by_the_runner_is_read_back_by_anyone) {
   ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, nullptr));
   std::string read;
   ASSERT_TEXT_EQ(code_of(g_store->read_output(a.id, 0, 100, &read)), kNotFound);
+  uint64_t size = 1;
+  ASSERT_TEXT_EQ(code_of(g_store->output_size(a.id, &size)), kNotFound);
   std::unique_ptr<JobOutput> output;
   ASSERT_OK(g_store->open_output(a.id, self_runner(), &output));
   ck_assert_uint_eq(output->size(), 0);
@@ -337,6 +339,8 @@ START_TEST(output_appended_by_the_runner_is_read_back_by_anyone) {
   auto other = g_factory.attach();
   ASSERT_OK(other->read_output(a.id, 0, 100, &read));
   ASSERT_TEXT_EQ(read, "one\ntwo\nthr");
+  ASSERT_OK(other->output_size(a.id, &size));
+  ck_assert_uint_eq(size, 11);
   ASSERT_OK(other->read_output(a.id, 4, 3, &read));
   ASSERT_TEXT_EQ(read, "two");
   ASSERT_OK(other->read_output(a.id, 11, 100, &read));
