@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "text.h"
+
 namespace deploy {
 namespace {
 
@@ -66,8 +68,6 @@ class Reader {
  private:
   std::string_view rest_;
 };
-
-bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
 
 // Indices strictly increasing, each naming an entry with a '=' in it.
 bool valid_secret_entries(const std::vector<uint32_t>& indices,

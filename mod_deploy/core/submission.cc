@@ -33,8 +33,6 @@ RequestError invalid_param(std::string message) {
   return RequestError{400, "invalid_param", std::move(message)};
 }
 
-bool has_nul(std::string_view text) { return text.find('\0') != std::string_view::npos; }
-
 struct JsonReference {
   explicit JsonReference(json_t* value) : value(value) {}
   ~JsonReference() { json_decref(value); }

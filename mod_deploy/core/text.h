@@ -1,5 +1,5 @@
 // Small text helpers the core's parsers and JSON output share: ASCII case,
-// whitespace, decimal numbers and UTF-8 repair. Header-only so that the
+// NUL bytes, whitespace, decimal numbers and UTF-8 repair. Header-only so that the
 // core's source list in CMakeLists.txt stays as it is.
 #pragma once
 
@@ -21,6 +21,9 @@ inline bool equals_ignoring_case(std::string_view a, std::string_view b) {
   }
   return true;
 }
+
+// True when `text` holds a NUL byte (which no C string can carry).
+inline bool has_nul(std::string_view text) { return text.find('\0') != std::string_view::npos; }
 
 inline bool is_ascii_digit(char c) { return c >= '0' && c <= '9'; }
 

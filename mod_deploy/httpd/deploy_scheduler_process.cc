@@ -55,9 +55,9 @@ struct Spawn {
 // before this process drops its privileges, and when it dies this process
 // cannot start another one; it exits instead, and httpd's parent forks a new
 // scheduler, which starts a new launcher (scheduler_maintenance below).
-class Launcher {
+class LauncherClient {
  public:
-  Launcher(server_rec* s, const ModuleState& state) : server_(s), state_(state) {
+  LauncherClient(server_rec* s, const ModuleState& state) : server_(s), state_(state) {
     const std::vector<JobUser> users = state.settings->job_users();
     if (users.empty()) return;
     privileged_ = true;
@@ -68,9 +68,9 @@ class Launcher {
       launcher_users.job_users.push_back(LauncherJobUser{user.uid, user.gid, user.name});
     arguments_ = launcher_arguments(launcher_users);
   }
-  ~Launcher() { close_pipe(); }
-  Launcher(const Launcher&) = delete;
-  Launcher& operator=(const Launcher&) = delete;
+  ~LauncherClient() { close_pipe(); }
+  LauncherClient(const LauncherClient&) = delete;
+  LauncherClient& operator=(const LauncherClient&) = delete;
 
   // True when jobs run as a DeployUser: no launcher can be started once
   // this process dropped root.
@@ -285,7 +285,7 @@ class Scheduler {
         spawns.clear();
       }
     }
-    for (const Spawn& spawn : spawns) start_runner(spawn);
+    for (const Spawn& spawn : spawns) hand_to_launcher(spawn);
     return decision.next_due;
   }
 
@@ -304,7 +304,7 @@ class Scheduler {
 
   // Hands the job to the launcher, which forks its runner. A launcher that
   // died is replaced once; a job that cannot be handed over failed.
-  void start_runner(const Spawn& spawn) {
+  void hand_to_launcher(const Spawn& spawn) {
     const Target& target = *spawn.target;
     LaunchRequest request;
     request.job_id = spawn.job.id;
@@ -362,7 +362,7 @@ class Scheduler {
   Micros last_housekeeping_ = 0;  // monotonic
   bool table_was_busy_ = false;
   Micros lock_regained_at_ = 0;  // monotonic
-  Launcher launcher_{server_, state_};
+  LauncherClient launcher_{server_, state_};
 };
 
 void on_stop_signal(int) { g_stop = 1; }

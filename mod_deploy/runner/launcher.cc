@@ -23,85 +23,9 @@
 #include "launch_request.h"
 #include "privileges.h"
 #include "runner.h"
+#include "runner_main.h"
 
 namespace deploy {
-namespace {
-
-constexpr size_t kReadChunk = 64 * 1024;
-// A runner idle this long is let go.
-constexpr Micros kIdleLimit = 60'000'000;
-// A runner that takes no frame for this long is stuck: it is killed and the
-// job goes to another.
-constexpr int kSendLimitSeconds = 10;
-// What a runner writes to the launcher once it is ready for another job.
-constexpr char kReady = 'R';
-// The runner's end of its socket, in the runner.
-constexpr int kRunnerSocket = STDERR_FILENO + 1;
-
-// The memory of main()'s argv strings, which /proc/PID/cmdline shows: a
-// runner writes its own words there.
-class ProcessTitle {
- public:
-  ProcessTitle(int argc, char** argv) {
-    if (argc == 0) return;
-    begin_ = argv[0];
-    end_ = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
-  }
-
-  // Words separated by NULs, cut to the space there is, the rest zeroed.
-  void set(const std::vector<std::string_view>& words) {
-    char* out = begin_;
-    for (std::string_view word : words) {
-      const size_t room = static_cast<size_t>(end_ - out);
-      if (room < 2) break;
-      const size_t n = std::min(word.size(), room - 1);
-      memcpy(out, word.data(), n);
-      out += n;
-      *out++ = '\0';
-    }
-    if (out != nullptr) memset(out, 0, static_cast<size_t>(end_ - out));
-  }
-
- private:
-  char* begin_ = nullptr;
-  char* end_ = nullptr;
-};
-
-// Frames from a descriptor, across reads: call fill() when the descriptor
-// is readable, then take() until it has no whole frame left.
-class FrameReader {
- public:
-  enum class Result { request, none, malformed };
-
-  // One read; false once the descriptor has ended (or failed).
-  bool fill(int fd) {
-    const ssize_t n = read(fd, chunk_.data(), chunk_.size());
-    if (n < 0) return errno == EINTR || errno == EAGAIN;
-    buffer_.append(chunk_.data(), static_cast<size_t>(n));
-    return n > 0;
-  }
-
-  // The next whole frame read so far: `request` holds it, `raw` (unless
-  // null) its bytes.
-  Result take(LaunchRequest* request, std::string* raw) {
-    size_t used = 0;
-    switch (decode_launch_request(buffer_, request, &used)) {
-      case DecodeResult::complete:
-        if (raw != nullptr) raw->assign(buffer_, 0, used);
-        buffer_.erase(0, used);
-        return Result::request;
-      case DecodeResult::malformed:
-        return Result::malformed;
-      case DecodeResult::incomplete:
-        break;
-    }
-    return Result::none;
-  }
-
- private:
-  std::string buffer_;
-  std::vector<char> chunk_ = std::vector<char>(kReadChunk);
-};
 
 // The job cannot get a runner: it failed without running, as a runner whose
 // start fails records it.
@@ -126,100 +50,16 @@ void record_launch_failure(JobTable& table, uint64_t job_id, const std::string& 
   }
 }
 
-// ---------------------------------------------------------------- runner
+namespace {
 
-// Waits for the next frame on the socket, or for the end: the launcher is
-// gone, or a SIGTERM came.
-bool next_request(FrameReader& reader, RunnerProcess& process, LaunchRequest* request) {
-  for (;;) {
-    switch (reader.take(request, nullptr)) {
-      case FrameReader::Result::request:
-        return true;
-      case FrameReader::Result::malformed:
-        fprintf(stderr, "deploy-runner: a malformed request from the launcher\n");
-        return false;
-      case FrameReader::Result::none:
-        break;
-    }
-    pollfd fds[] = {{kRunnerSocket, POLLIN, 0}, {process.signal_fd, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0 && errno != EINTR) return false;
-    if (fds[1].revents != 0) {
-      process.read_idle_signals();
-      if (process.terminated) return false;
-    }
-    if (fds[0].revents != 0 && !reader.fill(kRunnerSocket)) return false;
-  }
-}
+// A runner idle this long is let go.
+constexpr Micros kIdleLimit = 60'000'000;
+// A runner that takes no frame for this long is stuck: it is killed and the
+// job goes to another.
+constexpr int kSendLimitSeconds = 10;
 
-// In the forked child: runs `first`, then every job the launcher sends, one at
-// a time, on the launcher's `table`. Never returns.
-// The DeployUser a request names, among those the launcher was started
-// with; false when it names one it was not (the job fails unstarted).
-bool find_user(const LaunchRequest& request, const std::vector<RunAs>& users,
-               std::optional<RunAs>* out) {
-  out->reset();
-  if (request.user_id == 0) return true;
-  for (const RunAs& user : users) {
-    if (user.uid == request.user_id && user.gid == request.group_id) {
-      *out = user;
-      return true;
-    }
-  }
-  return false;
-}
-
-[[noreturn]] void runner_main(const std::string& state_dir, std::unique_ptr<JobTable> table,
-                              LaunchRequest first, int socket_fd, ProcessTitle& title,
-                              const std::string& program, const std::vector<RunAs>& users) {
-  if (socket_fd != kRunnerSocket) dup2(socket_fd, kRunnerSocket);
-  fcntl(kRunnerSocket, F_SETFD, FD_CLOEXEC);
-  // stdin is the launcher's pipe: the runner must not hold it open.
-  const int null_fd = open("/dev/null", O_RDONLY);
-  if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
-  const Status prepared = prepare_runner_process(kRunnerSocket + 1);
-  if (!prepared.is_ok()) fprintf(stderr, "deploy-runner: %s\n", prepared.message().c_str());
-  // The runner keeps the launcher's mapping and what the launcher validated
-  // of the header when it attached: a header damaged since then cannot keep
-  // the job from running. The lock descriptor is the runner's own (flock
-  // locks belong to the open file, which fork shares; the launcher's
-  // descriptor number was closed or reused above).
-  RunnerProcess process;
-  process.table = std::move(table);
-  Status opened = process.table ? process.table->open_lock_after_fork() : Status::ok();
-  if (opened.is_ok()) opened = process.open(state_dir);
-  if (!opened.is_ok()) {
-    fprintf(stderr, "deploy-runner: %s\n", opened.message().c_str());
-    _exit(1);
-  }
-
-  FrameReader reader;
-  LaunchRequest request = std::move(first);
-  for (;;) {
-    RunnerOptions options;
-    static_cast<LaunchRequest&>(options) = std::move(request);
-    options.state_dir = state_dir;
-    title.set({program, state_dir, std::to_string(options.job_id)});
-    int code = 0;
-    if (find_user(options, users, &options.user)) {
-      code = run_job(options, &process);
-    } else {
-      record_launch_failure(*process.table, options.job_id,
-                            "the launcher may not run jobs as uid " +
-                                std::to_string(options.user_id) + ", gid " +
-                                std::to_string(options.group_id) + " (not a DeployUser)");
-    }
-    // A process of the job that would not go must not be taken for one of
-    // the next job's: this runner retires.
-    if (code != 0 || process.terminated || !has_no_children()) _exit(code);
-    if (write(kRunnerSocket, &kReady, 1) != 1) _exit(0);
-    title.set({program, state_dir, "idle"});  // once the launcher can know it
-    if (!next_request(reader, process, &request)) _exit(0);
-  }
-}
-
-// ---------------------------------------------------------------- launcher
-
-struct Runner {
+// The launcher's end of one runner of its pool.
+struct LaunchedRunner {
   pid_t pid;
   int fd;  // the launcher's end of the runner's socket
   bool busy;
@@ -235,7 +75,7 @@ class Launcher {
         title_(argc, argv) {}
 
   ~Launcher() {
-    for (const Runner& r : runners_) close(r.fd);
+    for (const LaunchedRunner& r : runners_) close(r.fd);
   }
 
   int run() {
@@ -246,7 +86,7 @@ class Launcher {
     }
     for (;;) {
       std::vector<pollfd> fds = {{STDIN_FILENO, POLLIN, 0}};
-      for (const Runner& r : runners_) fds.push_back({r.fd, POLLIN, 0});
+      for (const LaunchedRunner& r : runners_) fds.push_back({r.fd, POLLIN, 0});
       if (poll(fds.data(), fds.size(), poll_timeout()) < 0 && errno != EINTR) {
         fprintf(stderr, "deploy-runner --launcher: poll: %s\n", strerror(errno));
         return 1;
@@ -288,7 +128,7 @@ class Launcher {
     return 1;
   }
 
-  std::list<Runner>::iterator read_runner(std::list<Runner>::iterator it) {
+  std::list<LaunchedRunner>::iterator read_runner(std::list<LaunchedRunner>::iterator it) {
     char bytes[64];
     const ssize_t n = read(it->fd, bytes, sizeof bytes);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) return std::next(it);
@@ -343,12 +183,12 @@ class Launcher {
     }
     const timeval limit = {kSendLimitSeconds, 0};
     setsockopt(fds[0], SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-    runners_.push_back(Runner{pid, fds[0], true, 0});
+    runners_.push_back(LaunchedRunner{pid, fds[0], true, 0});
   }
 
   int poll_timeout() const {
     Micros next = -1;
-    for (const Runner& r : runners_) {
+    for (const LaunchedRunner& r : runners_) {
       if (!r.busy && (next < 0 || r.idle_since + kIdleLimit < next))
         next = r.idle_since + kIdleLimit;
     }
@@ -375,7 +215,7 @@ class Launcher {
   ProcessTitle title_;
   std::unique_ptr<JobTable> table_;
   FrameReader requests_;
-  std::list<Runner> runners_;
+  std::list<LaunchedRunner> runners_;
 };
 
 }  // namespace

@@ -546,15 +546,15 @@ END_TEST
 
 // deploy-runner --launcher on the fixture's state dir, fed through a pipe as
 // the scheduler feeds it.
-struct Launcher {
+struct LauncherUnderTest {
   pid_t pid = -1;
   int requests = -1;  // write end of its stdin
 };
 
-Launcher start_launcher(const std::vector<std::string>& users = {}) {
+LauncherUnderTest start_launcher(const std::vector<std::string>& users = {}) {
   int fds[2];
   ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-  Launcher launcher;
+  LauncherUnderTest launcher;
   launcher.pid = fork();
   ck_assert_int_ge(launcher.pid, 0);
   if (launcher.pid == 0) {
@@ -572,8 +572,8 @@ Launcher start_launcher(const std::vector<std::string>& users = {}) {
   return launcher;
 }
 
-void send_job(const Launcher& launcher, uint64_t id, const RunnerCall& call, uint32_t uid = 0,
-              uint32_t gid = 0) {
+void send_job(const LauncherUnderTest& launcher, uint64_t id, const RunnerCall& call,
+              uint32_t uid = 0, uint32_t gid = 0) {
   deploy::LaunchRequest request;
   request.user_id = uid;
   request.group_id = gid;
@@ -641,7 +641,7 @@ START_TEST(launcher_runs_jobs_one_after_another_in_one_runner) {
                    "echo runner_fds=$(for f in /proc/$$/fd/*; do readlink $f; done | "
                    "grep -c -e socket: -e anon_inode: -e /state/)\n"
                    "setsid sh -c 'sleep 1000' & echo $! > \"left-$DEPLOY_JOB_ID.pid\"\n");
-  const Launcher launcher = start_launcher();
+  const LauncherUnderTest launcher = start_launcher();
   std::vector<JobRecord> done;
   for (int i = 0; i < 3; ++i) {
     const uint64_t id = add_running_job();
@@ -681,7 +681,7 @@ START_TEST(secrets_are_masked_before_the_log_and_the_stage_see_them) {
                                        "echo \"twice $SHORT $SHORT, $LONG $SHORT\"\n"
                                        "echo \"::progress 50 with $SHORT\"\n"
                                        "printf '::stage last %s' \"$LONG\"\n");
-  const Launcher launcher = start_launcher();
+  const LauncherUnderTest launcher = start_launcher();
   const uint64_t id = add_running_job();
   RunnerCall call(job);
   call.environment = {"PATH=/usr/bin:/bin", "SHORT=s3cr3t", "LONG=s3cr3t-and-more"};
@@ -712,7 +712,7 @@ START_TEST(launcher_gives_running_jobs_their_own_runners_which_outlive_it) {
   const std::string gate = path_in_dir("gate");
   const std::string job = write_script(
       "job.sh", "echo '::stage ready'\nwhile [ ! -e " + gate + " ]; do sleep 0.05; done\n");
-  const Launcher launcher = start_launcher();
+  const LauncherUnderTest launcher = start_launcher();
   const uint64_t first = add_running_job(), second = add_running_job();
   send_job(launcher, first, RunnerCall(job));
   send_job(launcher, second, RunnerCall(job));
@@ -737,7 +737,7 @@ END_TEST
 
 START_TEST(sigterm_ends_an_idle_runner_and_the_next_job_gets_another) {
   const std::string job = write_script("job.sh", "exit 0\n");
-  const Launcher launcher = start_launcher();
+  const LauncherUnderTest launcher = start_launcher();
   const uint64_t first = add_running_job();
   send_job(launcher, first, RunnerCall(job));
   const JobRecord a = wait_for_final_state(first);
@@ -756,7 +756,7 @@ START_TEST(sigterm_ends_an_idle_runner_and_the_next_job_gets_another) {
 END_TEST
 
 START_TEST(a_malformed_request_ends_the_launcher) {
-  const Launcher launcher = start_launcher();
+  const LauncherUnderTest launcher = start_launcher();
   const uint32_t too_large = deploy::kMaxLaunchFrame;
   ck_assert_int_eq(write(launcher.requests, &too_large, sizeof too_large), sizeof too_large);
   const int status = wait_for_runner_exit(launcher.pid);
@@ -786,7 +786,8 @@ START_TEST(a_privileged_launcher_runs_jobs_only_as_the_users_it_was_given) {
       "echo ids=$(id -u):$(id -g):$(id -G)\n"
       "echo caps=$(grep -E '^Cap(Prm|Eff|Amb)' /proc/self/status | cut -f2 | tr '\\n' ,)\n"
       "echo runner=$(grep -E '^CapEff' /proc/$PPID/status | cut -f2)\n");
-  const Launcher launcher = start_launcher({"--user", "65534:65534", "--job-user", "1:1:daemon"});
+  const LauncherUnderTest launcher =
+      start_launcher({"--user", "65534:65534", "--job-user", "1:1:daemon"});
 
   const uint64_t as_daemon = add_running_job();
   send_job(launcher, as_daemon, RunnerCall(job), 1, 1);
