@@ -2,10 +2,12 @@
 #include "pg_store.h"
 
 #include <libpq-fe.h>
+#include <endian.h>
 #include <poll.h>
 
 #include <algorithm>
 #include <cstring>
+#include <chrono>
 #include <map>
 
 #include "file_store.h"  // kRunnerSilenceLimit
@@ -49,11 +51,17 @@ CREATE TABLE IF NOT EXISTS deploy_jobs (
   started_mono bigint NOT NULL DEFAULT 0,
   runner_pid integer NOT NULL DEFAULT 0,
   runner_ticks bigint NOT NULL DEFAULT 0,
+  job_pid integer NOT NULL DEFAULT 0,
   lease_expires timestamptz,
   cancel_requested boolean NOT NULL DEFAULT false);
 CREATE INDEX IF NOT EXISTS deploy_jobs_unfinished ON deploy_jobs (id) WHERE state <= 3;
 CREATE INDEX IF NOT EXISTS deploy_jobs_change ON deploy_jobs (change_no);
 CREATE INDEX IF NOT EXISTS deploy_jobs_target ON deploy_jobs (target, id);
+CREATE TABLE IF NOT EXISTS deploy_output (
+  job_id bigint NOT NULL REFERENCES deploy_jobs (id) ON DELETE CASCADE,
+  "offset" bigint NOT NULL,
+  chunk bytea NOT NULL,
+  PRIMARY KEY (job_id, "offset"));
 CREATE TABLE IF NOT EXISTS deploy_counters (
   scope text NOT NULL,
   name text NOT NULL,
@@ -67,6 +75,9 @@ constexpr char kJobColumns[] =
     "started_mono, runner_pid, runner_ticks, cancel_requested";
 
 using Param = std::optional<std::string>;
+
+// What load() reads besides kJobColumns (at 21, 22).
+constexpr char kLoadColumns[] = ", job_pid, log_size";
 
 std::string num(int64_t v) { return std::to_string(v); }
 
@@ -221,17 +232,36 @@ class PgStore::Tx {
   Tx(PgConnection& conn, const std::string& node) : conn_(conn), node(node) {}
 
   // Runs `sql` with text parameters ($1…); nullopt is NULL.
-  Status run(const std::string& sql, const std::vector<Param>& params, Result* out = nullptr) {
+  // `binary`: the result's columns in binary (bytea as it is).
+  Status run(const std::string& sql, const std::vector<Param>& params, Result* out = nullptr,
+             bool binary = false) {
     std::vector<const char*> values;
     for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
     Result r(PQexecParams(conn_.get(), sql.c_str(), int(values.size()), nullptr, values.data(),
-                          nullptr, nullptr, 0));
+                          nullptr, nullptr, binary ? 1 : 0));
     const ExecStatusType st = PQresultStatus(r.raw());
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
       if (out) *out = std::move(r);
       return Status::ok();
     }
     return failure(r.raw());
+  }
+
+  // Writes `data` at `offset` of job `id`'s output, in binary. A chunk
+  // already there is kept unless empty (open_output's): a flush tried again
+  // after a commit that was not confirmed writes nothing twice.
+  Status put_chunk(uint64_t id, uint64_t offset, std::string_view data) {
+    const std::string sid = num(int64_t(id)), soffset = num(int64_t(offset));
+    const char* values[] = {sid.c_str(), soffset.c_str(), data.data()};
+    const int lengths[] = {0, 0, int(data.size())};
+    const int formats[] = {0, 0, 1};
+    Result r(
+        PQexecParams(conn_.get(),
+                     "INSERT INTO deploy_output (job_id, \"offset\", chunk) VALUES ($1, $2, $3) "
+                     "ON CONFLICT (job_id, \"offset\") DO UPDATE SET chunk = EXCLUDED.chunk "
+                     "WHERE octet_length(deploy_output.chunk) = 0",
+                     3, nullptr, values, lengths, formats, 0));
+    return PQresultStatus(r.raw()) == PGRES_COMMAND_OK ? Status::ok() : failure(r.raw());
   }
 
   // Runs a script of several statements, with no parameters.
@@ -281,13 +311,20 @@ class PgStore::Tx {
 
   Status load(uint64_t id, Job* job, Result* raw = nullptr) {
     Result r;
-    Status st = run(std::string("SELECT ") + kJobColumns + " FROM deploy_jobs WHERE id = $1",
-                    {num(int64_t(id))}, &r);
+    Status st =
+        run(std::string("SELECT ") + kJobColumns + kLoadColumns + " FROM deploy_jobs WHERE id = $1",
+            {num(int64_t(id))}, &r);
     if (!st.is_ok()) return st;
     if (r.rows() == 0) return not_found(id, "is not in the store");
     *job = job_of(r, 0);
     if (raw) *raw = std::move(r);
     return Status::ok();
+  }
+
+  // load() for a runner's write: a job that left the store is not its own.
+  Status load_runners(uint64_t id, Job* job, Result* raw) {
+    const Status st = load(id, job, raw);
+    return st.code() == kNotFound ? not_owner(id) : st;
   }
 
   Status unfinished(std::vector<Job>* jobs) {
@@ -405,13 +442,21 @@ Status PgStore::connect_locked() {
 }
 
 template <class F>
-Status PgStore::transact(bool write, F&& body) {
-  std::lock_guard<std::mutex> hold(mutex_);
+Status PgStore::transact(bool write, F&& body, Micros timeout, bool transition) {
+  const Micros bound = timeout > 0 ? timeout : Micros(kStatementTimeoutMs) * 1000;
+  std::unique_lock<std::timed_mutex> hold(mutex_, std::defer_lock);
+  if (!hold.try_lock_for(std::chrono::microseconds(bound)))
+    return Status::error("the job store's connection is busy", kStoreBusy);
   Status st = connect_locked();
   if (!st.is_ok()) return st;
   Tx tx(*conn_, node_);
   st = tx.run(write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", {});
-  if (st.is_ok() && write)
+  if (st.is_ok() && timeout > 0) {
+    const std::string ms = num(std::max<Micros>(1, timeout / 1000));
+    st = tx.script(
+        ("SET LOCAL statement_timeout = " + ms + "; SET LOCAL lock_timeout = " + ms).c_str());
+  }
+  if (st.is_ok() && write && transition)
     st = tx.run("SELECT pg_advisory_xact_lock(" + std::to_string(kTransitionLock) + ")", {});
   if (st.is_ok()) st = body(tx);
   if (st.is_ok() && tx.notify) st = tx.run(std::string("NOTIFY ") + kChannel, {});
@@ -578,57 +623,91 @@ Status PgStore::start(uint64_t id, const Instant& now, Job* out) {
   });
 }
 
-Status PgStore::runner_recorded(uint64_t id, const RunnerRef& runner, int32_t) {
-  return transact(true, [&](Tx& tx) {
-    uint64_t change = 0;
-    Status st = tx.bump(&change);
-    if (!st.is_ok()) return st;
-    Result r;
-    st = tx.run(
-        "UPDATE deploy_jobs SET runner_pid = $2, runner_ticks = $3, change_no = $4 "
-        "WHERE id = $1 AND state = 3 AND node = $5 AND runner_pid = 0 RETURNING id",
-        {num(int64_t(id)), num(runner.runner_pid), num(int64_t(runner.runner_start_ticks)),
-         num(int64_t(change)), node_},
-        &r);
-    if (st.is_ok() && r.rows() == 0) return not_owner(id);
-    return st;
-  });
+namespace {
+
+// The SET of a runner's report, from parameter $first: job_pid, progress,
+// stage, log_size, log_incomplete. An unchanged value is left as it is.
+std::string report_set(int first) {
+  const auto p = [&](int i) { return "$" + std::to_string(first + i); };
+  return ", job_pid = CASE WHEN " + p(0) + "::int > 0 THEN " + p(0) +
+         "::int ELSE job_pid END, progress = CASE WHEN " + p(1) + "::int BETWEEN 0 AND 100 THEN " +
+         p(1) + "::int ELSE progress END, stage = COALESCE(" + p(2) +
+         "::text, stage), log_size = GREATEST(log_size, " + p(3) +
+         "::bigint), log_complete = log_complete AND NOT " + p(4) + "::boolean";
 }
 
-Status PgStore::record_progress(uint64_t id, const RunnerRef& runner, int progress,
-                                const std::optional<std::string>& stage, uint64_t log_size,
-                                bool log_incomplete, bool* cancel_requested) {
-  return transact(true, [&](Tx& tx) {
-    Job j;
-    Result raw;
-    Status st = tx.load(id, &j, &raw);
-    if (!st.is_ok()) return st.code() == kNotFound ? not_owner(id) : st;
-    if (j.state != JobState::running || raw.i64(0, 18) != runner.runner_pid ||
-        uint64_t(raw.i64(0, 19)) != runner.runner_start_ticks || raw.text(0, 16) != node_)
-      return not_owner(id);
-    const bool visible = (progress >= 0 && progress != j.progress) || (stage && stage != j.stage) ||
-                         (log_incomplete && j.log_complete);
-    std::string change = "change_no";
-    if (visible) {
-      uint64_t c = 0;
-      if (!(st = tx.bump(&c)).is_ok()) return st;
-      change = num(int64_t(c));
-    } else if (!(st = tx.bump_output()).is_ok()) {
-      return st;
-    }
-    // The heartbeat: the lease renewed on the database's clock.
-    st = tx.run(
-        "UPDATE deploy_jobs SET progress = CASE WHEN $2::int >= 0 THEN $2 ELSE progress END, "
-        "stage = COALESCE($3, stage), log_size = GREATEST(log_size, $4), "
-        "log_complete = log_complete AND NOT $5::boolean, change_no = " +
-            change +
-            ", lease_expires = now() + make_interval(secs => $6::double precision / "
-            "1000000) WHERE id = $1 AND state = 3",
-        {num(int64_t(id)), num(progress), stage, num(int64_t(log_size)),
-         log_incomplete ? "true" : "false", num(lease_)});
-    if (st.is_ok()) *cancel_requested = raw.boolean(0, 20);
-    return st;
-  });
+std::vector<Param> report_params(const RunnerReport& r) {
+  return {num(r.job_pid), num(r.progress), r.stage, num(int64_t(r.log_size)),
+          r.log_incomplete ? "true" : "false"};
+}
+
+bool run_by(const Result& r, const RunnerRef& runner, const std::string& node) {
+  return JobState(r.i64(0, 2)) == JobState::running && r.i64(0, 18) == runner.runner_pid &&
+         uint64_t(r.i64(0, 19)) == runner.runner_start_ticks && r.text(0, 16) == node;
+}
+
+}  // namespace
+
+Status PgStore::runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid,
+                                Micros timeout, bool* cancel_requested) {
+  return transact(
+      true,
+      [&](Tx& tx) {
+        Job j;
+        Result raw;
+        Status st = tx.load_runners(id, &j, &raw);
+        if (!st.is_ok()) return st;
+        // Taken only from the launcher (no runner yet), or by the same runner.
+        if (!run_by(raw, RunnerRef{}, node_) && !run_by(raw, runner, node_)) return not_owner(id);
+        // Pids show to nobody: the followers of output wake, no stream.
+        if (!(st = tx.bump_output()).is_ok()) return st;
+        st = tx.run(
+            "UPDATE deploy_jobs SET runner_pid = $2, runner_ticks = $3, job_pid = CASE WHEN "
+            "$4::int > 0 THEN $4::int ELSE job_pid END, lease_expires = now() + "
+            "make_interval(secs => $5::double precision / 1000000) WHERE id = $1",
+            {num(int64_t(id)), num(runner.runner_pid), num(int64_t(runner.runner_start_ticks)),
+             num(job_pid), num(lease_)});
+        if (st.is_ok() && cancel_requested) *cancel_requested = raw.boolean(0, 20);
+        return st;
+      },
+      timeout);
+}
+
+Status PgStore::record_progress(uint64_t id, const RunnerRef& runner, const RunnerReport& report,
+                                Micros timeout, bool* cancel_requested) {
+  return transact(
+      true,
+      [&](Tx& tx) {
+        Job j;
+        Result raw;
+        Status st = tx.load_runners(id, &j, &raw);
+        if (!st.is_ok()) return st;
+        if (!run_by(raw, runner, node_)) return not_owner(id);
+        const bool visible =
+            (report.progress >= 0 && report.progress <= 100 && report.progress != j.progress) ||
+            (report.stage && report.stage != j.stage) || (report.log_incomplete && j.log_complete);
+        const bool quiet = (report.job_pid > 0 && report.job_pid != raw.i64(0, 21)) ||
+                           int64_t(report.log_size) > raw.i64(0, 22);
+        std::string change = "change_no";
+        if (visible) {
+          uint64_t c = 0;
+          if (!(st = tx.bump(&c)).is_ok()) return st;
+          change = num(int64_t(c));
+        } else if (quiet && !(st = tx.bump_output()).is_ok()) {
+          return st;
+        }
+        // Also the heartbeat: the lease renewed on the database's clock.
+        std::vector<Param> params = {num(int64_t(id)), num(lease_)};
+        for (Param& p : report_params(report)) params.push_back(std::move(p));
+        st = tx.run("UPDATE deploy_jobs SET change_no = " + change +
+                        ", lease_expires = now() + make_interval(secs => $2::double precision / "
+                        "1000000)" +
+                        report_set(3) + " WHERE id = $1",
+                    params);
+        if (st.is_ok() && cancel_requested) *cancel_requested = raw.boolean(0, 20);
+        return st;
+      },
+      timeout);
 }
 
 Status PgStore::cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nudge) {
@@ -662,33 +741,38 @@ Status PgStore::cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nud
 }
 
 Status PgStore::finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,
-                       const Instant& now) {
+                       const RunnerReport& last, const Instant& now, Micros timeout) {
   if (!is_final(outcome.state)) return Status::error("finish: not a final state");
-  return transact(true, [&](Tx& tx) {
-    Job j;
-    Result raw;
-    Status st = tx.load(id, &j, &raw);
-    if (!st.is_ok()) return st.code() == kNotFound ? not_owner(id) : st;
-    if (j.state != JobState::running) return not_owner(id);
-    const auto opt = [](const std::optional<int>& v) { return v ? Param(num(*v)) : Param(); };
-    bool changed = false;
-    st = tx.end(j, outcome.state, now,
-                ", exit_code = $7::int, signal = $8::int, lease_expires = NULL",
-                " AND state = 3" + std::string(kRunnerFence),
-                {num(runner.runner_pid), num(int64_t(runner.runner_start_ticks)), node_,
-                 opt(outcome.exit_code), opt(outcome.signal)},
-                &changed, raw.i64(0, 17), raw.text(0, 16));
-    if (st.is_ok() && !changed) return not_owner(id);
-    return st;
-  });
+  return transact(
+      true,
+      [&](Tx& tx) {
+        Job j;
+        Result raw;
+        Status st = tx.load_runners(id, &j, &raw);
+        if (!st.is_ok()) return st;
+        if (!run_by(raw, runner, node_)) return not_owner(id);
+        const auto opt = [](const std::optional<int>& v) { return v ? Param(num(*v)) : Param(); };
+        std::vector<Param> params = {num(runner.runner_pid),
+                                     num(int64_t(runner.runner_start_ticks)), node_,
+                                     opt(outcome.exit_code), opt(outcome.signal)};
+        for (Param& p : report_params(last)) params.push_back(std::move(p));
+        bool changed = false;
+        st = tx.end(j, outcome.state, now,
+                    ", exit_code = $7::int, signal = $8::int, lease_expires = NULL" + report_set(9),
+                    " AND state = 3" + std::string(kRunnerFence), params, &changed, raw.i64(0, 17),
+                    raw.text(0, 16));
+        if (st.is_ok() && !changed) return not_owner(id);
+        return st;
+      },
+      timeout);
 }
 
 Status PgStore::launch_failed(uint64_t id, const Instant& now) {
   return transact(true, [&](Tx& tx) {
     Job j;
     Result raw;
-    Status st = tx.load(id, &j, &raw);
-    if (!st.is_ok()) return st.code() == kNotFound ? not_owner(id) : st;
+    Status st = tx.load_runners(id, &j, &raw);
+    if (!st.is_ok()) return st;
     if (j.state != JobState::running || raw.i64(0, 18) != 0 || raw.text(0, 16) != node_)
       return not_owner(id);
     bool changed = false;
@@ -777,6 +861,148 @@ Status PgStore::trim_history(uint32_t keep, std::vector<uint64_t>* dropped) {
     return ids.empty() ? Status::ok() : tx.bump(&change);
   });
   if (st.is_ok()) dropped->insert(dropped->end(), ids.begin(), ids.end());
+  return st;
+}
+
+namespace {
+
+// The job's row, locked against a rescue or a finish until the end of the
+// transaction, when `runner` of this node still runs it.
+Status lock_for_output(PgStore::Tx& tx, uint64_t id, const RunnerRef& runner) {
+  Result r;
+  Status st = tx.run(
+      "SELECT 1 FROM deploy_jobs WHERE id = $1 AND state = 3 AND runner_pid = $2 AND "
+      "runner_ticks = $3 AND node = $4 FOR SHARE",
+      {num(int64_t(id)), num(runner.runner_pid), num(int64_t(runner.runner_start_ticks)), tx.node},
+      &r);
+  if (st.is_ok() && r.rows() == 0) return not_owner(id);
+  return st;
+}
+
+int64_t be64(const Result& r, int row, int col) {
+  uint64_t v = 0;
+  std::memcpy(&v, PQgetvalue(r.raw(), row, col), sizeof v);
+  return int64_t(be64toh(v));
+}
+
+}  // namespace
+
+// A job's output on its way to deploy_output (open_output).
+class PgStore::Output : public JobOutput {
+ public:
+  Output(PgStore& store, uint64_t id, const RunnerRef& runner, uint64_t size)
+      : store_(store), id_(id), runner_(runner), flushed_(size) {}
+
+  void append(std::string_view data) override {
+    if (data.empty()) return;
+    if (closed_ || lost_ > 0 || pending_.size() + data.size() > kOutputBuffer - kReserve) {
+      lost_ += data.size();  // from that byte on
+      return;
+    }
+    pending_.append(data);
+    // Written as it comes in chunks; while the database is away, tried
+    // again at most once a second.
+    if (pending_.size() >= kOutputChunk && mono_now() >= retry_at_) {
+      if (!flush().is_ok()) retry_at_ = mono_now() + 1000000;
+    }
+  }
+  uint64_t size() const override { return flushed_ + pending_.size(); }
+  bool incomplete() const override { return lost_ > 0; }
+
+  Status flush() override {
+    if (pending_.empty()) return Status::ok();
+    Status st = store_.transact(
+        true,
+        [&](Tx& tx) {
+          Status st = lock_for_output(tx, id_, runner_);
+          for (size_t at = 0; st.is_ok() && at < pending_.size(); at += kOutputChunk)
+            st = tx.put_chunk(id_, flushed_ + at,
+                              std::string_view(pending_).substr(at, kOutputChunk));
+          return st;
+        },
+        0, false);
+    if (st.is_ok() || st.code() == kNotOwner) {
+      // Written, or the job is no longer this runner's: its output is not
+      // wanted any more.
+      if (st.is_ok()) flushed_ += pending_.size();
+      pending_.clear();
+    }
+    return st;
+  }
+
+  Status close() override {
+    if (closed_) return flush();
+    if (lost_ > 0)
+      pending_ += "\ndeploy: output lost: the job store could not keep it; " +
+                  std::to_string(lost_) + " bytes lost\n";
+    closed_ = true;
+    return flush();
+  }
+
+ private:
+  static constexpr size_t kReserve = 256;  // for the last line
+  PgStore& store_;
+  const uint64_t id_;
+  const RunnerRef runner_;
+  uint64_t flushed_;
+  std::string pending_;
+  uint64_t lost_ = 0;
+  bool closed_ = false;
+  Micros retry_at_ = 0;
+};
+
+Status PgStore::open_output(uint64_t id, const RunnerRef& runner, std::unique_ptr<JobOutput>* out) {
+  uint64_t size = 0;
+  Status st = transact(
+      true,
+      [&](Tx& tx) {
+        Status st = lock_for_output(tx, id, runner);
+        Result r;
+        if (st.is_ok())
+          st = tx.run(
+              "SELECT COALESCE(max(\"offset\" + octet_length(chunk)), -1) FROM deploy_output "
+              "WHERE job_id = $1",
+              {num(int64_t(id))}, &r);
+        if (!st.is_ok()) return st;
+        const int64_t end = r.i64(0, 0);
+        size = end > 0 ? uint64_t(end) : 0;
+        // An empty first chunk: the output exists (read_output), empty.
+        return end >= 0 ? Status::ok() : tx.put_chunk(id, 0, "");
+      },
+      0, false);
+  if (st.is_ok()) *out = std::make_unique<Output>(*this, id, runner, size);
+  return st;
+}
+
+Status PgStore::read_output(uint64_t id, uint64_t offset, size_t max, std::string* out) {
+  out->clear();
+  std::string text;
+  Status st = transact(false, [&](Tx& tx) {
+    Result r;
+    Status st = tx.run(
+        "SELECT \"offset\", chunk FROM deploy_output WHERE job_id = $1 AND \"offset\" <= "
+        "$2::bigint "
+        "+ $3::bigint AND \"offset\" + octet_length(chunk) >= $2::bigint ORDER BY \"offset\"",
+        {num(int64_t(id)), num(int64_t(offset)), num(int64_t(max))}, &r, true);
+    if (!st.is_ok()) return st;
+    if (r.rows() == 0) {
+      Result any;
+      if (!(st = tx.run("SELECT 1 FROM deploy_output WHERE job_id = $1 LIMIT 1", {num(int64_t(id))},
+                        &any))
+               .is_ok())
+        return st;
+      return any.rows() == 0 ? not_found(id, "has no output") : Status::ok();
+    }
+    for (int i = 0; i < r.rows() && text.size() < max; ++i) {
+      const uint64_t at = uint64_t(be64(r, i, 0));
+      const std::string chunk = r.text(i, 1);
+      const uint64_t from = offset + text.size();
+      if (at > from || at + chunk.size() <= from) continue;  // a gap, or before
+      text.append(chunk, size_t(from - at), max - text.size());
+    }
+    return Status::ok();
+  });
+  if (st.is_ok()) *out = std::move(text);
   return st;
 }
 

@@ -49,18 +49,27 @@ class PgStore : public JobStore {
       uint64_t* seen) override;
   Status ready(uint64_t id, const Instant& now) override;
   Status start(uint64_t id, const Instant& now, Job* out) override;
-  Status runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid) override;
-  Status record_progress(uint64_t id, const RunnerRef& runner, int progress,
-                         const std::optional<std::string>& stage, uint64_t log_size,
-                         bool log_incomplete, bool* cancel_requested) override;
+  Status runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid, Micros timeout,
+                         bool* cancel_requested) override;
+  Status record_progress(uint64_t id, const RunnerRef& runner, const RunnerReport& report,
+                         Micros timeout, bool* cancel_requested) override;
   Status cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nudge) override;
   Status finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,
-                const Instant& now) override;
+                const RunnerReport& last, const Instant& now, Micros timeout) override;
   Status launch_failed(uint64_t id, const Instant& now) override;
   Status unstart(uint64_t id) override;
   Status detect_lost(const Instant& now, Micros quiet_since, std::vector<LostJob>* ended) override;
   Status expire(uint64_t id, const Instant& now) override;
   Status trim_history(uint32_t keep, std::vector<uint64_t>* dropped) override;
+
+  // The writer keeps what it is given in memory and writes it to
+  // deploy_output in chunks at flush() and close(), fenced on the runner:
+  // while the database cannot be reached it holds up to kOutputBuffer bytes
+  // (later output is lost and counted, and the last line says so). It uses
+  // the store's connection: the store outlives its writers.
+  Status open_output(uint64_t id, const RunnerRef& runner,
+                     std::unique_ptr<JobOutput>* out) override;
+  Status read_output(uint64_t id, uint64_t offset, size_t max, std::string* out) override;
 
   Status get(uint64_t id, Job* out) override;
   Status list(const JobsQuery& query, const TargetFilter& readable, std::vector<Job>* out) override;
@@ -81,13 +90,24 @@ class PgStore : public JobStore {
   static constexpr int kSchemaVersion = 1;
   // The bound of every statement, and of the wait for the transition lock.
   static constexpr int kStatementTimeoutMs = 5000;
+  // Output held by a writer while the database cannot be reached.
+  static constexpr size_t kOutputBuffer = size_t(16) << 20;
+  // The largest row of deploy_output.
+  static constexpr size_t kOutputChunk = size_t(1) << 20;
   // The NOTIFY channel of every transition.
   static constexpr char kChannel[] = "deploy_changes";
 
+ public:
+  class Tx;  // of pg_store.cc
+
  private:
-  class Tx;
+  class Output;
+  // One transaction: `write` ones hold the transition lock unless not a
+  // `transition` (the output's, which lock the job's row). `timeout` (0:
+  // kStatementTimeoutMs) bounds the wait for the connection, the lock and
+  // each statement.
   template <class F>
-  Status transact(bool write, F&& body);
+  Status transact(bool write, F&& body, Micros timeout = 0, bool transition = true);
   Status connect_locked();
   uint64_t read_seq(const char* column);
   bool wait_for(const char* column, uint64_t seen, Micros timeout);
@@ -95,7 +115,7 @@ class PgStore : public JobStore {
   std::string conninfo_;
   std::string node_;
   Micros lease_;
-  std::mutex mutex_;  // guards conn_
+  std::timed_mutex mutex_;  // guards conn_
   std::unique_ptr<PgConnection> conn_;
   std::mutex listen_mutex_;  // guards listener_
   std::unique_ptr<PgConnection> listener_;

@@ -49,8 +49,8 @@ void run_sql(const std::string& sql) {
 // again on its first call).
 void drop_schema() {
   run_sql(
-      "SET client_min_messages = warning; DROP TABLE IF EXISTS deploy_jobs, deploy_counters, "
-      "deploy_meta, deploy_schema_version CASCADE");
+      "SET client_min_messages = warning; DROP TABLE IF EXISTS deploy_output, deploy_jobs, "
+      "deploy_counters, deploy_meta, deploy_schema_version CASCADE");
 }
 
 void create(uint32_t) { drop_schema(); }
@@ -119,10 +119,11 @@ START_TEST(leases_and_fences_across_nodes) {
   PgStore a(conninfo(), "node-a", 1000000), b(conninfo(), "node-b", 1000000);
   const Job one = deploy::conformance::started(a, deploy::conformance::submit_new(a, "web"));
   const deploy::RunnerRef runner{12345, 777};
-  ASSERT_OK(a.runner_recorded(one.id, runner, 0));
+  ASSERT_OK(a.runner_recorded(one.id, runner, 0, 0, nullptr));
   bool cancel = false;
-  ASSERT_TEXT_EQ(code_of(b.record_progress(one.id, runner, 10, std::nullopt, 0, false, &cancel)),
-                 deploy::kNotOwner);
+  ASSERT_TEXT_EQ(
+      code_of(b.record_progress(one.id, runner, deploy::conformance::report(10), 0, &cancel)),
+      deploy::kNotOwner);
   std::vector<deploy::LostJob> ended;
   ASSERT_OK(b.detect_lost(Instant::now(), 0, &ended));
   ck_assert_uint_eq(ended.size(), 0);  // the lease holds
@@ -130,20 +131,21 @@ START_TEST(leases_and_fences_across_nodes) {
   ASSERT_OK(b.detect_lost(Instant::now(), 0, &ended));
   ck_assert_uint_eq(ended.size(), 1);
   ck_assert_int_eq(int(ended[0].job.state), int(JobState::lost));
-  ASSERT_TEXT_EQ(code_of(a.finish(one.id, runner, deploy::Outcome{JobState::succeeded, 0, {}},
-                                  Instant::now())),
+  ASSERT_TEXT_EQ(code_of(a.finish(one.id, runner, deploy::Outcome{JobState::succeeded, 0, {}}, {},
+                                  Instant::now(), 0)),
                  deploy::kNotOwner);
   // A heartbeat renews the lease: a job that reports is not lost.
   const Job two = deploy::conformance::started(a, deploy::conformance::submit_new(a, "web"));
-  ASSERT_OK(a.runner_recorded(two.id, runner, 0));
+  ASSERT_OK(a.runner_recorded(two.id, runner, 0, 0, nullptr));
   for (int i = 0; i < 4; ++i) {
     usleep(400000);
-    ASSERT_OK(a.record_progress(two.id, runner, i, std::nullopt, 0, false, &cancel));
+    ASSERT_OK(a.record_progress(two.id, runner, deploy::conformance::report(i), 0, &cancel));
   }
   ended.clear();
   ASSERT_OK(b.detect_lost(Instant::now(), 0, &ended));
   ck_assert_uint_eq(ended.size(), 0);
-  ASSERT_OK(a.finish(two.id, runner, deploy::Outcome{JobState::succeeded, 0, {}}, Instant::now()));
+  ASSERT_OK(
+      a.finish(two.id, runner, deploy::Outcome{JobState::succeeded, 0, {}}, {}, Instant::now(), 0));
   usleep(1300000);
   ASSERT_OK(b.detect_lost(Instant::now(), 0, &ended));
   ck_assert_uint_eq(ended.size(), 0);  // a finished job is never rescued
