@@ -9,6 +9,7 @@
 #include <cstring>
 #include <chrono>
 #include <map>
+#include <set>
 
 #include "file_store.h"  // kRunnerSilenceLimit
 #include "job_table.h"   // process_start_ticks
@@ -327,12 +328,18 @@ class PgStore::Tx {
     return st.code() == kNotFound ? not_owner(id) : st;
   }
 
-  Status unfinished(std::vector<Job>* jobs) {
+  // The unfinished jobs, oldest first; *elsewhere (when not null): the ids
+  // of those running on another node.
+  Status unfinished(std::vector<Job>* jobs, std::set<uint64_t>* elsewhere = nullptr) {
     Result r;
     Status st =
         run(std::string("SELECT ") + kJobColumns + " FROM deploy_jobs WHERE state <= 3 ORDER BY id",
             {}, &r);
-    if (st.is_ok()) *jobs = jobs_of(r);
+    if (!st.is_ok()) return st;
+    *jobs = jobs_of(r);
+    for (int i = 0; elsewhere && i < r.rows(); ++i)
+      if (JobState(r.i64(i, 2)) == JobState::running && r.text(i, 16) != node)
+        elsewhere->insert(uint64_t(r.i64(i, 0)));
     return st;
   }
 
@@ -473,23 +480,25 @@ Status PgStore::transact(bool write, F&& body, Micros timeout, bool transition) 
 
 namespace {
 
-PendingJob pending_of(const Job& j, const GroupByOf& group_by, const Instant& now) {
+PendingJob pending_of(const Job& j, const GroupByOf& group_by, const Instant& now, bool elsewhere) {
   PendingJob p{j.id,
                j.target,
                j.state,
                now.mono_of(j.submitted_at),
                j.not_before ? now.mono_of(j.not_before) : 0,
-               ""};
+               "",
+               elsewhere};
   if (group_by) {
     if (auto g = job_group(j.params, group_by(j.target))) p.group = *g;
   }
   return p;
 }
 
+// `elsewhere`: the ids of the jobs running on other nodes.
 std::vector<PendingJob> pending_of(const std::vector<Job>& jobs, const GroupByOf& group_by,
-                                   const Instant& now) {
+                                   const Instant& now, const std::set<uint64_t>& elsewhere) {
   std::vector<PendingJob> out;
-  for (const Job& j : jobs) out.push_back(pending_of(j, group_by, now));
+  for (const Job& j : jobs) out.push_back(pending_of(j, group_by, now, elsewhere.count(j.id) > 0));
   return out;
 }
 
@@ -500,10 +509,11 @@ const char* kRunnerFence = " AND runner_pid = $4 AND runner_ticks = $5 AND node 
 Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult* out) {
   return transact(true, [&](Tx& tx) {
     std::vector<Job> jobs;
-    Status st = tx.unfinished(&jobs);
+    std::set<uint64_t> elsewhere;
+    Status st = tx.unfinished(&jobs, &elsewhere);
     if (!st.is_ok()) return st;
-    const SubmissionDecision d = decide_submission(pending_of(jobs, s.group_by, now), s.target,
-                                                   s.group, s.policy, s.limits, now.mono);
+    const SubmissionDecision d = decide_submission(pending_of(jobs, s.group_by, now, elsewhere),
+                                                   s.target, s.group, s.policy, s.limits, now.mono);
     const Micros not_before_wall = d.not_before ? now.wall_of(d.not_before) : 0;
     out->kind = d.kind;
     out->job = Job();
@@ -570,9 +580,10 @@ Status PgStore::schedule_pass(
   std::vector<Job> claimed;
   Status st = transact(true, [&](Tx& tx) {
     std::vector<Job> jobs;
-    Status st = tx.unfinished(&jobs);
+    std::set<uint64_t> elsewhere;
+    Status st = tx.unfinished(&jobs, &elsewhere);
     if (!st.is_ok()) return st;
-    *decision = decide(pending_of(jobs, group_by, now));
+    *decision = decide(pending_of(jobs, group_by, now, elsewhere));
     std::map<uint64_t, const Job*> by_id;
     for (const Job& j : jobs) by_id[j.id] = &j;
     bool changed = false;
@@ -1105,8 +1116,9 @@ Status PgStore::overview(const HistoryPage& page, const TargetFilter& readable, 
 Status PgStore::unfinished(const GroupByOf& group_by, std::vector<PendingJob>* jobs) {
   return transact(false, [&](Tx& tx) {
     std::vector<Job> all;
-    Status st = tx.unfinished(&all);
-    if (st.is_ok()) *jobs = pending_of(all, group_by, Instant::now());
+    std::set<uint64_t> elsewhere;
+    Status st = tx.unfinished(&all, &elsewhere);
+    if (st.is_ok()) *jobs = pending_of(all, group_by, Instant::now(), elsewhere);
     return st;
   });
 }

@@ -15,6 +15,7 @@
 #include "job_table.h"  // process_start_ticks, which the suite uses
 #include "job_store_conformance.h"
 #include "pg_store.h"
+#include "scheduler.h"
 
 namespace {
 
@@ -155,6 +156,36 @@ START_TEST(leases_and_fences_across_nodes) {
 }
 END_TEST
 
+// DeployMaxRunning is each node's, DeployConcurrency the cluster's.
+START_TEST(each_node_runs_its_own_share_within_the_clusters_concurrency) {
+  PgStore a(conninfo(), "node-a", kLease), b(conninfo(), "node-b", kLease);
+  std::map<std::string, deploy::TargetPolicy> policies;
+  policies["web"].concurrency = 2;
+  deploy::Limits limits;
+  limits.max_running = 1;
+  for (int i = 0; i < 4; ++i) deploy::conformance::submit_new(a, "web");
+  const auto pass = [&](PgStore& node) {
+    deploy::ScheduleDecision d;
+    std::vector<Job> started;
+    ASSERT_OK(node.schedule_pass(
+        nullptr,
+        [&](const std::vector<deploy::PendingJob>& jobs) {
+          return deploy::schedule(jobs, policies, limits, deploy::mono_now());
+        },
+        Instant::now(), &d, &started, nullptr));
+    return started.size();
+  };
+  ck_assert_uint_eq(pass(a), 1);
+  ck_assert_uint_eq(pass(a), 0);  // node a is full
+  ck_assert_uint_eq(pass(b), 1);
+  policies["web"].concurrency = 3;
+  ck_assert_uint_eq(pass(b), 0);  // node b too
+  limits.max_running = 5;
+  ck_assert_uint_eq(pass(a), 1);  // the cluster's 3
+  ck_assert_uint_eq(pass(b), 0);
+}
+END_TEST
+
 Suite* pg_store_suite() {
   Suite* s = suite_create("pg_store");
   TCase* tc = tcase_create("unreachable");
@@ -165,6 +196,7 @@ Suite* pg_store_suite() {
   TCase* server = deploy::test::case_with_fixture("server", set_up_pg, tear_down_pg, 60);
   tcase_add_test(server, the_schema_is_created_once_with_its_version);
   tcase_add_test(server, leases_and_fences_across_nodes);
+  tcase_add_test(server, each_node_runs_its_own_share_within_the_clusters_concurrency);
   suite_add_tcase(s, server);
   return s;
 }
