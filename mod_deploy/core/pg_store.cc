@@ -454,10 +454,19 @@ Status PgStore::transact(bool write, F&& body, Micros timeout, bool transition) 
   std::unique_lock<std::timed_mutex> hold(mutex_, std::defer_lock);
   if (!hold.try_lock_for(std::chrono::microseconds(bound)))
     return Status::error("the job store's connection is busy", kStoreBusy);
+  const char* begin = write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+  const bool had_connection = conn_ != nullptr;
   Status st = connect_locked();
   if (!st.is_ok()) return st;
+  st = Tx(*conn_, node_).run(begin, {});
+  if (!st.is_ok() && had_connection && !conn_->ok()) {
+    // The connection went stale since the last call (the server
+    // restarted): nothing was sent but BEGIN, so once more on a new one.
+    conn_.reset();
+    if (!(st = connect_locked()).is_ok()) return st;
+    st = Tx(*conn_, node_).run(begin, {});
+  }
   Tx tx(*conn_, node_);
-  st = tx.run(write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", {});
   if (st.is_ok() && timeout > 0) {
     const std::string ms = num(std::max<Micros>(1, timeout / 1000));
     st = tx.script(

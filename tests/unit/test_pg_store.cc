@@ -186,6 +186,52 @@ START_TEST(each_node_runs_its_own_share_within_the_clusters_concurrency) {
 }
 END_TEST
 
+// `scripts/throwaway-postgres COMMAND DIR [PORT]` on the test's server.
+void pg_ctl(const std::string& command) {
+  const char* ctl = getenv("DEPLOY_TEST_PG_CTL");
+  const char* dir = getenv("DEPLOY_TEST_PG_DIR");
+  ck_assert(ctl && dir);
+  std::string port = conninfo().substr(conninfo().find("port=") + 5);
+  port = port.substr(0, port.find(' '));
+  const std::string line =
+      std::string(ctl) + " " + command + " " + dir + " " + port + " >/dev/null";
+  ck_assert_int_eq(system(line.c_str()), 0);
+}
+
+// While the server is down: store_unavailable, the runner's output held;
+// once it is back, the store reconnects on its own and the output is all
+// there.
+START_TEST(an_outage_is_store_unavailable_and_loses_no_output) {
+  auto& store = *deploy::conformance::g_store;
+  const Job a = deploy::conformance::started(store, deploy::conformance::submit_new(store, "web"));
+  const deploy::RunnerRef me = deploy::conformance::self_runner();
+  ASSERT_OK(store.runner_recorded(a.id, me, 0, 0, nullptr));
+  std::unique_ptr<deploy::JobOutput> output;
+  ASSERT_OK(store.open_output(a.id, me, &output));
+  output->append("before\n");
+  ASSERT_OK(output->flush());
+  pg_ctl("stop");
+  deploy::SubmitResult r;
+  ASSERT_TEXT_EQ(code_of(store.submit(submission("web"), Instant::now(), &r)),
+                 deploy::kStoreUnavailable);
+  const std::string big(3 << 20, 'x');  // more than a chunk, tried while down
+  output->append(big);
+  output->append("during\n");
+  ASSERT_TEXT_EQ(code_of(output->flush()), deploy::kStoreUnavailable);
+  ck_assert(!output->incomplete());
+  pg_ctl("start");
+  ASSERT_OK(store.submit(submission("web"), Instant::now(), &r));
+  ASSERT_OK(output->close());
+  ck_assert(!output->incomplete());
+  std::string read;
+  ASSERT_OK(store.read_output(a.id, 0, 100, &read));
+  ASSERT_TEXT_EQ(read, "before\n" + std::string(93, 'x'));
+  ASSERT_OK(store.read_output(a.id, 7 + big.size(), 100, &read));
+  ASSERT_TEXT_EQ(read, "during\n");
+  ck_assert_uint_eq(output->size(), 7 + big.size() + 7);
+}
+END_TEST
+
 Suite* pg_store_suite() {
   Suite* s = suite_create("pg_store");
   TCase* tc = tcase_create("unreachable");
@@ -197,6 +243,9 @@ Suite* pg_store_suite() {
   tcase_add_test(server, the_schema_is_created_once_with_its_version);
   tcase_add_test(server, leases_and_fences_across_nodes);
   tcase_add_test(server, each_node_runs_its_own_share_within_the_clusters_concurrency);
+  // Only on a server of its own (tests/unit/with-postgres), which it stops.
+  if (getenv("DEPLOY_TEST_PG_CTL"))
+    tcase_add_test(server, an_outage_is_store_unavailable_and_loses_no_output);
   suite_add_tcase(s, server);
   return s;
 }
