@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <set>
 
@@ -1216,7 +1217,15 @@ bool PgStore::wait_for(const char* column, uint64_t seen, Micros timeout) {
     const Micros left = deadline - mono_now();
     if (left <= 0) return false;
     const int wait_ms = int(std::min<Micros>(left, 1000000) / 1000) + 1;
-    std::unique_lock<std::mutex> hold(listen_mutex_);
+    // One thread at a time polls the listener; the others sleep until it
+    // hears a notification, or for the fallback's second.
+    std::unique_lock<std::mutex> hold(listen_mutex_, std::try_to_lock);
+    if (!hold.owns_lock()) {
+      std::unique_lock<std::mutex> wake(wake_mutex_);
+      const uint64_t heard = wakes_;
+      wake_.wait_for(wake, std::chrono::milliseconds(wait_ms), [&] { return wakes_ != heard; });
+      continue;
+    }
     if (!listener_ || !listener_->ok()) {
       listener_ = std::make_unique<PgConnection>(conninfo_);
       PGresult* r = listener_->ok()
@@ -1236,7 +1245,18 @@ bool PgStore::wait_for(const char* column, uint64_t seen, Micros timeout) {
       listener_.reset();
       continue;
     }
-    while (PGnotify* n = PQnotifies(listener_->get())) PQfreemem(n);
+    bool heard = false;
+    while (PGnotify* n = PQnotifies(listener_->get())) {
+      PQfreemem(n);
+      heard = true;
+    }
+    if (heard) {
+      {
+        std::lock_guard<std::mutex> wake(wake_mutex_);
+        ++wakes_;
+      }
+      wake_.notify_all();
+    }
   }
 }
 

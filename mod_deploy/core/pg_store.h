@@ -3,11 +3,13 @@
 //
 // Connections: one per process for the operations, guarded by a mutex (the
 // threads of an httpd child take turns; each operation is one short
-// transaction), and one more for LISTEN, guarded by its own mutex, used only
-// by the waits. Both connect lazily, on the first call, and again on the
-// call after a failure: a server that cannot be reached is
-// kStoreUnavailable, never an exception, and the CONNINFO is never part of a
-// message (it may hold a password).
+// transaction), and one more for LISTEN, used only by the waits: one
+// waiting thread polls it, the others sleep until it hears a notification
+// (or for the fallback's second). Both connect lazily, on the first call,
+// and again on the call after a failure (so a store made before a fork
+// connects in each process that uses it, if it made no call before): a server that cannot be
+// reached is kStoreUnavailable, never an exception, and the CONNINFO is never part of a message (it
+// may hold a password).
 //
 // Every transition is one transaction that first takes one transaction-level
 // advisory lock (kTransitionLock): transitions of the whole cluster are
@@ -19,6 +21,7 @@
 // it the operation is kStoreBusy.
 #pragma once
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -117,8 +120,11 @@ class PgStore : public JobStore {
   Micros lease_;
   std::timed_mutex mutex_;  // guards conn_
   std::unique_ptr<PgConnection> conn_;
-  std::mutex listen_mutex_;  // guards listener_
+  std::mutex listen_mutex_;  // guards listener_, held by the thread that polls it
   std::unique_ptr<PgConnection> listener_;
+  std::mutex wake_mutex_;  // guards wakes_
+  std::condition_variable wake_;
+  uint64_t wakes_ = 0;  // notifications heard by the polling thread
 };
 
 }  // namespace deploy

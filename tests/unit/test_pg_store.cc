@@ -186,6 +186,27 @@ START_TEST(each_node_runs_its_own_share_within_the_clusters_concurrency) {
 }
 END_TEST
 
+// Threads of one process waiting at once all wake at a change of another
+// store, within the second of the fallback poll at most.
+START_TEST(every_waiting_thread_wakes_at_a_change) {
+  auto& store = *deploy::conformance::g_store;
+  const uint64_t seen = store.change_seq();
+  std::atomic<int> woke{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&] {
+      if (store.wait_for_change(seen, 10000000)) ++woke;
+    });
+  usleep(200000);
+  const deploy::Micros before = deploy::mono_now();
+  auto other = attach();
+  deploy::conformance::submit_new(*other, "web");
+  for (auto& t : threads) t.join();
+  ck_assert_int_eq(woke.load(), 4);
+  ck_assert_int_lt(deploy::mono_now() - before, 2000000);
+}
+END_TEST
+
 // `scripts/throwaway-postgres COMMAND DIR [PORT]` on the test's server.
 void pg_ctl(const std::string& command) {
   const char* ctl = getenv("DEPLOY_TEST_PG_CTL");
@@ -243,6 +264,7 @@ Suite* pg_store_suite() {
   tcase_add_test(server, the_schema_is_created_once_with_its_version);
   tcase_add_test(server, leases_and_fences_across_nodes);
   tcase_add_test(server, each_node_runs_its_own_share_within_the_clusters_concurrency);
+  tcase_add_test(server, every_waiting_thread_wakes_at_a_change);
   // Only on a server of its own (tests/unit/with-postgres), which it stops.
   if (getenv("DEPLOY_TEST_PG_CTL"))
     tcase_add_test(server, an_outage_is_store_unavailable_and_loses_no_output);
