@@ -1027,6 +1027,23 @@ Status PgStore::read_output(uint64_t id, uint64_t offset, size_t max, std::strin
   return st;
 }
 
+Status PgStore::output_size(uint64_t id, uint64_t* size) {
+  *size = 0;
+  uint64_t end = 0;
+  Status st = transact(false, [&](Tx& tx) {
+    Result r;
+    Status st = tx.run(
+        "SELECT max(\"offset\" + octet_length(chunk)) FROM deploy_output WHERE job_id = $1",
+        {num(int64_t(id))}, &r, true);
+    if (!st.is_ok()) return st;
+    if (r.rows() == 0 || r.null(0, 0)) return not_found(id, "has no output");
+    end = uint64_t(be64(r, 0, 0));
+    return Status::ok();
+  });
+  if (st.is_ok()) *size = end;
+  return st;
+}
+
 Status PgStore::get(uint64_t id, Job* out) {
   return transact(false, [&](Tx& tx) { return tx.load(id, out); });
 }

@@ -73,6 +73,7 @@ class PgStore : public JobStore {
   Status open_output(uint64_t id, const RunnerRef& runner,
                      std::unique_ptr<JobOutput>* out) override;
   Status read_output(uint64_t id, uint64_t offset, size_t max, std::string* out) override;
+  Status output_size(uint64_t id, uint64_t* size) override;
 
   Status get(uint64_t id, Job* out) override;
   Status list(const JobsQuery& query, const TargetFilter& readable, std::vector<Job>* out) override;
