@@ -220,8 +220,9 @@ Status FileStore::start(uint64_t id, const Instant& now, Job* out) {
   return Status::ok();
 }
 
-Status FileStore::runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid) {
-  FileStoreLock lock(table_, lock_timeout_);
+Status FileStore::runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid,
+                                  Micros timeout, bool* cancel_requested) {
+  FileStoreLock lock(table_, timeout > 0 ? timeout : lock_timeout_);
   if (!lock.held()) return lock.busy();
   JobRecord* r = lock.find(id);
   // Taken only from the launcher (no runner yet), or by the same runner.
@@ -230,34 +231,49 @@ Status FileStore::runner_recorded(uint64_t id, const RunnerRef& runner, int32_t 
   r->runner_start_ticks = runner.runner_start_ticks;
   if (job_pid > 0) r->job_pid = job_pid;
   lock.commit_quiet(r);
+  if (cancel_requested) *cancel_requested = r->cancel_requested != 0;
   return Status::ok();
 }
 
-Status FileStore::record_progress(uint64_t id, const RunnerRef& runner, int progress,
-                                  const std::optional<std::string>& stage, uint64_t log_size,
-                                  bool log_incomplete, bool* cancel_requested) {
-  FileStoreLock lock(table_, lock_timeout_);
+namespace {
+
+// Writes `report` into the record: whether it changed what a client sees
+// (*visible) or only pids and the log size (*quiet). An unchanged value is
+// no change: a job repeating its progress line must not wake every watcher.
+void apply_report(JobRecord* r, const RunnerReport& report, bool* visible, bool* quiet) {
+  if (report.job_pid > 0 && r->job_pid != report.job_pid) {
+    r->job_pid = report.job_pid;
+    *quiet = true;
+  }
+  if (report.progress >= 0 && report.progress <= 100 && r->progress != report.progress) {
+    r->progress = int8_t(report.progress);
+    *visible = true;
+  }
+  if (report.stage && !(r->has_stage && std::string_view(r->stage) == *report.stage)) {
+    store_text(r->stage, sizeof r->stage, *report.stage);
+    r->has_stage = 1;
+    *visible = true;
+  }
+  if (report.log_incomplete && !r->log_incomplete) {
+    r->log_incomplete = 1;
+    *visible = true;
+  }
+  if (r->log_size != report.log_size) {
+    r->log_size = report.log_size;
+    *quiet = true;
+  }
+}
+
+}  // namespace
+
+Status FileStore::record_progress(uint64_t id, const RunnerRef& runner, const RunnerReport& report,
+                                  Micros timeout, bool* cancel_requested) {
+  FileStoreLock lock(table_, timeout > 0 ? timeout : lock_timeout_);
   if (!lock.held()) return lock.busy();
   JobRecord* r = lock.find(id);
   if (!run_by(r, runner)) return not_owner(id);
   bool visible = false, quiet = false;
-  if (progress >= 0 && progress <= 100 && r->progress != progress) {
-    r->progress = int8_t(progress);
-    visible = true;
-  }
-  if (stage && !(r->has_stage && std::string_view(r->stage) == *stage)) {
-    store_text(r->stage, sizeof r->stage, *stage);
-    r->has_stage = 1;
-    visible = true;
-  }
-  if (log_incomplete && !r->log_incomplete) {
-    r->log_incomplete = 1;
-    visible = true;
-  }
-  if (r->log_size != log_size) {
-    r->log_size = log_size;
-    quiet = true;
-  }
+  apply_report(r, report, &visible, &quiet);
   if (visible)
     lock.commit(r);
   else if (quiet)
@@ -295,12 +311,14 @@ Status FileStore::cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* n
 }
 
 Status FileStore::finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,
-                         const Instant& now) {
+                         const RunnerReport& last, const Instant& now, Micros timeout) {
   if (!is_final(outcome.state)) return Status::error("not a final state");
-  FileStoreLock lock(table_, lock_timeout_);
+  FileStoreLock lock(table_, timeout > 0 ? timeout : lock_timeout_);
   if (!lock.held()) return lock.busy();
   JobRecord* r = lock.find(id);
   if (!run_by(r, runner)) return not_owner(id);
+  bool visible = false, quiet = false;
+  apply_report(r, last, &visible, &quiet);
   r->has_exit_code = outcome.exit_code.has_value();
   r->exit_code = outcome.exit_code.value_or(0);
   r->has_signal = outcome.signal.has_value();
@@ -415,8 +433,7 @@ Status FileStore::newest_per_target(const std::vector<std::string>& targets,
   return Status::ok();
 }
 
-Status FileStore::overview(const HistoryPage& page, const TargetFilter& readable,
-                           Overview* out) {
+Status FileStore::overview(const HistoryPage& page, const TargetFilter& readable, Overview* out) {
   // A min-heap of ids: its top is the lowest of the page.rows + 1 kept (one
   // more than shown tells whether there is an older page).
   std::vector<uint64_t> history;
@@ -436,7 +453,8 @@ Status FileStore::overview(const HistoryPage& page, const TargetFilter& readable
       return;
     }
     if ((!page.target || *page.target == target) &&
-        (!page.state || uint8_t(*page.state) == rec.state) && (!page.before || rec.id < page.before)) {
+        (!page.state || uint8_t(*page.state) == rec.state) &&
+        (!page.before || rec.id < page.before)) {
       history.push_back(rec.id);
       std::push_heap(history.begin(), history.end(), std::greater<>());
       if (history.size() > page.rows + 1) {

@@ -27,18 +27,22 @@ class FileStore : public JobStore {
       uint64_t* seen) override;
   Status ready(uint64_t id, const Instant& now) override;
   Status start(uint64_t id, const Instant& now, Job* out) override;
-  Status runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid) override;
-  Status record_progress(uint64_t id, const RunnerRef& runner, int progress,
-                         const std::optional<std::string>& stage, uint64_t log_size,
-                         bool log_incomplete, bool* cancel_requested) override;
+  Status runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid, Micros timeout,
+                         bool* cancel_requested) override;
+  Status record_progress(uint64_t id, const RunnerRef& runner, const RunnerReport& report,
+                         Micros timeout, bool* cancel_requested) override;
   Status cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nudge) override;
   Status finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,
-                const Instant& now) override;
+                const RunnerReport& last, const Instant& now, Micros timeout) override;
   Status launch_failed(uint64_t id, const Instant& now) override;
   Status unstart(uint64_t id) override;
   Status detect_lost(const Instant& now, Micros quiet_since, std::vector<LostJob>* ended) override;
   Status expire(uint64_t id, const Instant& now) override;
   Status trim_history(uint32_t keep, std::vector<uint64_t>* dropped) override;
+
+  Status open_output(uint64_t id, const RunnerRef& runner,
+                     std::unique_ptr<JobOutput>* out) override;
+  Status read_output(uint64_t id, uint64_t offset, size_t max, std::string* out) override;
 
   Status get(uint64_t id, Job* out) override;
   Status list(const JobsQuery& query, const TargetFilter& readable, std::vector<Job>* out) override;

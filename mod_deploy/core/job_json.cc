@@ -84,19 +84,12 @@ std::string format_time(Micros t) {
   return std::string(text, 24);
 }
 
-json_t* job_to_json(const Job& job, std::string_view base) {
-  // One renderer: the object is the text of job_json, read back.
-  const std::string text = job_json(job, base);
-  return json_loadb(text.data(), text.size(), JSON_ALLOW_NUL, nullptr);
-}
-
 namespace {
 
 // The text jansson's json_dumps(JSON_COMPACT) writes, without building a
 // json_t first: job_json is on the hot path (every GET of a job, every
 // submission, and every event of every stream), and jansson's objects
-// took most of its time. job_to_json reads this text back where a json_t
-// is needed.
+// took most of its time.
 
 // A JSON string as jansson dumps it: invalid UTF-8 repaired as text_json
 // does, then ", \ and control characters escaped (\u00XX in upper case).

@@ -14,11 +14,10 @@ namespace deploy {
 // RFC 3339 UTC with milliseconds: 2026-11-21T10:00:00.123Z
 std::string format_time(Micros t);
 
-// The job object of SPEC.md ("A job"); links are under `base` (the
-// Location's path, without a trailing slash). A new reference: the text
-// of job_json read back.
-json_t* job_to_json(const Job& job, std::string_view base);
-// Compact text of the job object, with "coalesced": true added when asked.
+// Compact text of the job object of SPEC.md ("A job"), with "coalesced":
+// true added when asked; links are under `base` (the Location's path,
+// without a trailing slash). The one way a job's JSON is written: a
+// listing joins these texts, never parsing them back.
 std::string job_json(const Job& job, std::string_view base, bool coalesced = false);
 
 // {"error": CODE, "message": TEXT}

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -70,6 +71,42 @@ struct SubmitResult {
 struct RunnerRef {
   int32_t runner_pid = 0;
   uint64_t runner_start_ticks = 0;  // /proc/PID/stat starttime: a reused pid is another runner
+};
+
+// What a runner reports of its job besides its state, each field its latest:
+// written by record_progress and, with what a busy store kept back, by finish.
+struct RunnerReport {
+  int32_t job_pid = 0;               // the job's process (and group); 0: unchanged
+  int progress = -1;                 // 0..100; -1: unchanged
+  std::optional<std::string> stage;  // nullopt: unchanged
+  uint64_t log_size = 0;             // the bytes of output kept so far (JobOutput::size)
+  bool log_incomplete = false;       // some output was lost; once set, never unset
+};
+
+// The output of one job as its runner writes it, created by
+// JobStore::open_output. One writer per job, used from one thread.
+class JobOutput {
+ public:
+  virtual ~JobOutput();
+  // Appends output as it is to be kept (masked already). Never fails the
+  // job: output that cannot be kept (a full disk, the store gone) is lost
+  // from that byte on and counted, incomplete() turns true, and the error
+  // log says why, once.
+  virtual void append(std::string_view data) = 0;
+  // The bytes kept so far: the log size record_progress and finish report.
+  virtual uint64_t size() const = 0;
+  // Whether some output was lost (log_incomplete).
+  virtual bool incomplete() const = 0;
+  // Makes every byte appended so far readable by read_output, before the
+  // runner reports the size (record_progress wakes the followers). The file
+  // engine writes through: nothing to do.
+  virtual Status flush() = 0;
+  // The end of the output, once, before finish: flushes; when some was
+  // lost, a last line says how much (in room kept for it from the start);
+  // what was held ahead is released; size() is then the final log size.
+  // append() after close() is lost; a writer destroyed unclosed keeps what
+  // was flushed.
+  virtual Status close() = 0;
 };
 
 // A job found lost, and the runner it had.
@@ -156,20 +193,27 @@ class JobStore {
   // running, started now. kNotFound when it is not queued any more (canceled
   // meanwhile); then nothing is launched.
   virtual Status start(uint64_t id, const Instant& now, Job* out) = 0;
+  // The runner's operations (runner_recorded, record_progress, finish) each
+  // wait at most `timeout` for the store (the file's lock, the database),
+  // kStoreBusy after it and nothing done: the runner retries; 0 is the
+  // store's own bound.
+  //
   // The launcher's runner took the job: its pid and start time fence every
-  // later write of that runner. Fails kNotOwner when the job is no longer
-  // running (canceled or lost before the runner began).
-  virtual Status runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid) = 0;
-  // The runner's progress: `progress` (-1: unchanged), `stage` (nullopt:
-  // unchanged), the bytes of its log, whether some output was lost; also
-  // the heartbeat that renews a lease (an engine with leases). Visible
-  // changes wake the streams; a log size alone wakes only the followers of
-  // output (wait_for_output). *cancel_requested says whether a client asked
-  // to cancel (request_cancel): the runner's heartbeat. kNotOwner when the
-  // runner lost the job.
-  virtual Status record_progress(uint64_t id, const RunnerRef& runner, int progress,
-                                 const std::optional<std::string>& stage, uint64_t log_size,
-                                 bool log_incomplete, bool* cancel_requested) = 0;
+  // later write of that runner; `job_pid` when the job runs already (0:
+  // none yet). *cancel_requested (when not null): whether a client asked to
+  // cancel meanwhile. Fails kNotOwner when the job is no longer running
+  // (canceled or lost before the runner began).
+  virtual Status runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid,
+                                 Micros timeout, bool* cancel_requested) = 0;
+  // The runner's report (RunnerReport: job pid, progress, stage, log size,
+  // lost output); also the heartbeat that renews a lease (an engine with
+  // leases). An unchanged value is no change. Visible changes (progress,
+  // stage, log_incomplete) wake the streams; a log size or pid alone wakes
+  // only the followers of output (wait_for_output). *cancel_requested (when
+  // not null) says whether a client asked to cancel (cancel): the
+  // runner's check. kNotOwner when the runner lost the job.
+  virtual Status record_progress(uint64_t id, const RunnerRef& runner, const RunnerReport& report,
+                                 Micros timeout, bool* cancel_requested) = 0;
   // A client's cancel, in one step whatever the job's state: a waiting or
   // queued job ends canceled at once (counted); a running one gets the flag
   // its runner reads (record_progress), and *nudge names the runner to
@@ -178,10 +222,12 @@ class JobStore {
   virtual Status cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nudge) = 0;
   // Records the end of a running job, once, by the runner that owns it:
   // final state, exit code or signal, finished now, the counters (with the
-  // duration on the monotonic clock). kNotOwner when the job is not running
-  // or belongs to another runner: a job is never finished twice.
+  // duration on the monotonic clock), and in the same transaction `last`,
+  // the runner's report a busy store kept from record_progress (its log size
+  // is the final one). kNotOwner when the job is not running, belongs to
+  // another runner, or left the store: a job is never finished twice.
   virtual Status finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,
-                        const Instant& now) = 0;
+                        const RunnerReport& last, const Instant& now, Micros timeout) = 0;
   // The launcher could not start the job's runner: the job ends failed,
   // fenced on its state and on no runner recorded yet.
   virtual Status launch_failed(uint64_t id, const Instant& now) = 0;
@@ -203,6 +249,22 @@ class JobStore {
   // ids in *dropped, for their logs to be dropped after.
   virtual Status trim_history(uint32_t keep, std::vector<uint64_t>* dropped) = 0;
 
+  // --- Output. A job's output is kept by the store with the job, and goes
+  // when the job leaves it (withdraw, submit's room, trim_history).
+
+  // The writer of job `id`'s output, for its runner (or for the launcher,
+  // with RunnerRef{}, to say why no runner started): appends after what the
+  // job has already. The file engine: the job's log file in the state
+  // directory, with room for the last line allocated ahead (fallocate);
+  // an error here is the runner's "cannot open the log".
+  virtual Status open_output(uint64_t id, const RunnerRef& runner,
+                             std::unique_ptr<JobOutput>* out) = 0;
+  // At most `max` bytes of job `id`'s output from byte `offset` into *out
+  // (replaced): fewer at the end of what was flushed, none past it.
+  // kNotFound when the store keeps no output for it (no such job, or it
+  // has written none yet).
+  virtual Status read_output(uint64_t id, uint64_t offset, size_t max, std::string* out) = 0;
+
   // --- Reads: each a consistent snapshot.
 
   // One job; kNotFound when the store has none of that id.
@@ -219,8 +281,7 @@ class JobStore {
   // every unfinished job, a page of the history (the `page.rows` finished
   // jobs of highest id that match `page`), and the newest finished job of
   // each target, in no particular order.
-  virtual Status overview(const HistoryPage& page, const TargetFilter& readable,
-                          Overview* out) = 0;
+  virtual Status overview(const HistoryPage& page, const TargetFilter& readable, Overview* out) = 0;
   // The scheduling facts of every unfinished job, for the scheduler's
   // decision: the one place PendingJob is built.
   virtual Status unfinished(const GroupByOf& group_by, std::vector<PendingJob>* jobs) = 0;

@@ -91,12 +91,13 @@ ScheduleDecision schedule(const std::vector<PendingJob>& jobs,
             [](const PendingJob* a, const PendingJob* b) { return a->id < b->id; });
 
   // Running jobs of a target no longer configured still hold a global slot.
-  // DeployConcurrency counts the running jobs of one group of one target.
+  // DeployConcurrency counts the running jobs of one group of one target, on
+  // every node; DeployMaxRunning those of this node.
   uint32_t running = 0;
   std::map<std::pair<std::string, std::string>, uint32_t> running_of_group;
   for (const PendingJob* job : by_age) {
     if (job->state != JobState::running) continue;
-    ++running;
+    if (!job->elsewhere) ++running;
     ++running_of_group[{job->target, job->group}];
   }
 

@@ -40,6 +40,9 @@ struct PendingJob {
   Micros submitted_at = 0;  // first trigger (monotonic)
   Micros not_before = 0;    // while waiting (monotonic)
   std::string group;        // within the target (job_group; "" without DeployGroupBy)
+  // Running on another node of a cluster (docs/cluster.md): it counts for
+  // DeployConcurrency (the cluster's), not for DeployMaxRunning (this node's).
+  bool elsewhere = false;
 };
 
 struct SubmissionDecision {

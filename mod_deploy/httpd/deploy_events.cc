@@ -200,26 +200,24 @@ std::optional<Job> snapshot(const ModuleState& state, uint64_t id, bool* busy) {
 // Reads new output of the log from *offset: whole lines only, unless the job
 // has finished (then everything) or a line is longer than kLongestLine. At
 // most about a chunk is returned beyond the first whole line.
-std::string read_new_output(const std::string& path, uint64_t* offset, bool finished) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  std::string data;
+std::string read_new_output(JobStore& store, uint64_t id, uint64_t* offset, bool finished) {
+  std::string data, piece;
   size_t last_newline = std::string::npos;
   bool at_end = false;
   while (data.size() < kLongestLine) {
     const size_t had = data.size();
-    data.resize(had + std::min(kLogChunk, kLongestLine - had));
-    ssize_t n = pread(fd, data.data() + had, data.size() - had, off_t(*offset + had));
-    data.resize(had + size_t(std::max<ssize_t>(n, 0)));
-    if (n <= 0) {
+    // No output (yet), or it cannot be read now: nothing new this time.
+    if (!store.read_output(id, *offset + had, std::min(kLogChunk, kLongestLine - had), &piece)
+             .is_ok() ||
+        piece.empty()) {
       at_end = true;
       break;
     }
+    data += piece;
     size_t newline = data.rfind('\n');
     if (newline != std::string::npos && newline >= had) last_newline = newline;
     if (last_newline != std::string::npos) break;  // a whole line at least
   }
-  ::close(fd);
   if (data.empty()) return "";
   if (!(finished && at_end) && data.size() < kLongestLine) {
     if (last_newline == std::string::npos) return "";  // a line still being written
@@ -276,7 +274,6 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
     sent = parse_job_event_id(resume, state.store->change_seq()).value_or(JobEventId{});
   EventStream stream(r, state.settings->events_timeout);
   if (r->header_only) return OK;
-  const std::string log_path = state.table->log_path(id);
   const char* why = nullptr;
   while (stream.open()) {
     stream.pace();
@@ -292,7 +289,7 @@ int stream_job_events(request_rec* r, const ModuleState& state, const std::strin
     // Output first: a progress change is sent after the line that made it,
     // and the final state after the last of the output.
     for (;;) {
-      std::string output = read_new_output(log_path, &sent.offset, finished);
+      std::string output = read_new_output(*state.store, id, &sent.offset, finished);
       if (output.empty()) break;
       stream.send("log", format_job_event_id(sent), output);
     }

@@ -311,7 +311,7 @@ int list_targets(request_rec* r, const ModuleState& state, TargetAccess& access,
     for (Job& job : newest) latest[job.target] = std::move(job);
   }
   for (auto& [name, job] : latest) state.settings->set_group(job);
-  json_t* array = json_array();
+  std::string array = "[";
   for (const Target* shown_target : shown) {
     const Target& t = *shown_target;
     json_t* command = json_array();
@@ -335,11 +335,18 @@ int list_targets(request_rec* r, const ModuleState& state, TargetAccess& access,
     json_object_set_new(obj, "signed", json_boolean(t.is_signed()));
     json_object_set_new(obj, "links",
                         json_pack("{s:s}", "submit", (base + "/targets/" + t.name).c_str()));
-    json_object_set_new(obj, "latest_job",
-                        it == latest.end() ? json_null() : job_to_json(it->second, base));
-    json_array_append_new(array, obj);
+    // The job's own text goes in as it is: "latest_job" is the object's
+    // last member.
+    std::string text = dump_json(obj);
+    text.pop_back();
+    text += ",\"latest_job\":";
+    text += it == latest.end() ? "null" : job_json(it->second, base);
+    text += '}';
+    if (array.size() > 1) array += ',';
+    array += text;
   }
-  return send_json(r, HTTP_OK, dump_json(array));
+  array += ']';
+  return send_json(r, HTTP_OK, array);
 }
 
 int get_log(request_rec* r, const ModuleState& state, TargetAccess& access, uint64_t id) {

@@ -108,17 +108,16 @@ class FrameReader {
 void record_launch_failure(JobTable& table, uint64_t job_id, const std::string& message) {
   fprintf(stderr, "deploy-runner[job %llu]: %s\n", static_cast<unsigned long long>(job_id),
           message.c_str());
-  const std::string line = "deploy-runner: " + message + "\n";
-  const int log_fd = table.open_log(job_id);
-  if (log_fd >= 0) {
-    if (write(log_fd, line.data(), line.size()) < 0) { /* the error_log has it */
-    }
-    close(log_fd);
+  FileStore store(table);
+  // Its output says why (the error_log has it too, should that fail).
+  std::unique_ptr<JobOutput> output;
+  if (store.open_output(job_id, RunnerRef{}, &output).is_ok()) {
+    output->append("deploy-runner: " + message + "\n");
+    (void)output->close();
   }
   {
     // The final state must not be lost: wait for as long as the table is busy.
     // (Refused when the job is no longer running: nothing to record.)
-    FileStore store(table);
     Status st = store.launch_failed(job_id, Instant::now());
     for (; !st.is_ok() && st.code() == kStoreBusy; st = store.launch_failed(job_id, Instant::now()))
       fprintf(stderr, "deploy-runner[job %llu]: cannot record that it failed yet, retrying: %s\n",

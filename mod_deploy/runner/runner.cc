@@ -10,7 +10,6 @@
 #include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,7 +25,7 @@
 #include <optional>
 #include <string_view>
 
-#include "job_table.h"
+#include "file_store.h"
 #include "progress.h"
 #include "secret_masker.h"
 
@@ -34,12 +33,6 @@ namespace deploy {
 namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
-// Kept allocated past the end of the log (fallocate KEEP_SIZE), so that the
-// line saying output was lost can be written on a full disk.
-constexpr uint64_t kLogReserve = 4096;
-// The log is allocated ahead in steps of this much, not at every write; what
-// is left past its end is freed when the job ends.
-constexpr uint64_t kLogAllocationStep = 64 * 1024;
 // No progress line is longer; a longer line goes to the log but is not parsed.
 constexpr size_t kMaxProgressLine = 4096;
 // httpd nudges with SIGUSR1 after setting cancel_requested; the periodic check
@@ -49,9 +42,9 @@ constexpr Micros kCancelCheckInterval = 250'000;
 // keep the outcome from being recorded.
 constexpr Micros kDrainLimit = 2'000'000;
 constexpr Micros kReapLimit = 5'000'000;
-// While the table lock is held elsewhere, output keeps going to the log: an
-// update of the record waits this long at most, then is retried after
-// kRecordRetryInterval with whatever came meanwhile.
+// While the store is busy (the table lock held elsewhere), output keeps
+// going to the log: a report of progress waits this long at most, then is
+// retried after kRecordRetryInterval with whatever came meanwhile.
 constexpr Micros kOutputLockTimeout = 100'000;
 constexpr Micros kRecordRetryInterval = 1'000'000;
 
@@ -210,10 +203,7 @@ class LineSplitter {
 
 enum class StopReason { none, timed_out, canceled };
 
-// What an update of the record needs committed: a change of its JSON wakes
-// everyone; pids and the log size only those who follow output.
-enum class Change { none, quiet, record };
-// What became of an update of the job's record.
+// What became of a runner's operation on the job store.
 enum class Access { done, gone, busy };
 
 class Runner {
@@ -221,7 +211,8 @@ class Runner {
   Runner(const RunnerOptions& options, RunnerProcess* process)
       : options_(options),
         process_(*process),
-        table_(process->table.get()),
+        store_(process->store.get()),
+        self_{static_cast<int32_t>(getpid()), process->start_ticks},
         signal_fd_(process->signal_fd),
         masker_(secret_values(options)) {}
   ~Runner();
@@ -242,13 +233,12 @@ class Runner {
   void read_output();
   void take_output(std::string_view output, ProgressUpdate* update);
   void close_output();
-  void append_to_log(const char* data, size_t size);
-  bool log_has_room(size_t size);
-  void output_lost(int error);
-  void say_output_lost();
-  void trim_log();
+  RunnerReport report() const;
+  bool has_unpublished() const;
   void publish_output(const ProgressUpdate& update);
   void publish_unpublished();
+  Access publish(bool* cancel_requested);
+  Access access_of(const Status& status);
   void check_cancel_requested();
   void stop_job(StopReason reason);
   void give_up_job();
@@ -258,27 +248,18 @@ class Runner {
   void collect_leftovers();
   JobState outcome() const;
   void record_outcome();
-  void record_exit(JobRecord& r);
-  template <typename Update>
-  Access with_record(Micros timeout, Update&& update);
-  template <typename Update>
-  bool with_record_retrying(Update&& update);
   void warn(const char* format, ...) __attribute__((format(printf, 2, 3)));
 
   const RunnerOptions& options_;
   RunnerProcess& process_;
-  JobTable* table_;
+  JobStore* store_;
+  const RunnerRef self_;  // fences every write of this runner
   const int signal_fd_;
-  int log_fd_ = -1;
+  std::unique_ptr<JobOutput> log_;   // the job's output, as the store keeps it
   int output_fd_ = -1;               // read end of the job's stdout and stderr
-  uint64_t log_size_ = 0;            // bytes in the log, as far as the runner knows
-  uint64_t published_log_size_ = 0;  // the log size the record holds
-  bool log_failed_ = false;          // output could not all be written
-  int log_error_ = 0;                // why, an errno
-  uint64_t bytes_lost_ = 0;          // output not written
-  uint64_t log_allocated_end_ = 0;   // the log has disk blocks up to here
-  bool log_preallocation_ = true;    // false: the file system cannot fallocate
-  // Not yet in the record, the table lock being busy: retried at retry_at_.
+  uint64_t published_log_size_ = 0;  // the log size the store holds
+  bool published_incomplete_ = false;
+  // Not yet in the store, it being busy: retried at retry_at_.
   ProgressUpdate unpublished_;
   bool job_pid_unpublished_ = false;
   std::optional<Micros> retry_at_;  // monotonic
@@ -299,22 +280,17 @@ class Runner {
 };
 
 Runner::~Runner() {
-  for (int fd : {log_fd_, output_fd_}) {
-    if (fd >= 0) close(fd);
-  }
+  if (output_fd_ >= 0) close(output_fd_);
 }
 
 int Runner::run() {
-  const pid_t self = getpid();
   bool cancel_requested = false;
-  const bool ours = with_record_retrying([&](JobRecord& r) {
-    r.runner_pid = self;
-    r.runner_start_ticks = process_.start_ticks;
-    cancel_requested = r.cancel_requested != 0;
-    published_log_size_ = r.log_size;
-    return Change::quiet;
-  });
-  if (!ours) return 0;  // canceled before the runner got to it
+  // Waits for as long as the store is busy (a warning each kLockTimeout).
+  Access access;
+  while ((access = access_of(store_->runner_recorded(options_.job_id, self_, 0, kLockTimeout,
+                                                     &cancel_requested))) == Access::busy)
+    busy_warned_ = false;
+  if (access != Access::done) return 0;  // canceled before the runner got to it
   next_cancel_check_ = mono_now() + kCancelCheckInterval;
   if (cancel_requested) {  // while it was being handed over: it never starts
     stop_reason_ = StopReason::canceled;
@@ -350,9 +326,8 @@ int Runner::run() {
 
 // Why the job could not start, as a line of its log (when the log is open).
 void Runner::say_in_log(const std::string& reason) {
-  if (log_fd_ < 0) return;
-  const std::string line = "deploy-runner: " + reason + "\n";
-  append_to_log(line.data(), line.size());
+  if (!log_) return;
+  log_->append("deploy-runner: " + reason + "\n");
 }
 
 // The job could not be started: its log says why, and it ends with `code`
@@ -364,14 +339,8 @@ Status Runner::never_ran(int code, const std::string& reason) {
 }
 
 Status Runner::start_job() {
-  const std::string log_path = table_->log_path(options_.job_id);
-  log_fd_ = table_->open_log(options_.job_id);
-  if (log_fd_ < 0) {
-    return Status::error("cannot open the log " + log_path + ": " + strerror(errno));
-  }
-  struct stat log_stat;
-  if (fstat(log_fd_, &log_stat) == 0) log_size_ = static_cast<uint64_t>(log_stat.st_size);
-  log_has_room(0);  // the reserve for the last line, before any output
+  const Status opened = store_->open_output(options_.job_id, self_, &log_);
+  if (!opened.is_ok()) return opened;
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
     return Status::error(std::string("cannot create a pipe: ") + strerror(errno));
@@ -536,7 +505,7 @@ void Runner::read_output() {
 // latest of each field into *update.
 void Runner::take_output(std::string_view output, ProgressUpdate* update) {
   if (output.empty()) return;
-  append_to_log(output.data(), output.size());
+  log_->append(output);
   lines_.feed(output, [&](std::string_view line) {
     std::optional<ProgressUpdate> parsed = parse_progress_line(line);
     if (!parsed) return;
@@ -560,82 +529,21 @@ void Runner::close_output() {
   output_fd_ = -1;
 }
 
-// Whether `size` more bytes fit in the log with the reserve still behind
-// them: the blocks are allocated ahead, so that a full disk is noticed
-// before the reserve is spent.
-bool Runner::log_has_room(size_t size) {
-  const uint64_t needed = log_size_ + size + kLogReserve;
-  if (!log_preallocation_ || needed <= log_allocated_end_) return true;
-  for (uint64_t end : {needed + kLogAllocationStep, needed}) {
-    if (fallocate(log_fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(log_size_),
-                  static_cast<off_t>(end - log_size_)) == 0) {
-      log_allocated_end_ = end;
-      return true;
-    }
-    if (errno == EOPNOTSUPP || errno == ENOSYS) {
-      log_preallocation_ = false;  // nothing to reserve with: write and see
-      return true;
-    }
-  }
-  output_lost(errno);
-  return false;
+// What the store lacks, with the log's size and state as they are now.
+RunnerReport Runner::report() const {
+  RunnerReport r;
+  if (job_pid_unpublished_) r.job_pid = job_pid_;
+  r.progress = unpublished_.progress.value_or(-1);
+  r.stage = unpublished_.stage;
+  r.log_size = log_ ? log_->size() : published_log_size_;
+  r.log_incomplete = log_ && log_->incomplete();
+  return r;
 }
 
-// From now on the job's output is dropped (the job goes on): the record says
-// so, and the error log says why, once.
-void Runner::output_lost(int error) {
-  if (log_failed_) return;
-  log_failed_ = true;
-  log_error_ = error;
-  fprintf(stderr,
-          "deploy-runner[job %llu]: [error] cannot write the log %s: %s; its output is "
-          "lost from byte %llu on\n",
-          static_cast<unsigned long long>(options_.job_id),
-          table_->log_path(options_.job_id).c_str(), strerror(error),
-          static_cast<unsigned long long>(log_size_));
-  // With the table busy, record_exit() sets it at the end.
-  with_record(kOutputLockTimeout, [](JobRecord& r) {
-    r.log_incomplete = 1;
-    return Change::record;
-  });
-}
-
-void Runner::append_to_log(const char* data, size_t size) {
-  if (log_failed_ || !log_has_room(size)) {
-    bytes_lost_ += size;
-    return;
-  }
-  while (size > 0) {
-    const ssize_t n = write(log_fd_, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      // A full disk must not stop the job.
-      output_lost(errno);
-      bytes_lost_ += size;
-      return;
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-    log_size_ += static_cast<uint64_t>(n);
-  }
-}
-
-// The log's last line, in the space kept for it.
-void Runner::say_output_lost() {
-  if (!log_failed_ || log_fd_ < 0) return;
-  const std::string line = "\ndeploy: output lost: the log could not be written (" +
-                           std::string(strerror(log_error_)) + "); " + std::to_string(bytes_lost_) +
-                           " bytes of output are missing\n";
-  const ssize_t n = write(log_fd_, line.data(), line.size());
-  if (n > 0) log_size_ += static_cast<uint64_t>(n);
-}
-
-// Frees the blocks allocated ahead past the end of the log: a finished job's
-// log takes only what it holds.
-void Runner::trim_log() {
-  struct stat st;
-  if (log_fd_ < 0 || log_allocated_end_ == 0 || fstat(log_fd_, &st) != 0) return;
-  if (ftruncate(log_fd_, st.st_size) == 0) log_allocated_end_ = 0;
+bool Runner::has_unpublished() const {
+  const RunnerReport r = report();
+  return r.log_size != published_log_size_ || r.log_incomplete != published_incomplete_ ||
+         r.progress >= 0 || r.stage || job_pid_unpublished_;
 }
 
 // The new log size and the latest progress and stage of one read, in one
@@ -643,63 +551,67 @@ void Runner::trim_log() {
 void Runner::publish_output(const ProgressUpdate& update) {
   if (update.progress) unpublished_.progress = update.progress;
   if (update.stage) unpublished_.stage = update.stage;
-  if (retry_at_) return;  // the table is busy: the retry takes this too
+  if (retry_at_) return;  // the store is busy: the retry takes this too
   publish_unpublished();
 }
 
-// Writes what the record lacks (log size, progress, stage, job pid) in one
-// commit; when the table is busy, keeps it for a retry.
+// Reports what the store lacks (log size, lost output, progress, stage, job
+// pid) in one commit; when the store is busy, keeps it for a retry.
 void Runner::publish_unpublished() {
-  const ProgressUpdate& update = unpublished_;
-  if (log_size_ == published_log_size_ && !update.progress && !update.stage &&
-      !job_pid_unpublished_)
-    return;
-  const Access access = with_record(kOutputLockTimeout, [&](JobRecord& r) {
-    Change change = Change::none;
-    if (job_pid_unpublished_) {
-      r.job_pid = job_pid_;
-      change = Change::quiet;
-    }
-    if (r.log_size != log_size_) {
-      r.log_size = log_size_;
-      change = Change::quiet;
-    }
-    // An unchanged value is no change: a job repeating its progress line
-    // must not wake every watcher.
-    if (update.progress && r.progress != *update.progress) {
-      r.progress = static_cast<int8_t>(*update.progress);
-      change = Change::record;
-    }
-    if (update.stage && !(r.has_stage && std::string_view(r.stage) == *update.stage)) {
-      store_text(r.stage, sizeof r.stage, *update.stage);
-      r.has_stage = 1;
-      change = Change::record;
-    }
-    return change;
-  });
-  if (access == Access::busy) {
-    retry_at_ = mono_now() + kRecordRetryInterval;
+  if (!has_unpublished()) {
+    retry_at_.reset();
     return;
   }
+  publish(nullptr);
+}
+
+// record_progress with what the store lacks, waiting kOutputLockTimeout at
+// most; busy: kept for a retry at retry_at_; gone: the job is given up.
+Access Runner::publish(bool* cancel_requested) {
+  if (log_) {
+    if (const Status flushed = log_->flush(); !flushed.is_ok())
+      warn("%s", flushed.message().c_str());
+  }
+  const RunnerReport sent = report();
+  const Access access = access_of(
+      store_->record_progress(options_.job_id, self_, sent, kOutputLockTimeout, cancel_requested));
+  if (access == Access::busy) {
+    if (has_unpublished()) retry_at_ = mono_now() + kRecordRetryInterval;
+    return access;
+  }
   retry_at_.reset();
-  published_log_size_ = log_size_;
+  published_log_size_ = sent.log_size;
+  published_incomplete_ = sent.log_incomplete;
   job_pid_unpublished_ = false;
   unpublished_ = ProgressUpdate{};
   if (access == Access::gone) give_up_job();
+  return access;
+}
+
+// What a store operation's result means for the runner. busy: the store
+// could not be had in time (a warning the first time); gone: the job is no
+// longer this runner's (finished, lost, or left the store).
+Access Runner::access_of(const Status& status) {
+  if (status.is_ok()) {
+    busy_warned_ = false;
+    return Access::done;
+  }
+  if (status.code() == kStoreBusy || status.code() == kStoreUnavailable) {
+    if (!busy_warned_)
+      warn("cannot update the job's record, retrying: %s", status.message().c_str());
+    busy_warned_ = true;
+    return Access::busy;
+  }
+  if (status.code() != kNotOwner) warn("%s", status.message().c_str());
+  busy_warned_ = false;
+  return Access::gone;
 }
 
 void Runner::check_cancel_requested() {
   next_cancel_check_ = mono_now() + kCancelCheckInterval;
+  // The check reports what the store lacks on the way (gone: given up).
   bool requested = false;
-  const Access access = with_record(kOutputLockTimeout, [&](JobRecord& r) {
-    requested = r.cancel_requested != 0;
-    return Change::none;
-  });
-  if (access == Access::gone) {
-    give_up_job();
-  } else if (requested) {
-    stop_job(StopReason::canceled);
-  }
+  if (publish(&requested) == Access::done && requested) stop_job(StopReason::canceled);
 }
 
 // SIGTERM to the whole group, SIGKILL after the grace if it is still there.
@@ -794,87 +706,35 @@ JobState Runner::outcome() const {
 }
 
 void Runner::record_outcome() {
-  const JobState state = outcome();
-  say_output_lost();
-  trim_log();
-  {
-    // The final state must not be lost: wait for as long as the table is busy.
-    std::optional<JobTable::Lock> lock;
-    for (lock.emplace(*table_); !lock->held(); lock.emplace(*table_))
-      warn("cannot record the outcome yet, retrying: %s", lock->status().message().c_str());
-    JobRecord* r = lock->find(options_.job_id);
-    if (r == nullptr) return;  // evicted meanwhile: nothing left to record in
-    if (r->state != static_cast<uint8_t>(JobState::running)) {
-      warn("the job's record is no longer running; its outcome %s is not recorded",
-           std::string(state_name(state)).c_str());
-      return;
-    }
-    record_exit(*r);
-    lock->finish(r, state, Instant::now());
+  Outcome outcome_seen;
+  outcome_seen.state = outcome();
+  if (job_status_ && WIFEXITED(*job_status_)) outcome_seen.exit_code = WEXITSTATUS(*job_status_);
+  if (job_status_ && WIFSIGNALED(*job_status_)) outcome_seen.signal = WTERMSIG(*job_status_);
+  // The last line saying what was lost, the log's room ahead released.
+  if (log_) {
+    if (const Status closed = log_->close(); !closed.is_ok()) warn("%s", closed.message().c_str());
+  }
+  // The last of the output, with what a busy store kept from being reported
+  // before, and how the job ended, in one commit. The final state must not
+  // be lost: wait for as long as the store is busy.
+  const RunnerReport last = report();
+  const auto try_finish = [&] {
+    return store_->finish(options_.job_id, self_, outcome_seen, last, Instant::now(), kLockTimeout);
+  };
+  Status finished = try_finish();
+  for (;
+       !finished.is_ok() && (finished.code() == kStoreBusy || finished.code() == kStoreUnavailable);
+       finished = try_finish())
+    warn("cannot record the outcome yet, retrying: %s", finished.message().c_str());
+  if (!finished.is_ok()) {
+    warn("the job's record is no longer running; its outcome %s is not recorded",
+         std::string(state_name(outcome_seen.state)).c_str());
+    return;
   }
   // The outcome is on disk before the runner takes another job.
-  if (Status durable = table_->make_durable(); !durable.is_ok())
+  if (Status durable = store_->make_durable(); !durable.is_ok())
     fprintf(stderr, "deploy-runner[job %llu]: [error] %s\n",
             static_cast<unsigned long long>(options_.job_id), durable.message().c_str());
-}
-
-// The last of the output and how the job ended, into its record, with what
-// a busy table kept from being published before.
-void Runner::record_exit(JobRecord& r) {
-  r.log_size = log_size_;
-  if (log_failed_) r.log_incomplete = 1;
-  if (job_pid_unpublished_) r.job_pid = job_pid_;
-  if (unpublished_.progress) r.progress = static_cast<int8_t>(*unpublished_.progress);
-  if (unpublished_.stage) {
-    store_text(r.stage, sizeof r.stage, *unpublished_.stage);
-    r.has_stage = 1;
-  }
-  if (job_status_ && WIFEXITED(*job_status_)) {
-    r.has_exit_code = 1;
-    r.exit_code = WEXITSTATUS(*job_status_);
-  }
-  if (job_status_ && WIFSIGNALED(*job_status_)) {
-    r.has_signal = 1;
-    r.signal = WTERMSIG(*job_status_);
-  }
-}
-
-// Runs `update` on the job's record under the lock, waiting at most
-// `timeout` for it, and commits the Change it returns. gone: the record is
-// gone or no longer running; busy: the lock could not be had (a warning the
-// first time, with its holder).
-template <typename Update>
-Access Runner::with_record(Micros timeout, Update&& update) {
-  JobTable::Lock lock(*table_, timeout);
-  if (!lock.held()) {
-    if (!busy_warned_)
-      warn("cannot update the job's record, retrying: %s", lock.status().message().c_str());
-    busy_warned_ = true;
-    return Access::busy;
-  }
-  busy_warned_ = false;
-  JobRecord* r = lock.find(options_.job_id);
-  if (r == nullptr || r->state != static_cast<uint8_t>(JobState::running)) return Access::gone;
-  switch (update(*r)) {
-    case Change::record:
-      lock.commit(r);
-      break;
-    case Change::quiet:
-      lock.commit_quiet(r);
-      break;
-    case Change::none:
-      break;
-  }
-  return Access::done;
-}
-
-// with_record, waiting for as long as the table is busy (a warning each
-// kLockTimeout). False when the record is gone or no longer running.
-template <typename Update>
-bool Runner::with_record_retrying(Update&& update) {
-  Access access;
-  while ((access = with_record(kLockTimeout, update)) == Access::busy) busy_warned_ = false;
-  return access == Access::done;
 }
 
 void Runner::warn(const char* format, ...) {
@@ -960,6 +820,7 @@ Status RunnerProcess::open(const std::string& state_dir) {
       return Status::error("cannot attach the job table: " + attached.message());
   }
   if (start_ticks == 0) start_ticks = process_start_ticks(getpid());
+  if (!store) store = std::make_unique<FileStore>(*table);
   if (signal_fd < 0) {
     const sigset_t set = runner_signals();
     if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0)

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "job.h"
+#include "job_store.h"
 #include "job_table.h"
 #include "launch_request.h"
 #include "privileges.h"
@@ -55,8 +56,9 @@ struct RunnerProcess {
   RunnerProcess(const RunnerProcess&) = delete;
   RunnerProcess& operator=(const RunnerProcess&) = delete;
 
-  // Attaches options.state_dir's table unless given, and opens the signalfd
-  // of the runner's signals unless open.
+  // Attaches options.state_dir's table unless given, its job store (the
+  // file engine) unless given, and opens the signalfd of the runner's
+  // signals unless open.
   Status open(const std::string& state_dir);
   // Reads the signals that came while no job ran: SIGTERM or SIGINT set
   // `terminated`; SIGUSR1 and SIGCHLD are forgotten (they were for a job
@@ -64,6 +66,7 @@ struct RunnerProcess {
   void read_idle_signals();
 
   std::unique_ptr<JobTable> table;  // its lock this process's own
+  std::unique_ptr<JobStore> store;  // every read and write of the job goes here
   int signal_fd = -1;               // SIGCHLD, SIGUSR1, SIGTERM, SIGINT (blocked)
   uint64_t start_ticks = 0;         // of this process, for the records it owns
   bool terminated = false;          // SIGTERM or SIGINT came: run no further job

@@ -22,7 +22,6 @@ Environment:
 import base64
 import hashlib
 import hmac
-import http.client
 import json
 import os
 import re
@@ -33,14 +32,14 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.parse
+
+from .client import BASE, KEEPALIVE_RACE, Client, Response  # noqa: F401 (re-exported)
 
 REPO_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD_DIR = os.path.abspath(os.environ.get("DEPLOY_BUILD_DIR") or os.path.join(REPO_DIR, "build"))
 APACHE2 = os.environ.get("DEPLOY_APACHE2", "/usr/sbin/apache2")
 DEBIAN_MODULES_DIR = "/usr/lib/apache2/modules"
 MPMS = ("event", "worker", "prefork")
-BASE = "/deploy"
 RUNNING_AS_ROOT = os.geteuid() == 0
 HTTPD_USER = "www-data"
 HTTPD_WRAPPER = shlex.split(os.environ.get("DEPLOY_HTTPD_WRAPPER", ""))
@@ -76,11 +75,6 @@ LOAD_MPM_SETTINGS = [
     "KeepAliveTimeout 30",
     "ListenBacklog 1024",
 ]
-
-
-# What a request on a reused keep-alive connection meets when httpd closed it
-# meanwhile (KeepAliveTimeout, a graceful restart): the request may be resent.
-KEEPALIVE_RACE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 class HttpdError(AssertionError):
@@ -250,29 +244,6 @@ def processes_touching(directory):
                 or needle in _read_proc(pid, "environ")):
             found.append(pid)
     return found
-
-
-class Response:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers  # http.client.HTTPMessage: case-insensitive .get()
-        self.body = body
-
-    def json(self):
-        try:
-            return json.loads(self.body)
-        except ValueError as e:
-            raise AssertionError(f"body is not JSON ({e}): {self.body[:500]!r}")
-
-    @property
-    def text(self):
-        return self.body.decode("utf-8", "replace")
-
-    def __iter__(self):  # status, headers, body = response
-        return iter((self.status, self.headers, self.body))
-
-    def __repr__(self):
-        return f"<Response {self.status} {self.body[:300]!r}>"
 
 
 class HttpdEnv:
@@ -599,17 +570,7 @@ class HttpdEnv:
         return f"http://127.0.0.1:{self.port}"
 
     def request(self, method, path, body=None, headers=None, timeout=10):
-        if path.startswith("http://"):
-            path = urllib.parse.urlsplit(path)._replace(scheme="", netloc="").geturl()
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout * TIMEOUT_SCALE)
-        try:
-            if isinstance(body, str):
-                body = body.encode()
-            conn.request(method, path, body=body, headers=dict(headers or {}))
-            resp = conn.getresponse()
-            return Response(resp.status, resp.headers, resp.read())
-        finally:
-            conn.close()
+        return Client(self.port, timeout * TIMEOUT_SCALE).request(method, path, body, headers)
 
     def get(self, path, headers=None):
         return self.request("GET", path, headers=headers)

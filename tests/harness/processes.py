@@ -156,3 +156,24 @@ def memory_kib(pids):
             if key in MEMORY_KEYS:
                 total[key] += int(value.split()[0])
     return total
+
+
+def run_bounded(cmd, timeout, grace=30, **kwargs):
+    """subprocess.run(cmd, capture_output=True, text=True) bounded by `timeout`:
+    past it the command gets SIGINT first (a Python driver such as scripts/bench
+    then stops the httpd it started, in its finally blocks), SIGKILL only
+    after `grace` more seconds; then subprocess.TimeoutExpired as run() raises."""
+    import subprocess
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          **kwargs) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+            try:
+                out, err = process.communicate(timeout=grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                out, err = process.communicate()
+            raise subprocess.TimeoutExpired(cmd, timeout, output=out, stderr=err)
+        return subprocess.CompletedProcess(cmd, process.returncode, out, err)

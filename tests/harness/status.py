@@ -4,7 +4,7 @@ bench read it."""
 
 import re
 
-from .httpd_env import BASE
+from .client import BASE
 
 AUTO_LINE = re.compile(r"([A-Za-z]+): (\d+)")
 # The one line whose value is text: the node's DeployNodeName.

@@ -6,9 +6,9 @@ figures and their targets are docs/performance.md's business, not a test's."""
 
 import json
 import os
-import subprocess
 
 from harness.httpd_env import BUILD_DIR, REPO_DIR
+from harness.processes import run_bounded
 
 RUNS = 2
 JOBS = 100
@@ -23,8 +23,7 @@ def test_bench_measures_every_figure_and_its_own_checks_hold(tmp_path):
            "--e2e-jobs", str(JOBS), "--e2e-runs", str(RUNS), "--watchers", str(WATCHERS),
            "--history", str(HISTORY), "--new-job-duration", "1",
            "--masking-mib", str(MASKING_MIB), "--json", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
-                          env=dict(os.environ, DEPLOY_BUILD_DIR=BUILD_DIR))
+    done = run_bounded(cmd, timeout=240, env=dict(os.environ, DEPLOY_BUILD_DIR=BUILD_DIR))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for row in ("2 GET BASE/jobs/ID", "3 POST coalesced", "6 POST p99, watchers",
                 "4 forkexec loop", "4 webhook", "5 table bytes / slot",

@@ -12,6 +12,7 @@ import os
 import subprocess
 
 from harness import httpd_env
+from harness.processes import run_bounded
 
 SCRIPT = os.path.join(httpd_env.REPO_DIR, "scripts", "loadtest")
 
@@ -26,7 +27,7 @@ def test_reduced_load_test_passes_its_checks(tmp_path):
            "--watchers", "20", "--time-limit", "80", "--json", str(figures),
            "--glibc-tunables", "glibc.malloc.arena_max=1"]
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=100)
+        result = run_bounded(cmd, timeout=100)
     except subprocess.TimeoutExpired as e:
         raise AssertionError(f"scripts/loadtest did not finish in 100 s:\n{e.stdout}{e.stderr}")
     assert result.returncode == 0, (f"scripts/loadtest exited {result.returncode}:\n"

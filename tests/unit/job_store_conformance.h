@@ -78,6 +78,19 @@ inline Job submit_new(JobStore& store, const std::string& target, Micros quiet_w
 // A runner's identity in tests: this process, or a made-up one.
 inline RunnerRef self_runner() { return RunnerRef{int32_t(getpid()), 4242}; }
 
+// A runner's report of progress `progress`, `stage`, `log_size` bytes.
+inline RunnerReport report(int progress, std::optional<std::string> stage = std::nullopt,
+                           uint64_t log_size = 0, bool log_incomplete = false,
+                           int32_t job_pid = 0) {
+  RunnerReport r;
+  r.job_pid = job_pid;
+  r.progress = progress;
+  r.stage = std::move(stage);
+  r.log_size = log_size;
+  r.log_incomplete = log_incomplete;
+  return r;
+}
+
 inline Job started(JobStore& store, const Job& job) {
   Job out;
   ASSERT_OK(store.start(job.id, Instant::now(), &out));
@@ -211,36 +224,174 @@ END_TEST
 
 START_TEST(the_runner_records_itself_and_its_progress) {
   const Job a = started(*g_store, submit_new(*g_store, "web"));
-  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0));
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, nullptr));
   bool cancel = true;
-  ASSERT_OK(
-      g_store->record_progress(a.id, self_runner(), 40, std::string("build"), 10, false, &cancel));
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(), report(40, "build", 10), 0, &cancel));
   ck_assert(!cancel);
   Job out;
   ASSERT_OK(g_store->get(a.id, &out));
   ck_assert_int_eq(out.progress, 40);
   ck_assert(out.stage == std::optional<std::string>("build"));
   // Another runner is refused.
-  ASSERT_TEXT_EQ(code_of(g_store->record_progress(a.id, RunnerRef{1, 1}, 50, std::nullopt, 10,
-                                                  false, &cancel)),
-                 kNotOwner);
+  ASSERT_TEXT_EQ(
+      code_of(g_store->record_progress(a.id, RunnerRef{1, 1}, report(50, {}, 10), 0, &cancel)),
+      kNotOwner);
 }
 END_TEST
 
 START_TEST(a_job_is_finished_once_by_its_runner) {
   const Job a = started(*g_store, submit_new(*g_store, "web"));
-  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0));
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, nullptr));
   Outcome ok{JobState::succeeded, 0, std::nullopt};
-  ASSERT_TEXT_EQ(code_of(g_store->finish(a.id, RunnerRef{1, 1}, ok, Instant::now())), kNotOwner);
-  ASSERT_OK(g_store->finish(a.id, self_runner(), ok, Instant::now()));
+  ASSERT_TEXT_EQ(
+      code_of(g_store->finish(a.id, RunnerRef{1, 1}, ok, RunnerReport{}, Instant::now(), 0)),
+      kNotOwner);
+  ASSERT_OK(g_store->finish(a.id, self_runner(), ok, RunnerReport{}, Instant::now(), 0));
   Outcome failed{JobState::failed, 1, std::nullopt};
-  ASSERT_TEXT_EQ(code_of(g_store->finish(a.id, self_runner(), failed, Instant::now())), kNotOwner);
+  ASSERT_TEXT_EQ(
+      code_of(g_store->finish(a.id, self_runner(), failed, RunnerReport{}, Instant::now(), 0)),
+      kNotOwner);
   Job out;
   ASSERT_OK(g_store->get(a.id, &out));
   ck_assert_int_eq(int(out.state), int(JobState::succeeded));
   ck_assert(out.exit_code == std::optional<int>(0));
   ck_assert_uint_eq(finished_count(*g_store, JobState::succeeded), 1);
   ck_assert_uint_eq(finished_count(*g_store, JobState::failed), 0);
+}
+END_TEST
+
+START_TEST(the_runner_learns_of_a_cancel_when_it_records_itself) {
+  const Job a = started(*g_store, submit_new(*g_store, "web"));
+  Job out;
+  RunnerRef nudge;
+  ASSERT_OK(g_store->cancel(a.id, Instant::now(), &out, &nudge));
+  ck_assert_int_eq(nudge.runner_pid, 0);  // no runner recorded yet: nobody to signal
+  bool cancel = false;
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, &cancel));
+  ck_assert(cancel);
+  // The same runner may record itself again (with its job's pid); another may not.
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 77, 0, nullptr));
+  ASSERT_TEXT_EQ(code_of(g_store->runner_recorded(a.id, RunnerRef{1, 1}, 0, 0, nullptr)),
+                 kNotOwner);
+}
+END_TEST
+
+START_TEST(a_report_changes_only_what_it_names_and_wakes_only_for_what_shows) {
+  const Job a = started(*g_store, submit_new(*g_store, "web"));
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, nullptr));
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(), report(30, "build", 5), 0, nullptr));
+  // A log size and a job pid alone: the followers of output wake, nobody else.
+  const uint64_t change = g_store->change_seq();
+  const uint64_t output = g_store->output_seq();
+  ASSERT_OK(
+      g_store->record_progress(a.id, self_runner(), report(-1, {}, 9, false, 1234), 0, nullptr));
+  ck_assert_uint_eq(g_store->change_seq(), change);
+  ck_assert_uint_gt(g_store->output_seq(), output);
+  // The same values again are no change at all.
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(), report(30, "build", 9), 0, nullptr));
+  ck_assert_uint_eq(g_store->change_seq(), change);
+  Job out;
+  ASSERT_OK(g_store->get(a.id, &out));
+  ck_assert_int_eq(out.progress, 30);
+  ck_assert(out.stage == std::optional<std::string>("build"));
+  ck_assert(out.log_complete);
+  // Lost output shows, and stays shown.
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(), report(-1, {}, 9, true), 0, nullptr));
+  ck_assert_uint_gt(g_store->change_seq(), change);
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(), report(-1, {}, 9, false), 0, nullptr));
+  ASSERT_OK(g_store->get(a.id, &out));
+  ck_assert(!out.log_complete);
+  ck_assert_int_eq(out.progress, 30);
+}
+END_TEST
+
+START_TEST(finish_carries_the_last_report_with_the_outcome) {
+  const Job a = started(*g_store, submit_new(*g_store, "web"));
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, nullptr));
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(), report(10, "fetch", 3), 0, nullptr));
+  const uint64_t before = g_store->change_seq();
+  ASSERT_OK(g_store->finish(a.id, self_runner(), Outcome{JobState::failed, {}, 9},
+                            report(90, "deploy", 40, true), Instant::now(), 0));
+  ck_assert_uint_gt(g_store->change_seq(), before);
+  Job out;
+  ASSERT_OK(g_store->get(a.id, &out));
+  ck_assert_int_eq(int(out.state), int(JobState::failed));
+  ck_assert(!out.exit_code);
+  ck_assert(out.signal == std::optional<int>(9));
+  ck_assert_int_eq(out.progress, 90);
+  ck_assert(out.stage == std::optional<std::string>("deploy"));
+  ck_assert(!out.log_complete);
+  // An empty report keeps what was reported before.
+  const Job b = started(*g_store, submit_new(*g_store, "web"));
+  ASSERT_OK(g_store->runner_recorded(b.id, self_runner(), 0, 0, nullptr));
+  ASSERT_OK(g_store->record_progress(b.id, self_runner(), report(60, "test", 3), 0, nullptr));
+  ASSERT_OK(g_store->finish(b.id, self_runner(), Outcome{JobState::succeeded, 0, {}},
+                            report(-1, {}, 3), Instant::now(), 0));
+  ASSERT_OK(g_store->get(b.id, &out));
+  ck_assert_int_eq(out.progress, 60);
+  ck_assert(out.stage == std::optional<std::string>("test"));
+  ck_assert(out.log_complete);
+}
+END_TEST
+
+START_TEST(output_appended_by_the_runner_is_read_back_by_anyone) {
+  const Job a = started(*g_store, submit_new(*g_store, "web"));
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, nullptr));
+  std::string read;
+  ASSERT_TEXT_EQ(code_of(g_store->read_output(a.id, 0, 100, &read)), kNotFound);
+  std::unique_ptr<JobOutput> output;
+  ASSERT_OK(g_store->open_output(a.id, self_runner(), &output));
+  ck_assert_uint_eq(output->size(), 0);
+  output->append("one\n");
+  output->append("");
+  output->append("two\nthr");
+  ck_assert_uint_eq(output->size(), 11);
+  ck_assert(!output->incomplete());
+  ASSERT_OK(output->flush());
+  // Another process's view reads it, from any offset, bounded by `max`.
+  auto other = g_factory.attach();
+  ASSERT_OK(other->read_output(a.id, 0, 100, &read));
+  ASSERT_TEXT_EQ(read, "one\ntwo\nthr");
+  ASSERT_OK(other->read_output(a.id, 4, 3, &read));
+  ASSERT_TEXT_EQ(read, "two");
+  ASSERT_OK(other->read_output(a.id, 11, 100, &read));
+  ASSERT_TEXT_EQ(read, "");
+  ASSERT_OK(other->read_output(a.id, 1000, 100, &read));
+  ASSERT_TEXT_EQ(read, "");
+  ASSERT_OK(output->close());
+  ASSERT_OK(other->read_output(a.id, 8, 100, &read));
+  ASSERT_TEXT_EQ(read, "thr");  // nothing added by close when nothing was lost
+  // A writer opened later appends after what is there.
+  ASSERT_OK(g_store->open_output(a.id, self_runner(), &output));
+  ck_assert_uint_eq(output->size(), 11);
+  output->append("ee\n");
+  ASSERT_OK(output->close());
+  ASSERT_OK(other->read_output(a.id, 0, 100, &read));
+  ASSERT_TEXT_EQ(read, "one\ntwo\nthree\n");
+}
+END_TEST
+
+START_TEST(a_trimmed_job_takes_its_output_with_it) {
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 3; ++i) {
+    const Job j = started(*g_store, submit_new(*g_store, "web"));
+    ASSERT_OK(g_store->runner_recorded(j.id, self_runner(), 0, 0, nullptr));
+    std::unique_ptr<JobOutput> output;
+    ASSERT_OK(g_store->open_output(j.id, self_runner(), &output));
+    output->append("job " + std::to_string(j.id) + "\n");
+    ASSERT_OK(output->close());
+    ASSERT_OK(g_store->finish(j.id, self_runner(), Outcome{JobState::succeeded, 0, {}},
+                              report(-1, {}, output->size()), Instant::now(), 0));
+    ids.push_back(j.id);
+  }
+  std::vector<uint64_t> dropped;
+  ASSERT_OK(g_store->trim_history(1, &dropped));
+  ck_assert_uint_eq(dropped.size(), 2);
+  std::string read;
+  ASSERT_TEXT_EQ(code_of(g_store->read_output(ids[0], 0, 100, &read)), kNotFound);
+  ASSERT_TEXT_EQ(code_of(g_store->read_output(ids[1], 0, 100, &read)), kNotFound);
+  ASSERT_OK(g_store->read_output(ids[2], 0, 100, &read));
+  ASSERT_TEXT_EQ(read, "job " + std::to_string(ids[2]) + "\n");
 }
 END_TEST
 
@@ -265,18 +416,18 @@ START_TEST(a_lost_job_is_never_written_by_its_runner_afterwards) {
   if (child == 0) _exit(0);
   waitpid(child, nullptr, 0);
   const RunnerRef gone{int32_t(child), 99};
-  ASSERT_OK(g_store->runner_recorded(a.id, gone, 0));
+  ASSERT_OK(g_store->runner_recorded(a.id, gone, 0, 0, nullptr));
   std::vector<LostJob> ended;
   ASSERT_OK(g_store->detect_lost(Instant::now(), 0, &ended));
   ck_assert_uint_eq(ended.size(), 1);
   ck_assert_int_eq(int(ended[0].job.state), int(JobState::lost));
   ck_assert_int_eq(ended[0].runner.runner_pid, child);
   bool cancel = false;
-  ASSERT_TEXT_EQ(code_of(g_store->record_progress(a.id, gone, 90, std::nullopt, 1, false, &cancel)),
+  ASSERT_TEXT_EQ(code_of(g_store->record_progress(a.id, gone, report(90, {}, 1), 0, &cancel)),
                  kNotOwner);
-  ASSERT_TEXT_EQ(
-      code_of(g_store->finish(a.id, gone, Outcome{JobState::succeeded, 0, {}}, Instant::now())),
-      kNotOwner);
+  ASSERT_TEXT_EQ(code_of(g_store->finish(a.id, gone, Outcome{JobState::succeeded, 0, {}},
+                                         RunnerReport{}, Instant::now(), 0)),
+                 kNotOwner);
   Job out;
   ASSERT_OK(g_store->get(a.id, &out));
   ck_assert_int_eq(int(out.state), int(JobState::lost));
@@ -295,12 +446,12 @@ START_TEST(cancel_ends_a_pending_job_flags_a_running_one_and_refuses_a_finished_
 
   const Job running = started(*g_store, submit_new(*g_store, "web"));
   const RunnerRef me{int32_t(getpid()), process_start_ticks(getpid())};
-  ASSERT_OK(g_store->runner_recorded(running.id, me, 0));
+  ASSERT_OK(g_store->runner_recorded(running.id, me, 0, 0, nullptr));
   ASSERT_OK(g_store->cancel(running.id, Instant::now(), &out, &nudge));
   ck_assert_int_eq(int(out.state), int(JobState::running));
   ck_assert_int_eq(nudge.runner_pid, getpid());
   bool cancel = false;
-  ASSERT_OK(g_store->record_progress(running.id, me, -1, std::nullopt, 0, false, &cancel));
+  ASSERT_OK(g_store->record_progress(running.id, me, report(-1), 0, &cancel));
   ck_assert(cancel);
   ASSERT_TEXT_EQ(code_of(g_store->cancel(999999, Instant::now(), &out, &nudge)), kNotFound);
 }
@@ -349,7 +500,8 @@ START_TEST(the_overview_holds_the_unfinished_a_history_page_and_each_targets_new
   const Job hidden = submit_new(*g_store, "secret");
   const auto readable = [](std::string_view t) { return t != "secret"; };
   deploy::Overview overview;
-  ASSERT_OK(g_store->overview(deploy::HistoryPage{1, std::nullopt, std::nullopt, 0}, readable, &overview));
+  ASSERT_OK(g_store->overview(deploy::HistoryPage{1, std::nullopt, std::nullopt, 0}, readable,
+                              &overview));
   std::set<uint64_t> ids;
   for (const Job& j : overview.jobs) ids.insert(j.id);
   // The newest finished (web[2]) on the page, db's newest finished, the
@@ -364,7 +516,8 @@ START_TEST(the_overview_holds_the_unfinished_a_history_page_and_each_targets_new
                               readable, &overview));
   ck_assert(overview.history == (std::set<uint64_t>{web[1]}));
   ck_assert(overview.older);
-  ASSERT_OK(g_store->overview(deploy::HistoryPage{5, std::string("db"), std::nullopt, 0}, readable, &overview));
+  ASSERT_OK(g_store->overview(deploy::HistoryPage{5, std::string("db"), std::nullopt, 0}, readable,
+                              &overview));
   ck_assert(overview.history == (std::set<uint64_t>{db_old.id}));
   ck_assert(!overview.older);
 }
@@ -497,8 +650,8 @@ START_TEST(concurrent_processes_and_threads_lose_no_update) {
       close(fds[0]);
       auto store = g_factory.attach();
       for (uint64_t job_id : ids) {
-        const Status st =
-            store->finish(job_id, RunnerRef{}, Outcome{JobState::succeeded, 0, {}}, Instant::now());
+        const Status st = store->finish(job_id, RunnerRef{}, Outcome{JobState::succeeded, 0, {}},
+                                        RunnerReport{}, Instant::now(), 0);
         if (st.is_ok() && write(fds[1], &job_id, sizeof job_id) != sizeof job_id) _exit(2);
         if (!st.is_ok() && st.code() != kNotOwner) _exit(1);
       }
@@ -537,6 +690,11 @@ inline Suite* suite(const char* engine) {
   tcase_add_test(tc, the_scheduler_pass_applies_its_decision_in_one_step);
   tcase_add_test(tc, the_runner_records_itself_and_its_progress);
   tcase_add_test(tc, a_job_is_finished_once_by_its_runner);
+  tcase_add_test(tc, the_runner_learns_of_a_cancel_when_it_records_itself);
+  tcase_add_test(tc, a_report_changes_only_what_it_names_and_wakes_only_for_what_shows);
+  tcase_add_test(tc, finish_carries_the_last_report_with_the_outcome);
+  tcase_add_test(tc, output_appended_by_the_runner_is_read_back_by_anyone);
+  tcase_add_test(tc, a_trimmed_job_takes_its_output_with_it);
   tcase_add_test(tc, a_launch_failure_ends_the_job_failed_and_unstart_requeues);
   tcase_add_test(tc, a_lost_job_is_never_written_by_its_runner_afterwards);
   tcase_add_test(tc, cancel_ends_a_pending_job_flags_a_running_one_and_refuses_a_finished_one);

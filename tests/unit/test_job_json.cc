@@ -31,6 +31,12 @@ Job running_job() {
   return job;
 }
 
+// The job's JSON as a client reads it: a new reference.
+json_t* parsed(const Job& job) {
+  const std::string text = deploy::job_json(job, "/deploy");
+  return json_loadb(text.data(), text.size(), 0, nullptr);
+}
+
 // True when jansson can read `text` back: output must always be valid JSON.
 bool is_valid_json(const std::string& text) {
   json_error_t error;
@@ -91,7 +97,7 @@ END_TEST
 START_TEST(job_whose_output_was_lost_says_its_log_is_incomplete) {
   Job job = running_job();
   job.log_complete = false;
-  json_t* object = deploy::job_to_json(job, "/deploy");
+  json_t* object = parsed(job);
   ck_assert(json_is_false(json_object_get(object, "log_complete")));
   json_decref(object);
 }
@@ -103,7 +109,7 @@ START_TEST(finished_job_shows_exit_code_signal_and_finish_time) {
   job.finished_at = kExampleSecond + 300'000'000;
   job.exit_code = 143;
   job.signal = 15;
-  json_t* object = deploy::job_to_json(job, "/deploy");
+  json_t* object = parsed(job);
   ASSERT_TEXT_EQ(json_string_value(json_object_get(object, "state")), "timed_out");
   ck_assert_int_eq(json_integer_value(json_object_get(object, "exit_code")), 143);
   ck_assert_int_eq(json_integer_value(json_object_get(object, "signal")), 15);
@@ -119,7 +125,7 @@ START_TEST(waiting_job_shows_not_before_and_requests) {
   job.started_at = 0;
   job.requests = 3;
   job.not_before = kExampleSecond + 5'000'000;
-  json_t* object = deploy::job_to_json(job, "/deploy");
+  json_t* object = parsed(job);
   ASSERT_TEXT_EQ(json_string_value(json_object_get(object, "not_before")),
                  "2026-11-21T10:00:05.000Z");
   ck_assert_int_eq(json_integer_value(json_object_get(object, "requests")), 3);

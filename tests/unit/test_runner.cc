@@ -307,6 +307,43 @@ START_TEST(progress_and_stage_lines_update_record_and_stay_in_log) {
 }
 END_TEST
 
+// While the table is busy the job goes on and its output goes to the log;
+// what could not be recorded meanwhile (progress, stage, log size) comes
+// with the outcome once the table is free.
+START_TEST(a_busy_table_delays_the_record_but_loses_nothing) {
+  const std::string go = path_in_dir("go");
+  ck_assert_int_eq(mkfifo(go.c_str(), 0600), 0);
+  const std::string job = write_script("job.sh",
+                                       "echo '::progress 30 Build'\n"
+                                       "read _ < go\n"
+                                       "echo '::progress 70 Ship'\n"
+                                       "echo done\n"
+                                       "exit 3\n");
+  const uint64_t id = add_running_job();
+  const pid_t runner = start_runner(id, RunnerCall(job));
+  wait_for_stage(id, "Build");
+  {
+    JobTable::Lock lock(*fixture->table);
+    ck_assert(lock.held());
+    std::ofstream(go) << "\n";
+    // Longer than the runner's wait for a report (100 ms) and its retry (1 s).
+    usleep(1'500'000);
+    const std::string log = log_of(id);
+    ck_assert_str_eq(log.c_str(), "::progress 30 Build\n::progress 70 Ship\ndone\n");
+    const JobRecord* r = lock.find(id);
+    ck_assert_int_eq(r->state, uint8_t(JobState::running));
+    ck_assert_int_eq(r->progress, 30);
+  }
+  ck_assert_int_eq(wait_for_runner_exit(runner), 0);
+  const JobRecord r = wait_for_final_state(id);
+  assert_exited_with(r, JobState::failed, 3);
+  ck_assert_int_eq(r.progress, 70);
+  ck_assert_str_eq(r.stage, "Ship");
+  ck_assert_uint_eq(r.log_size, log_of(id).size());
+  ck_assert_int_eq(r.log_incomplete, 0);
+}
+END_TEST
+
 START_TEST(job_sees_exactly_the_environment_given) {
   const std::vector<std::string> environment = {
       "PATH=/usr/bin:/bin", "LANG=C.UTF-8", "DEPLOY_JOB_ID=7",
@@ -792,6 +829,7 @@ Suite* runner_suite() {
 
   TCase* output = deploy::test::case_with_fixture("output", set_up, tear_down, 30);
   tcase_add_test(output, progress_and_stage_lines_update_record_and_stay_in_log);
+  tcase_add_test(output, a_busy_table_delays_the_record_but_loses_nothing);
   suite_add_tcase(suite, output);
 
   TCase* process = deploy::test::case_with_fixture("process", set_up, tear_down, 30);

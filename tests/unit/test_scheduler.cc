@@ -691,6 +691,23 @@ START_TEST(next_due_is_zero_with_nothing_pending) {
 }
 END_TEST
 
+// A cluster: a job running on another node takes its target's
+// DeployConcurrency slot, not one of this node's DeployMaxRunning.
+START_TEST(a_job_running_on_another_node_holds_a_concurrency_slot_not_a_local_one) {
+  std::map<std::string, deploy::TargetPolicy> policies;
+  policies["web"].concurrency = 1;
+  policies["db"].concurrency = 0;
+  Limits limits;
+  limits.max_running = 1;
+  std::vector<PendingJob> jobs = {{1, "web", JobState::running, 0, 0, "", true},
+                                  {2, "web", JobState::queued, 0, 0, "", false},
+                                  {3, "db", JobState::queued, 0, 0, "", false}};
+  ck_assert_ids(deploy::schedule(jobs, policies, limits, seconds(1)).start, {3});
+  jobs[0].elsewhere = false;  // running here: this node is full
+  ck_assert_ids(deploy::schedule(jobs, policies, limits, seconds(1)).start, {});
+}
+END_TEST
+
 Suite* scheduler_suite() {
   Suite* suite = suite_create("scheduler");
 
@@ -743,6 +760,7 @@ Suite* scheduler_suite() {
   tcase_add_test(next_due, next_due_is_earliest_window_end_or_expiry);
   tcase_add_test(next_due, next_due_counts_jobs_behind_full_global_limit);
   tcase_add_test(next_due, next_due_is_zero_with_nothing_pending);
+  tcase_add_test(next_due, a_job_running_on_another_node_holds_a_concurrency_slot_not_a_local_one);
   suite_add_tcase(suite, next_due);
 
   return suite;

@@ -1,0 +1,1241 @@
+// The `postgresql` engine of the job store (pg_store.h).
+#include "pg_store.h"
+
+#include <libpq-fe.h>
+#include <endian.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <cstring>
+#include <chrono>
+#include <map>
+#include <set>
+
+#include "file_store.h"  // kRunnerSilenceLimit
+#include "job_table.h"   // process_start_ticks
+
+namespace deploy {
+namespace {
+
+// The key of pg_advisory_xact_lock that serializes every transition (and
+// the creation of the schema): "deploy" in ASCII.
+constexpr long long kTransitionLock = 0x6465706c6f79LL;
+
+// The schema, version 1. Times are microseconds of the wall clock (Job's),
+// except lease_expires, on the database's clock.
+constexpr char kSchema[] = R"SQL(
+CREATE TABLE IF NOT EXISTS deploy_schema_version (version integer NOT NULL);
+CREATE TABLE IF NOT EXISTS deploy_meta (
+  one boolean PRIMARY KEY DEFAULT true CHECK (one),
+  change_no bigint NOT NULL,
+  output_no bigint NOT NULL);
+INSERT INTO deploy_meta VALUES (true, 0, 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS deploy_jobs (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  target text NOT NULL,
+  state smallint NOT NULL,
+  params text NOT NULL,
+  progress integer NOT NULL DEFAULT -1,
+  stage text,
+  requests integer NOT NULL DEFAULT 1,
+  not_before bigint NOT NULL DEFAULT 0,
+  submitted_by text,
+  submitted_at bigint NOT NULL,
+  started_at bigint NOT NULL DEFAULT 0,
+  finished_at bigint NOT NULL DEFAULT 0,
+  exit_code integer,
+  signal integer,
+  log_complete boolean NOT NULL DEFAULT true,
+  log_size bigint NOT NULL DEFAULT 0,
+  change_no bigint NOT NULL,
+  node text,
+  started_mono bigint NOT NULL DEFAULT 0,
+  runner_pid integer NOT NULL DEFAULT 0,
+  runner_ticks bigint NOT NULL DEFAULT 0,
+  job_pid integer NOT NULL DEFAULT 0,
+  lease_expires timestamptz,
+  cancel_requested boolean NOT NULL DEFAULT false);
+CREATE INDEX IF NOT EXISTS deploy_jobs_unfinished ON deploy_jobs (id) WHERE state <= 3;
+CREATE INDEX IF NOT EXISTS deploy_jobs_change ON deploy_jobs (change_no);
+CREATE INDEX IF NOT EXISTS deploy_jobs_target ON deploy_jobs (target, id);
+CREATE TABLE IF NOT EXISTS deploy_output (
+  job_id bigint NOT NULL REFERENCES deploy_jobs (id) ON DELETE CASCADE,
+  "offset" bigint NOT NULL,
+  chunk bytea NOT NULL,
+  PRIMARY KEY (job_id, "offset"));
+CREATE TABLE IF NOT EXISTS deploy_counters (
+  scope text NOT NULL,
+  name text NOT NULL,
+  value bigint NOT NULL,
+  PRIMARY KEY (scope, name));
+)SQL";
+
+constexpr char kJobColumns[] =
+    "id, target, state, params, progress, stage, requests, not_before, submitted_by, "
+    "submitted_at, started_at, finished_at, exit_code, signal, log_complete, change_no, node, "
+    "started_mono, runner_pid, runner_ticks, cancel_requested";
+
+using Param = std::optional<std::string>;
+
+// What load() reads besides kJobColumns (at 21, 22).
+constexpr char kLoadColumns[] = ", job_pid, log_size";
+
+std::string num(int64_t v) { return std::to_string(v); }
+
+// Params as one text: for each pair, "LEN:NAME" then "LEN:VALUE".
+std::string encode_params(const Params& params) {
+  std::string out;
+  for (const auto& [name, value] : params) {
+    out += std::to_string(name.size()) + ":" + name;
+    out += std::to_string(value.size()) + ":" + value;
+  }
+  return out;
+}
+
+bool decode_field(std::string_view& in, std::string* out) {
+  const size_t colon = in.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon > 9) return false;
+  size_t len = 0;
+  for (char c : in.substr(0, colon)) {
+    if (c < '0' || c > '9') return false;
+    len = len * 10 + size_t(c - '0');
+  }
+  in.remove_prefix(colon + 1);
+  if (len > in.size()) return false;
+  *out = std::string(in.substr(0, len));
+  in.remove_prefix(len);
+  return true;
+}
+
+Params decode_params(std::string_view in) {
+  Params params;
+  std::string name, value;
+  while (!in.empty() && decode_field(in, &name) && decode_field(in, &value))
+    params.emplace_back(name, value);
+  return params;
+}
+
+Status unavailable() {
+  return Status::error("the PostgreSQL server of DeployStore cannot be reached", kStoreUnavailable);
+}
+
+Status not_found(uint64_t id, const char* why) {
+  return Status::error("job " + std::to_string(id) + " " + why, kNotFound);
+}
+
+Status not_owner(uint64_t id) {
+  return Status::error("job " + std::to_string(id) + " is no longer run by this runner", kNotOwner);
+}
+
+}  // namespace
+
+// One libpq connection. Connects with a bounded connect_timeout (the
+// CONNINFO's own, if it has one, wins) and bounded statements.
+class PgConnection {
+ public:
+  explicit PgConnection(const std::string& conninfo) {
+    const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
+    const char* values[] = {"5", "mod_deploy", conninfo.c_str(), nullptr};
+    conn_ = PQconnectdbParams(keys, values, 1);
+    if (!ok()) return;
+    // Notices (a CREATE … IF NOT EXISTS that skips) are nobody's business:
+    // libpq would write them to stderr, the error log of httpd.
+    PQsetNoticeProcessor(
+        conn_, [](void*, const char*) {}, nullptr);
+    const std::string set =
+        "SET client_min_messages = warning; SET statement_timeout = " +
+        num(PgStore::kStatementTimeoutMs) +
+        "; SET lock_timeout = " + num(PgStore::kStatementTimeoutMs) +
+        "; SET idle_in_transaction_session_timeout = " + num(4 * PgStore::kStatementTimeoutMs);
+    PGresult* r = PQexec(conn_, set.c_str());
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+      PQfinish(conn_);
+      conn_ = nullptr;
+    }
+    PQclear(r);
+  }
+  ~PgConnection() {
+    if (conn_) PQfinish(conn_);
+  }
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+  bool ok() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
+  PGconn* get() const { return conn_; }
+
+ private:
+  PGconn* conn_ = nullptr;
+};
+
+namespace {
+
+// A result, freed with it.
+class Result {
+ public:
+  Result() = default;
+  explicit Result(PGresult* r) : r_(r) {}
+  Result(Result&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }
+  Result& operator=(Result&& o) noexcept {
+    std::swap(r_, o.r_);
+    return *this;
+  }
+  ~Result() {
+    if (r_) PQclear(r_);
+  }
+  int rows() const { return r_ ? PQntuples(r_) : 0; }
+  bool null(int row, int col) const { return PQgetisnull(r_, row, col); }
+  std::string text(int row, int col) const {
+    return std::string(PQgetvalue(r_, row, col), size_t(PQgetlength(r_, row, col)));
+  }
+  int64_t i64(int row, int col) const {
+    return null(row, col) ? 0 : std::strtoll(PQgetvalue(r_, row, col), nullptr, 10);
+  }
+  PGresult* raw() const { return r_; }
+  bool boolean(int row, int col) const {
+    return !null(row, col) && PQgetvalue(r_, row, col)[0] == 't';
+  }
+
+ private:
+  PGresult* r_ = nullptr;
+};
+
+Job job_of(const Result& r, int row) {
+  Job j;
+  j.id = uint64_t(r.i64(row, 0));
+  j.target = r.text(row, 1);
+  j.state = JobState(r.i64(row, 2));
+  j.params = decode_params(r.text(row, 3));
+  j.progress = int(r.i64(row, 4));
+  if (!r.null(row, 5)) j.stage = r.text(row, 5);
+  j.requests = uint32_t(r.i64(row, 6));
+  j.not_before = r.i64(row, 7);
+  if (!r.null(row, 8)) j.submitted_by = r.text(row, 8);
+  j.submitted_at = r.i64(row, 9);
+  j.started_at = r.i64(row, 10);
+  j.finished_at = r.i64(row, 11);
+  if (!r.null(row, 12)) j.exit_code = int(r.i64(row, 12));
+  if (!r.null(row, 13)) j.signal = int(r.i64(row, 13));
+  j.log_complete = r.boolean(row, 14);
+  j.change_seq = uint64_t(r.i64(row, 15));
+  return j;
+}
+
+std::vector<Job> jobs_of(const Result& r) {
+  std::vector<Job> jobs;
+  for (int i = 0; i < r.rows(); ++i) jobs.push_back(job_of(r, i));
+  return jobs;
+}
+
+}  // namespace
+
+// One transaction on the store's connection.
+class PgStore::Tx {
+ public:
+  Tx(PgConnection& conn, const std::string& node) : conn_(conn), node(node) {}
+
+  // Runs `sql` with text parameters ($1…); nullopt is NULL.
+  // `binary`: the result's columns in binary (bytea as it is).
+  Status run(const std::string& sql, const std::vector<Param>& params, Result* out = nullptr,
+             bool binary = false) {
+    std::vector<const char*> values;
+    for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
+    Result r(PQexecParams(conn_.get(), sql.c_str(), int(values.size()), nullptr, values.data(),
+                          nullptr, nullptr, binary ? 1 : 0));
+    const ExecStatusType st = PQresultStatus(r.raw());
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      if (out) *out = std::move(r);
+      return Status::ok();
+    }
+    return failure(r.raw());
+  }
+
+  // Writes `data` at `offset` of job `id`'s output, in binary. A chunk
+  // already there is kept unless empty (open_output's): a flush tried again
+  // after a commit that was not confirmed writes nothing twice.
+  Status put_chunk(uint64_t id, uint64_t offset, std::string_view data) {
+    const std::string sid = num(int64_t(id)), soffset = num(int64_t(offset));
+    const char* values[] = {sid.c_str(), soffset.c_str(), data.data()};
+    const int lengths[] = {0, 0, int(data.size())};
+    const int formats[] = {0, 0, 1};
+    Result r(
+        PQexecParams(conn_.get(),
+                     "INSERT INTO deploy_output (job_id, \"offset\", chunk) VALUES ($1, $2, $3) "
+                     "ON CONFLICT (job_id, \"offset\") DO UPDATE SET chunk = EXCLUDED.chunk "
+                     "WHERE octet_length(deploy_output.chunk) = 0",
+                     3, nullptr, values, lengths, formats, 0));
+    return PQresultStatus(r.raw()) == PGRES_COMMAND_OK ? Status::ok() : failure(r.raw());
+  }
+
+  // Runs a script of several statements, with no parameters.
+  Status script(const char* sql) {
+    Result r(PQexec(conn_.get(), sql));
+    if (PQresultStatus(r.raw()) == PGRES_COMMAND_OK) return Status::ok();
+    return failure(r.raw());
+  }
+
+  Status failure(PGresult* r) {
+    if (!conn_.ok()) return unavailable();
+    const char* sqlstate = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    const std::string code = sqlstate ? sqlstate : "";
+    // 57014 statement timeout, 55P03 lock timeout, 40001/40P01 retryable.
+    if (code == "57014" || code == "55P03" || code == "40001" || code == "40P01")
+      return Status::error("the job store is busy (PostgreSQL " + code + ")", kStoreBusy);
+    // Class 08: connection exceptions; 57P0x: the server shutting down.
+    if (code.rfind("08", 0) == 0 || code.rfind("57P0", 0) == 0) return unavailable();
+    const char* primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+    return Status::error(std::string("the job store's database refused a statement (") + code +
+                         "): " + (primary ? primary : "no message"));
+  }
+
+  // The change of a visible job: the new change number (also the output's).
+  Status bump(uint64_t* change) {
+    Result r;
+    Status st =
+        run("UPDATE deploy_meta SET change_no = change_no + 1, output_no = output_no + 1 "
+            "RETURNING change_no",
+            {}, &r);
+    if (!st.is_ok()) return st;
+    *change = uint64_t(r.i64(0, 0));
+    notify = true;
+    return Status::ok();
+  }
+  Status bump_output() {
+    notify = true;
+    return run("UPDATE deploy_meta SET output_no = output_no + 1", {});
+  }
+
+  Status count(const std::string& scope, const std::string& name, int64_t delta) {
+    return run(
+        "INSERT INTO deploy_counters (scope, name, value) VALUES ($1, $2, GREATEST($3::bigint, 0)) "
+        "ON CONFLICT (scope, name) DO UPDATE SET value = GREATEST(deploy_counters.value + $3, 0)",
+        {scope, name, num(delta)});
+  }
+
+  Status load(uint64_t id, Job* job, Result* raw = nullptr) {
+    Result r;
+    Status st =
+        run(std::string("SELECT ") + kJobColumns + kLoadColumns + " FROM deploy_jobs WHERE id = $1",
+            {num(int64_t(id))}, &r);
+    if (!st.is_ok()) return st;
+    if (r.rows() == 0) return not_found(id, "is not in the store");
+    *job = job_of(r, 0);
+    if (raw) *raw = std::move(r);
+    return Status::ok();
+  }
+
+  // load() for a runner's write: a job that left the store is not its own.
+  Status load_runners(uint64_t id, Job* job, Result* raw) {
+    const Status st = load(id, job, raw);
+    return st.code() == kNotFound ? not_owner(id) : st;
+  }
+
+  // The unfinished jobs, oldest first; *elsewhere (when not null): the ids
+  // of those running on another node.
+  Status unfinished(std::vector<Job>* jobs, std::set<uint64_t>* elsewhere = nullptr) {
+    Result r;
+    Status st =
+        run(std::string("SELECT ") + kJobColumns + " FROM deploy_jobs WHERE state <= 3 ORDER BY id",
+            {}, &r);
+    if (!st.is_ok()) return st;
+    *jobs = jobs_of(r);
+    for (int i = 0; elsewhere && i < r.rows(); ++i)
+      if (JobState(r.i64(i, 2)) == JobState::running && r.text(i, 16) != node)
+        elsewhere->insert(uint64_t(r.i64(i, 0)));
+    return st;
+  }
+
+  // Moves job `id` from one of `from` (state numbers, SQL list) to `to`,
+  // with `set` (more assignments, parameters from $3); *changed: whether it
+  // did.
+  Status move(uint64_t id, const char* from, JobState to, const std::string& set,
+              const std::string& where, std::vector<Param> params, bool* changed) {
+    uint64_t change = 0;
+    Status st = bump(&change);
+    if (!st.is_ok()) return st;
+    params.insert(params.begin(), {num(int64_t(id)), num(int64_t(change))});
+    Result r;
+    st = run("UPDATE deploy_jobs SET state = " + num(int(to)) + ", change_no = $2" + set +
+                 " WHERE id = $1 AND state IN (" + from + ")" + where + " RETURNING id",
+             params, &r);
+    if (st.is_ok()) *changed = r.rows() == 1;
+    return st;
+  }
+
+  // Ends `job` (read in this transaction, unfinished) in final `state`,
+  // fenced by `fence` (more WHERE conditions on the running job); counts
+  // it. *changed: whether the fence held.
+  Status end(const Job& job, JobState state, const Instant& now, const std::string& set,
+             const std::string& where, std::vector<Param> params, bool* changed,
+             Micros started_mono = 0, const std::string& job_node = "") {
+    params.insert(params.begin(), num(now.wall));
+    Status st = move(job.id, "1, 2, 3", state, ", finished_at = $3" + set, where, params, changed);
+    if (!st.is_ok() || !*changed) return st;
+    const std::string s = num(int(state));
+    if (!(st = count("", "finished." + s, 1)).is_ok()) return st;
+    if (!(st = count(job.target, "finished." + s, 1)).is_ok()) return st;
+    if (state == JobState::succeeded &&
+        !(st = run("INSERT INTO deploy_counters VALUES ($1, 'last_success', $2) ON CONFLICT "
+                   "(scope, name) DO UPDATE SET value = GREATEST(deploy_counters.value, $2)",
+                   {job.target, num(now.wall)}))
+             .is_ok())
+      return st;
+    if (job.started_at > 0) {
+      // The monotonic clock where the job started on this node, else the
+      // wall clocks of two nodes.
+      const Micros duration = job_node == node && started_mono > 0 ? now.mono - started_mono
+                                                                   : now.wall - job.started_at;
+      if (duration >= 0) {
+        size_t bucket = 0;
+        while (bucket < kDurationBuckets && duration > kDurationBucketBounds[bucket]) ++bucket;
+        if (!(st = count(job.target, "bucket." + num(int64_t(bucket)), 1)).is_ok() ||
+            !(st = count(job.target, "duration_sum", duration)).is_ok() ||
+            !(st = count(job.target, "duration_count", 1)).is_ok())
+          return st;
+      }
+    }
+    return Status::ok();
+  }
+
+  // The job becomes running on this node, its lease from now on the
+  // database's clock.
+  Status claim(uint64_t id, const Instant& now, Micros lease, bool* changed) {
+    return move(
+        id, "1, 2", JobState::running,
+        ", started_at = $3, started_mono = $4, node = $5, runner_pid = 0, runner_ticks = 0, "
+        "lease_expires = now() + make_interval(secs => $6::double precision / 1000000)",
+        "", {num(now.wall), num(now.mono), node, num(lease)}, changed);
+  }
+
+  bool notify = false;
+
+ private:
+  PgConnection& conn_;
+
+ public:
+  const std::string& node;
+};
+
+PgStore::PgStore(std::string conninfo, std::string node, Micros lease)
+    : conninfo_(std::move(conninfo)), node_(std::move(node)), lease_(lease) {}
+
+PgStore::~PgStore() = default;
+
+// Connects when there is no good connection, creating or upgrading the
+// schema under the transition lock.
+Status PgStore::connect_locked() {
+  if (conn_ && conn_->ok()) return Status::ok();
+  conn_ = std::make_unique<PgConnection>(conninfo_);
+  if (!conn_->ok()) {
+    conn_.reset();
+    return unavailable();
+  }
+  Tx tx(*conn_, node_);
+  Status st = tx.run("BEGIN", {});
+  if (st.is_ok())
+    st = tx.run("SELECT pg_advisory_xact_lock(" + std::to_string(kTransitionLock) + ")", {});
+  if (st.is_ok()) st = tx.script(kSchema);
+  Result r;
+  if (st.is_ok()) st = tx.run("SELECT max(version) FROM deploy_schema_version", {}, &r);
+  if (st.is_ok()) {
+    const int64_t version = r.i64(0, 0);
+    if (version > kSchemaVersion)
+      st = Status::error("the job store's schema is version " + num(version) +
+                         ", newer than this build's (" + num(kSchemaVersion) + ")");
+    else if (version < kSchemaVersion)
+      st = tx.run("INSERT INTO deploy_schema_version VALUES ($1)", {num(kSchemaVersion)});
+  }
+  if (st.is_ok()) st = tx.run("COMMIT", {});
+  if (!st.is_ok()) conn_.reset();
+  return st;
+}
+
+template <class F>
+Status PgStore::transact(bool write, F&& body, Micros timeout, bool transition) {
+  const Micros bound = timeout > 0 ? timeout : Micros(kStatementTimeoutMs) * 1000;
+  std::unique_lock<std::timed_mutex> hold(mutex_, std::defer_lock);
+  if (!hold.try_lock_for(std::chrono::microseconds(bound)))
+    return Status::error("the job store's connection is busy", kStoreBusy);
+  Status st = connect_locked();
+  if (!st.is_ok()) return st;
+  Tx tx(*conn_, node_);
+  st = tx.run(write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", {});
+  if (st.is_ok() && timeout > 0) {
+    const std::string ms = num(std::max<Micros>(1, timeout / 1000));
+    st = tx.script(
+        ("SET LOCAL statement_timeout = " + ms + "; SET LOCAL lock_timeout = " + ms).c_str());
+  }
+  if (st.is_ok() && write && transition)
+    st = tx.run("SELECT pg_advisory_xact_lock(" + std::to_string(kTransitionLock) + ")", {});
+  if (st.is_ok()) st = body(tx);
+  if (st.is_ok() && tx.notify) st = tx.run(std::string("NOTIFY ") + kChannel, {});
+  if (st.is_ok()) st = tx.run("COMMIT", {});
+  if (!st.is_ok()) {
+    if (conn_->ok()) {
+      PGresult* r = PQexec(conn_->get(), "ROLLBACK");
+      PQclear(r);
+    }
+    if (!conn_->ok()) conn_.reset();  // reconnect on the next call
+  }
+  return st;
+}
+
+namespace {
+
+PendingJob pending_of(const Job& j, const GroupByOf& group_by, const Instant& now, bool elsewhere) {
+  PendingJob p{j.id,
+               j.target,
+               j.state,
+               now.mono_of(j.submitted_at),
+               j.not_before ? now.mono_of(j.not_before) : 0,
+               "",
+               elsewhere};
+  if (group_by) {
+    if (auto g = job_group(j.params, group_by(j.target))) p.group = *g;
+  }
+  return p;
+}
+
+// `elsewhere`: the ids of the jobs running on other nodes.
+std::vector<PendingJob> pending_of(const std::vector<Job>& jobs, const GroupByOf& group_by,
+                                   const Instant& now, const std::set<uint64_t>& elsewhere) {
+  std::vector<PendingJob> out;
+  for (const Job& j : jobs) out.push_back(pending_of(j, group_by, now, elsewhere.count(j.id) > 0));
+  return out;
+}
+
+const char* kRunnerFence = " AND runner_pid = $4 AND runner_ticks = $5 AND node = $6";
+
+}  // namespace
+
+Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult* out) {
+  return transact(true, [&](Tx& tx) {
+    std::vector<Job> jobs;
+    std::set<uint64_t> elsewhere;
+    Status st = tx.unfinished(&jobs, &elsewhere);
+    if (!st.is_ok()) return st;
+    const SubmissionDecision d = decide_submission(pending_of(jobs, s.group_by, now, elsewhere),
+                                                   s.target, s.group, s.policy, s.limits, now.mono);
+    const Micros not_before_wall = d.not_before ? now.wall_of(d.not_before) : 0;
+    out->kind = d.kind;
+    out->job = Job();
+    uint64_t change = 0;
+    Result r;
+    if (d.kind == SubmissionDecision::Kind::coalesce) {
+      if (!(st = tx.bump(&change)).is_ok()) return st;
+      st =
+          tx.run(std::string("UPDATE deploy_jobs SET requests = requests + 1, not_before = $2, "
+                             "params = $3, change_no = $4 WHERE id = $1 AND state = 1 RETURNING ") +
+                     kJobColumns,
+                 {num(int64_t(d.job_id)), num(not_before_wall), encode_params(s.params),
+                  num(int64_t(change))},
+                 &r);
+      if (!st.is_ok()) return st;
+      if (r.rows() == 1) {
+        out->job = job_of(r, 0);
+        return tx.count("", "coalesced", 1);
+      }
+      out->kind = SubmissionDecision::Kind::queue_full;
+    } else if (d.kind == SubmissionDecision::Kind::new_job) {
+      if (!(st = tx.bump(&change)).is_ok()) return st;
+      st = tx.run(std::string("INSERT INTO deploy_jobs (target, state, params, not_before, "
+                              "submitted_by, submitted_at, change_no) VALUES ($1, $2, $3, $4, $5, "
+                              "$6, $7) RETURNING ") +
+                      kJobColumns,
+                  {s.target, num(int(d.state)), encode_params(s.params), num(not_before_wall),
+                   s.submitted_by, num(now.wall), num(int64_t(change))},
+                  &r);
+      if (!st.is_ok()) return st;
+      if (r.rows() != 1) return Status::error("no job id was handed out", kStoreDamaged);
+      out->job = job_of(r, 0);
+      return tx.count("", "accepted", 1);
+    }
+    return tx.count("", "rejected." + num(int(Rejection::queue_full)), 1);
+  });
+}
+
+Status PgStore::withdraw(uint64_t id) {
+  return transact(true, [&](Tx& tx) {
+    Result r;
+    Status st = tx.run("DELETE FROM deploy_jobs WHERE id = $1 AND state IN (1, 2) RETURNING id",
+                       {num(int64_t(id))}, &r);
+    if (!st.is_ok()) return st;
+    if (r.rows() == 0) return not_found(id, "is neither waiting nor queued");
+    uint64_t change = 0;
+    if (!(st = tx.bump(&change)).is_ok()) return st;
+    return tx.count("", "accepted", -1);
+  });
+}
+
+Status PgStore::count_rejection(Rejection why) {
+  return transact(true, [&](Tx& tx) { return tx.count("", "rejected." + num(int(why)), 1); });
+}
+
+Status PgStore::count_ignored() {
+  return transact(true, [&](Tx& tx) { return tx.count("", "ignored", 1); });
+}
+
+Status PgStore::schedule_pass(
+    const GroupByOf& group_by,
+    const std::function<ScheduleDecision(const std::vector<PendingJob>&)>& decide,
+    const Instant& now, ScheduleDecision* decision, std::vector<Job>* started, uint64_t* seen) {
+  std::vector<Job> claimed;
+  Status st = transact(true, [&](Tx& tx) {
+    std::vector<Job> jobs;
+    std::set<uint64_t> elsewhere;
+    Status st = tx.unfinished(&jobs, &elsewhere);
+    if (!st.is_ok()) return st;
+    *decision = decide(pending_of(jobs, group_by, now, elsewhere));
+    std::map<uint64_t, const Job*> by_id;
+    for (const Job& j : jobs) by_id[j.id] = &j;
+    bool changed = false;
+    for (uint64_t id : decision->expire) {
+      auto it = by_id.find(id);
+      if (it == by_id.end() || it->second->state == JobState::running) continue;
+      if (!(st = tx.end(*it->second, JobState::expired, now, "", " AND state IN (1, 2)", {},
+                        &changed))
+               .is_ok())
+        return st;
+    }
+    for (uint64_t id : decision->ready)
+      if (!(st = tx.move(id, "1", JobState::queued, "", "", {}, &changed)).is_ok()) return st;
+    for (uint64_t id : decision->start) {
+      if (!(st = tx.claim(id, now, lease_, &changed)).is_ok()) return st;
+      if (!changed) continue;
+      Job j;
+      if (!(st = tx.load(id, &j)).is_ok()) return st;
+      claimed.push_back(std::move(j));
+    }
+    if (seen) {
+      Result r;
+      if (!(st = tx.run("SELECT change_no FROM deploy_meta", {}, &r)).is_ok()) return st;
+      *seen = uint64_t(r.i64(0, 0));
+    }
+    return Status::ok();
+  });
+  if (st.is_ok()) started->insert(started->end(), claimed.begin(), claimed.end());
+  return st;
+}
+
+Status PgStore::ready(uint64_t id, const Instant&) {
+  return transact(true, [&](Tx& tx) {
+    bool changed = false;
+    Status st = tx.move(id, "1", JobState::queued, "", "", {}, &changed);
+    if (st.is_ok() && !changed) return not_found(id, "is not waiting");
+    return st;
+  });
+}
+
+Status PgStore::start(uint64_t id, const Instant& now, Job* out) {
+  return transact(true, [&](Tx& tx) {
+    bool changed = false;
+    Status st = tx.claim(id, now, lease_, &changed);
+    if (st.is_ok() && !changed) return not_found(id, "is not queued");
+    if (!st.is_ok()) return st;
+    return tx.load(id, out);
+  });
+}
+
+namespace {
+
+// The SET of a runner's report, from parameter $first: job_pid, progress,
+// stage, log_size, log_incomplete. An unchanged value is left as it is.
+std::string report_set(int first) {
+  const auto p = [&](int i) { return "$" + std::to_string(first + i); };
+  return ", job_pid = CASE WHEN " + p(0) + "::int > 0 THEN " + p(0) +
+         "::int ELSE job_pid END, progress = CASE WHEN " + p(1) + "::int BETWEEN 0 AND 100 THEN " +
+         p(1) + "::int ELSE progress END, stage = COALESCE(" + p(2) +
+         "::text, stage), log_size = GREATEST(log_size, " + p(3) +
+         "::bigint), log_complete = log_complete AND NOT " + p(4) + "::boolean";
+}
+
+std::vector<Param> report_params(const RunnerReport& r) {
+  return {num(r.job_pid), num(r.progress), r.stage, num(int64_t(r.log_size)),
+          r.log_incomplete ? "true" : "false"};
+}
+
+bool run_by(const Result& r, const RunnerRef& runner, const std::string& node) {
+  return JobState(r.i64(0, 2)) == JobState::running && r.i64(0, 18) == runner.runner_pid &&
+         uint64_t(r.i64(0, 19)) == runner.runner_start_ticks && r.text(0, 16) == node;
+}
+
+}  // namespace
+
+Status PgStore::runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid,
+                                Micros timeout, bool* cancel_requested) {
+  return transact(
+      true,
+      [&](Tx& tx) {
+        Job j;
+        Result raw;
+        Status st = tx.load_runners(id, &j, &raw);
+        if (!st.is_ok()) return st;
+        // Taken only from the launcher (no runner yet), or by the same runner.
+        if (!run_by(raw, RunnerRef{}, node_) && !run_by(raw, runner, node_)) return not_owner(id);
+        // Pids show to nobody: the followers of output wake, no stream.
+        if (!(st = tx.bump_output()).is_ok()) return st;
+        st = tx.run(
+            "UPDATE deploy_jobs SET runner_pid = $2, runner_ticks = $3, job_pid = CASE WHEN "
+            "$4::int > 0 THEN $4::int ELSE job_pid END, lease_expires = now() + "
+            "make_interval(secs => $5::double precision / 1000000) WHERE id = $1",
+            {num(int64_t(id)), num(runner.runner_pid), num(int64_t(runner.runner_start_ticks)),
+             num(job_pid), num(lease_)});
+        if (st.is_ok() && cancel_requested) *cancel_requested = raw.boolean(0, 20);
+        return st;
+      },
+      timeout);
+}
+
+Status PgStore::record_progress(uint64_t id, const RunnerRef& runner, const RunnerReport& report,
+                                Micros timeout, bool* cancel_requested) {
+  return transact(
+      true,
+      [&](Tx& tx) {
+        Job j;
+        Result raw;
+        Status st = tx.load_runners(id, &j, &raw);
+        if (!st.is_ok()) return st;
+        if (!run_by(raw, runner, node_)) return not_owner(id);
+        const bool visible =
+            (report.progress >= 0 && report.progress <= 100 && report.progress != j.progress) ||
+            (report.stage && report.stage != j.stage) || (report.log_incomplete && j.log_complete);
+        const bool quiet = (report.job_pid > 0 && report.job_pid != raw.i64(0, 21)) ||
+                           int64_t(report.log_size) > raw.i64(0, 22);
+        std::string change = "change_no";
+        if (visible) {
+          uint64_t c = 0;
+          if (!(st = tx.bump(&c)).is_ok()) return st;
+          change = num(int64_t(c));
+        } else if (quiet && !(st = tx.bump_output()).is_ok()) {
+          return st;
+        }
+        // Also the heartbeat: the lease renewed on the database's clock.
+        std::vector<Param> params = {num(int64_t(id)), num(lease_)};
+        for (Param& p : report_params(report)) params.push_back(std::move(p));
+        st = tx.run("UPDATE deploy_jobs SET change_no = " + change +
+                        ", lease_expires = now() + make_interval(secs => $2::double precision / "
+                        "1000000)" +
+                        report_set(3) + " WHERE id = $1",
+                    params);
+        if (st.is_ok() && cancel_requested) *cancel_requested = raw.boolean(0, 20);
+        return st;
+      },
+      timeout);
+}
+
+Status PgStore::cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nudge) {
+  return transact(true, [&](Tx& tx) {
+    Job j;
+    Result raw;
+    Status st = tx.load(id, &j, &raw);
+    if (!st.is_ok()) return st;
+    *nudge = RunnerRef{};
+    if (is_final(j.state)) {
+      *out = j;
+      return Status::error("job " + num(int64_t(id)) + " has finished already", kConflict);
+    }
+    bool changed = false;
+    if (j.state == JobState::running) {
+      uint64_t c = 0;
+      if (!(st = tx.bump(&c)).is_ok()) return st;
+      if (!(st = tx.run(
+                "UPDATE deploy_jobs SET cancel_requested = true, change_no = $2 WHERE id = $1",
+                {num(int64_t(id)), num(int64_t(c))}))
+               .is_ok())
+        return st;
+      // Only a runner of this node can be signaled from here.
+      if (raw.text(0, 16) == node_ && raw.i64(0, 18) > 0)
+        *nudge = RunnerRef{int32_t(raw.i64(0, 18)), uint64_t(raw.i64(0, 19))};
+    } else if (!(st = tx.end(j, JobState::canceled, now, "", "", {}, &changed)).is_ok()) {
+      return st;
+    }
+    return tx.load(id, out);
+  });
+}
+
+Status PgStore::finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,
+                       const RunnerReport& last, const Instant& now, Micros timeout) {
+  if (!is_final(outcome.state)) return Status::error("finish: not a final state");
+  return transact(
+      true,
+      [&](Tx& tx) {
+        Job j;
+        Result raw;
+        Status st = tx.load_runners(id, &j, &raw);
+        if (!st.is_ok()) return st;
+        if (!run_by(raw, runner, node_)) return not_owner(id);
+        const auto opt = [](const std::optional<int>& v) { return v ? Param(num(*v)) : Param(); };
+        std::vector<Param> params = {num(runner.runner_pid),
+                                     num(int64_t(runner.runner_start_ticks)), node_,
+                                     opt(outcome.exit_code), opt(outcome.signal)};
+        for (Param& p : report_params(last)) params.push_back(std::move(p));
+        bool changed = false;
+        st = tx.end(j, outcome.state, now,
+                    ", exit_code = $7::int, signal = $8::int, lease_expires = NULL" + report_set(9),
+                    " AND state = 3" + std::string(kRunnerFence), params, &changed, raw.i64(0, 17),
+                    raw.text(0, 16));
+        if (st.is_ok() && !changed) return not_owner(id);
+        return st;
+      },
+      timeout);
+}
+
+Status PgStore::launch_failed(uint64_t id, const Instant& now) {
+  return transact(true, [&](Tx& tx) {
+    Job j;
+    Result raw;
+    Status st = tx.load_runners(id, &j, &raw);
+    if (!st.is_ok()) return st;
+    if (j.state != JobState::running || raw.i64(0, 18) != 0 || raw.text(0, 16) != node_)
+      return not_owner(id);
+    bool changed = false;
+    st = tx.end(j, JobState::failed, now, ", lease_expires = NULL",
+                " AND state = 3 AND runner_pid = 0", {}, &changed, raw.i64(0, 17), raw.text(0, 16));
+    if (st.is_ok() && !changed) return not_owner(id);
+    return st;
+  });
+}
+
+Status PgStore::unstart(uint64_t id) {
+  return transact(true, [&](Tx& tx) {
+    bool changed = false;
+    Status st = tx.move(id, "3", JobState::queued,
+                        ", started_at = 0, started_mono = 0, node = NULL, lease_expires = NULL",
+                        " AND runner_pid = 0 AND node = $3", {node_}, &changed);
+    if (st.is_ok() && !changed) return not_owner(id);
+    return st;
+  });
+}
+
+Status PgStore::detect_lost(const Instant& now, Micros quiet_since, std::vector<LostJob>* ended) {
+  std::vector<LostJob> lost;
+  Status st = transact(true, [&](Tx& tx) {
+    Result r;
+    Status st = tx.run(std::string("SELECT ") + kJobColumns +
+                           ", lease_expires < now() FROM deploy_jobs WHERE state = 3 ORDER BY id",
+                       {}, &r);
+    if (!st.is_ok()) return st;
+    for (int i = 0; i < r.rows(); ++i) {
+      const Job j = job_of(r, i);
+      const RunnerRef runner{int32_t(r.i64(i, 18)), uint64_t(r.i64(i, 19))};
+      bool gone = r.boolean(i, 21);  // its lease expired
+      if (!gone && r.text(i, 16) == node_) {
+        // A runner of this node: its pid tells at once, as the file
+        // engine's does.
+        const Micros silent = now.mono - std::max(r.i64(i, 17), quiet_since);
+        if (runner.runner_pid <= 0 || runner.runner_start_ticks == 0) {
+          gone = runner.runner_pid > 0 && process_start_ticks(runner.runner_pid) == 0;
+          gone = gone || silent >= FileStore::kRunnerSilenceLimit;
+        } else {
+          gone = process_start_ticks(runner.runner_pid) != runner.runner_start_ticks;
+        }
+      }
+      if (!gone) continue;
+      bool changed = false;
+      st = tx.end(j, JobState::lost, now, ", lease_expires = NULL",
+                  " AND state = 3 AND runner_pid = $4 AND runner_ticks = $5",
+                  {num(runner.runner_pid), num(int64_t(runner.runner_start_ticks))}, &changed,
+                  r.i64(i, 17), r.text(i, 16));
+      if (!st.is_ok()) return st;
+      if (!changed) continue;
+      Job after;
+      if (!(st = tx.load(j.id, &after)).is_ok()) return st;
+      lost.push_back(LostJob{after, runner});
+    }
+    return Status::ok();
+  });
+  if (st.is_ok()) ended->insert(ended->end(), lost.begin(), lost.end());
+  return st;
+}
+
+Status PgStore::expire(uint64_t id, const Instant& now) {
+  return transact(true, [&](Tx& tx) {
+    Job j;
+    Status st = tx.load(id, &j);
+    if (!st.is_ok()) return st;
+    if (j.state != JobState::waiting && j.state != JobState::queued)
+      return not_found(id, "is neither waiting nor queued");
+    bool changed = false;
+    return tx.end(j, JobState::expired, now, "", "", {}, &changed);
+  });
+}
+
+Status PgStore::trim_history(uint32_t keep, std::vector<uint64_t>* dropped) {
+  std::vector<uint64_t> ids;
+  Status st = transact(true, [&](Tx& tx) {
+    Result r;
+    Status st = tx.run(
+        "DELETE FROM deploy_jobs WHERE id IN (SELECT id FROM deploy_jobs WHERE state > 3 "
+        "ORDER BY id DESC OFFSET $1) RETURNING id",
+        {num(keep)}, &r);
+    if (!st.is_ok()) return st;
+    for (int i = 0; i < r.rows(); ++i) ids.push_back(uint64_t(r.i64(i, 0)));
+    uint64_t change = 0;
+    return ids.empty() ? Status::ok() : tx.bump(&change);
+  });
+  if (st.is_ok()) dropped->insert(dropped->end(), ids.begin(), ids.end());
+  return st;
+}
+
+namespace {
+
+// The job's row, locked against a rescue or a finish until the end of the
+// transaction, when `runner` of this node still runs it.
+Status lock_for_output(PgStore::Tx& tx, uint64_t id, const RunnerRef& runner) {
+  Result r;
+  Status st = tx.run(
+      "SELECT 1 FROM deploy_jobs WHERE id = $1 AND state = 3 AND runner_pid = $2 AND "
+      "runner_ticks = $3 AND node = $4 FOR SHARE",
+      {num(int64_t(id)), num(runner.runner_pid), num(int64_t(runner.runner_start_ticks)), tx.node},
+      &r);
+  if (st.is_ok() && r.rows() == 0) return not_owner(id);
+  return st;
+}
+
+int64_t be64(const Result& r, int row, int col) {
+  uint64_t v = 0;
+  std::memcpy(&v, PQgetvalue(r.raw(), row, col), sizeof v);
+  return int64_t(be64toh(v));
+}
+
+}  // namespace
+
+// A job's output on its way to deploy_output (open_output).
+class PgStore::Output : public JobOutput {
+ public:
+  Output(PgStore& store, uint64_t id, const RunnerRef& runner, uint64_t size)
+      : store_(store), id_(id), runner_(runner), flushed_(size) {}
+
+  void append(std::string_view data) override {
+    if (data.empty()) return;
+    if (closed_ || lost_ > 0 || pending_.size() + data.size() > kOutputBuffer - kReserve) {
+      lost_ += data.size();  // from that byte on
+      return;
+    }
+    pending_.append(data);
+    // Written as it comes in chunks; while the database is away, tried
+    // again at most once a second.
+    if (pending_.size() >= kOutputChunk && mono_now() >= retry_at_) {
+      if (!flush().is_ok()) retry_at_ = mono_now() + 1000000;
+    }
+  }
+  uint64_t size() const override { return flushed_ + pending_.size(); }
+  bool incomplete() const override { return lost_ > 0; }
+
+  Status flush() override {
+    if (pending_.empty()) return Status::ok();
+    Status st = store_.transact(
+        true,
+        [&](Tx& tx) {
+          Status st = lock_for_output(tx, id_, runner_);
+          for (size_t at = 0; st.is_ok() && at < pending_.size(); at += kOutputChunk)
+            st = tx.put_chunk(id_, flushed_ + at,
+                              std::string_view(pending_).substr(at, kOutputChunk));
+          return st;
+        },
+        0, false);
+    if (st.is_ok() || st.code() == kNotOwner) {
+      // Written, or the job is no longer this runner's: its output is not
+      // wanted any more.
+      if (st.is_ok()) flushed_ += pending_.size();
+      pending_.clear();
+    }
+    return st;
+  }
+
+  Status close() override {
+    if (closed_) return flush();
+    if (lost_ > 0)
+      pending_ += "\ndeploy: output lost: the job store could not keep it; " +
+                  std::to_string(lost_) + " bytes lost\n";
+    closed_ = true;
+    return flush();
+  }
+
+ private:
+  static constexpr size_t kReserve = 256;  // for the last line
+  PgStore& store_;
+  const uint64_t id_;
+  const RunnerRef runner_;
+  uint64_t flushed_;
+  std::string pending_;
+  uint64_t lost_ = 0;
+  bool closed_ = false;
+  Micros retry_at_ = 0;
+};
+
+Status PgStore::open_output(uint64_t id, const RunnerRef& runner, std::unique_ptr<JobOutput>* out) {
+  uint64_t size = 0;
+  Status st = transact(
+      true,
+      [&](Tx& tx) {
+        Status st = lock_for_output(tx, id, runner);
+        Result r;
+        if (st.is_ok())
+          st = tx.run(
+              "SELECT COALESCE(max(\"offset\" + octet_length(chunk)), -1) FROM deploy_output "
+              "WHERE job_id = $1",
+              {num(int64_t(id))}, &r);
+        if (!st.is_ok()) return st;
+        const int64_t end = r.i64(0, 0);
+        size = end > 0 ? uint64_t(end) : 0;
+        // An empty first chunk: the output exists (read_output), empty.
+        return end >= 0 ? Status::ok() : tx.put_chunk(id, 0, "");
+      },
+      0, false);
+  if (st.is_ok()) *out = std::make_unique<Output>(*this, id, runner, size);
+  return st;
+}
+
+Status PgStore::read_output(uint64_t id, uint64_t offset, size_t max, std::string* out) {
+  out->clear();
+  std::string text;
+  Status st = transact(false, [&](Tx& tx) {
+    Result r;
+    Status st = tx.run(
+        "SELECT \"offset\", chunk FROM deploy_output WHERE job_id = $1 AND \"offset\" <= "
+        "$2::bigint "
+        "+ $3::bigint AND \"offset\" + octet_length(chunk) >= $2::bigint ORDER BY \"offset\"",
+        {num(int64_t(id)), num(int64_t(offset)), num(int64_t(max))}, &r, true);
+    if (!st.is_ok()) return st;
+    if (r.rows() == 0) {
+      Result any;
+      if (!(st = tx.run("SELECT 1 FROM deploy_output WHERE job_id = $1 LIMIT 1", {num(int64_t(id))},
+                        &any))
+               .is_ok())
+        return st;
+      return any.rows() == 0 ? not_found(id, "has no output") : Status::ok();
+    }
+    for (int i = 0; i < r.rows() && text.size() < max; ++i) {
+      const uint64_t at = uint64_t(be64(r, i, 0));
+      const std::string chunk = r.text(i, 1);
+      const uint64_t from = offset + text.size();
+      if (at > from || at + chunk.size() <= from) continue;  // a gap, or before
+      text.append(chunk, size_t(from - at), max - text.size());
+    }
+    return Status::ok();
+  });
+  if (st.is_ok()) *out = std::move(text);
+  return st;
+}
+
+Status PgStore::get(uint64_t id, Job* out) {
+  return transact(false, [&](Tx& tx) { return tx.load(id, out); });
+}
+
+Status PgStore::list(const JobsQuery& query, const TargetFilter& readable, std::vector<Job>* out) {
+  out->clear();
+  return transact(false, [&](Tx& tx) {
+    // Pages of rows until `limit` readable ones, or none are left.
+    uint64_t before = query.before;
+    for (;;) {
+      Result r;
+      Status st =
+          tx.run(std::string("SELECT ") + kJobColumns +
+                     " FROM deploy_jobs WHERE ($1::bigint = 0 OR id < $1) AND ($2::text "
+                     "IS NULL OR target = $2) AND ($3::int IS NULL OR state = $3) "
+                     "ORDER BY id DESC LIMIT $4",
+                 {num(int64_t(before)), query.target,
+                  query.state ? Param(num(int(*query.state))) : Param(), num(int64_t(query.limit))},
+                 &r);
+      if (!st.is_ok()) return st;
+      for (Job& j : jobs_of(r)) {
+        before = j.id;
+        if (out->size() < query.limit && (!readable || readable(j.target))) out->push_back(j);
+      }
+      if (out->size() >= query.limit || r.rows() < int(query.limit)) return Status::ok();
+    }
+  });
+}
+
+Status PgStore::newest_per_target(const std::vector<std::string>& targets, std::vector<Job>* out) {
+  out->clear();
+  return transact(false, [&](Tx& tx) {
+    for (const std::string& t : targets) {
+      Result r;
+      Status st = tx.run(std::string("SELECT ") + kJobColumns +
+                             " FROM deploy_jobs WHERE target = $1 ORDER BY id DESC LIMIT 1",
+                         {t}, &r);
+      if (!st.is_ok()) return st;
+      if (r.rows() == 1) out->push_back(job_of(r, 0));
+    }
+    return Status::ok();
+  });
+}
+
+Status PgStore::overview(const HistoryPage& page, const TargetFilter& readable, Overview* out) {
+  Overview o;
+  Status st = transact(false, [&](Tx& tx) {
+    Result r;
+    Status st = tx.run("SELECT change_no FROM deploy_meta", {}, &r);
+    if (!st.is_ok()) return st;
+    o.seen = uint64_t(r.i64(0, 0));
+    std::vector<Job> jobs;
+    if (!(st = tx.unfinished(&jobs)).is_ok()) return st;
+    std::map<uint64_t, Job> shown;
+    for (Job& j : jobs)
+      if (!readable || readable(j.target)) shown[j.id] = j;
+    // Each target's newest finished job.
+    if (!(st = tx.run(std::string("SELECT DISTINCT ON (target) ") + kJobColumns +
+                          " FROM deploy_jobs WHERE state > 3 ORDER BY target, id DESC",
+                      {}, &r))
+             .is_ok())
+      return st;
+    for (Job& j : jobs_of(r))
+      if (!readable || readable(j.target)) shown[j.id] = j;
+    // The page, and whether a matching one is below it.
+    uint64_t before = page.before;
+    for (bool done = false; !done;) {
+      if (!(st = tx.run(std::string("SELECT ") + kJobColumns +
+                            " FROM deploy_jobs WHERE state > 3 AND ($1::bigint = 0 OR id < $1) "
+                            "AND ($2::text IS NULL OR target = $2) AND ($3::int IS NULL OR "
+                            "state = $3) ORDER BY id DESC LIMIT 200",
+                        {num(int64_t(before)), page.target,
+                         page.state ? Param(num(int(*page.state))) : Param()},
+                        &r))
+               .is_ok())
+        return st;
+      done = r.rows() < 200;
+      for (Job& j : jobs_of(r)) {
+        before = j.id;
+        if (readable && !readable(j.target)) continue;
+        if (o.history.size() >= page.rows) {
+          o.older = true;
+          done = true;
+          break;
+        }
+        o.history.insert(j.id);
+        shown[j.id] = j;
+      }
+    }
+    for (auto& [id, j] : shown) o.jobs.push_back(std::move(j));
+    return Status::ok();
+  });
+  if (st.is_ok()) *out = std::move(o);
+  return st;
+}
+
+Status PgStore::unfinished(const GroupByOf& group_by, std::vector<PendingJob>* jobs) {
+  return transact(false, [&](Tx& tx) {
+    std::vector<Job> all;
+    std::set<uint64_t> elsewhere;
+    Status st = tx.unfinished(&all, &elsewhere);
+    if (st.is_ok()) *jobs = pending_of(all, group_by, Instant::now(), elsewhere);
+    return st;
+  });
+}
+
+Status PgStore::changes_since(uint64_t since, std::vector<Job>* changed, uint64_t* now) {
+  return transact(false, [&](Tx& tx) {
+    Result r;
+    Status st = tx.run("SELECT change_no FROM deploy_meta", {}, &r);
+    if (!st.is_ok()) return st;
+    *now = uint64_t(r.i64(0, 0));
+    if (!(st = tx.run(std::string("SELECT ") + kJobColumns +
+                          " FROM deploy_jobs WHERE change_no > $1 ORDER BY change_no",
+                      {num(int64_t(since))}, &r))
+             .is_ok())
+      return st;
+    *changed = jobs_of(r);
+    return Status::ok();
+  });
+}
+
+Status PgStore::counters(StoreCounters* out) {
+  StoreCounters c{};
+  Status st = transact(false, [&](Tx& tx) {
+    Result r;
+    Status st = tx.run("SELECT scope, name, value FROM deploy_counters ORDER BY scope", {}, &r);
+    if (!st.is_ok()) return st;
+    std::map<std::string, TargetCounters> targets;
+    for (int i = 0; i < r.rows(); ++i) {
+      const std::string scope = r.text(i, 0), name = r.text(i, 1);
+      const uint64_t value = uint64_t(r.i64(i, 2));
+      const auto index = [&](const char* prefix, size_t bound) -> std::optional<size_t> {
+        const size_t n = strlen(prefix);
+        if (name.compare(0, n, prefix) != 0) return std::nullopt;
+        const size_t k = size_t(std::strtoul(name.c_str() + n, nullptr, 10));
+        return k < bound ? std::optional<size_t>(k) : std::nullopt;
+      };
+      if (scope.empty()) {
+        if (name == "accepted") c.counters.accepted = value;
+        if (name == "coalesced") c.counters.coalesced = value;
+        if (name == "ignored") c.ignored = value;
+        if (auto k = index("finished.", 16)) c.counters.finished[*k] = value;
+        if (auto k = index("rejected.", 16)) c.counters.rejected[*k] = value;
+        continue;
+      }
+      TargetCounters& t = targets[scope];
+      if (t.target.empty()) {
+        t.target = scope;
+        t.stats = TargetStats{};
+        store_text(t.stats.target, sizeof t.stats.target, scope);
+      }
+      if (name == "last_success") t.last_success = Micros(value);
+      if (name == "duration_sum") t.stats.duration_sum_micros = value;
+      if (name == "duration_count") t.stats.duration_count = value;
+      if (auto k = index("finished.", 16)) t.stats.finished[*k] = value;
+      if (auto k = index("bucket.", kDurationBuckets + 1)) t.stats.duration_buckets[*k] = value;
+    }
+    for (auto& [name, t] : targets) c.targets.push_back(std::move(t));
+    return tx.unfinished(&c.unfinished);
+  });
+  if (st.is_ok()) *out = std::move(c);
+  return st;
+}
+
+uint64_t PgStore::read_seq(const char* column) {
+  uint64_t seq = 0;
+  const Status st = transact(false, [&](Tx& tx) {
+    Result r;
+    Status st = tx.run(std::string("SELECT ") + column + " FROM deploy_meta", {}, &r);
+    if (st.is_ok()) seq = uint64_t(r.i64(0, 0));
+    return st;
+  });
+  return st.is_ok() ? seq : 0;
+}
+
+uint64_t PgStore::change_seq() { return read_seq("change_no"); }
+uint64_t PgStore::output_seq() { return read_seq("output_no"); }
+
+// LISTEN on a connection of its own, a poll() of its socket of at most a
+// second, and the number read again after each wake or poll: a NOTIFY that
+// was lost (or a listener that cannot connect) costs at most a second.
+bool PgStore::wait_for(const char* column, uint64_t seen, Micros timeout) {
+  const Micros deadline = mono_now() + timeout;
+  for (;;) {
+    const uint64_t now_seq = read_seq(column);
+    if (now_seq != 0 && now_seq != seen) return true;
+    const Micros left = deadline - mono_now();
+    if (left <= 0) return false;
+    const int wait_ms = int(std::min<Micros>(left, 1000000) / 1000) + 1;
+    std::unique_lock<std::mutex> hold(listen_mutex_);
+    if (!listener_ || !listener_->ok()) {
+      listener_ = std::make_unique<PgConnection>(conninfo_);
+      PGresult* r = listener_->ok()
+                        ? PQexec(listener_->get(), (std::string("LISTEN ") + kChannel).c_str())
+                        : nullptr;
+      if (PQresultStatus(r) != PGRES_COMMAND_OK) listener_.reset();
+      PQclear(r);
+    }
+    if (!listener_) {
+      hold.unlock();
+      poll(nullptr, 0, wait_ms);
+      continue;
+    }
+    pollfd p{PQsocket(listener_->get()), POLLIN, 0};
+    poll(&p, 1, wait_ms);
+    if (!PQconsumeInput(listener_->get())) {
+      listener_.reset();
+      continue;
+    }
+    while (PGnotify* n = PQnotifies(listener_->get())) PQfreemem(n);
+  }
+}
+
+bool PgStore::wait_for_change(uint64_t seen, Micros timeout) {
+  return wait_for("change_no", seen, timeout);
+}
+bool PgStore::wait_for_output(uint64_t seen, Micros timeout) {
+  return wait_for("output_no", seen, timeout);
+}
+
+}  // namespace deploy

@@ -1,0 +1,124 @@
+// The `postgresql` engine of the job store (job_store.h): the jobs of
+// several httpd nodes in one database (issue 15; docs/cluster.md).
+//
+// Connections: one per process for the operations, guarded by a mutex (the
+// threads of an httpd child take turns; each operation is one short
+// transaction), and one more for LISTEN, guarded by its own mutex, used only
+// by the waits. Both connect lazily, on the first call, and again on the
+// call after a failure: a server that cannot be reached is
+// kStoreUnavailable, never an exception, and the CONNINFO is never part of a
+// message (it may hold a password).
+//
+// Every transition is one transaction that first takes one transaction-level
+// advisory lock (kTransitionLock): transitions of the whole cluster are
+// serialized, so decide_submission and the scheduler's decision read
+// exactly the unfinished jobs they change (coalescing, DeployQueueLimit and
+// DeployConcurrency are exact across nodes), and the change number of
+// deploy_meta, bumped in each, orders the changes as they committed. A wait
+// on that lock, like every statement, is bounded (kStatementTimeout): past
+// it the operation is kStoreBusy.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "job_store.h"
+
+namespace deploy {
+
+class PgConnection;
+
+class PgStore : public JobStore {
+ public:
+  // `conninfo`: a libpq connection string (DeployStore); `node`: this node's
+  // name (DeployNodeName), which the jobs it runs carry; `lease`: how long a
+  // running job's lease lasts without a heartbeat (DeployLease), measured
+  // on the database's clock.
+  PgStore(std::string conninfo, std::string node, Micros lease);
+  ~PgStore() override;
+
+  Status submit(const NewSubmission& s, const Instant& now, SubmitResult* out) override;
+  Status withdraw(uint64_t id) override;
+  Status count_rejection(Rejection why) override;
+  Status count_ignored() override;
+  Status schedule_pass(
+      const GroupByOf& group_by,
+      const std::function<ScheduleDecision(const std::vector<PendingJob>&)>& decide,
+      const Instant& now, ScheduleDecision* decision, std::vector<Job>* started,
+      uint64_t* seen) override;
+  Status ready(uint64_t id, const Instant& now) override;
+  Status start(uint64_t id, const Instant& now, Job* out) override;
+  Status runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid, Micros timeout,
+                         bool* cancel_requested) override;
+  Status record_progress(uint64_t id, const RunnerRef& runner, const RunnerReport& report,
+                         Micros timeout, bool* cancel_requested) override;
+  Status cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nudge) override;
+  Status finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,
+                const RunnerReport& last, const Instant& now, Micros timeout) override;
+  Status launch_failed(uint64_t id, const Instant& now) override;
+  Status unstart(uint64_t id) override;
+  Status detect_lost(const Instant& now, Micros quiet_since, std::vector<LostJob>* ended) override;
+  Status expire(uint64_t id, const Instant& now) override;
+  Status trim_history(uint32_t keep, std::vector<uint64_t>* dropped) override;
+
+  // The writer keeps what it is given in memory and writes it to
+  // deploy_output in chunks at flush() and close(), fenced on the runner:
+  // while the database cannot be reached it holds up to kOutputBuffer bytes
+  // (later output is lost and counted, and the last line says so). It uses
+  // the store's connection: the store outlives its writers.
+  Status open_output(uint64_t id, const RunnerRef& runner,
+                     std::unique_ptr<JobOutput>* out) override;
+  Status read_output(uint64_t id, uint64_t offset, size_t max, std::string* out) override;
+
+  Status get(uint64_t id, Job* out) override;
+  Status list(const JobsQuery& query, const TargetFilter& readable, std::vector<Job>* out) override;
+  Status newest_per_target(const std::vector<std::string>& targets, std::vector<Job>* out) override;
+  Status overview(const HistoryPage& page, const TargetFilter& readable, Overview* out) override;
+  Status unfinished(const GroupByOf& group_by, std::vector<PendingJob>* jobs) override;
+  Status changes_since(uint64_t since, std::vector<Job>* changed, uint64_t* now) override;
+  Status counters(StoreCounters* out) override;
+
+  uint64_t change_seq() override;
+  bool wait_for_change(uint64_t seen, Micros timeout) override;
+  uint64_t output_seq() override;
+  bool wait_for_output(uint64_t seen, Micros timeout) override;
+  // Every transaction commits with synchronous_commit on: nothing to add.
+  Status make_durable() override { return Status::ok(); }
+
+  // The schema version this build creates and reads (deploy_schema_version).
+  static constexpr int kSchemaVersion = 1;
+  // The bound of every statement, and of the wait for the transition lock.
+  static constexpr int kStatementTimeoutMs = 5000;
+  // Output held by a writer while the database cannot be reached.
+  static constexpr size_t kOutputBuffer = size_t(16) << 20;
+  // The largest row of deploy_output.
+  static constexpr size_t kOutputChunk = size_t(1) << 20;
+  // The NOTIFY channel of every transition.
+  static constexpr char kChannel[] = "deploy_changes";
+
+ public:
+  class Tx;  // of pg_store.cc
+
+ private:
+  class Output;
+  // One transaction: `write` ones hold the transition lock unless not a
+  // `transition` (the output's, which lock the job's row). `timeout` (0:
+  // kStatementTimeoutMs) bounds the wait for the connection, the lock and
+  // each statement.
+  template <class F>
+  Status transact(bool write, F&& body, Micros timeout = 0, bool transition = true);
+  Status connect_locked();
+  uint64_t read_seq(const char* column);
+  bool wait_for(const char* column, uint64_t seen, Micros timeout);
+
+  std::string conninfo_;
+  std::string node_;
+  Micros lease_;
+  std::timed_mutex mutex_;  // guards conn_
+  std::unique_ptr<PgConnection> conn_;
+  std::mutex listen_mutex_;  // guards listener_
+  std::unique_ptr<PgConnection> listener_;
+};
+
+}  // namespace deploy

@@ -1,0 +1,213 @@
+// The `postgresql` engine of the job store (core/pg_store.h).
+//
+// Always: a server that cannot be reached is kStoreUnavailable, and the
+// message names no CONNINFO. With DEPLOY_TEST_PG_CONNINFO set (the ctest
+// entry test_pg_store_with_server starts a throwaway server for it, through
+// tests/unit/with-postgres), also the conformance suite
+// (job_store_conformance.h), unchanged, each test on a fresh schema, and
+// what only this engine has: its schema version, leases on the database's
+// clock, ids and fences across nodes.
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include "job_table.h"  // process_start_ticks, which the suite uses
+#include "job_store_conformance.h"
+#include "pg_store.h"
+#include "scheduler.h"
+
+namespace {
+
+using deploy::Instant;
+using deploy::Job;
+using deploy::JobState;
+using deploy::JobStore;
+using deploy::PgStore;
+using deploy::Status;
+using deploy::conformance::code_of;
+using deploy::conformance::submission;
+
+constexpr deploy::Micros kLease = 30000000;
+
+std::string conninfo() {
+  const char* c = getenv("DEPLOY_TEST_PG_CONNINFO");
+  return c ? c : "";
+}
+
+// Runs `sql` on a connection of its own; fails the test on an error.
+void run_sql(const std::string& sql) {
+  PGconn* conn = PQconnectdb(conninfo().c_str());
+  ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "cannot connect: %s", PQerrorMessage(conn));
+  PGresult* r = PQexec(conn, sql.c_str());
+  ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+                "%s: %s", sql.c_str(), PQresultErrorMessage(r));
+  PQclear(r);
+  PQfinish(conn);
+}
+
+// A fresh schema: every table of the store dropped (PgStore creates them
+// again on its first call).
+void drop_schema() {
+  run_sql(
+      "SET client_min_messages = warning; DROP TABLE IF EXISTS deploy_output, deploy_jobs, "
+      "deploy_counters, deploy_meta, deploy_schema_version CASCADE");
+}
+
+void create(uint32_t) { drop_schema(); }
+std::unique_ptr<JobStore> attach() {
+  return std::make_unique<PgStore>(conninfo(), "node-a", kLease);
+}
+
+// A port of 127.0.0.1 that nothing listens on: bound, then closed.
+int closed_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t len = sizeof a;
+  ck_assert_int_eq(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+START_TEST(an_unreachable_server_is_store_unavailable_and_never_shown) {
+  const std::string secret = "password=hunter2-secret";
+  PgStore store("host=127.0.0.1 port=" + std::to_string(closed_port()) +
+                    " dbname=deploy user=deploy connect_timeout=2 " + secret,
+                "node-a", kLease);
+  deploy::SubmitResult r;
+  const Status st = store.submit(submission("web"), Instant::now(), &r);
+  ASSERT_TEXT_EQ(code_of(st), deploy::kStoreUnavailable);
+  ck_assert(st.message().find("hunter2") == std::string::npos);
+  Job out;
+  ASSERT_TEXT_EQ(code_of(store.get(1, &out)), deploy::kStoreUnavailable);
+  // A wait with no server ends at its timeout, false.
+  ck_assert(!store.wait_for_change(store.change_seq(), 300000));
+}
+END_TEST
+
+void set_up_pg() {
+  drop_schema();
+  deploy::conformance::g_store = attach();
+}
+void tear_down_pg() {
+  deploy::conformance::g_store.reset();
+  drop_schema();
+}
+
+START_TEST(the_schema_is_created_once_with_its_version) {
+  auto& store = *deploy::conformance::g_store;
+  ck_assert_uint_eq(store.change_seq(), 0);
+  auto other = attach();  // a second node starting: the schema is there
+  deploy::SubmitResult r;
+  ASSERT_OK(other->submit(submission("web"), Instant::now(), &r));
+  PGconn* conn = PQconnectdb(conninfo().c_str());
+  PGresult* res = PQexec(conn, "SELECT count(*), max(version) FROM deploy_schema_version");
+  ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+  ASSERT_TEXT_EQ(PQgetvalue(res, 0, 0), "1");
+  ASSERT_TEXT_EQ(PQgetvalue(res, 0, 1), std::to_string(PgStore::kSchemaVersion));
+  PQclear(res);
+  PQfinish(conn);
+}
+END_TEST
+
+// Node b's runner cannot write node a's job; an expired lease makes it
+// lost, and its runner's finish after that is refused; a finish before is
+// kept by detect_lost.
+START_TEST(leases_and_fences_across_nodes) {
+  PgStore a(conninfo(), "node-a", 1000000), b(conninfo(), "node-b", 1000000);
+  const Job one = deploy::conformance::started(a, deploy::conformance::submit_new(a, "web"));
+  const deploy::RunnerRef runner{12345, 777};
+  ASSERT_OK(a.runner_recorded(one.id, runner, 0, 0, nullptr));
+  bool cancel = false;
+  ASSERT_TEXT_EQ(
+      code_of(b.record_progress(one.id, runner, deploy::conformance::report(10), 0, &cancel)),
+      deploy::kNotOwner);
+  std::vector<deploy::LostJob> ended;
+  ASSERT_OK(b.detect_lost(Instant::now(), 0, &ended));
+  ck_assert_uint_eq(ended.size(), 0);  // the lease holds
+  usleep(1300000);
+  ASSERT_OK(b.detect_lost(Instant::now(), 0, &ended));
+  ck_assert_uint_eq(ended.size(), 1);
+  ck_assert_int_eq(int(ended[0].job.state), int(JobState::lost));
+  ASSERT_TEXT_EQ(code_of(a.finish(one.id, runner, deploy::Outcome{JobState::succeeded, 0, {}}, {},
+                                  Instant::now(), 0)),
+                 deploy::kNotOwner);
+  // A heartbeat renews the lease: a job that reports is not lost.
+  const Job two = deploy::conformance::started(a, deploy::conformance::submit_new(a, "web"));
+  ASSERT_OK(a.runner_recorded(two.id, runner, 0, 0, nullptr));
+  for (int i = 0; i < 4; ++i) {
+    usleep(400000);
+    ASSERT_OK(a.record_progress(two.id, runner, deploy::conformance::report(i), 0, &cancel));
+  }
+  ended.clear();
+  ASSERT_OK(b.detect_lost(Instant::now(), 0, &ended));
+  ck_assert_uint_eq(ended.size(), 0);
+  ASSERT_OK(
+      a.finish(two.id, runner, deploy::Outcome{JobState::succeeded, 0, {}}, {}, Instant::now(), 0));
+  usleep(1300000);
+  ASSERT_OK(b.detect_lost(Instant::now(), 0, &ended));
+  ck_assert_uint_eq(ended.size(), 0);  // a finished job is never rescued
+  Job out;
+  ASSERT_OK(b.get(two.id, &out));
+  ck_assert_int_eq(int(out.state), int(JobState::succeeded));
+}
+END_TEST
+
+// DeployMaxRunning is each node's, DeployConcurrency the cluster's.
+START_TEST(each_node_runs_its_own_share_within_the_clusters_concurrency) {
+  PgStore a(conninfo(), "node-a", kLease), b(conninfo(), "node-b", kLease);
+  std::map<std::string, deploy::TargetPolicy> policies;
+  policies["web"].concurrency = 2;
+  deploy::Limits limits;
+  limits.max_running = 1;
+  for (int i = 0; i < 4; ++i) deploy::conformance::submit_new(a, "web");
+  const auto pass = [&](PgStore& node) {
+    deploy::ScheduleDecision d;
+    std::vector<Job> started;
+    ASSERT_OK(node.schedule_pass(
+        nullptr,
+        [&](const std::vector<deploy::PendingJob>& jobs) {
+          return deploy::schedule(jobs, policies, limits, deploy::mono_now());
+        },
+        Instant::now(), &d, &started, nullptr));
+    return started.size();
+  };
+  ck_assert_uint_eq(pass(a), 1);
+  ck_assert_uint_eq(pass(a), 0);  // node a is full
+  ck_assert_uint_eq(pass(b), 1);
+  policies["web"].concurrency = 3;
+  ck_assert_uint_eq(pass(b), 0);  // node b too
+  limits.max_running = 5;
+  ck_assert_uint_eq(pass(a), 1);  // the cluster's 3
+  ck_assert_uint_eq(pass(b), 0);
+}
+END_TEST
+
+Suite* pg_store_suite() {
+  Suite* s = suite_create("pg_store");
+  TCase* tc = tcase_create("unreachable");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, an_unreachable_server_is_store_unavailable_and_never_shown);
+  suite_add_tcase(s, tc);
+  if (conninfo().empty()) return s;
+  TCase* server = deploy::test::case_with_fixture("server", set_up_pg, tear_down_pg, 60);
+  tcase_add_test(server, the_schema_is_created_once_with_its_version);
+  tcase_add_test(server, leases_and_fences_across_nodes);
+  tcase_add_test(server, each_node_runs_its_own_share_within_the_clusters_concurrency);
+  suite_add_tcase(s, server);
+  return s;
+}
+
+Suite* pg_conformance_suite() {
+  if (conninfo().empty()) return suite_create("job store conformance: postgresql (no server)");
+  deploy::conformance::g_factory = {create, attach, drop_schema};
+  return deploy::conformance::suite("postgresql");
+}
+
+}  // namespace
+
+DEPLOY_TEST_SUITE(pg_store_suite);
+DEPLOY_TEST_SUITE(pg_conformance_suite);
