@@ -122,13 +122,13 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
                    state->runner_path.c_str());
       return HTTP_INTERNAL_SERVER_ERROR;
     }
-    // The PostgreSQL engine is not part of this build yet (issue 15): refuse
-    // to start rather than keep the jobs in the file behind the admin's back.
-    // (The conninfo is not repeated.)
+    // The PostgreSQL engine (core/pg_store) is not wired into httpd and the
+    // runner yet (issue 15): refuse to start rather than keep the jobs in the
+    // file behind the admin's back. (The conninfo is not repeated.)
     if (settings.store == StoreKind::postgresql) {
       ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                   "mod_deploy: DeployStore postgresql: this build of mod_deploy has no "
-                   "PostgreSQL engine yet; use DeployStore file");
+                   "mod_deploy: DeployStore postgresql: this build of mod_deploy does not run "
+                   "jobs from PostgreSQL yet; use DeployStore file");
       return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!settings.job_users().empty() && geteuid() != 0) {

@@ -98,7 +98,7 @@ def test_a_bad_conninfo_is_refused_without_being_shown(configtest_env):
 
 
 def test_start_with_postgresql_is_refused_without_showing_the_conninfo(make_httpd):
-    """This build has no PostgreSQL engine yet: httpd must not start and keep
+    """The PostgreSQL engine is not wired into httpd yet: httpd must not start and keep
     the jobs in the file instead; the message does not repeat the conninfo."""
     def setup(env):
         env.server_config = f"DeployStore postgresql \"host=127.0.0.1 port=1 {SECRET}\""
