@@ -73,6 +73,12 @@ class FileStoreLock : public JobTable::Lock {
   Status busy() const { return Status::error(status().message(), kStoreBusy); }
 };
 
+Job FileStore::job_of(const JobRecord& r) const {
+  Job job = record_to_job(r);
+  if (job.started_at != 0 && !node_.empty()) job.node = node_;
+  return job;
+}
+
 Status FileStore::submit(const NewSubmission& s, const Instant& now, SubmitResult* out) {
   const bool room = table_.has_room_for_a_job();
   uint64_t evicted = 0;
@@ -128,7 +134,7 @@ Status FileStore::submit(const NewSubmission& s, const Instant& now, SubmitResul
       lock.header().counters.accepted++;
     }
     lock.commit(rec);
-    out->job = record_to_job(*rec);
+    out->job = job_of(*rec);
   }
   if (evicted) table_.drop_log(evicted);
   return Status::ok();
@@ -188,7 +194,7 @@ Status FileStore::schedule_pass(
     JobRecord* r = lock.find(id);
     if (!in_state(r, JobState::queued) && !in_state(r, JobState::waiting)) continue;
     claim(lock, r, now);
-    started->push_back(record_to_job(*r));
+    started->push_back(job_of(*r));
   }
   if (seen) *seen = table_.change_seq();
   return Status::ok();
@@ -210,7 +216,7 @@ Status FileStore::start(uint64_t id, const Instant& now, Job* out) {
   JobRecord* r = lock.find(id);
   if (!in_state(r, JobState::queued)) return not_found(id, "is not queued");
   claim(lock, r, now);
-  *out = record_to_job(*r);
+  *out = job_of(*r);
   return Status::ok();
 }
 
@@ -284,7 +290,7 @@ Status FileStore::cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* n
   const JobState s = JobState(r->state);
   *nudge = RunnerRef{};
   if (is_final(s)) {
-    *out = record_to_job(*r);
+    *out = job_of(*r);
     return Status::error(
         "job " + std::to_string(id) + " has already finished (" + std::string(state_name(s)) + ")",
         kConflict);
@@ -300,7 +306,7 @@ Status FileStore::cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* n
   } else {
     lock.finish(r, JobState::canceled, now);
   }
-  *out = record_to_job(*r);
+  *out = job_of(*r);
   return Status::ok();
 }
 
@@ -347,7 +353,7 @@ Status FileStore::detect_lost(const Instant& now, Micros quiet_since, std::vecto
   lock.for_each_unfinished([&](JobRecord& r) {
     if (r.state != uint8_t(JobState::running) || runner_alive(r, now.mono, quiet_since)) return;
     lock.finish(&r, JobState::lost, now);
-    ended->push_back(LostJob{record_to_job(r), RunnerRef{r.runner_pid, r.runner_start_ticks}});
+    ended->push_back(LostJob{job_of(r), RunnerRef{r.runner_pid, r.runner_start_ticks}});
   });
   return Status::ok();
 }
@@ -389,7 +395,7 @@ Status FileStore::get(uint64_t id, Job* out) {
   if (!lock.held()) return lock.busy();
   const JobRecord* r = lock.find(id);
   if (!r) return not_found(id, "does not exist");
-  *out = record_to_job(*r);
+  *out = job_of(*r);
   return Status::ok();
 }
 
@@ -401,7 +407,7 @@ Status FileStore::list(const JobsQuery& q, const TargetFilter& readable, std::ve
   lock.for_each_newest_first(q.before, [&](JobRecord& r) {
     if ((!q.target || *q.target == target_of(r)) && (!q.state || uint8_t(*q.state) == r.state) &&
         (!readable || readable(target_of(r))))
-      out->push_back(record_to_job(r));
+      out->push_back(job_of(r));
     return out->size() < q.limit;
   });
   return Status::ok();
@@ -418,7 +424,7 @@ Status FileStore::newest_per_target(const std::vector<std::string>& targets,
     lock.for_each_newest_first(0, [&](JobRecord& r) {
       const std::string_view target = target_of(r);
       if (wanted.count(target) && !latest.count(target))
-        latest.emplace(std::string(target), record_to_job(r));
+        latest.emplace(std::string(target), job_of(r));
       return latest.size() < wanted.size();
     });
   }
@@ -443,7 +449,7 @@ Status FileStore::overview(const HistoryPage& page, const TargetFilter& readable
     const std::string_view target = target_of(rec);
     if (readable && !readable(target)) return;
     if (!is_final(JobState(rec.state))) {
-      out->jobs.push_back(record_to_job(rec));
+      out->jobs.push_back(job_of(rec));
       return;
     }
     if ((!page.target || *page.target == target) &&
@@ -471,7 +477,7 @@ Status FileStore::overview(const HistoryPage& page, const TargetFilter& readable
   std::set<uint64_t> ids = out->history;
   for (const auto& [target, id] : newest) ids.insert(id);
   for (uint64_t id : ids)
-    if (JobRecord* rec = lock.find(id)) out->jobs.push_back(record_to_job(*rec));
+    if (JobRecord* rec = lock.find(id)) out->jobs.push_back(job_of(*rec));
   return Status::ok();
 }
 
@@ -488,7 +494,7 @@ Status FileStore::changes_since(uint64_t since, std::vector<Job>* changed, uint6
   *now = lock.header().change_seq;
   changed->clear();
   auto take = [&](JobRecord& r) {
-    if (r.change_seq > since) changed->push_back(record_to_job(r));
+    if (r.change_seq > since) changed->push_back(job_of(r));
   };
   std::vector<uint64_t> ids;
   if (lock.changed_since(since, &ids)) {
@@ -521,7 +527,7 @@ Status FileStore::counters(StoreCounters* out) {
     t.last_success = h.target_last_success[i];
     c.targets.push_back(std::move(t));
   }
-  lock.for_each_unfinished([&](JobRecord& r) { c.unfinished.push_back(record_to_job(r)); });
+  lock.for_each_unfinished([&](JobRecord& r) { c.unfinished.push_back(job_of(r)); });
   *out = std::move(c);
   return Status::ok();
 }

@@ -11,8 +11,10 @@ namespace deploy {
 class FileStore : public JobStore {
  public:
   // `table` outlives the store; `lock_timeout` bounds every wait for it.
-  explicit FileStore(JobTable& table, Micros lock_timeout = kLockTimeout)
-      : table_(table), lock_timeout_(lock_timeout) {}
+  // `node` (DeployNodeName) is every started job's node: the table file
+  // holds one node's jobs, so the name is not stored.
+  explicit FileStore(JobTable& table, std::string node = {}, Micros lock_timeout = kLockTimeout)
+      : table_(table), node_(std::move(node)), lock_timeout_(lock_timeout) {}
 
   Status submit(const NewSubmission& s, const Instant& now, SubmitResult* out) override;
   Status withdraw(uint64_t id) override;
@@ -69,7 +71,11 @@ class FileStore : public JobStore {
   static constexpr Micros kRunnerSilenceLimit = 5000000;
 
  private:
+  // The record as a Job, with its node once it started.
+  Job job_of(const JobRecord& r) const;
+
   JobTable& table_;
+  std::string node_;
   Micros lock_timeout_;
 };
 

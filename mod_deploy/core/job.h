@@ -50,6 +50,8 @@ struct Job {
   // False when some of the job's output could not be written to its log.
   bool log_complete = true;
   uint64_t change_seq = 0;  // table change counter at the last change of this job
+  // The node (DeployNodeName) that runs or ran the job; none before it starts.
+  std::optional<std::string> node;
   // Of its target's DeployGroupBy (job_group); none without it. Derived from
   // params, never stored.
   std::optional<std::string> group;

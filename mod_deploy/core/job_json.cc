@@ -228,6 +228,8 @@ std::string job_json(const Job& job, std::string_view base, bool coalesced) {
   append_time(out, job.started_at);
   out += ",\"finished_at\":";
   append_time(out, job.finished_at);
+  out += ",\"node\":";
+  append_optional_text(out, job.node);
   out += ",\"exit_code\":";
   append_optional_integer(out, job.exit_code);
   out += ",\"signal\":";

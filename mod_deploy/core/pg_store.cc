@@ -217,6 +217,7 @@ Job job_of(const Result& r, int row) {
   if (!r.null(row, 13)) j.signal = int(r.i64(row, 13));
   j.log_complete = r.boolean(row, 14);
   j.change_seq = uint64_t(r.i64(row, 15));
+  if (!r.null(row, 16)) j.node = r.text(row, 16);  // the node that runs or ran it
   return j;
 }
 

@@ -135,7 +135,8 @@ int status(const Options& options, Client& client) {
   // Only a target with DeployGroupBy has groups: elsewhere the row would always be "-".
   if (job->group) rows.insert(rows.begin() + 2, {"group", printable(*job->group)});
   if (job->state == "waiting") rows.push_back({"not before", time_or_dash(job->not_before)});
-  rows.push_back({"started", time_or_dash(job->started_at)});
+  rows.push_back({"started", time_or_dash(job->started_at) +
+                                 (job->node ? " on " + printable(*job->node) : "")});
   rows.push_back({"finished", time_or_dash(job->finished_at)});
   if (job->started_at >= 0) rows.push_back({"ran", format_duration(elapsed(*job, wall_now()))});
   rows.push_back({"exit code", number(job->exit_code)});

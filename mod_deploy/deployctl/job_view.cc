@@ -44,6 +44,7 @@ std::optional<JobView> job_from_json(json_t* object) {
   job.stage = text_field(object, "stage");
   job.requests = integer_field(object, "requests").value_or(0);
   job.submitted_by = text_field(object, "submitted_by");
+  job.node = text_field(object, "node");
   job.not_before = time_field(object, "not_before");
   job.submitted_at = time_field(object, "submitted_at");
   job.started_at = time_field(object, "started_at");

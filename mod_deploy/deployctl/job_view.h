@@ -23,7 +23,8 @@ struct JobView {
   std::optional<std::string> stage;
   int64_t requests = 0;
   std::optional<std::string> submitted_by;
-  Micros not_before = -1;  // -1: unset, as the times below
+  std::optional<std::string> node;  // that runs or ran it
+  Micros not_before = -1;           // -1: unset, as the times below
   Micros submitted_at = -1;
   Micros started_at = -1;
   Micros finished_at = -1;

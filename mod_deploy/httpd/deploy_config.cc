@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -126,6 +127,51 @@ const char* cmd_events_max_per_client(cmd_parms* cmd, void*, const char* arg) {
 const char* cmd_sync(cmd_parms* cmd, void*, int on) {
   if (const char* err = check_server_wide(cmd)) return err;
   config_of(cmd).sync = on != 0;
+  return nullptr;
+}
+
+// --- cluster ---
+
+// DeployStore file | postgresql CONNINFO. The conninfo may hold secrets: no
+// message repeats it, and configtest does not connect.
+const char* cmd_store(cmd_parms* cmd, void*, const char* kind, const char* conninfo) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  ServerConfig& config = config_of(cmd);
+  if (strcmp(kind, "file") == 0) {
+    if (conninfo) return "DeployStore file takes no connection string";
+    config.store = StoreKind::file;
+    config.store_conninfo.clear();
+    return nullptr;
+  }
+  if (strcmp(kind, "postgresql") == 0) {
+    if (!conninfo || !*conninfo) return "DeployStore postgresql needs a connection string";
+    if (strlen(conninfo) > 4096) return "DeployStore postgresql: the connection string is too long";
+    for (const char* c = conninfo; *c; ++c)
+      if (static_cast<unsigned char>(*c) < 0x20 || *c == 0x7f)
+        return "DeployStore postgresql: the connection string holds a control character";
+    config.store = StoreKind::postgresql;
+    config.store_conninfo = conninfo;
+    return nullptr;
+  }
+  return error(cmd, named(cmd, kind) + " (file, or postgresql CONNINFO)");
+}
+
+const char* cmd_node_name(cmd_parms* cmd, void*, const char* arg) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  if (!is_valid_target_name(arg))
+    return error(cmd, named(cmd, arg) +
+                          " (letters, digits, '.', '_', '-'; at most 64; starting with a letter "
+                          "or digit)");
+  config_of(cmd).node_name = arg;
+  return nullptr;
+}
+
+const char* cmd_lease(cmd_parms* cmd, void*, const char* arg) {
+  if (const char* err = check_server_wide(cmd)) return err;
+  std::optional<Micros> value = parse_duration(arg);
+  if (!value || *value < min_lease || *value > max_lease)
+    return error(cmd, named(cmd, arg) + " (a duration from 1s to 1h)");
+  config_of(cmd).lease = *value;
   return nullptr;
 }
 
@@ -460,6 +506,12 @@ const command_rec directives[] = {
     AP_INIT_FLAG("DeploySync", (cmd_func)cmd_sync, nullptr, RSRC_CONF,
                  "On: accepted jobs and their states reach stable storage before they are "
                  "answered or acted on"),
+    AP_INIT_TAKE12("DeployStore", (cmd_func)cmd_store, nullptr, RSRC_CONF,
+                   "file (the default), or postgresql CONNINFO: where jobs, queue and logs live"),
+    AP_INIT_TAKE1("DeployNodeName", (cmd_func)cmd_node_name, nullptr, RSRC_CONF,
+                  "This node's name, shown as node in the job JSON (default: the host name)"),
+    AP_INIT_TAKE1("DeployLease", (cmd_func)cmd_lease, nullptr, RSRC_CONF,
+                  "How long a running job's runner may go without renewing its lease"),
     AP_INIT_RAW_ARGS("<DeployTarget", (cmd_func)cmd_target_section, nullptr, RSRC_CONF,
                      "A deployment target and its settings"),
     AP_INIT_RAW_ARGS("DeployCommand", (cmd_func)cmd_command, nullptr, RSRC_CONF,
@@ -512,6 +564,14 @@ void* create_server_config(apr_pool_t* pool, server_rec*) {
       },
       apr_pool_cleanup_null);
   return config;
+}
+
+std::string default_node_name() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) return "localhost";
+  std::string name(host);
+  name = name.substr(0, name.find('.'));
+  return is_valid_target_name(name) ? name : "localhost";
 }
 
 ServerConfig& main_server_config() {
@@ -583,6 +643,10 @@ std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
   s.events_max_streams = config.events_max_streams.value_or(0);
   s.events_max_per_client = config.events_max_per_client.value_or(8);
   s.sync = config.sync.value_or(true);
+  s.store = config.store.value_or(StoreKind::file);
+  s.store_conninfo = s.store == StoreKind::postgresql ? config.store_conninfo : std::string();
+  s.node_name = config.node_name ? *config.node_name : default_node_name();
+  s.lease = config.lease.value_or(15 * 1000000LL);
   const TargetDirectives& d = config.defaults;
   for (const TargetDirectives& t : config.targets) {
     Target target;

@@ -20,6 +20,16 @@ namespace deploy {
 
 using EnvList = std::vector<std::pair<std::string, std::string>>;
 
+// DeployStore: where jobs, queue and logs live.
+enum class StoreKind { file, postgresql };
+
+// DeployLease's range: 1 second to 1 hour.
+inline constexpr Micros min_lease = 1000000LL, max_lease = 3600 * 1000000LL;
+
+// The host name as a DeployNodeName: its first label when that is a valid
+// name, else "localhost".
+std::string default_node_name();
+
 // DeployUser USER [GROUP]: who a target's job runs as, resolved when the
 // directive is read (httpd's parent, as root). Never uid or gid 0.
 struct JobUser {
@@ -87,6 +97,13 @@ struct Settings {
   uint32_t events_max_per_client = 8;
   // DeploySync: a change that was answered is on stable storage first.
   bool sync = true;
+  // DeployStore: the engine (file or postgresql); the conninfo is never shown
+  // or logged. DeployNodeName: this node's name (default: the host name).
+  // DeployLease: how long a runner may go without renewing its lease.
+  StoreKind store = StoreKind::file;
+  std::string store_conninfo;
+  std::string node_name;
+  Micros lease = 15 * 1000000LL;
   std::vector<Target> targets;
 
   const Target* find(const std::string& name) const;
@@ -111,6 +128,10 @@ struct ServerConfig {
   std::optional<Micros> events_timeout;
   std::optional<uint32_t> events_max_streams, events_max_per_client;
   std::optional<bool> sync;
+  std::optional<StoreKind> store;
+  std::string store_conninfo;  // DeployStore postgresql CONNINFO: never shown or logged
+  std::optional<std::string> node_name;
+  std::optional<Micros> lease;
   TargetDirectives defaults;  // target directives given at server level
   std::vector<TargetDirectives> targets;
   TargetDirectives* parsing = nullptr;  // inside <DeployTarget> while it is read

@@ -125,7 +125,7 @@ void withdraw_job(const ModuleState& state, uint64_t id) { (void)state.store->wi
 
 // The glue's answer to a store that could not do what was asked.
 RequestError store_refusal(request_rec* r, const Status& why) {
-  if (why.code() == kStoreBusy) return table_busy(r, why);
+  if (why.code() == kStoreBusy || why.code() == kStoreUnavailable) return table_busy(r, why);
   // (A full store is logged by the caller, which knows what was refused.)
   if (why.code() == kStoreFull) return store_full(r, "the file system of the job store is full");
   if (why.code() == kNotFound) return not_found(why.message());

@@ -7,6 +7,7 @@
 
 #include "deploy_module.h"
 #include "job_json.h"
+#include "job_store.h"
 
 namespace deploy {
 
@@ -17,6 +18,9 @@ RequestError not_found(std::string what) {
 RequestError table_busy(request_rec* r, const Status& why) {
   ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mod_deploy: %s", why.message().c_str());
   apr_table_setn(r->headers_out, "Retry-After", "5");
+  if (why.code() == kStoreUnavailable)
+    return RequestError{HTTP_SERVICE_UNAVAILABLE, kStoreUnavailable,
+                        "the job store cannot be reached; try again later"};
   return RequestError{HTTP_SERVICE_UNAVAILABLE, "busy", "the job table is busy; try again later"};
 }
 

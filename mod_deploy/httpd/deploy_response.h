@@ -18,8 +18,10 @@ int send_json(request_rec* r, int status, const std::string& json);
 int send_json(request_rec* r, int status, ChunkedText json);
 int send_error(request_rec* r, const RequestError& error);
 RequestError not_found(std::string what);
-// The job table lock could not be had in time (`why`, which the error log
-// gets at level warning): 503 busy, and a Retry-After header set on `r`.
+// The job table lock could not be had in time, or (kStoreUnavailable) the
+// store's database cannot be reached (`why`, which the error log gets at
+// level warning): 503 busy or store_unavailable, and a Retry-After header
+// set on `r`.
 RequestError table_busy(request_rec* r, const Status& why);
 
 }  // namespace deploy

@@ -24,6 +24,7 @@ struct Snapshot {
   std::vector<TargetStats> stats;                           // targets seen since the table began
   std::map<std::string, std::map<JobState, uint64_t>> now;  // unfinished jobs, per target and state
   std::map<JobState, uint64_t> total_now;
+  uint64_t node_running = 0;  // running jobs whose node is this one (DeployNodeName)
   // Indexed as stats: finished_at of the target's newest succeeded job, or 0.
   std::vector<Micros> last_success;
 };
@@ -45,6 +46,7 @@ Status take_snapshot(const ModuleState& state, Snapshot* out) {
   for (const Job& job : counters.unfinished) {
     s.now[job.target][job.state]++;
     s.total_now[job.state]++;
+    if (job.state == JobState::running && job.node == state.settings->node_name) s.node_running++;
   }
   *out = std::move(s);
   return Status::ok();
@@ -102,6 +104,9 @@ int send_auto_status(request_rec* r, const ModuleState& state) {
   uint64_t rejected = 0;
   for (size_t i = 0; i < size_t(Rejection::count_); ++i) rejected += s.counters.rejected[i];
   line("SubmissionsRejected", rejected);
+  // About this node itself; the lines above are the store's (the cluster's).
+  out += "DeployNodeName: " + state.settings->node_name + "\n";
+  line("DeployNodeRunning", s.node_running);
   return send_body(r, HTTP_OK, "text/plain; charset=utf-8", out);
 }
 
@@ -185,8 +190,12 @@ int send_metrics(request_rec* r, const ModuleState& state, TargetAccess& access)
 
   help("deploy_queue_limit", "gauge", "DeployQueueLimit.");
   out += "deploy_queue_limit " + std::to_string(state.settings->queue_limit) + "\n";
-  help("deploy_max_running", "gauge", "DeployMaxRunning.");
-  out += "deploy_max_running " + std::to_string(state.settings->max_running) + "\n";
+  // Per node: DeployMaxRunning and the jobs this node runs.
+  const std::string node = "{node=\"" + label(state.settings->node_name) + "\"} ";
+  help("deploy_max_running", "gauge", "DeployMaxRunning, of this node.");
+  out += "deploy_max_running" + node + std::to_string(state.settings->max_running) + "\n";
+  help("deploy_node_jobs_running", "gauge", "Jobs running now on this node.");
+  out += "deploy_node_jobs_running" + node + std::to_string(s.node_running) + "\n";
   return send_body(r, HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", out);
 }
 

@@ -122,6 +122,15 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
                    state->runner_path.c_str());
       return HTTP_INTERNAL_SERVER_ERROR;
     }
+    // The PostgreSQL engine (core/pg_store) is not wired into httpd and the
+    // runner yet (issue 15): refuse to start rather than keep the jobs in the
+    // file behind the admin's back. (The conninfo is not repeated.)
+    if (settings.store == StoreKind::postgresql) {
+      ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                   "mod_deploy: DeployStore postgresql: this build of mod_deploy does not run "
+                   "jobs from PostgreSQL yet; use DeployStore file");
+      return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (!settings.job_users().empty() && geteuid() != 0) {
       ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                    "mod_deploy: DeployUser needs httpd to be started as root");
@@ -156,7 +165,7 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
       return HTTP_INTERNAL_SERVER_ERROR;
     }
     state->table->set_sync(settings.sync);
-    state->store = std::make_unique<FileStore>(*state->table);
+    state->store = std::make_unique<FileStore>(*state->table, settings.node_name);
     g_state = state;
     if (ap_state_query(AP_SQ_RUN_MODE) != AP_SQ_RM_NORMAL) return OK;
     apr_status_t rv = start_scheduler_process(pconf, s, state);

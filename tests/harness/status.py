@@ -7,17 +7,19 @@ import re
 from .client import BASE
 
 AUTO_LINE = re.compile(r"([A-Za-z]+): (\d+)")
+# The one line whose value is text: the node's DeployNodeName.
+NODE_NAME_LINE = re.compile(r"(DeployNodeName): ([A-Za-z0-9][A-Za-z0-9._-]{0,63})")
 
 
 def parse_auto(text):
-    """{key: int} of a ?auto body; fails on a line that is not `Key: N` or a key
-    given twice."""
+    """{key: int} of a ?auto body (DeployNodeName: its text); fails on a line
+    that is not `Key: N` or a key given twice."""
     values = {}
     for line in text.splitlines():
-        m = AUTO_LINE.fullmatch(line)
+        m = NODE_NAME_LINE.fullmatch(line) or AUTO_LINE.fullmatch(line)
         assert m, f"not a 'Key: value' line: {line!r}"
         assert m.group(1) not in values, f"key {m.group(1)} twice"
-        values[m.group(1)] = int(m.group(2))
+        values[m.group(1)] = m.group(2) if m.group(1) == "DeployNodeName" else int(m.group(2))
     return values
 
 

@@ -272,6 +272,7 @@ def test_submit_with_params_then_status_list_and_log(server, home):
     assert re.search(r"^params\s+version=1\.2\.3$", status, re.M), status
     assert re.search(r"^progress\s+100%$", status, re.M), status
     assert re.search(r"^exit code\s+0$", status, re.M), status
+    assert re.search(rf"^started\s+\S.* on {re.escape(job['node'])}$", status, re.M), status
     assert json.loads(deployctl_ok(server, home, "--json", "status", str(jid)).stdout) == \
         server.job(jid)
 

@@ -2,6 +2,7 @@
 
 import datetime
 import re
+import socket
 import time
 
 import pytest
@@ -11,8 +12,8 @@ from harness.httpd_env import (BASE, Gate, basic_auth_location, basic_credential
 
 RFC3339_MS_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 FIELDS = {"id", "target", "state", "params", "progress", "stage", "requests", "not_before",
-          "submitted_by", "submitted_at", "started_at", "finished_at", "exit_code", "signal",
-          "links"}
+          "submitted_by", "submitted_at", "started_at", "finished_at", "node", "exit_code",
+          "signal", "links"}
 
 
 def parse_time(text):
@@ -66,6 +67,7 @@ def test_job_json_has_every_field_with_its_type_and_format(authenticated_env):
     assert job["submitted_by"] == "alice"
     assert before - 1 <= parse_time(job["submitted_at"]) <= after + 1
     assert job["finished_at"] is None
+    assert job["node"] is None, "no node before the job starts"
     assert job["exit_code"] is None and job["signal"] is None
     assert job["links"] == {"self": f"{BASE}/jobs/{jid}", "log": f"{BASE}/jobs/{jid}/log",
                             "events": f"{BASE}/jobs/{jid}/events",
@@ -76,6 +78,8 @@ def test_job_json_has_every_field_with_its_type_and_format(authenticated_env):
     started = parse_time(running["started_at"])
     assert started >= parse_time(job["submitted_at"])
     assert running["finished_at"] is None
+    # No DeployNodeName: the host name (its first label).
+    assert running["node"] == socket.gethostname().split(".")[0]
 
     env.gate.open()
     done = env.wait_finished(jid)

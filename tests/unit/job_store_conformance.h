@@ -177,6 +177,21 @@ START_TEST(start_claims_a_queued_job_once) {
 }
 END_TEST
 
+// SPEC "node": the node that runs or ran the job, null before it starts.
+START_TEST(a_job_names_its_node_once_it_started) {
+  const Job a = submit_new(*g_store, "web");
+  ck_assert(!a.node);
+  Job queued;
+  ASSERT_OK(g_store->get(a.id, &queued));
+  ck_assert(!queued.node);
+  const Job running = started(*g_store, a);
+  ck_assert(running.node && !running.node->empty());
+  Job read;
+  ASSERT_OK(g_store->get(a.id, &read));
+  ck_assert(read.node == running.node);
+}
+END_TEST
+
 START_TEST(the_scheduler_pass_applies_its_decision_in_one_step) {
   const Job a = submit_new(*g_store, "web");
   const Job b = submit_new(*g_store, "db", 60000000);
@@ -675,6 +690,7 @@ inline Suite* suite(const char* engine) {
   tcase_add_test(tc, a_withdrawn_job_leaves_the_store_and_the_accepted_count);
   tcase_add_test(tc, ready_queues_a_waiting_job_once);
   tcase_add_test(tc, start_claims_a_queued_job_once);
+  tcase_add_test(tc, a_job_names_its_node_once_it_started);
   tcase_add_test(tc, the_scheduler_pass_applies_its_decision_in_one_step);
   tcase_add_test(tc, the_runner_records_itself_and_its_progress);
   tcase_add_test(tc, a_job_is_finished_once_by_its_runner);

@@ -27,6 +27,7 @@ Job running_job() {
   job.submitted_by = "alice";
   job.submitted_at = kExampleSecond + 123'000;
   job.started_at = kExampleSecond + 1'000'000;
+  job.node = "web1";
   return job;
 }
 
@@ -69,8 +70,8 @@ START_TEST(running_job_has_every_field_in_spec_order) {
       "\"group\":null,\"progress\":40,\"stage\":\"Provisioning\",\"requests\":1,\"not_before\":"
       "null,"
       "\"submitted_by\":\"alice\",\"submitted_at\":\"2026-11-21T10:00:00.123Z\","
-      "\"started_at\":\"2026-11-21T10:00:01.000Z\",\"finished_at\":null,\"exit_code\":null,"
-      "\"signal\":null,\"log_complete\":true,"
+      "\"started_at\":\"2026-11-21T10:00:01.000Z\",\"finished_at\":null,\"node\":\"web1\","
+      "\"exit_code\":null,\"signal\":null,\"log_complete\":true,"
       "\"links\":{\"self\":\"/deploy/jobs/42\",\"log\":\"/deploy/jobs/42/log\","
       "\"events\":\"/deploy/jobs/42/events\",\"cancel\":\"/deploy/jobs/42/cancel\"}}");
 }
@@ -87,7 +88,7 @@ START_TEST(unset_values_are_null) {
       "{\"id\":7,\"target\":\"db\",\"state\":\"queued\",\"params\":{},\"group\":null,"
       "\"progress\":null,\"stage\":null,\"requests\":1,\"not_before\":null,\"submitted_by\":null,"
       "\"submitted_at\":\"2026-11-21T10:00:00.000Z\",\"started_at\":null,\"finished_at\":null,"
-      "\"exit_code\":null,\"signal\":null,\"log_complete\":true,"
+      "\"node\":null,\"exit_code\":null,\"signal\":null,\"log_complete\":true,"
       "\"links\":{\"self\":\"/jobs/7\",\"log\":\"/jobs/7/log\","
       "\"events\":\"/jobs/7/events\",\"cancel\":\"/jobs/7/cancel\"}}");
 }

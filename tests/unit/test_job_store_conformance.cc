@@ -21,7 +21,7 @@ std::string g_dir;
 class OwnedFileStore : public FileStore {
  public:
   explicit OwnedFileStore(std::unique_ptr<JobTable> table)
-      : FileStore(*table), table_(std::move(table)) {}
+      : FileStore(*table, "node-a"), table_(std::move(table)) {}
 
  private:
   std::unique_ptr<JobTable> table_;
