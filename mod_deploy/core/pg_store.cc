@@ -882,7 +882,7 @@ Status PgStore::trim_history(uint32_t keep, std::vector<uint64_t>* dropped) {
     uint64_t change = 0;
     return ids.empty() ? Status::ok() : tx.bump(&change);
   });
-  if (st.is_ok()) dropped->insert(dropped->end(), ids.begin(), ids.end());
+  if (st.is_ok() && dropped) dropped->insert(dropped->end(), ids.begin(), ids.end());
   return st;
 }
 
@@ -1033,9 +1033,9 @@ Status PgStore::output_size(uint64_t id, uint64_t* size) {
   uint64_t end = 0;
   Status st = transact(false, [&](Tx& tx) {
     Result r;
-    Status st = tx.run(
-        "SELECT max(\"offset\" + octet_length(chunk)) FROM deploy_output WHERE job_id = $1",
-        {num(int64_t(id))}, &r, true);
+    Status st =
+        tx.run("SELECT max(\"offset\" + octet_length(chunk)) FROM deploy_output WHERE job_id = $1",
+               {num(int64_t(id))}, &r, true);
     if (!st.is_ok()) return st;
     if (r.rows() == 0 || r.null(0, 0)) return not_found(id, "has no output");
     end = uint64_t(be64(r, 0, 0));

@@ -14,6 +14,7 @@
 
 #include "job.h"
 #include "scheduler.h"
+#include "store_spec.h"
 #include "submission.h"
 
 namespace deploy {
@@ -104,6 +105,10 @@ struct Settings {
   std::string store_conninfo;
   std::string node_name;
   Micros lease = 15 * 1000000LL;
+  // The store these name, for open_store and the launcher's environment.
+  StoreSpec store_spec() const {
+    return StoreSpec{store == StoreKind::postgresql, store_conninfo, node_name, lease};
+  }
   std::vector<Target> targets;
 
   const Target* find(const std::string& name) const;

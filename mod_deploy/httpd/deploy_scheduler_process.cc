@@ -97,8 +97,12 @@ class LauncherClient {
                                        state_.table->state_dir().c_str()};
       for (const std::string& word : arguments_) argv.push_back(word.c_str());
       argv.push_back(nullptr);
-      const char* envp[] = {nullptr};
-      execve(argv[0], const_cast<char**>(argv.data()), const_cast<char**>(envp));
+      // The store's spec, conninfo included, in the environment: never in
+      // argv, which every user sees (store_spec.h).
+      std::vector<const char*> envp;
+      for (const std::string& entry : store_env_) envp.push_back(entry.c_str());
+      envp.push_back(nullptr);
+      execve(argv[0], const_cast<char**>(argv.data()), const_cast<char**>(envp.data()));
       dprintf(STDERR_FILENO, "mod_deploy: cannot execute %s: %s\n", argv[0], strerror(errno));
       _exit(127);
     }
@@ -174,6 +178,7 @@ class LauncherClient {
   const ModuleState& state_;
   bool privileged_ = false;
   std::vector<std::string> arguments_;  // after --launcher STATE_DIR
+  std::vector<std::string> store_env_ = store_environment(state_.settings->store_spec());
   pid_t pid_ = -1;
   int pipe_ = -1;
 };

@@ -26,7 +26,7 @@
 #include "deploy_scheduler_process.h"
 #include "deploy_server_status.h"
 #include "deploy_state.h"
-#include "file_store.h"
+#include "store_spec.h"
 
 namespace deploy {
 namespace {
@@ -122,15 +122,6 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
                    state->runner_path.c_str());
       return HTTP_INTERNAL_SERVER_ERROR;
     }
-    // The PostgreSQL engine (core/pg_store) is not wired into httpd and the
-    // runner yet (issue 15): refuse to start rather than keep the jobs in the
-    // file behind the admin's back. (The conninfo is not repeated.)
-    if (settings.store == StoreKind::postgresql) {
-      ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                   "mod_deploy: DeployStore postgresql: this build of mod_deploy does not run "
-                   "jobs from PostgreSQL yet; use DeployStore file");
-      return HTTP_INTERNAL_SERVER_ERROR;
-    }
     if (!settings.job_users().empty() && geteuid() != 0) {
       ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                    "mod_deploy: DeployUser needs httpd to be started as root");
@@ -165,7 +156,10 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
       return HTTP_INTERNAL_SERVER_ERROR;
     }
     state->table->set_sync(settings.sync);
-    state->store = std::make_unique<FileStore>(*state->table, settings.node_name);
+    // The postgresql engine connects on its first call, which comes in the
+    // forked processes only (each its own connections): httpd starts while
+    // the database is down.
+    state->store = open_store(settings.store_spec(), *state->table);
     g_state = state;
     if (ap_state_query(AP_SQ_RUN_MODE) != AP_SQ_RM_NORMAL) return OK;
     apr_status_t rv = start_scheduler_process(pconf, s, state);

@@ -26,6 +26,7 @@
 #include "launch_request.h"
 #include "launcher.h"
 #include "runner.h"
+#include "store_spec.h"
 
 int main(int argc, char** argv) {
   std::string prefix = "deploy-runner: ";
@@ -41,6 +42,9 @@ int main(int argc, char** argv) {
                 prefix.c_str(), problem.c_str());
         return EXIT_FAILURE;
       }
+      // The store from the scheduler process, for the launcher and every
+      // runner it forks (store_spec.h).
+      deploy::set_process_store_spec(deploy::take_store_environment());
       return deploy::run_launcher(argv[2], users, argc, argv);
     }
     deploy::RunnerOptions options;

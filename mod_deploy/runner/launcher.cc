@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "file_store.h"
+#include "store_spec.h"
 #include "job_table.h"
 #include "launch_request.h"
 #include "privileges.h"
@@ -32,7 +32,8 @@ namespace deploy {
 void record_launch_failure(JobTable& table, uint64_t job_id, const std::string& message) {
   fprintf(stderr, "deploy-runner[job %llu]: %s\n", static_cast<unsigned long long>(job_id),
           message.c_str());
-  FileStore store(table);
+  const std::unique_ptr<JobStore> owned = open_store(process_store_spec(), table);
+  JobStore& store = *owned;
   // Its output says why (the error_log has it too, should that fail).
   std::unique_ptr<JobOutput> output;
   if (store.open_output(job_id, RunnerRef{}, &output).is_ok()) {

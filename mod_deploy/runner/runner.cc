@@ -25,7 +25,7 @@
 #include <optional>
 #include <string_view>
 
-#include "file_store.h"
+#include "store_spec.h"
 #include "progress.h"
 #include "secret_masker.h"
 
@@ -820,7 +820,7 @@ Status RunnerProcess::open(const std::string& state_dir) {
       return Status::error("cannot attach the job table: " + attached.message());
   }
   if (start_ticks == 0) start_ticks = process_start_ticks(getpid());
-  if (!store) store = std::make_unique<FileStore>(*table);
+  if (!store) store = open_store(process_store_spec(), *table);
   if (signal_fd < 0) {
     const sigset_t set = runner_signals();
     if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0)

@@ -64,6 +64,11 @@ class ThrowawayPostgres:
         self._run("kill")
         self._running = False
 
+    def shut_down(self):
+        """Fast shutdown keeping the data: an outage; start() ends it."""
+        self._run("stop")
+        self._running = False
+
     def stop(self):
         """Fast shutdown, if it runs; the directory is removed unless kept."""
         try:

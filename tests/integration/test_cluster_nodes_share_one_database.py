@@ -1,0 +1,129 @@
+"""Several httpd nodes, one PostgreSQL (SPEC "Several httpd nodes, one
+PostgreSQL"), against a throwaway server: a job submitted on one node is read,
+followed and canceled through the others; triggers sent to different nodes
+join one waiting job; DeployConcurrency 1 holds across the nodes; httpd starts
+while the database is down, answers 503 store_unavailable, and serves as soon
+as it is back."""
+
+import os
+import shutil
+import tempfile
+import time
+
+import pytest
+
+from harness.httpd_env import BASE, blocking_script_lines, target_block, wait_for
+from harness.postgres import ThrowawayPostgres, make_cluster, postgres_available
+
+pytestmark = pytest.mark.skipif(not postgres_available(), reason="no PostgreSQL server here")
+
+
+@pytest.fixture
+def pg():
+    with ThrowawayPostgres() as server:
+        yield server
+
+
+@pytest.fixture
+def shared():
+    """A directory every node's jobs (as www-data) read and write: not under
+    pytest's tmp_path, whose parent only root may enter."""
+    path = tempfile.mkdtemp(prefix="mod_deploy-cluster-", dir="/tmp")
+    os.chmod(path, 0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def gated_target(shared, name, *directives, lines=""):
+    """setup(env) for a node: target NAME runs a job that appends its id to
+    shared/NAME.ran, prints a line, waits for shared/NAME.open, then exits."""
+    gate = os.path.join(shared, f"{name}.open")
+
+    def setup(env):
+        script = env.write_script(
+            f"{name}.sh",
+            "#!/bin/bash\n"
+            f'echo "$DEPLOY_JOB_ID start" >> {shared}/{name}.ran\n'
+            'echo "job $DEPLOY_JOB_ID says hello"\n'
+            + lines + blocking_script_lines(gate) +
+            f'echo "$DEPLOY_JOB_ID end" >> {shared}/{name}.ran\n')
+        env.fragment = target_block(name, script, *directives)
+    return setup, gate
+
+
+def open_gate(path):
+    with open(path, "w"):
+        pass
+    os.chmod(path, 0o644)
+
+
+def test_submit_on_one_node_read_and_follow_on_another_cancel_on_a_third(make_httpd, pg, shared):
+    setup, gate = gated_target(shared, "webapp")
+    a, b, c = make_cluster(make_httpd, pg, 3, setup=setup, lease=5)
+    job = a.submit_ok("webapp")
+    assert job["node"] is None
+    running = b.wait_state(job["id"], "running", timeout=20)
+    assert running["node"] in ("node-1", "node-2", "node-3")
+    # Its output reaches every node.
+    wait_for(lambda: b"says hello" in c.log(job["id"]).body, 10, "the output on node-3")
+    assert b.get(f"{BASE}/jobs/{job['id']}").json()["id"] == job["id"]
+    listed = [j["id"] for j in c.jobs()]
+    assert job["id"] in listed
+    # Cancel through the third node stops it on whichever node runs it.
+    r = c.request("POST", f"{BASE}/jobs/{job['id']}/cancel", b"", {"Content-Length": "0"})
+    assert r.status == 202, r
+    done = a.wait_finished(job["id"], timeout=20)
+    assert done["state"] == "canceled", done
+    # Ids grow across the cluster, whichever node hands them out.
+    ids = [n.submit_ok("webapp")["id"] for n in (c, b, a)]
+    assert ids == sorted(ids) and ids[0] > job["id"] and len(set(ids)) == 3
+    open_gate(gate)
+    for jid in ids:
+        assert a.wait_finished(jid, timeout=30)["state"] == "succeeded"
+
+
+def test_triggers_on_different_nodes_join_one_waiting_job(make_httpd, pg, shared):
+    setup, gate = gated_target(shared, "webapp", "DeployWaitChangeNotification 3")
+    open_gate(gate)
+    a, b = make_cluster(make_httpd, pg, 2, setup=setup)
+    first = a.submit_ok("webapp", {})
+    assert first["state"] == "waiting"
+    second = b.submit_ok("webapp", {})
+    assert second["id"] == first["id"] and second.get("coalesced") is True, second
+    assert b.job(first["id"])["requests"] == 2
+    assert a.wait_finished(first["id"], timeout=30)["state"] == "succeeded"
+
+
+def test_concurrency_one_holds_across_the_nodes(make_httpd, pg, shared):
+    setup, gate = gated_target(shared, "webapp", "DeployConcurrency 1")
+    a, b = make_cluster(make_httpd, pg, 2, setup=setup)
+    first = a.submit_ok("webapp")["id"]
+    second = b.submit_ok("webapp")["id"]
+    a.wait_state(first, "running", timeout=20)
+    time.sleep(1.5)  # a second node with a free slot must still not start it
+    assert b.job(second)["state"] == "queued"
+    open_gate(gate)
+    for jid in (first, second):
+        assert b.wait_finished(jid, timeout=30)["state"] == "succeeded"
+    with open(os.path.join(shared, "webapp.ran")) as f:
+        events = f.read().split()
+    # start/end pairs never overlap: first start, first end, second start, second end
+    assert events == [str(first), "start", str(first), "end",
+                      str(second), "start", str(second), "end"], events
+
+
+def test_httpd_starts_while_the_database_is_down_and_serves_once_it_is_back(make_httpd, pg,
+                                                                            shared):
+    setup, gate = gated_target(shared, "webapp")
+    open_gate(gate)
+    pg.shut_down()
+    (node,) = make_cluster(make_httpd, pg, 1, setup=setup)
+    r = node.submit("webapp")
+    assert r.status == 503 and r.json()["error"] == "store_unavailable", r
+    assert r.headers.get("Retry-After")
+    assert node.get(f"{BASE}/jobs/1").status == 503
+    node.expect_error(r"store_unavailable|database|connect")
+    pg.start()
+    job = wait_for(lambda: (lambda r: r.json() if r.status == 202 else None)(node.submit("webapp")),
+                   20, "a submission once the database is back")
+    assert node.wait_finished(job["id"], timeout=30)["state"] == "succeeded"
