@@ -3,7 +3,9 @@ PostgreSQL"), against a throwaway server: a job submitted on one node is read,
 followed and canceled through the others; triggers sent to different nodes
 join one waiting job; DeployConcurrency 1 holds across the nodes; httpd starts
 while the database is down, answers 503 store_unavailable, and serves as soon
-as it is back."""
+as it is back; the job of a node killed outright becomes lost, marked by
+another node within DeployLease + 10 s; a restart of the database while jobs
+print loses no line and marks nothing lost."""
 
 import os
 import shutil
@@ -14,6 +16,7 @@ import pytest
 
 from harness.httpd_env import BASE, blocking_script_lines, target_block, wait_for
 from harness.postgres import ThrowawayPostgres, make_cluster, postgres_available
+from harness.processes import descendants, kill9, wait_gone
 
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="no PostgreSQL server here")
 
@@ -127,3 +130,52 @@ def test_httpd_starts_while_the_database_is_down_and_serves_once_it_is_back(make
     job = wait_for(lambda: (lambda r: r.json() if r.status == 202 else None)(node.submit("webapp")),
                    20, "a submission once the database is back")
     assert node.wait_finished(job["id"], timeout=30)["state"] == "succeeded"
+
+
+def test_a_killed_node_s_job_is_marked_lost_by_another_node_within_the_lease(make_httpd, pg,
+                                                                              shared):
+    lease = 3
+    setup, gate = gated_target(shared, "webapp", "DeployConcurrency 0")
+    nodes = make_cluster(make_httpd, pg, 2, setup=setup, lease=lease)
+    job = nodes[0].submit_ok("webapp")
+    running = nodes[0].wait_state(job["id"], "running", timeout=20)
+    wait_for(lambda: b"says hello" in nodes[0].log(job["id"]).body, 10, "the job's output")
+    victim = next(n for n in nodes if n.node_name == running["node"])
+    survivor = next(n for n in nodes if n is not victim)
+    # Every process of the node at once: httpd, its children, the scheduler,
+    # the launcher, the runners and the job (a power cut of that host).
+    pids = set(descendants(victim.read_pid())) | set(victim.leftover_processes())
+    kill9(pids)
+    wait_gone(pids, 10, "every process of the killed node")
+    killed_at = time.monotonic()
+    lost = survivor.wait_state(job["id"], "lost", timeout=lease + 10)
+    assert time.monotonic() - killed_at <= lease + 10 + 1
+    assert lost["node"] == victim.node_name and lost["finished_at"] is not None, lost
+    assert b"says hello" in survivor.log(job["id"]).body, "a lost job keeps its output"
+    # The survivor goes on: a new job runs there.
+    open_gate(gate)
+    again = survivor.submit_ok("webapp")
+    done = survivor.wait_finished(again["id"], timeout=30)
+    assert done["state"] == "succeeded" and done["node"] == survivor.node_name, done
+    victim.expect_error(".")  # its log ends mid-sentence: it was killed
+
+
+def test_a_database_restart_while_jobs_print_loses_no_line_and_marks_nothing_lost(make_httpd, pg,
+                                                                                 shared):
+    lines = "for i in $(seq 1 120); do echo \"line $i\"; sleep 0.05; done\n"
+    setup, gate = gated_target(shared, "printer", "DeployConcurrency 0", lines=lines)
+    open_gate(gate)
+    a, b = make_cluster(make_httpd, pg, 2, setup=setup, lease=5)
+    jobs = [a.submit_ok("printer")["id"], b.submit_ok("printer")["id"]]
+    for jid in jobs:
+        a.wait_state(jid, "running", timeout=20)
+    time.sleep(1)
+    pg.restart()
+    for node in (a, b):
+        node.expect_error(r"store_unavailable|PostgreSQL|database|connect|terminat")
+    for jid in jobs:
+        done = b.wait_finished(jid, timeout=60)
+        assert done["state"] == "succeeded", done
+        log = a.log(jid).body.decode()
+        expected = [f"job {jid} says hello"] + [f"line {i}" for i in range(1, 121)]
+        assert log.split("\n")[:121] == expected, log[-500:]
