@@ -163,6 +163,8 @@ class PgConnection {
   bool ok() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
   PGconn* get() const { return conn_; }
 
+  const Micros opened_at = mono_now();  // monotonic
+
  private:
   PGconn* conn_ = nullptr;
 };
@@ -821,14 +823,22 @@ Status PgStore::detect_lost(const Instant& now, Micros quiet_since, std::vector<
   Status st = transact(true, [&](Tx& tx) {
     Result r;
     Status st = tx.run(std::string("SELECT ") + kJobColumns +
-                           ", lease_expires < now() FROM deploy_jobs WHERE state = 3 ORDER BY id",
+                           ", lease_expires < now(), "
+                           "extract(epoch FROM now() - pg_postmaster_start_time())::bigint "
+                           "FROM deploy_jobs WHERE state = 3 ORDER BY id",
                        {}, &r);
     if (!st.is_ok()) return st;
+    // An expired lease means a lost runner only when its runner could have
+    // renewed it: the server has been up, and this process connected to it,
+    // for a whole lease. After an outage (the server restarted, or this node
+    // cut off from it) every runner gets a lease's time to come back.
+    const Micros connected = conn_ ? now.mono - conn_->opened_at : 0;
     for (int i = 0; i < r.rows(); ++i) {
       const Job j = job_of(r, i);
       const RunnerRef runner{int32_t(r.i64(i, 18)), uint64_t(r.i64(i, 19))};
-      bool gone = r.boolean(i, 21);  // its lease expired
-      if (!gone && r.text(i, 16) == node_) {
+      const bool server_up_a_lease = r.i64(i, 22) * 1'000'000 > lease_;
+      bool gone = r.boolean(i, 21) && server_up_a_lease && connected > lease_;
+      if (r.text(i, 16) == node_) {
         // A runner of this node: its pid tells at once, as the file
         // engine's does.
         const Micros silent = now.mono - std::max(r.i64(i, 17), quiet_since);

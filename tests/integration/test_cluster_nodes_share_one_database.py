@@ -179,3 +179,27 @@ def test_a_database_restart_while_jobs_print_loses_no_line_and_marks_nothing_los
         log = a.log(jid).body.decode()
         expected = [f"job {jid} says hello"] + [f"line {i}" for i in range(1, 121)]
         assert log.split("\n")[:121] == expected, log[-500:]
+
+
+def test_a_database_outage_longer_than_the_lease_loses_nothing_and_marks_nothing_lost(
+        make_httpd, pg, shared):
+    lease = 3
+    lines = "for i in $(seq 1 200); do echo \"line $i\"; sleep 0.05; done\n"
+    setup, gate = gated_target(shared, "printer", "DeployConcurrency 0", lines=lines)
+    open_gate(gate)
+    a, b = make_cluster(make_httpd, pg, 2, setup=setup, lease=lease)
+    jobs = [a.submit_ok("printer")["id"], b.submit_ok("printer")["id"]]
+    for jid in jobs:
+        a.wait_state(jid, "running", timeout=20)
+    pg.shut_down()
+    for node in (a, b):
+        node.expect_error(r"store_unavailable|PostgreSQL|database|connect|terminat|retrying")
+    assert a.get(f"{BASE}/jobs/{jobs[0]}").status == 503
+    time.sleep(3 * lease + 1)  # the jobs end meanwhile: their outcome waits too
+    pg.start()
+    for jid in jobs:
+        done = b.wait_finished(jid, timeout=60)
+        assert done["state"] == "succeeded", done
+        log = a.log(jid).body.decode()
+        expected = [f"job {jid} says hello"] + [f"line {i}" for i in range(1, 201)]
+        assert log.split("\n")[:201] == expected, log[-500:]
