@@ -54,6 +54,16 @@ def gated_target(shared, name, *directives, lines=""):
     return setup, gate
 
 
+def assert_succeeded_with_every_line(watcher, reader, jid, count):
+    """The printer job jid ends succeeded (seen on watcher) and its log (read on
+    reader) holds its greeting and `line 1` … `line COUNT`, in order."""
+    done = watcher.wait_finished(jid, timeout=60)
+    assert done["state"] == "succeeded", done
+    log = reader.log(jid).body.decode()
+    expected = [f"job {jid} says hello"] + [f"line {i}" for i in range(1, count + 1)]
+    assert log.split("\n")[:count + 1] == expected, log[-500:]
+
+
 def open_gate(path):
     with open(path, "w"):
         pass
@@ -174,11 +184,7 @@ def test_a_database_restart_while_jobs_print_loses_no_line_and_marks_nothing_los
     for node in (a, b):
         node.expect_error(r"store_unavailable|PostgreSQL|database|connect|terminat")
     for jid in jobs:
-        done = b.wait_finished(jid, timeout=60)
-        assert done["state"] == "succeeded", done
-        log = a.log(jid).body.decode()
-        expected = [f"job {jid} says hello"] + [f"line {i}" for i in range(1, 121)]
-        assert log.split("\n")[:121] == expected, log[-500:]
+        assert_succeeded_with_every_line(b, a, jid, 120)
 
 
 def test_a_database_outage_longer_than_the_lease_loses_nothing_and_marks_nothing_lost(
@@ -198,8 +204,4 @@ def test_a_database_outage_longer_than_the_lease_loses_nothing_and_marks_nothing
     time.sleep(3 * lease + 1)  # the jobs end meanwhile: their outcome waits too
     pg.start()
     for jid in jobs:
-        done = b.wait_finished(jid, timeout=60)
-        assert done["state"] == "succeeded", done
-        log = a.log(jid).body.decode()
-        expected = [f"job {jid} says hello"] + [f"line {i}" for i in range(1, 201)]
-        assert log.split("\n")[:201] == expected, log[-500:]
+        assert_succeeded_with_every_line(b, a, jid, 200)
