@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from harness.event_stream import EventStream
 from harness.httpd_env import BASE, blocking_script_lines, target_block, wait_for
 from harness.postgres import ThrowawayPostgres, make_cluster, postgres_available
 from harness.processes import descendants, kill9, wait_gone
@@ -205,3 +206,25 @@ def test_a_database_outage_longer_than_the_lease_loses_nothing_and_marks_nothing
     pg.start()
     for jid in jobs:
         assert_succeeded_with_every_line(b, a, jid, 200)
+
+
+def test_a_change_on_one_node_reaches_a_stream_on_another_at_once(make_httpd, pg, shared):
+    """SPEC: within a second (the bench measures the delay; the bound here
+    leaves room for a loaded machine)."""
+    setup, gate = gated_target(shared, "webapp", "DeployConcurrency 0", lines="")
+    a, b = make_cluster(make_httpd, pg, 2, setup=setup)
+
+    def on_b(job):  # a node other than the one that runs it
+        return b if job["node"] == a.node_name else a
+    jid = a.submit_ok("webapp")["id"]
+    running = a.wait_state(jid, "running", timeout=20)
+    watcher = on_b(running)
+    with EventStream(watcher, f"{BASE}/jobs/{jid}/events", timeout=30) as stream:
+        stream.read_until(lambda e: e.name == "job" and e.json()["state"] == "running",
+                          "the running job")
+        opened = time.monotonic()
+        open_gate(gate)
+        events = stream.read_until(lambda e: e.name == "job" and e.json()["state"] == "succeeded",
+                                   "the job's end")
+        took = events[-1].received_at - opened
+    assert took < 3, f"the end reached the other node's stream after {took:.2f} s"
