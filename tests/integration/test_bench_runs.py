@@ -29,7 +29,10 @@ def test_bench_measures_every_figure_and_its_own_checks_hold(tmp_path):
                 "4 forkexec loop", "4 webhook", "5 table bytes / slot",
                 "7 POST coalesced, sync on", "7 POST coalesced, sync off",
                 "7 POST new job, sync on", "7 POST new job, sync off",
-                f"8 job of {MASKING_MIB} MiB, plain", f"8 job of {MASKING_MIB} MiB, 2 secrets"):
+                f"8 job of {MASKING_MIB} MiB, plain", f"8 job of {MASKING_MIB} MiB, 2 secrets",
+                "9 cluster: GET BASE/jobs/ID", "9 cluster: POST coalesced",
+                "9 cluster: POST new job", "9 cluster: change to event, p99",
+                "9 cluster: /bin/true, 3 node(s)"):
         assert row in done.stdout, f"no row {row!r} in the table:\n{done.stdout}"
     res = json.loads(out.read_text())
 
@@ -74,3 +77,9 @@ def test_bench_measures_every_figure_and_its_own_checks_hold(tmp_path):
     assert memory["finished_jobs"] == HISTORY
     assert memory["bytes_per_slot"] <= 2048
     assert memory["rss_full_kib"]["VmRSS"] > 0
+
+    cluster = res["cluster"]
+    assert cluster["checks"] == {"non2xx": 0, "error_log_problems": []}, cluster["checks"]
+    assert cluster["delay_ms"]["samples"] >= 50 and 0 < cluster["delay_ms"]["p50"]
+    assert sorted(cluster["jobs_per_s"]) == ["1", "2", "3"]
+    assert all(s["runs"] == RUNS and s["min"] > 0 for s in cluster["jobs_per_s"].values())
