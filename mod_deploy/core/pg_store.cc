@@ -1259,8 +1259,15 @@ bool PgStore::wait_for(const char* column, uint64_t seen, Micros timeout) {
       PGresult* r = listener_->ok()
                         ? PQexec(listener_->get(), (std::string("LISTEN ") + kChannel).c_str())
                         : nullptr;
-      if (PQresultStatus(r) != PGRES_COMMAND_OK) listener_.reset();
+      const bool listening = PQresultStatus(r) == PGRES_COMMAND_OK;
       PQclear(r);
+      if (!listening) {
+        listener_.reset();
+      } else {
+        // A change committed before LISTEN took effect notified nobody:
+        // look again before sleeping on the socket.
+        continue;
+      }
     }
     if (!listener_) {
       hold.unlock();
