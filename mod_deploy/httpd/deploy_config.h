@@ -61,6 +61,8 @@ struct TargetDirectives {
   std::vector<SubmissionFilter> filters;
   std::optional<std::string> token;
   std::optional<bool> unsigned_users;
+  std::optional<Supersede> supersede;             // DeploySupersede
+  std::optional<std::string> idempotency_header;  // DeployIdempotencyHeader NAME
 };
 
 // A target with every setting decided.
@@ -79,6 +81,10 @@ struct Target {
   std::vector<SubmissionFilter> filters;
   std::optional<std::string> token;  // DeployToken: X-Gitlab-Token must equal it
   bool unsigned_users = false;       // DeployUnsignedUsers
+  Supersede supersede = Supersede::off;
+  // DeployIdempotencyHeader: the header that carries a submission's key
+  // besides Idempotency-Key; none: Idempotency-Key alone.
+  std::optional<std::string> idempotency_header;
 
   // A submission must prove it with a signature or a token.
   bool is_signed() const { return secret || token; }
