@@ -73,6 +73,7 @@ class FileStore : public JobStore {
  private:
   // The record as a Job, with its node once it started.
   Job job_of(const JobRecord& r) const;
+  void apply_details(JobRecord* r, const RunnerReport& report, bool* visible);
 
   JobTable& table_;
   std::string node_;

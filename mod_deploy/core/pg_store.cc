@@ -13,7 +13,8 @@
 #include <set>
 
 #include "file_store.h"  // kRunnerSilenceLimit
-#include "job_table.h"   // process_start_ticks
+#include "job_details.h"
+#include "job_table.h"  // process_start_ticks
 
 namespace deploy {
 namespace {
@@ -69,16 +70,20 @@ CREATE TABLE IF NOT EXISTS deploy_counters (
   name text NOT NULL,
   value bigint NOT NULL,
   PRIMARY KEY (scope, name));
+-- Issue 16: the job's stages and outputs, in the text forms of
+-- job_details.h (encode_stages, encode_outputs), read back as untrusted.
+ALTER TABLE deploy_jobs ADD COLUMN IF NOT EXISTS stages text NOT NULL DEFAULT '';
+ALTER TABLE deploy_jobs ADD COLUMN IF NOT EXISTS outputs text NOT NULL DEFAULT '';
 )SQL";
 
 constexpr char kJobColumns[] =
     "id, target, state, params, progress, stage, requests, not_before, submitted_by, "
     "submitted_at, started_at, finished_at, exit_code, signal, log_complete, change_no, node, "
-    "started_mono, runner_pid, runner_ticks, cancel_requested";
+    "started_mono, runner_pid, runner_ticks, cancel_requested, stages, outputs";
 
 using Param = std::optional<std::string>;
 
-// What load() reads besides kJobColumns (at 21, 22).
+// What load() reads besides kJobColumns (at 23, 24).
 constexpr char kLoadColumns[] = ", job_pid, log_size";
 
 std::string num(int64_t v) { return std::to_string(v); }
@@ -220,6 +225,9 @@ Job job_of(const Result& r, int row) {
   j.log_complete = r.boolean(row, 14);
   j.change_seq = uint64_t(r.i64(row, 15));
   if (!r.null(row, 16)) j.node = r.text(row, 16);  // the node that runs or ran it
+  // Anyone with the database's password can write them: damaged shows none.
+  decode_stages(r.text(row, 21), &j.stages);
+  decode_outputs(r.text(row, 22), &j.outputs);
   return j;
 }
 
@@ -650,19 +658,27 @@ Status PgStore::start(uint64_t id, const Instant& now, Job* out) {
 namespace {
 
 // The SET of a runner's report, from parameter $first: job_pid, progress,
-// stage, log_size, log_incomplete. An unchanged value is left as it is.
+// stage, log_size, log_incomplete, stages, outputs. An unchanged value is
+// left as it is.
 std::string report_set(int first) {
   const auto p = [&](int i) { return "$" + std::to_string(first + i); };
   return ", job_pid = CASE WHEN " + p(0) + "::int > 0 THEN " + p(0) +
          "::int ELSE job_pid END, progress = CASE WHEN " + p(1) + "::int BETWEEN 0 AND 100 THEN " +
          p(1) + "::int ELSE progress END, stage = COALESCE(" + p(2) +
          "::text, stage), log_size = GREATEST(log_size, " + p(3) +
-         "::bigint), log_complete = log_complete AND NOT " + p(4) + "::boolean";
+         "::bigint), log_complete = log_complete AND NOT " + p(4) +
+         "::boolean, stages = COALESCE(" + p(5) + "::text, stages), outputs = COALESCE(" + p(6) +
+         "::text, outputs)";
 }
 
 std::vector<Param> report_params(const RunnerReport& r) {
-  return {num(r.job_pid), num(r.progress), r.stage, num(int64_t(r.log_size)),
-          r.log_incomplete ? "true" : "false"};
+  return {num(r.job_pid),
+          num(r.progress),
+          r.stage,
+          num(int64_t(r.log_size)),
+          r.log_incomplete ? "true" : "false",
+          r.stages ? Param(encode_stages(*r.stages)) : Param(),
+          r.outputs ? Param(encode_outputs(*r.outputs)) : Param()};
 }
 
 bool run_by(const Result& r, const RunnerRef& runner, const std::string& node) {
@@ -709,9 +725,12 @@ Status PgStore::record_progress(uint64_t id, const RunnerRef& runner, const Runn
         if (!run_by(raw, runner, node_)) return not_owner(id);
         const bool visible =
             (report.progress >= 0 && report.progress <= 100 && report.progress != j.progress) ||
-            (report.stage && report.stage != j.stage) || (report.log_incomplete && j.log_complete);
-        const bool quiet = (report.job_pid > 0 && report.job_pid != raw.i64(0, 21)) ||
-                           int64_t(report.log_size) > raw.i64(0, 22);
+            (report.stage && report.stage != j.stage) ||
+            (report.stages && *report.stages != j.stages) ||
+            (report.outputs && *report.outputs != j.outputs) ||
+            (report.log_incomplete && j.log_complete);
+        const bool quiet = (report.job_pid > 0 && report.job_pid != raw.i64(0, 23)) ||
+                           int64_t(report.log_size) > raw.i64(0, 24);
         std::string change = "change_no";
         if (visible) {
           uint64_t c = 0;
@@ -836,8 +855,8 @@ Status PgStore::detect_lost(const Instant& now, Micros quiet_since, std::vector<
     for (int i = 0; i < r.rows(); ++i) {
       const Job j = job_of(r, i);
       const RunnerRef runner{int32_t(r.i64(i, 18)), uint64_t(r.i64(i, 19))};
-      const bool server_up_a_lease = r.i64(i, 22) * 1'000'000 > lease_;
-      bool gone = r.boolean(i, 21) && server_up_a_lease && connected > lease_;
+      const bool server_up_a_lease = r.i64(i, 24) * 1'000'000 > lease_;
+      bool gone = r.boolean(i, 23) && server_up_a_lease && connected > lease_;
       if (r.text(i, 16) == node_) {
         // A runner of this node: its pid tells at once, as the file
         // engine's does.
