@@ -86,7 +86,8 @@ std::string JobTable::details_path(uint64_t id) const {
 
 Status JobTable::write_details(uint64_t id, std::string_view text) const {
   const std::string path = details_path(id), temporary = path + ".new";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kFileMode);
+  const int fd =
+      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, kFileMode);
   if (fd < 0) return Status::error("cannot create " + temporary + ": " + strerror(errno));
   size_t done = 0;
   while (done < text.size()) {
