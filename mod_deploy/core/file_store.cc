@@ -8,6 +8,8 @@
 #include <map>
 #include <set>
 
+#include "job_details.h"
+
 namespace deploy {
 namespace {
 
@@ -78,6 +80,11 @@ class FileStoreLock : public JobTable::Lock {
 Job FileStore::job_of(const JobRecord& r) const {
   Job job = record_to_job(r);
   if (job.started_at != 0 && !node_.empty()) job.node = node_;
+  // Only a job that set stages or outputs has the file: most reads open none.
+  // It is anyone's to write (as the table): a damaged one shows none.
+  std::string details;
+  if ((r.flags & kRecordHasDetails) && table_.read_details(r.id, &details))
+    decode_details(details, &job.stages, &job.outputs);
   return job;
 }
 
@@ -292,6 +299,22 @@ void apply_report(JobRecord* r, const RunnerReport& report, bool* visible, bool*
 
 }  // namespace
 
+// The stages and outputs of `report` into the job's details file, under the
+// lock of the fenced transition (a runner that lost its job never gets
+// here), before the record says the file is there. An unchanged value is no
+// change. A file that cannot be written (a full disk) leaves the job as it
+// was: like lost output, never a failed job.
+void FileStore::apply_details(JobRecord* r, const RunnerReport& report, bool* visible) {
+  if (!report.stages && !report.outputs) return;
+  Job now = job_of(*r);
+  const std::vector<Stage>& stages = report.stages ? *report.stages : now.stages;
+  const Outputs& outputs = report.outputs ? *report.outputs : now.outputs;
+  if (stages == now.stages && outputs == now.outputs) return;
+  if (!table_.write_details(r->id, encode_details(stages, outputs)).is_ok()) return;
+  r->flags |= kRecordHasDetails;
+  *visible = true;
+}
+
 Status FileStore::record_progress(uint64_t id, const RunnerRef& runner, const RunnerReport& report,
                                   Micros timeout, bool* cancel_requested) {
   FileStoreLock lock(table_, timeout > 0 ? timeout : lock_timeout_);
@@ -300,6 +323,7 @@ Status FileStore::record_progress(uint64_t id, const RunnerRef& runner, const Ru
   if (!run_by(r, runner)) return not_owner(id);
   bool visible = false, quiet = false;
   apply_report(r, report, &visible, &quiet);
+  apply_details(r, report, &visible);
   if (visible)
     lock.commit(r);
   else if (quiet)
@@ -408,6 +432,7 @@ Status FileStore::finish(uint64_t id, const RunnerRef& runner, const Outcome& ou
   if (!run_by(r, runner)) return not_owner(id);
   bool visible = false, quiet = false;
   apply_report(r, last, &visible, &quiet);
+  apply_details(r, last, &visible);
   r->has_exit_code = outcome.exit_code.has_value();
   r->exit_code = outcome.exit_code.value_or(0);
   r->has_signal = outcome.signal.has_value();

@@ -81,6 +81,8 @@ class FileStore : public JobStore {
                        const Instant& now, std::vector<SupersededJob>* superseded);
   JobRecord* find_by_key(JobTable::Lock& lock, std::string_view target, std::string_view key);
 
+  void apply_details(JobRecord* r, const RunnerReport& report, bool* visible);
+
   JobTable& table_;
   std::string node_;
   Micros lock_timeout_;

@@ -32,6 +32,13 @@ std::optional<JobState> state_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+Micros stage_finished_at(const Job& job, size_t i) {
+  if (i >= job.stages.size()) return 0;
+  const Micros at = job.stages[i].finished_at;
+  if (at == 0 && i + 1 == job.stages.size() && is_final(job.state)) return job.finished_at;
+  return at;
+}
+
 std::optional<std::string> job_group(const Params& params,
                                      const std::optional<std::string>& group_by) {
   if (!group_by) return std::nullopt;

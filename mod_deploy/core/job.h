@@ -32,6 +32,17 @@ std::optional<JobState> state_from_name(std::string_view name);
 bool is_valid_state(uint8_t raw);
 
 using Params = std::vector<std::pair<std::string, std::string>>;  // in submission order
+// `::output NAME VALUE` lines of the job (job_details.h), in the order of
+// their first line: the same shape as Params.
+using Outputs = Params;
+
+// One stage the job entered (`stages` of the job JSON): the wall times it
+// began and ended, 0 while it is the open one.
+struct Stage {
+  std::string name;
+  Micros started_at = 0, finished_at = 0;
+  bool operator==(const Stage&) const = default;
+};
 
 // The longest Idempotency-Key (printable ASCII) a submission may carry.
 constexpr size_t kIdempotencyKeyMax = 255;
@@ -46,6 +57,8 @@ struct Job {
   Params params;
   int progress = -1;  // -1: null
   std::optional<std::string> stage;
+  std::vector<Stage> stages;  // oldest first, at most kStagesMax (job_details.h)
+  Outputs outputs;            // at most kOutputsMax
   uint32_t requests = 1;
   Micros not_before = 0;
   std::optional<std::string> submitted_by;
@@ -78,6 +91,11 @@ inline const std::optional<std::string>& shown_canceled_by(const Job& job) {
 // who asked, e.g. "deploy: canceled by alice\n" or "deploy: superseded by
 // job 43\n". Control characters of the user name are left out.
 std::string cancel_note(const std::optional<std::string>& by, uint64_t superseded_by);
+
+// When stage `i` of the job ended, as shown: a final job's open last stage
+// (it ended without its runner: lost, or finished by a store that kept no
+// later report) ends at the job's finished_at; 0 while it is open.
+Micros stage_finished_at(const Job& job, size_t i);
 
 // The group of a job with these params in a target grouped by `group_by`
 // (DeployGroupBy): that parameter's value, "" when it is absent; none when the

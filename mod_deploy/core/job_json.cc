@@ -178,6 +178,29 @@ void append_optional_text(std::string& out, const std::optional<std::string>& te
     out += "null";
 }
 
+// Name-value pairs (params, outputs) as a JSON object: a repeated name keeps
+// its first place and takes the last value (names are repaired first, as
+// jansson's keys are).
+void append_object(std::string& out, const Params& pairs) {
+  std::vector<std::pair<std::string, std::string_view>> kept;
+  for (const auto& [name, value] : pairs) {
+    std::string key = valid_utf8(name);
+    auto same =
+        std::find_if(kept.begin(), kept.end(), [&key](const auto& p) { return p.first == key; });
+    if (same != kept.end())
+      same->second = value;
+    else
+      kept.emplace_back(std::move(key), value);
+  }
+  out += '{';
+  for (size_t i = 0; i < kept.size(); ++i) {
+    if (i) out += ',';
+    append_key(out, kept[i].first);
+    append_string(out, kept[i].second);
+  }
+  out += '}';
+}
+
 }  // namespace
 
 std::string job_json(const Job& job, std::string_view base, std::string_view flag) {
@@ -189,25 +212,11 @@ std::string job_json(const Job& job, std::string_view base, std::string_view fla
   append_string(out, job.target);
   out += ",\"state\":";
   append_string(out, state_name(job.state));
-  out += ",\"params\":{";
-  // As a json object: a repeated name keeps its first place and takes the
-  // last value (names are repaired first, as jansson's keys are).
-  std::vector<std::pair<std::string, std::string_view>> params;
-  for (const auto& [name, value] : job.params) {
-    std::string key = valid_utf8(name);
-    auto same = std::find_if(params.begin(), params.end(),
-                             [&key](const auto& p) { return p.first == key; });
-    if (same != params.end())
-      same->second = value;
-    else
-      params.emplace_back(std::move(key), value);
-  }
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (i) out += ',';
-    append_key(out, params[i].first);
-    append_string(out, params[i].second);
-  }
-  out += "},\"group\":";
+  out += ",\"params\":";
+  append_object(out, job.params);
+  out += ",\"outputs\":";
+  append_object(out, job.outputs);
+  out += ",\"group\":";
   append_optional_text(out, job.group);
   out += ",\"progress\":";
   if (job.progress < 0)
@@ -216,6 +225,17 @@ std::string job_json(const Job& job, std::string_view base, std::string_view fla
     append_integer(out, job.progress);
   out += ",\"stage\":";
   append_optional_text(out, job.stage);
+  out += ",\"stages\":[";
+  for (size_t i = 0; i < job.stages.size(); ++i) {
+    out += i ? ",{\"name\":" : "{\"name\":";
+    append_string(out, job.stages[i].name);
+    out += ",\"started_at\":";
+    append_time(out, job.stages[i].started_at);
+    out += ",\"finished_at\":";
+    append_time(out, stage_finished_at(job, i));
+    out += '}';
+  }
+  out += ']';
   out += ",\"requests\":";
   append_integer(out, job.requests);
   out += ",\"not_before\":";

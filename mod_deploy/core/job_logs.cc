@@ -1,6 +1,7 @@
 // The jobs' logs and their recycling (JobTable::open_log, drop_log).
 #include "job_table.h"
 #include "table_file.h"
+#include "job_details.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -73,9 +74,55 @@ int JobTable::open_log(uint64_t id) const {
 }
 
 void JobTable::drop_log(uint64_t id) const {
+  unlink(details_path(id).c_str());  // most jobs have none
   const std::string path = log_path(id);
   if (truncate(path.c_str(), 0) != 0 || rename(path.c_str(), spare_log_path(id).c_str()) != 0)
     unlink(path.c_str());
+}
+
+std::string JobTable::details_path(uint64_t id) const {
+  return state_dir_ + "/logs/" + std::to_string(id) + ".details";
+}
+
+Status JobTable::write_details(uint64_t id, std::string_view text) const {
+  const std::string path = details_path(id), temporary = path + ".new";
+  const int fd =
+      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, kFileMode);
+  if (fd < 0) return Status::error("cannot create " + temporary + ": " + strerror(errno));
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int error = n < 0 ? errno : ENOSPC;
+      ::close(fd);
+      unlink(temporary.c_str());
+      return Status::error("cannot write " + temporary + ": " + strerror(error));
+    }
+    done += size_t(n);
+  }
+  if (::close(fd) != 0 || rename(temporary.c_str(), path.c_str()) != 0) {
+    const int error = errno;
+    unlink(temporary.c_str());
+    return Status::error("cannot write " + path + ": " + strerror(error));
+  }
+  return Status::ok();
+}
+
+bool JobTable::read_details(uint64_t id, std::string* text) const {
+  const int fd = ::open(details_path(id).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  text->assign(kDetailsMax + 1, '\0');
+  size_t done = 0;
+  while (done < text->size()) {
+    const ssize_t n = ::read(fd, text->data() + done, text->size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += size_t(n);
+  }
+  ::close(fd);
+  text->resize(done);
+  return done <= kDetailsMax;
 }
 
 bool JobTable::has_room_for_a_job() const {

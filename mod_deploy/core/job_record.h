@@ -36,6 +36,10 @@ struct NotificationSlot {
 };
 static_assert(sizeof(NotificationSlot) == 24);
 
+// JobRecord::flags. kRecordHasDetails: the job's stages and outputs are in
+// its details file (JobTable::details_path), written before the flag.
+constexpr uint16_t kRecordHasDetails = 1;
+
 // One job as stored in the file. Plain data only: the file outlives every
 // process and every build that reads it, and may be damaged.
 //
@@ -68,7 +72,7 @@ struct JobRecord {
   // 1: some of the job's output could not be written (was reserved0)
   uint8_t log_incomplete;
   uint16_t params_size;  // bytes used in params
-  uint16_t reserved1;
+  uint16_t flags;        // kRecordHas*; was reserved1 (0)
   uint32_t reserved2;
   char target[kTargetNameMax + 8];
   char submitted_by[kUserMax + 1];

@@ -106,8 +106,11 @@ struct RunnerReport {
   int32_t job_pid = 0;               // the job's process (and group); 0: unchanged
   int progress = -1;                 // 0..100; -1: unchanged
   std::optional<std::string> stage;  // nullopt: unchanged
-  uint64_t log_size = 0;             // the bytes of output kept so far (JobOutput::size)
-  bool log_incomplete = false;       // some output was lost; once set, never unset
+  // The whole list of each (job_details.h), when it changed; nullopt: unchanged.
+  std::optional<std::vector<Stage>> stages;
+  std::optional<Outputs> outputs;
+  uint64_t log_size = 0;        // the bytes of output kept so far (JobOutput::size)
+  bool log_incomplete = false;  // some output was lost; once set, never unset
 };
 
 // The output of one job as its runner writes it, created by
@@ -239,10 +242,10 @@ class JobStore {
   // (canceled or lost before the runner began).
   virtual Status runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid,
                                  Micros timeout, bool* cancel_requested) = 0;
-  // The runner's report (RunnerReport: job pid, progress, stage, log size,
-  // lost output); also the heartbeat that renews a lease (an engine with
+  // The runner's report (RunnerReport: job pid, progress, stage, stages,
+  // outputs, log size, lost output); also the heartbeat that renews a lease (an engine with
   // leases). An unchanged value is no change. Visible changes (progress,
-  // stage, log_incomplete) wake the streams; a log size or pid alone wakes
+  // stage, stages, outputs, log_incomplete) wake the streams; a log size or pid alone wakes
   // only the followers of output (wait_for_output). *cancel_requested (when
   // not null) says whether a client asked to cancel (cancel): the
   // runner's check. kNotOwner when the runner lost the job.

@@ -145,6 +145,14 @@ class JobTable {
   // its slot's spare (replacing an older spare). No log: nothing happens.
   void drop_log(uint64_t id) const;
 
+  // The stages and outputs of `id` (job_details.h) in a file beside its
+  // log (logs/ID.details), only for a job that set some: written whole,
+  // under the lock, by a temporary file renamed over it; read back at most
+  // kDetailsMax bytes. drop_log removes it with the log.
+  std::string details_path(uint64_t id) const;
+  Status write_details(uint64_t id, std::string_view text) const;
+  bool read_details(uint64_t id, std::string* text) const;
+
   // Holds the table. Records may be read and written only while a Lock is
   // held(). Destroying a Lock after commit() wakes every waiter.
   class Lock {

@@ -13,7 +13,8 @@
 #include <set>
 
 #include "file_store.h"  // kRunnerSilenceLimit
-#include "job_table.h"   // process_start_ticks
+#include "job_details.h"
+#include "job_table.h"  // process_start_ticks
 
 namespace deploy {
 namespace {
@@ -75,18 +76,23 @@ ALTER TABLE deploy_jobs ADD COLUMN IF NOT EXISTS superseded_by bigint NOT NULL D
 ALTER TABLE deploy_jobs ADD COLUMN IF NOT EXISTS idempotency_key text;
 CREATE INDEX IF NOT EXISTS deploy_jobs_idempotency ON deploy_jobs (target, idempotency_key)
   WHERE idempotency_key IS NOT NULL;
+-- Issue 16: the job's stages and outputs, in the text forms of
+-- job_details.h (encode_stages, encode_outputs), read back as untrusted.
+ALTER TABLE deploy_jobs ADD COLUMN IF NOT EXISTS stages text NOT NULL DEFAULT '';
+ALTER TABLE deploy_jobs ADD COLUMN IF NOT EXISTS outputs text NOT NULL DEFAULT '';
 )SQL";
 
 constexpr char kJobColumns[] =
     "id, target, state, params, progress, stage, requests, not_before, submitted_by, "
     "submitted_at, started_at, finished_at, exit_code, signal, log_complete, change_no, node, "
-    "started_mono, runner_pid, runner_ticks, cancel_requested, canceled_by, superseded_by";
+    "started_mono, runner_pid, runner_ticks, cancel_requested, canceled_by, superseded_by, "
+    "stages, outputs";
 
 using Param = std::optional<std::string>;
 
-// What load() reads besides kJobColumns (at 21, 22).
-// The columns of kJobColumns: a query's own columns after them start here.
-constexpr int kJobColumnCount = 23;
+// The columns of kJobColumns: a query's own columns after them start here
+// (load() reads kLoadColumns there).
+constexpr int kJobColumnCount = 25;
 constexpr char kLoadColumns[] = ", job_pid, log_size";
 
 std::string num(int64_t v) { return std::to_string(v); }
@@ -230,6 +236,9 @@ Job job_of(const Result& r, int row) {
   if (!r.null(row, 16)) j.node = r.text(row, 16);  // the node that runs or ran it
   if (!r.null(row, 21)) j.canceled_by = r.text(row, 21);
   j.superseded_by = uint64_t(std::max<int64_t>(r.i64(row, 22), 0));
+  // Anyone with the database's password can write them: damaged shows none.
+  decode_stages(r.text(row, 23), &j.stages);
+  decode_outputs(r.text(row, 24), &j.outputs);
   return j;
 }
 
@@ -691,19 +700,27 @@ Status PgStore::start(uint64_t id, const Instant& now, Job* out) {
 namespace {
 
 // The SET of a runner's report, from parameter $first: job_pid, progress,
-// stage, log_size, log_incomplete. An unchanged value is left as it is.
+// stage, log_size, log_incomplete, stages, outputs. An unchanged value is
+// left as it is.
 std::string report_set(int first) {
   const auto p = [&](int i) { return "$" + std::to_string(first + i); };
   return ", job_pid = CASE WHEN " + p(0) + "::int > 0 THEN " + p(0) +
          "::int ELSE job_pid END, progress = CASE WHEN " + p(1) + "::int BETWEEN 0 AND 100 THEN " +
          p(1) + "::int ELSE progress END, stage = COALESCE(" + p(2) +
          "::text, stage), log_size = GREATEST(log_size, " + p(3) +
-         "::bigint), log_complete = log_complete AND NOT " + p(4) + "::boolean";
+         "::bigint), log_complete = log_complete AND NOT " + p(4) +
+         "::boolean, stages = COALESCE(" + p(5) + "::text, stages), outputs = COALESCE(" + p(6) +
+         "::text, outputs)";
 }
 
 std::vector<Param> report_params(const RunnerReport& r) {
-  return {num(r.job_pid), num(r.progress), r.stage, num(int64_t(r.log_size)),
-          r.log_incomplete ? "true" : "false"};
+  return {num(r.job_pid),
+          num(r.progress),
+          r.stage,
+          num(int64_t(r.log_size)),
+          r.log_incomplete ? "true" : "false",
+          r.stages ? Param(encode_stages(*r.stages)) : Param(),
+          r.outputs ? Param(encode_outputs(*r.outputs)) : Param()};
 }
 
 bool run_by(const Result& r, const RunnerRef& runner, const std::string& node) {
@@ -750,7 +767,10 @@ Status PgStore::record_progress(uint64_t id, const RunnerRef& runner, const Runn
         if (!run_by(raw, runner, node_)) return not_owner(id);
         const bool visible =
             (report.progress >= 0 && report.progress <= 100 && report.progress != j.progress) ||
-            (report.stage && report.stage != j.stage) || (report.log_incomplete && j.log_complete);
+            (report.stage && report.stage != j.stage) ||
+            (report.stages && *report.stages != j.stages) ||
+            (report.outputs && *report.outputs != j.outputs) ||
+            (report.log_incomplete && j.log_complete);
         const bool quiet = (report.job_pid > 0 && report.job_pid != raw.i64(0, kJobColumnCount)) ||
                            int64_t(report.log_size) > raw.i64(0, kJobColumnCount + 1);
         std::string change = "change_no";

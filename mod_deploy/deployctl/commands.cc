@@ -128,10 +128,30 @@ int status(const Options& options, Client& client) {
       {"progress", progress_cell(*job)},
       {"stage", job->stage ? printable(*job->stage) : "-"},
       {"params", params.empty() ? "-" : params},
-      {"requests", std::to_string(job->requests)},
-      {"submitted", time_or_dash(job->submitted_at) +
-                        (job->submitted_by ? " by " + printable(*job->submitted_by) : "")},
   };
+  // A row for each output and each stage (its time: how long it took, or
+  // has taken so far).
+  for (size_t i = 0; i < job->outputs.size(); ++i)
+    rows.push_back({i ? "" : "outputs",
+                    printable(job->outputs[i].first) + "=" + printable(job->outputs[i].second)});
+  if (job->outputs.empty()) rows.push_back({"outputs", "-"});
+  for (size_t i = 0; i < job->stages.size(); ++i) {
+    const JobView::Stage& stage = job->stages[i];
+    std::string took = "-";
+    if (stage.started_at >= 0 && stage.finished_at >= 0)
+      took = format_duration(stage.finished_at - stage.started_at);
+    else if (stage.started_at >= 0)
+      took = format_duration(wall_now() - stage.started_at) + " so far";
+    rows.push_back({i ? "" : "stages", printable(stage.name), took});
+  }
+  if (job->stages.empty()) rows.push_back({"stages", "-"});
+  rows.insert(
+      rows.end(),
+      {
+          {"requests", std::to_string(job->requests)},
+          {"submitted", time_or_dash(job->submitted_at) +
+                            (job->submitted_by ? " by " + printable(*job->submitted_by) : "")},
+      });
   // Only a target with DeployGroupBy has groups: elsewhere the row would always be "-".
   if (job->group) rows.insert(rows.begin() + 2, {"group", printable(*job->group)});
   if (job->state == "waiting") rows.push_back({"not before", time_or_dash(job->not_before)});

@@ -38,6 +38,17 @@ std::optional<JobView> job_from_json(json_t* object) {
   json_object_foreach(json_object_get(object, "params"), name, value) {
     if (json_is_string(value)) job.params.emplace_back(name, json_string_value(value));
   }
+  json_object_foreach(json_object_get(object, "outputs"), name, value) {
+    if (json_is_string(value)) job.outputs.emplace_back(name, json_string_value(value));
+  }
+  size_t index;
+  json_t* stage;
+  json_array_foreach(json_object_get(object, "stages"), index, stage) {
+    std::optional<std::string> stage_name = text_field(stage, "name");
+    if (!stage_name) continue;
+    job.stages.push_back(
+        {*stage_name, time_field(stage, "started_at"), time_field(stage, "finished_at")});
+  }
   if (auto progress = integer_field(object, "progress"))
     job.progress = static_cast<int>(std::clamp<int64_t>(*progress, 0, 100));
   job.group = text_field(object, "group");

@@ -21,6 +21,12 @@ struct JobView {
   std::optional<std::string> group;  // DeployGroupBy's value; none without it
   std::optional<int> progress;
   std::optional<std::string> stage;
+  struct Stage {
+    std::string name;
+    Micros started_at = -1, finished_at = -1;  // -1: unset (finished: the open stage)
+  };
+  std::vector<Stage> stages;
+  std::vector<std::pair<std::string, std::string>> outputs;
   int64_t requests = 0;
   std::optional<std::string> submitted_by;
   std::optional<std::string> node;  // that runs or ran it

@@ -141,13 +141,15 @@ struct Column {
   // The same member of Job, for the kinds that show one.
   std::optional<std::string> (*text)(const Job&) = nullptr;  // Kind::text; nullopt: a dash
   Micros Job::*time = nullptr;                               // Kind::time, elapsed and countdown
+  Params Job::*pairs = nullptr;                              // Kind::params: NAME=VALUE each
 };
 
 const Column kColumns[] = {
     {"id", Kind::link, "id"},
     {"target", Kind::text, "target", [](const Job& j) { return std::optional(j.target); }},
     {"state", Kind::badge, "state"},
-    {"params", Kind::params, "params"},
+    {"params", Kind::params, "params", nullptr, nullptr, &Job::params},
+    {"outputs", Kind::params, "outputs", nullptr, nullptr, &Job::outputs},
     {"progress", Kind::progress, "progress"},
     {"stage", Kind::text, "stage", [](const Job& j) { return j.stage; }},
     {"requests", Kind::text, "requests",
@@ -188,6 +190,7 @@ const std::vector<Section>& sections() {
         {"params", "Parameters"},
         {"progress", "Progress"},
         {"stage", "Stage"},
+        {"outputs", "Outputs"},
         {"started", "Started (UTC)"},
         {"elapsed", "Elapsed"},
         {"by", "By"},
@@ -222,6 +225,7 @@ const std::vector<Section>& sections() {
         {"state", "State"},
         {"params", "Parameters"},
         {"stage", "Last stage"},
+        {"outputs", "Outputs"},
         {"finished", "Finished (UTC)"},
         {"duration", "Duration"},
         {"result", "Result"},
@@ -461,7 +465,7 @@ class Renderer {
         break;
       case Kind::params:
         out_ += open + ">";
-        for (const auto& [name, value] : job.params)
+        for (const auto& [name, value] : job.*column.pairs)
           out_ += "<code>" + html_escape(name) + "=" + html_escape(value) + "</code>";
         out_ += "</td>";
         break;

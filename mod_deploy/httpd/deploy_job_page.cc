@@ -65,6 +65,36 @@ std::string waited(const Job& job) {
   return job.started_at ? format_duration(job.started_at - job.submitted_at) : kDash;
 }
 
+// NAME=VALUE each (params, outputs), or "none".
+std::string pairs_html(const Params& pairs) {
+  std::string html;
+  for (const auto& [name, value] : pairs)
+    html += "<code>" + html_escape(name) + "=" + html_escape(value) + "</code>";
+  return html.empty() ? "<span class=\"sub\">none</span>" : html;
+}
+
+// The stage timeline: a row per stage with its start and how long it took
+// (an open stage: so far, counted on by the script from data-from). The
+// script renders the same rows from the JSON (stageRows in
+// dashboard_view.js).
+std::string stages_html(const Job& job, Micros now) {
+  std::string html;
+  for (size_t i = 0; i < job.stages.size(); ++i) {
+    const Stage& stage = job.stages[i];
+    const Micros finished = stage_finished_at(job, i);
+    html += "<li><span class=\"name\">" + html_escape(stage.name) +
+            "</span><span class=\"sub\" title=\"" + format_time(stage.started_at) + "\">" +
+            display_time(stage.started_at) + "</span><span class=\"took\"";
+    if (finished)
+      html += ">" + format_duration(finished - stage.started_at);
+    else
+      html += " data-from=\"" + millis(stage.started_at) + "\">" +
+              format_duration(now - stage.started_at);
+    html += "</span></li>";
+  }
+  return html;
+}
+
 std::string result(const Job& job) {
   if (job.exit_code) return "exit " + std::to_string(*job.exit_code);
   if (job.signal) return "signal " + std::to_string(*job.signal);
@@ -120,10 +150,8 @@ int send_job_page(request_rec* r, const ModuleState& state, TargetAccess& access
        "<progress max=\"100\"" + (pct.empty() ? "" : " value=\"" + pct + "\"") +
            "></progress><span class=\"pct\">" + (pct.empty() ? kDash : pct + "%") + "</span>");
   fact("Stage", "stage", job.stage ? html_escape(*job.stage) : kDash);
-  std::string params;
-  for (const auto& [param, value] : job.params)
-    params += "<code>" + html_escape(param) + "=" + html_escape(value) + "</code>";
-  fact("Parameters", "params", params.empty() ? "<span class=\"sub\">none</span>" : params);
+  fact("Parameters", "params", pairs_html(job.params));
+  fact("Outputs", "outputs", pairs_html(job.outputs));
   fact("Submitted by", "by", job.submitted_by ? html_escape(*job.submitted_by) : kDash);
   fact("Requests", "requests", std::to_string(job.requests));
   auto time = [&](const char* label, const char* field, Micros t) {
@@ -149,6 +177,10 @@ int send_job_page(request_rec* r, const ModuleState& state, TargetAccess& access
          "><button type=\"submit\">Cancel</button> <span class=\"result\" "
          "role=\"status\"></span></form>";
   out += "</section>\n";
+
+  out += "<section id=\"stages\"><h2>Stages</h2><ol id=\"stage-list\" class=\"stages\">" +
+         stages_html(job, now) + "</ol><p id=\"stages-empty\" class=\"empty\"" +
+         (job.stages.empty() ? "" : " hidden") + ">No stage yet.</p></section>\n";
 
   out += "<section id=\"output\"><h2>Log</h2><p id=\"log-cut\" class=\"note\"";
   out += std::string(log.from ? "" : " hidden") + "><span class=\"text\">The first " +

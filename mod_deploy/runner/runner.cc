@@ -27,6 +27,7 @@
 
 #include "duration.h"
 #include "store_spec.h"
+#include "job_details.h"
 #include "progress.h"
 #include "secret_masker.h"
 
@@ -170,22 +171,24 @@ struct ChildFailure {
   _exit(127);  // fail() does not return
 }
 
-// Cuts output into lines for the progress parser, across reads.
+// Cuts output into lines for the progress parser, across reads. on_line
+// gets each line and the offset in `data` just past its newline.
 class LineSplitter {
  public:
   template <typename OnLine>
   void feed(std::string_view data, OnLine&& on_line) {
-    while (!data.empty()) {
-      const size_t newline = data.find('\n');
-      const std::string_view piece = data.substr(0, newline);
+    size_t at = 0;
+    while (at < data.size()) {
+      const size_t newline = data.find('\n', at);
+      const std::string_view piece = data.substr(at, newline - at);
       if (!overlong_ && partial_.size() + piece.size() > kMaxProgressLine) {
         overlong_ = true;
         partial_.clear();
       }
       if (!overlong_) partial_.append(piece);
       if (newline == std::string_view::npos) return;
-      finish(on_line);
-      data.remove_prefix(newline + 1);
+      at = newline + 1;
+      finish([&](std::string_view line) { on_line(line, at); });
     }
   }
 
@@ -235,6 +238,7 @@ class Runner {
   void read_signals();
   void read_output();
   void take_output(std::string_view output, ProgressUpdate* update);
+  std::string take_line(std::string_view line, ProgressUpdate* update);
   void close_output();
   RunnerReport report() const;
   bool has_unpublished() const;
@@ -273,6 +277,11 @@ class Runner {
   // sees it, the log and the progress lines included.
   SecretMasker masker_;
   LineSplitter lines_;
+  // Of the masked output, the whole lists; unpublished: the store lacks them.
+  std::vector<Stage> stages_;
+  Outputs outputs_;
+  bool stages_unpublished_ = false, outputs_unpublished_ = false;
+  bool outputs_full_said_ = false;
   pid_t job_pid_ = -1;             // also the job's process group
   std::optional<int> job_status_;  // wait status, once the job has exited
   bool has_children_ = false;
@@ -524,16 +533,48 @@ void Runner::read_output() {
 
 // Output as it is stored (masked): the log first, so that a reader who sees
 // the new progress finds its line there; then its progress lines, the
-// latest of each field into *update.
+// latest of each field into *update, its stages and outputs into the
+// runner's lists. A line the runner adds (an output refused) follows the
+// line it is about.
 void Runner::take_output(std::string_view output, ProgressUpdate* update) {
   if (output.empty()) return;
-  log_->append(output);
-  lines_.feed(output, [&](std::string_view line) {
-    std::optional<ProgressUpdate> parsed = parse_progress_line(line);
-    if (!parsed) return;
-    if (parsed->progress) update->progress = parsed->progress;
-    if (parsed->stage) update->stage = std::move(parsed->stage);
+  size_t logged = 0;  // bytes of `output` in the log
+  lines_.feed(output, [&](std::string_view line, size_t end) {
+    const std::string said = take_line(line, update);
+    if (said.empty()) return;
+    log_->append(output.substr(logged, end - logged));
+    log_->append(said);
+    logged = end;
   });
+  log_->append(output.substr(logged));
+}
+
+// One line of output: what it sets, and a line for the log ("" none).
+std::string Runner::take_line(std::string_view line, ProgressUpdate* update) {
+  if (std::optional<ProgressUpdate> parsed = parse_progress_line(line)) {
+    if (parsed->progress) update->progress = parsed->progress;
+    if (parsed->stage) {
+      if (enter_stage(&stages_, *parsed->stage, wall_now())) stages_unpublished_ = true;
+      update->stage = std::move(parsed->stage);
+    }
+    return "";
+  }
+  std::optional<OutputLine> output = parse_output_line(line);
+  if (!output) return "";
+  switch (set_output(&outputs_, output->name, output->value)) {
+    case OutputChange::set:
+      outputs_unpublished_ = true;
+      break;
+    case OutputChange::unchanged:
+      break;
+    case OutputChange::full:
+      // Once: a job that loops over names must not double its log.
+      if (outputs_full_said_) break;
+      outputs_full_said_ = true;
+      return "deploy-runner: output " + output->name + " ignored: at most " +
+             std::to_string(kOutputsMax) + " outputs (further new names are ignored too)\n";
+  }
+  return "";
 }
 
 void Runner::close_output() {
@@ -541,10 +582,8 @@ void Runner::close_output() {
   ProgressUpdate update;
   if (!masker_.empty()) take_output(masker_.finish(), &update);
   lines_.finish([&](std::string_view line) {
-    if (std::optional<ProgressUpdate> parsed = parse_progress_line(line)) {
-      if (parsed->progress) update.progress = parsed->progress;
-      if (parsed->stage) update.stage = std::move(parsed->stage);
-    }
+    const std::string said = take_line(line, &update);
+    if (!said.empty()) log_->append("\n" + said);  // the last line had no newline
   });
   publish_output(update);
   close(output_fd_);
@@ -557,6 +596,8 @@ RunnerReport Runner::report() const {
   if (job_pid_unpublished_) r.job_pid = job_pid_;
   r.progress = unpublished_.progress.value_or(-1);
   r.stage = unpublished_.stage;
+  if (stages_unpublished_) r.stages = stages_;
+  if (outputs_unpublished_) r.outputs = outputs_;
   r.log_size = log_ ? log_->size() : published_log_size_;
   r.log_incomplete = log_ && log_->incomplete();
   return r;
@@ -565,7 +606,8 @@ RunnerReport Runner::report() const {
 bool Runner::has_unpublished() const {
   const RunnerReport r = report();
   return r.log_size != published_log_size_ || r.log_incomplete != published_incomplete_ ||
-         r.progress >= 0 || r.stage || job_pid_unpublished_;
+         r.progress >= 0 || r.stage || job_pid_unpublished_ || stages_unpublished_ ||
+         outputs_unpublished_;
 }
 
 // The new log size and the latest progress and stage of one read, in one
@@ -605,6 +647,7 @@ Access Runner::publish(bool* cancel_requested) {
   published_log_size_ = sent.log_size;
   published_incomplete_ = sent.log_incomplete;
   job_pid_unpublished_ = false;
+  stages_unpublished_ = outputs_unpublished_ = false;
   unpublished_ = ProgressUpdate{};
   if (access == Access::gone) give_up_job();
   return access;

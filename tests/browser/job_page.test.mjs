@@ -57,6 +57,11 @@ await runPageChecks("job_page.test.mjs", browser, async (page) => {
     const bar = document.querySelector("dd[data-field=progress] progress");
     out.bar = bar.hasAttribute("value") ? bar.value : null;
     out.log = document.getElementById("log").textContent;
+    out.stages = [...document.querySelectorAll("#stage-list li")].map((li) => ({
+      name: li.querySelector(".name").textContent,
+      took: li.querySelector(".took").textContent,
+      open: "from" in li.querySelector(".took").dataset,
+    }));
     return out;
   });
 
@@ -71,26 +76,39 @@ await runPageChecks("job_page.test.mjs", browser, async (page) => {
   assert.equal(seen.stage, "Provisioning");
   assert.equal(seen.bar, 10);
   assert.equal(seen.log, "::progress 10 Provisioning\ncreating the VM\n");
+  assert.equal(seen.outputs, "none");
+  assert.deepEqual(seen.stages.map((s) => [s.name, s.open]), [["Provisioning", true]]);
+  assert.match(seen.stages[0].took, /^\d+s$/);
   log("page loaded with the server's copy and following events");
 
   const steps = [
-    [60, "Configuring", "running <b>ansible</b>", "step1"],
-    [90, "Checking", "checking " + MARKUP, "step2"],
+    [60, "Configuring", "running <b>ansible</b>", "step1", "address=10.0.0.7"],
+    [90, "Checking", "checking " + MARKUP, "step2", "address=10.0.0.7note=" + MARKUP],
   ];
-  for (const [value, stage, line, gate] of steps) {
+  const timeline = ["Provisioning"];
+  for (const [value, stage, line, gate, outputs] of steps) {
     release(gate);
-    await waitFor(`progress ${value} and the line ${line}`, ({ value, stage, line }) => {
+    timeline.push(stage);
+    await waitFor(`progress ${value} and the line ${line}`, ({ value, stage, line, outputs, rows }) => {
       const bar = document.querySelector("dd[data-field=progress] progress");
       return bar.value === value && document.querySelector("dd[data-field=stage]").textContent === stage &&
-        document.getElementById("log").textContent.includes(line + "\n");
-    }, { value, stage, line });
+        document.getElementById("log").textContent.includes(line + "\n") &&
+        document.querySelector("dd[data-field=outputs]").textContent === outputs &&
+        document.querySelectorAll("#stage-list li").length === rows;
+    }, { value, stage, line, outputs, rows: timeline.length });
     seen = await facts();
     assert.match(seen.progress, new RegExp(`^${value}%$`));
-    log(`bar at ${value}, stage ${stage}, the log has "${line}"`);
+    // The timeline: every stage so far, each closed one with its duration,
+    // only the newest open.
+    assert.deepEqual(seen.stages.map((s) => s.name), timeline);
+    assert.deepEqual(seen.stages.map((s) => s.open), timeline.map((_, i) => i === timeline.length - 1));
+    for (const s of seen.stages) assert.match(s.took, /^\d+s$/);
+    log(`bar at ${value}, stage ${stage}, the log has "${line}", outputs ${outputs}`);
   }
   // Nothing of the job became markup: no element inside the log or the facts
   // but the page's own, no dialog.
-  assert.equal(await page.evaluate(() => document.querySelectorAll("#log *, dd script, dd img, dd b").length), 0);
+  assert.equal(await page.evaluate(() =>
+    document.querySelectorAll("#log *, dd script, dd img, dd b, #stage-list script, #stage-list img").length), 0);
   assert.equal(await page.evaluate(() => document.querySelectorAll("script").length), 1);
   assert.match(seen.duration, /^\d+s$/, "the running duration");
   assert.equal(await page.isVisible("#cancel button"), true, "no cancel button while it runs");
@@ -104,7 +122,12 @@ await runPageChecks("job_page.test.mjs", browser, async (page) => {
   seen = await facts();
   assert.equal(seen.result, "exit 0");
   assert.match(seen.finished, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
-  assert.ok(seen.log.endsWith("checking " + MARKUP + "\ndeployed\n"), seen.log);
+  assert.ok(seen.log.endsWith("checking " + MARKUP + "\n::stage " + MARKUP + "\ndeployed\n"), seen.log);
+  // The hostile last stage is text, and every stage closed: the last at the job's end.
+  assert.deepEqual(seen.stages.map((s) => [s.name, s.open]),
+    [...timeline, MARKUP].map((name) => [name, false]));
+  assert.equal(await page.evaluate(() => document.querySelectorAll("#stage-list li *:not(span)").length), 0);
+  assert.equal(seen.outputs, "address=10.0.0.7note=" + MARKUP);
   assert.equal(await page.isVisible("#cancel button"), false, "a cancel button on a finished job");
   // The finished job's stream is closed, not reopened.
   const streams = eventUrls.length;

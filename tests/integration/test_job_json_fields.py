@@ -11,7 +11,8 @@ from harness.httpd_env import (BASE, Gate, basic_auth_location, basic_credential
                                sha_htpasswd_line, target_block)
 
 RFC3339_MS_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-FIELDS = {"id", "target", "state", "params", "progress", "stage", "requests", "not_before",
+FIELDS = {"id", "target", "state", "params", "outputs", "progress", "stage", "stages", "requests",
+          "not_before",
           "submitted_by", "submitted_at", "started_at", "finished_at", "node", "exit_code",
           "signal", "links"}
 
@@ -57,6 +58,7 @@ def test_job_json_has_every_field_with_its_type_and_format(authenticated_env):
     jid = job["id"]
 
     assert FIELDS <= set(job), f"missing fields: {FIELDS - set(job)}"
+    assert job["stages"] == [] and job["outputs"] == {}, "a new job has no stage and no output"
     assert isinstance(jid, int) and not isinstance(jid, bool) and jid > 0
     assert job["target"] == "webapp"
     assert job["params"] == {"version": "1.2.3"}

@@ -30,6 +30,7 @@ def prepare(env):
                  for name in ("hostile", "long", "step1", "step2", "step3", "big1", "big2")}
     hostile = env.write_script("hostile.sh", "#!/bin/bash\n"
                                'echo "::progress 40 $DEPLOY_PARAM_NOTE"\n'
+                               'echo "::output note $DEPLOY_PARAM_NOTE"\n'
                                'echo "log says $DEPLOY_PARAM_NOTE"\n'
                                + blocking_script_lines(env.gates["hostile"].path, 60))
     # 3000 numbered lines of 100 bytes: 300000 bytes, more than the page inlines.
@@ -44,10 +45,12 @@ def prepare(env):
     steps = env.write_script("steps.sh", "#!/bin/bash\n"
                              'echo "::progress 10 Provisioning"\necho "creating the VM"\n'
                              + gate("step1")
-                             + 'echo "::progress 60 Configuring"\necho "running <b>ansible</b>"\n'
+                             + 'echo "::progress 60 Configuring"\necho "::output address 10.0.0.7"\n'
+                             + 'echo "running <b>ansible</b>"\n'
                              + gate("step2")
-                             + 'echo "::progress 90 Checking"\necho "checking $DEPLOY_PARAM_NOTE"\n'
-                             + gate("step3") + 'echo "deployed"\n')
+                             + 'echo "::progress 90 Checking"\necho "::output note $DEPLOY_PARAM_NOTE"\n'
+                             + 'echo "checking $DEPLOY_PARAM_NOTE"\n'
+                             + gate("step3") + 'echo "::stage $DEPLOY_PARAM_NOTE"\necho "deployed"\n')
     # 11000000 bytes in 100-byte lines, once the page is open: more than it keeps.
     big = env.write_script("big.sh", "#!/bin/bash\n" + gate("big1")
                            + "yes \"$(printf 'y%.0s' {1..99})\" | head -n 110000\n"
@@ -122,6 +125,8 @@ def test_a_browser_gets_the_page_every_other_client_the_json_both_vary_on_accept
     assert f'href="{BASE}/"' in html, "no link back to the dashboard"
     assert f'href="{BASE}/jobs/{job["id"]}/log"' in html
     assert re.search(r'<form id="cancel"[^>]* hidden>', html), "a finished job shows a cancel button"
+    assert fact(html, "outputs") == '<span class="sub">none</span>'
+    assert '<ol id="stage-list" class="stages"></ol><p id="stages-empty" class="empty">' in html
     # A job that does not exist is the JSON error either way, with Vary too.
     r = page(env, 999999)
     assert r.status == 404 and r.json()["error"] == "not_found" and varies_on_accept(r)
@@ -178,7 +183,15 @@ def test_hostile_params_stage_and_log_lines_stay_text(make_httpd):
     assert fact(html, "params") == f"<code>note={escaped}</code>"
     assert fact(html, "stage") == escaped
     assert unescape(fact(html, "stage")) == MARKUP
-    assert log_text(html) == f"::progress 40 {escaped}\nlog says {escaped}\n"
+    assert fact(html, "outputs") == f"<code>note={escaped}</code>"
+    # The timeline: the one open stage, its time counting from its start.
+    stages = re.search(r'<ol id="stage-list" class="stages">(.*?)</ol>', html, re.S).group(1)
+    assert re.fullmatch(rf'<li><span class="name">{re.escape(escaped)}</span><span class="sub" '
+                        r'title="[-0-9T:.Z]+">[-0-9: ]+</span><span class="took" data-from="\d+">'
+                        r'\d+s</span></li>', stages), stages
+    assert re.search(r'<p id="stages-empty" class="empty" hidden>', html)
+    assert log_text(html) == (f"::progress 40 {escaped}\n::output note {escaped}\n"
+                              f"log says {escaped}\n")
     assert 's-running">running</span>' in fact(html, "state")
     assert re.search(r'<progress max="100" value="40"></progress><span class="pct">40%</span>',
                      fact(html, "progress"))

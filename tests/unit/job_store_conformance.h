@@ -334,6 +334,84 @@ START_TEST(finish_carries_the_last_report_with_the_outcome) {
 }
 END_TEST
 
+// Stages and outputs as a runner reports them (the whole lists each time).
+inline RunnerReport details_report(std::vector<Stage> stages, Outputs outputs) {
+  RunnerReport r = report(-1, stages.empty() ? std::nullopt : std::optional(stages.back().name));
+  r.stages = std::move(stages);
+  r.outputs = std::move(outputs);
+  return r;
+}
+
+START_TEST(stages_and_outputs_are_kept_with_the_job_and_fenced) {
+  const Job a = started(*g_store, submit_new(*g_store, "web"));
+  ck_assert(a.stages.empty() && a.outputs.empty());
+  ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, nullptr));
+  const std::vector<Stage> one = {{"Provisioning", 1'000'000, 0}};
+  uint64_t change = g_store->change_seq();
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(),
+                                     details_report(one, {{"address", "10.0.0.7"}}), 0, nullptr));
+  ck_assert_uint_gt(g_store->change_seq(), change);
+  // Every read of another process has them: get, list, changes.
+  auto other = g_factory.attach();
+  Job out;
+  ASSERT_OK(other->get(a.id, &out));
+  ck_assert(out.stages == one);
+  ck_assert(out.outputs == (Outputs{{"address", "10.0.0.7"}}));
+  std::vector<Job> jobs;
+  ASSERT_OK(other->list(JobsQuery{}, nullptr, &jobs));
+  ck_assert_uint_eq(jobs.size(), 1);
+  ck_assert(jobs[0].stages == one);
+  uint64_t now = 0;
+  ASSERT_OK(other->changes_since(change, &jobs, &now));
+  ck_assert_uint_eq(jobs.size(), 1);
+  ck_assert(jobs[0].outputs == out.outputs);
+  // The same lists again are no change.
+  change = g_store->change_seq();
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(),
+                                     details_report(one, {{"address", "10.0.0.7"}}), 0, nullptr));
+  ck_assert_uint_eq(g_store->change_seq(), change);
+  // Outputs alone: the stages stay.
+  RunnerReport outputs_only;
+  outputs_only.outputs = Outputs{{"address", "10.0.0.8"}, {"url", "https://x/<b>"}};
+  ASSERT_OK(g_store->record_progress(a.id, self_runner(), outputs_only, 0, nullptr));
+  ck_assert_uint_gt(g_store->change_seq(), change);
+  ASSERT_OK(other->get(a.id, &out));
+  ck_assert(out.stages == one);
+  ck_assert_uint_eq(out.outputs.size(), 2);
+  ASSERT_TEXT_EQ(out.outputs[0].second, "10.0.0.8");
+  ASSERT_TEXT_EQ(out.outputs[1].second, "https://x/<b>");
+  // finish carries the last lists; the open stage ends with the job.
+  const std::vector<Stage> two = {{"Provisioning", 1'000'000, 3'000'000},
+                                  {"Ansible", 3'000'000, 0}};
+  ASSERT_OK(g_store->finish(a.id, self_runner(), Outcome{JobState::succeeded, 0, {}},
+                            details_report(two, {}), Instant::now(), 0));
+  ASSERT_OK(other->get(a.id, &out));
+  ck_assert(out.stages == two);
+  ck_assert(out.outputs.empty());
+  ck_assert_int_eq(stage_finished_at(out, 0), 3'000'000);
+  ck_assert_int_eq(stage_finished_at(out, 1), out.finished_at);
+  // A runner that lost its job writes none.
+  const Job b = started(*g_store, submit_new(*g_store, "web"));
+  ASSERT_OK(g_store->runner_recorded(b.id, self_runner(), 0, 0, nullptr));
+  ASSERT_OK(
+      g_store->record_progress(b.id, self_runner(), details_report(one, {{"a", "1"}}), 0, nullptr));
+  Job canceled;
+  RunnerRef nudge;
+  ASSERT_OK(g_store->cancel(b.id, std::nullopt, Instant::now(), &canceled, &nudge));
+  const RunnerRef other_runner{self_runner().runner_pid, 7};
+  ASSERT_TEXT_EQ(code_of(g_store->record_progress(b.id, other_runner,
+                                                  details_report(two, {{"a", "2"}}), 0, nullptr)),
+                 kNotOwner);
+  ASSERT_TEXT_EQ(code_of(g_store->finish(b.id, other_runner, Outcome{JobState::failed, 1, {}},
+                                         details_report(two, {{"a", "3"}}), Instant::now(), 0)),
+                 kNotOwner);
+  ASSERT_OK(other->get(b.id, &out));
+  ck_assert(out.stages == one);
+  ck_assert(out.outputs == (Outputs{{"a", "1"}}));
+  ck_assert_int_eq(stage_finished_at(out, 0), 0);  // still running: open
+}
+END_TEST
+
 START_TEST(output_appended_by_the_runner_is_read_back_by_anyone) {
   const Job a = started(*g_store, submit_new(*g_store, "web"));
   ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, nullptr));
@@ -836,6 +914,7 @@ inline Suite* suite(const char* engine) {
   tcase_add_test(tc, the_runner_learns_of_a_cancel_when_it_records_itself);
   tcase_add_test(tc, a_report_changes_only_what_it_names_and_wakes_only_for_what_shows);
   tcase_add_test(tc, finish_carries_the_last_report_with_the_outcome);
+  tcase_add_test(tc, stages_and_outputs_are_kept_with_the_job_and_fenced);
   tcase_add_test(tc, output_appended_by_the_runner_is_read_back_by_anyone);
   tcase_add_test(tc, a_trimmed_job_takes_its_output_with_it);
   tcase_add_test(tc, a_launch_failure_ends_the_job_failed_and_unstart_requeues);

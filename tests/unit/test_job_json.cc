@@ -23,6 +23,9 @@ Job running_job() {
   job.params = {{"version", "1.2.3"}};
   job.progress = 40;
   job.stage = "Provisioning";
+  job.stages = {{"Create VM", kExampleSecond + 1'000'000, kExampleSecond + 31'500'000},
+                {"Provisioning", kExampleSecond + 31'500'000, 0}};
+  job.outputs = {{"address", "10.0.0.7"}};
   job.requests = 1;
   job.submitted_by = "alice";
   job.submitted_at = kExampleSecond + 123'000;
@@ -67,7 +70,12 @@ START_TEST(running_job_has_every_field_in_spec_order) {
   ASSERT_TEXT_EQ(
       deploy::job_json(running_job(), "/deploy"),
       "{\"id\":42,\"target\":\"webapp\",\"state\":\"running\",\"params\":{\"version\":\"1.2.3\"},"
-      "\"group\":null,\"progress\":40,\"stage\":\"Provisioning\",\"requests\":1,\"not_before\":"
+      "\"outputs\":{\"address\":\"10.0.0.7\"},"
+      "\"group\":null,\"progress\":40,\"stage\":\"Provisioning\","
+      "\"stages\":[{\"name\":\"Create VM\",\"started_at\":\"2026-11-21T10:00:01.000Z\","
+      "\"finished_at\":\"2026-11-21T10:00:31.500Z\"},{\"name\":\"Provisioning\","
+      "\"started_at\":\"2026-11-21T10:00:31.500Z\",\"finished_at\":null}],\"requests\":1,\"not_"
+      "before\":"
       "null,"
       "\"submitted_by\":\"alice\",\"submitted_at\":\"2026-11-21T10:00:00.123Z\","
       "\"started_at\":\"2026-11-21T10:00:01.000Z\",\"finished_at\":null,\"node\":\"web1\","
@@ -86,13 +94,39 @@ START_TEST(unset_values_are_null) {
   job.submitted_at = kExampleSecond;
   ASSERT_TEXT_EQ(
       deploy::job_json(job, ""),
-      "{\"id\":7,\"target\":\"db\",\"state\":\"queued\",\"params\":{},\"group\":null,"
-      "\"progress\":null,\"stage\":null,\"requests\":1,\"not_before\":null,\"submitted_by\":null,"
+      "{\"id\":7,\"target\":\"db\",\"state\":\"queued\",\"params\":{},\"outputs\":{},"
+      "\"group\":null,\"progress\":null,\"stage\":null,\"stages\":[],\"requests\":1,\"not_before\":"
+      "null,\"submitted_by\":null,"
       "\"submitted_at\":\"2026-11-21T10:00:00.000Z\",\"started_at\":null,\"finished_at\":null,"
       "\"node\":null,\"exit_code\":null,\"signal\":null,\"log_complete\":true,"
       "\"canceled_by\":null,\"superseded_by\":null,"
       "\"links\":{\"self\":\"/jobs/7\",\"log\":\"/jobs/7/log\","
       "\"events\":\"/jobs/7/events\",\"cancel\":\"/jobs/7/cancel\"}}");
+}
+END_TEST
+
+// A final job's open last stage ends with the job, whatever ended it (a
+// lost job's runner never closed it); hostile names and values stay text.
+START_TEST(a_final_job_closes_its_open_stage_and_escapes_stages_and_outputs) {
+  Job job = running_job();
+  job.state = JobState::lost;
+  job.finished_at = kExampleSecond + 90'000'000;
+  job.stages[1].finished_at = kExampleSecond + 40'000'000;
+  job.stages.push_back({"<script>\"x\"</script>", kExampleSecond + 40'000'000, 0});
+  job.outputs = {{"url", "</script><b>\"\\"}};
+  json_t* object = parsed(job);
+  ck_assert_ptr_nonnull(object);
+  json_t* stages = json_object_get(object, "stages");
+  ck_assert_uint_eq(json_array_size(stages), 3);
+  ASSERT_TEXT_EQ(json_string_value(json_object_get(json_array_get(stages, 1), "finished_at")),
+                 "2026-11-21T10:00:40.000Z");
+  json_t* last = json_array_get(stages, 2);
+  ASSERT_TEXT_EQ(json_string_value(json_object_get(last, "name")), "<script>\"x\"</script>");
+  ASSERT_TEXT_EQ(json_string_value(json_object_get(last, "finished_at")),
+                 "2026-11-21T10:01:30.000Z");
+  ASSERT_TEXT_EQ(json_string_value(json_object_get(json_object_get(object, "outputs"), "url")),
+                 "</script><b>\"\\");
+  json_decref(object);
 }
 END_TEST
 
@@ -218,6 +252,7 @@ Suite* job_json_suite() {
   Suite* suite = suite_create("job_json");
   TCase* times = tcase_create("times");
   tcase_add_test(times, time_is_rfc3339_utc_with_milliseconds);
+  tcase_add_test(times, a_final_job_closes_its_open_stage_and_escapes_stages_and_outputs);
   tcase_add_test(times, time_milliseconds_are_truncated_not_rounded);
   tcase_add_test(times, time_before_the_epoch_counts_back);
   suite_add_tcase(suite, times);

@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "file_store.h"
+#include "job_details.h"
 #include "job_table.h"
 #include "launch_request.h"
 #include "unit_test.h"
@@ -708,6 +710,56 @@ START_TEST(secrets_are_masked_before_the_log_and_the_stage_see_them) {
 }
 END_TEST
 
+// Stages and outputs come from the masked output, line by line: each new
+// stage value is an entry with its times, a later output wins, a 17th name
+// is refused once in the log, right after its line.
+START_TEST(stages_and_outputs_come_from_the_masked_output) {
+  std::string script =
+      "echo '::stage Create VM'\n"
+      "echo '::progress 10 Create VM'\n"  // the same stage: no new entry
+      "sleep 0.3\n"
+      "echo \"::output address 10.0.0.$SHORT\"\n"
+      "echo '::progress 50 Ansible'\n"
+      "echo '::output address 10.0.0.8'\n";
+  for (int i = 1; i < 16; ++i) script += "echo '::output o" + std::to_string(i) + " v'\n";
+  script += "echo after\necho '::output o16 v'\necho '::output o17 v'\n";
+  script += "printf '::stage Playbooks'\n";
+  const LauncherUnderTest launcher = start_launcher();
+  const uint64_t id = add_running_job();
+  RunnerCall call(write_script("job.sh", script));
+  call.environment = {"PATH=/usr/bin:/bin", "SHORT=s3cr3t"};
+  call.secret_entries = {1};
+  send_job(launcher, id, call);
+  assert_exited_with(wait_for_final_state(id), JobState::succeeded, 0);
+  deploy::FileStore store(*fixture->table, "");
+  deploy::Job job;
+  ck_assert(store.get(id, &job).is_ok());
+  ck_assert_uint_eq(job.stages.size(), 3);
+  ASSERT_TEXT_EQ(job.stages[0].name, "Create VM");
+  ASSERT_TEXT_EQ(job.stages[1].name, "Ansible");
+  ASSERT_TEXT_EQ(job.stages[2].name, "Playbooks");
+  ck_assert_int_ge(job.stages[0].started_at, job.started_at);
+  ck_assert_int_ge(job.stages[0].finished_at - job.stages[0].started_at, 250'000);
+  ck_assert_int_eq(job.stages[0].finished_at, job.stages[1].started_at);
+  ck_assert_int_eq(job.stages[2].finished_at, 0);  // closed by the job's end (stage_finished_at)
+  ck_assert_int_eq(deploy::stage_finished_at(job, 2), job.finished_at);
+  ck_assert_uint_eq(job.outputs.size(), deploy::kOutputsMax);
+  ASSERT_TEXT_EQ(job.outputs[0].first, "address");
+  ASSERT_TEXT_EQ(job.outputs[0].second, "10.0.0.8");
+  ASSERT_TEXT_EQ(job.outputs[15].first, "o15");
+  const std::string log = log_of(id);
+  ck_assert(log.find("s3cr3t") == std::string::npos);
+  ck_assert(log.find("::output address 10.0.0.***\n") != std::string::npos);
+  // Said once, after its line: o17 is ignored without a word.
+  ck_assert_msg(log.find("after\n::output o16 v\ndeploy-runner: output o16 ignored: at most 16 "
+                         "outputs (further new names are ignored too)\n::output o17 v\n"
+                         "::stage Playbooks") != std::string::npos,
+                "%s", log.c_str());
+  close(launcher.requests);
+  ck_assert_int_eq(wait_for_runner_exit(launcher.pid), 0);
+}
+END_TEST
+
 START_TEST(launcher_gives_running_jobs_their_own_runners_which_outlive_it) {
   const std::string gate = path_in_dir("gate");
   const std::string job = write_script(
@@ -849,6 +901,7 @@ Suite* runner_suite() {
   TCase* launcher = deploy::test::case_with_fixture("launcher", set_up, tear_down, 30);
   tcase_add_test(launcher, launcher_runs_jobs_one_after_another_in_one_runner);
   tcase_add_test(launcher, secrets_are_masked_before_the_log_and_the_stage_see_them);
+  tcase_add_test(launcher, stages_and_outputs_come_from_the_masked_output);
   tcase_add_test(launcher, launcher_gives_running_jobs_their_own_runners_which_outlive_it);
   tcase_add_test(launcher, sigterm_ends_an_idle_runner_and_the_next_job_gets_another);
   tcase_add_test(launcher, a_malformed_request_ends_the_launcher);

@@ -48,8 +48,8 @@ const dashboardView = (() => {
     link: (job) => ({ nodes: [jobLink(job)] }),
     text: (job, key) => ({ text: present(job[key]) ? String(job[key]) : DASH }),
     badge: (job) => ({ nodes: [badge(job.state)] }),
-    params: (job) => ({
-      nodes: Object.entries(job.params || {}).map(([k, v]) => ({ tag: "code", text: k + "=" + v })),
+    params: (job, key) => ({
+      nodes: Object.entries(job[key] || {}).map(([k, v]) => ({ tag: "code", text: k + "=" + v })),
     }),
     progress: (job) => {
       const value = present(job.progress) ? job.progress : null;
@@ -198,6 +198,24 @@ const dashboardView = (() => {
     }
   };
 
+  // The job page's stage timeline (stages_html in httpd/deploy_job_page.cc
+  // renders the same): for each of the job's `stages`, its name, start, and
+  // how long it took, or `from` (ms) for the open one, whose time so far
+  // the page counts on.
+  const stageRows = (job, now) =>
+    (Array.isArray(job.stages) ? job.stages : []).map((stage) => {
+      const started = millis(stage.started_at);
+      const finished = millis(stage.finished_at);
+      const open = !present(stage.finished_at);
+      return {
+        name: String(stage.name),
+        started: displayTime(stage.started_at),
+        title: present(stage.started_at) ? String(stage.started_at) : "",
+        took: open ? elapsedText(started, now) : formatDuration(finished - started),
+        from: open ? started : null,
+      };
+    });
+
   // The job of a `job` event's data; null (and a warning) for anything else.
   const jobOfEvent = (data) => {
     let job = null;
@@ -214,7 +232,7 @@ const dashboardView = (() => {
   return {
     postForJob, jobOfEvent, DASH, formatDuration, displayTime, isFinal, sectionOf, elapsedText, countdownText,
     cellOf, rowOf, lastResultNodes, isShownJob, FINAL_STATES, parseHistoryView, historySearch,
-    jobsQuery, matchesHistory, historyChange, cursorAfterTrim, historyOrder, pageOf,
+    jobsQuery, matchesHistory, historyChange, cursorAfterTrim, historyOrder, pageOf, stageRows,
   };
 })();
 

@@ -75,6 +75,45 @@
     pending.push(text);
   }
 
+  // NAME=VALUE each (params, outputs), or "none", as the server renders them.
+  function showPairs(name, pairs) {
+    const nodes = view.cellOf({ kind: "params", key: name }, { [name]: pairs }, now()).nodes.map((node) => {
+      const code = document.createElement("code");
+      code.textContent = node.text;
+      return code;
+    });
+    if (!nodes.length) {
+      const none = document.createElement("span");
+      none.className = "sub";
+      none.textContent = "none";
+      nodes.push(none);
+    }
+    field(name).replaceChildren(...nodes);
+  }
+
+  // The stage timeline, row by row as the server renders it.
+  const stageList = document.getElementById("stage-list");
+  function showStages(job) {
+    const rows = view.stageRows(job, now()).map((row) => {
+      const li = document.createElement("li");
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = row.name;
+      const started = document.createElement("span");
+      started.className = "sub";
+      started.title = row.title;
+      started.textContent = row.started;
+      const took = document.createElement("span");
+      took.className = "took";
+      if (row.from !== null) took.dataset.from = String(row.from);
+      took.textContent = row.took;
+      li.append(name, started, took);
+      return li;
+    });
+    stageList.replaceChildren(...rows);
+    document.getElementById("stages-empty").hidden = rows.length > 0;
+  }
+
   const cancelForm = document.getElementById("cancel");
   let lastJob = null;
   function showJob(job) {
@@ -91,6 +130,8 @@
     else bar.value = progress.progress;
     field("progress").querySelector(".pct").textContent = progress.text;
     field("stage").textContent = view.cellOf({ kind: "text", key: "stage" }, job, now()).text;
+    showPairs("outputs", job.outputs || {});
+    showStages(job);
     field("requests").textContent = String(job.requests);
     for (const [name, key] of [["submitted", "submitted_at"], ["started", "started_at"], ["finished", "finished_at"]]) {
       const cell = view.cellOf({ kind: "time", key }, job, now());
@@ -115,6 +156,8 @@
   setInterval(() => {
     const duration = field("duration");
     if (duration.dataset.from) duration.textContent = view.elapsedText(Number(duration.dataset.from), now());
+    for (const took of stageList.querySelectorAll(".took[data-from]"))
+      took.textContent = view.elapsedText(Number(took.dataset.from), now());
   }, 1000);
 
   // A finished job's page is complete as the server rendered it.

@@ -22,6 +22,7 @@ const TABLE = {
     target: { kind: "text", key: "target" },
     state: { kind: "badge", key: "state" },
     params: { kind: "params", key: "params" },
+    outputs: { kind: "params", key: "outputs" },
     progress: { kind: "progress", key: "progress" },
     stage: { kind: "text", key: "stage" },
     requests: { kind: "text", key: "requests" },
@@ -34,7 +35,8 @@ const TABLE = {
     actions: { kind: "actions", key: "" },
   },
   sections: {
-    running: ["id", "target", "state", "params", "progress", "stage", "started", "elapsed", "by", "actions"],
+    running: ["id", "target", "state", "params", "progress", "stage", "outputs", "started", "elapsed", "by",
+      "actions"],
     waiting: ["id", "requests", "left", "actions"],
     history: ["id", "state", "stage", "duration", "result", "actions"],
   },
@@ -45,6 +47,7 @@ const job = (fields) => ({
   target: "webapp",
   state: "running",
   params: { version: "1.2.3" },
+  outputs: { address: "10.0.0.7" },
   progress: 40,
   stage: "Provisioning",
   requests: 1,
@@ -98,6 +101,8 @@ test("each kind shows the member its column names", () => {
   assert.equal(c.target.text, "webapp");
   assert.deepEqual(c.state.nodes, [{ tag: "span", props: { className: "badge s-running" }, text: "running" }]);
   assert.deepEqual(c.params.nodes, [{ tag: "code", text: "version=1.2.3" }]);
+  assert.deepEqual(c.outputs.nodes, [{ tag: "code", text: "address=10.0.0.7" }]);
+  assert.deepEqual(cells("running", job({ outputs: {} })).outputs.nodes, []);
   assert.deepEqual(c.progress, { progress: 40, text: "40%" });
   assert.equal(c.stage.text, "Provisioning");
   assert.deepEqual(c.started, { text: "2026-11-21 10:05:55", title: "2026-11-21T10:05:55.000Z" });
@@ -156,13 +161,34 @@ test("an unfinished job can be canceled, and has a log once started", () => {
 });
 
 test("markup from a job stays text in plain nodes", () => {
-  const hostile = job({ target: MARKUP, stage: MARKUP, submitted_by: MARKUP, params: { [MARKUP]: MARKUP } });
+  const hostile = job({
+    target: MARKUP, stage: MARKUP, submitted_by: MARKUP, params: { [MARKUP]: MARKUP }, outputs: { x: MARKUP },
+  });
   const c = cells("running", hostile);
   assert.equal(c.stage.text, MARKUP);
   assert.equal(c.target.text, MARKUP);
   assert.deepEqual(c.params.nodes, [{ tag: "code", text: MARKUP + "=" + MARKUP }]);
+  assert.deepEqual(c.outputs.nodes, [{ tag: "code", text: "x=" + MARKUP }]);
+  assert.equal(view.stageRows(job({ stages: [{ name: MARKUP, started_at: null, finished_at: null }] }), NOW)[0].name,
+    MARKUP);
   for (const { cell } of view.rowOf(TABLE, "running", hostile, NOW)) for (const node of cell.nodes || []) checkNode(node);
   for (const node of view.lastResultNodes(job({ state: "failed", finished_at: MARKUP }))) checkNode(node);
+});
+
+test("the stage timeline: each stage's start and duration, the open one counting", () => {
+  const stages = [
+    { name: "Create VM", started_at: "2026-11-21T10:05:55.000Z", finished_at: "2026-11-21T10:06:40.500Z" },
+    { name: "Ansible", started_at: "2026-11-21T10:06:40.500Z", finished_at: null },
+  ];
+  assert.deepEqual(view.stageRows(job({ stages }), NOW), [
+    { name: "Create VM", started: "2026-11-21 10:05:55", title: "2026-11-21T10:05:55.000Z", took: "45s", from: null },
+    {
+      name: "Ansible", started: "2026-11-21 10:06:40", title: "2026-11-21T10:06:40.500Z", took: "3m 19s",
+      from: Date.parse("2026-11-21T10:06:40.500Z"),
+    },
+  ]);
+  assert.deepEqual(view.stageRows(job({ stages: [] }), NOW), []);
+  assert.deepEqual(view.stageRows(job({ stages: undefined }), NOW), []);
 });
 
 test("the target's last result links the job and shows when it finished", () => {
