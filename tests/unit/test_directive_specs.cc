@@ -74,7 +74,8 @@ std::map<std::string, DocSection> sections_of(const std::string& doc,
       current = &sections[name];
       continue;
     }
-    if (line.rfind("# ", 0) == 0) current = nullptr;  // a part of the doc, not a directive
+    // Another heading: a part of the doc that is not a directive.
+    if (line.rfind("# ", 0) == 0 || line.rfind("## ", 0) == 0) current = nullptr;
     if (!current) continue;
     if (auto c = cell(line, "Context")) current->context = unescape(*c);
     if (auto c = cell(line, "Default")) current->default_cell = *c;
