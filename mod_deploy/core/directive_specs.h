@@ -102,6 +102,8 @@ inline constexpr DirectiveSpec rows[] = {
     {"DeployToken", target, text},
     {"DeployUnsignedUsers", target, flag, value, 0},
     {"DeployUser", target, text},
+    {"DeploySupersede", target, text, value, 0, "off"},
+    {"DeployIdempotencyHeader", target, text},  // none: Idempotency-Key alone
 };
 }  // namespace directive_table
 

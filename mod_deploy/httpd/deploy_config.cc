@@ -449,6 +449,41 @@ const char* cmd_unsigned_users(cmd_parms* cmd, void*, int on) {
   return nullptr;
 }
 
+// --- DeploySupersede, DeployIdempotencyHeader ---
+
+const char* cmd_supersede(cmd_parms* cmd, void*, const char* arg) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  const std::string_view mode = arg;
+  if (mode == "off")
+    t->supersede = Supersede::off;
+  else if (mode == "queued")
+    t->supersede = Supersede::queued;
+  else if (mode == "running")
+    t->supersede = Supersede::running;
+  else
+    return error(cmd, std::string("DeploySupersede: '") + arg + "' is not off, queued or running");
+  return nullptr;
+}
+
+const char* cmd_idempotency_header(cmd_parms* cmd, void*, const char* name) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  // An HTTP field name: a token (RFC 9110).
+  const std::string_view text = name;
+  const bool token = !text.empty() && text.size() <= 64 &&
+                     text.find_first_not_of(
+                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                         "0123456789!#$%&'*+-.^_`|~") == std::string_view::npos;
+  if (!token)
+    return error(cmd, std::string("DeployIdempotencyHeader: '") + name +
+                          "' is not a header name (at most 64 characters of an HTTP token)");
+  t->idempotency_header = name;
+  return nullptr;
+}
+
 // --- DeployUser ---
 
 const char* cmd_user(cmd_parms* cmd, void*, const char* user, const char* group) {
@@ -564,6 +599,10 @@ const command_rec directives[] = {
                   "file:PATH or env:NAME: the X-Gitlab-Token every submission must carry"),
     AP_INIT_FLAG("DeployUnsignedUsers", (cmd_func)cmd_unsigned_users, nullptr, RSRC_CONF,
                  "On: a user httpd authenticated may submit without signature or token"),
+    AP_INIT_TAKE1("DeploySupersede", (cmd_func)cmd_supersede, nullptr, RSRC_CONF,
+                  "off, queued or running: which older jobs of the target a new one cancels"),
+    AP_INIT_TAKE1("DeployIdempotencyHeader", (cmd_func)cmd_idempotency_header, nullptr, RSRC_CONF,
+                  "NAME: a header whose value is the submission's idempotency key"),
     AP_INIT_TAKE12("DeployUser", (cmd_func)cmd_user, nullptr, RSRC_CONF,
                    "USER [GROUP]: the user (and group) the job runs as"),
     {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr}};
@@ -726,6 +765,8 @@ Status resolve_settings(ServerConfig& config, apr_pool_t* pool) {
     target.token = signer.token;
     target.unsigned_users =
         t.unsigned_users.value_or(d.unsigned_users.value_or(target.unsigned_users));
+    target.supersede = t.supersede.value_or(d.supersede.value_or(target.supersede));
+    target.idempotency_header = t.idempotency_header ? t.idempotency_header : d.idempotency_header;
     target.param_from = t.param_from;
     target.filters = t.filters;
     for (const ParamFrom& from : t.param_from) {

@@ -60,6 +60,8 @@ struct TargetDirectives {
   std::vector<SubmissionFilter> filters;
   std::optional<std::string> token;
   std::optional<bool> unsigned_users;
+  std::optional<Supersede> supersede;             // DeploySupersede
+  std::optional<std::string> idempotency_header;  // DeployIdempotencyHeader NAME
 };
 
 // A target with every setting decided; a Target{} holds the directives'
@@ -81,6 +83,11 @@ struct Target {
   std::vector<SubmissionFilter> filters;
   std::optional<std::string> token;  // DeployToken: X-Gitlab-Token must equal it
   bool unsigned_users = directive_default<bool>("DeployUnsignedUsers");
+  Supersede supersede = Supersede::off;  // DeploySupersede
+  static_assert(directive_spec("DeploySupersede").word == std::string_view("off"));
+  // DeployIdempotencyHeader: the header that carries a submission's key
+  // besides Idempotency-Key; none: Idempotency-Key alone.
+  std::optional<std::string> idempotency_header;
 
   // A submission must prove it with a signature or a token.
   bool is_signed() const { return secret || token; }
