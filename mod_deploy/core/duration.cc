@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "text.h"
 
@@ -66,6 +67,21 @@ std::optional<uint64_t> parse_size(std::string_view text) {
   }
   if (parsed->number > UINT64_MAX / unit) return std::nullopt;
   return parsed->number * unit;
+}
+
+std::string written_duration(Micros duration) {
+  if (duration == 0) return "0";
+  if (duration % 3'600'000'000 == 0) return std::to_string(duration / 3'600'000'000) + "h";
+  if (duration % 60'000'000 == 0) return std::to_string(duration / 60'000'000) + "mi";
+  if (duration % 1'000'000 == 0) return std::to_string(duration / 1'000'000) + "s";
+  return std::to_string(duration / 1'000) + "ms";
+}
+
+std::string written_size(uint64_t size) {
+  if (size == 0) return "0";
+  for (const auto& [shift, suffix] : {std::pair{30, "g"}, std::pair{20, "m"}, std::pair{10, "k"}})
+    if (size % (uint64_t{1} << shift) == 0) return std::to_string(size >> shift) + suffix;
+  return std::to_string(size);
 }
 
 std::string format_duration(Micros duration) {

@@ -17,17 +17,9 @@ bool in_state(const JobRecord* r, JobState s) { return r && r->state == uint8_t(
 
 // Whether `r` is still run by `runner`: the fence of a runner's writes. A
 // runner that has not recorded itself yet (pid 0) is the launcher's.
-bool run_by(const JobRecord* r, const RunnerRef& runner) {
+bool record_run_by(const JobRecord* r, const RunnerRef& runner) {
   return in_state(r, JobState::running) && r->runner_pid == runner.runner_pid &&
          r->runner_start_ticks == runner.runner_start_ticks;
-}
-
-Status not_found(uint64_t id, const char* why) {
-  return Status::error("job " + std::to_string(id) + " " + why, kNotFound);
-}
-
-Status not_owner(uint64_t id) {
-  return Status::error("job " + std::to_string(id) + " is no longer run by this runner", kNotOwner);
 }
 
 // A runner is alive when its pid exists and is still the process it was.
@@ -44,14 +36,14 @@ bool runner_alive(const JobRecord& r, Micros now, Micros quiet_since) {
   return ticks == r.runner_start_ticks;
 }
 
-std::string_view target_of(const JobRecord& r) {
+std::string_view record_target(const JobRecord& r) {
   return std::string_view(r.target, strnlen(r.target, sizeof r.target));
 }
 
 std::vector<PendingJob> pending_jobs(JobTable::Lock& lock, const GroupByOf& group_by) {
   std::vector<PendingJob> jobs;
   lock.for_each_unfinished([&](JobRecord& r) {
-    jobs.push_back(pending_job(r, group_by ? group_by(target_of(r)) : std::nullopt));
+    jobs.push_back(pending_job(r, group_by ? group_by(record_target(r)) : std::nullopt));
   });
   return jobs;
 }
@@ -178,7 +170,7 @@ Status FileStore::withdraw(uint64_t id) {
   if (!lock.held()) return lock.busy();
   JobRecord* r = lock.find(id);
   if (!in_state(r, JobState::waiting) && !in_state(r, JobState::queued))
-    return not_found(id, "is neither waiting nor queued");
+    return job_not_found(id, "is neither waiting nor queued");
   lock.release(r);
   if (lock.header().counters.accepted > 0) lock.header().counters.accepted--;
   return Status::ok();
@@ -237,7 +229,7 @@ Status FileStore::ready(uint64_t id, const Instant&) {
   FileStoreLock lock(table_, lock_timeout_);
   if (!lock.held()) return lock.busy();
   JobRecord* r = lock.find(id);
-  if (!in_state(r, JobState::waiting)) return not_found(id, "is not waiting");
+  if (!in_state(r, JobState::waiting)) return job_not_found(id, "is not waiting");
   r->state = uint8_t(JobState::queued);
   lock.commit(r);
   return Status::ok();
@@ -247,7 +239,7 @@ Status FileStore::start(uint64_t id, const Instant& now, Job* out) {
   FileStoreLock lock(table_, lock_timeout_);
   if (!lock.held()) return lock.busy();
   JobRecord* r = lock.find(id);
-  if (!in_state(r, JobState::queued)) return not_found(id, "is not queued");
+  if (!in_state(r, JobState::queued)) return job_not_found(id, "is not queued");
   claim(lock, r, now);
   *out = job_of(*r);
   return Status::ok();
@@ -259,7 +251,7 @@ Status FileStore::runner_recorded(uint64_t id, const RunnerRef& runner, int32_t 
   if (!lock.held()) return lock.busy();
   JobRecord* r = lock.find(id);
   // Taken only from the launcher (no runner yet), or by the same runner.
-  if (!run_by(r, RunnerRef{}) && !run_by(r, runner)) return not_owner(id);
+  if (!record_run_by(r, RunnerRef{}) && !record_run_by(r, runner)) return job_not_owned(id);
   r->runner_pid = runner.runner_pid;
   r->runner_start_ticks = runner.runner_start_ticks;
   if (job_pid > 0) r->job_pid = job_pid;
@@ -320,7 +312,7 @@ Status FileStore::record_progress(uint64_t id, const RunnerRef& runner, const Ru
   FileStoreLock lock(table_, timeout > 0 ? timeout : lock_timeout_);
   if (!lock.held()) return lock.busy();
   JobRecord* r = lock.find(id);
-  if (!run_by(r, runner)) return not_owner(id);
+  if (!record_run_by(r, runner)) return job_not_owned(id);
   bool visible = false, quiet = false;
   apply_report(r, report, &visible, &quiet);
   apply_details(r, report, &visible);
@@ -337,7 +329,7 @@ Status FileStore::cancel(uint64_t id, const std::optional<std::string>& by, cons
   FileStoreLock lock(table_, lock_timeout_);
   if (!lock.held()) return lock.busy();
   JobRecord* r = lock.find(id);
-  if (!r) return not_found(id, "does not exist");
+  if (!r) return job_not_found(id, "does not exist");
   const JobState s = JobState(r->state);
   *nudge = RunnerRef{};
   if (is_final(s)) {
@@ -396,7 +388,7 @@ void FileStore::supersede_older(JobTable::Lock& lock, const JobRecord& r, const 
                                 const Instant& now, std::vector<SupersededJob>* superseded) {
   std::vector<JobRecord*> older;
   lock.for_each_unfinished([&](JobRecord& other) {
-    if (other.id >= r.id || target_of(other) != s.target || other.cancel_requested) return;
+    if (other.id >= r.id || record_target(other) != s.target || other.cancel_requested) return;
     const JobState state = JobState(other.state);
     if (state == JobState::running && s.supersede != Supersede::running) return;
     if (s.group_by && job_group(load_params(other), s.group_by(s.target)).value_or("") != s.group)
@@ -416,7 +408,7 @@ JobRecord* FileStore::find_by_key(JobTable::Lock& lock, std::string_view target,
                                   std::string_view key) {
   JobRecord* found = nullptr;
   lock.for_each([&](JobRecord& r) {
-    if (!found && r.idempotency_key_size == key.size() && target_of(r) == target &&
+    if (!found && r.idempotency_key_size == key.size() && record_target(r) == target &&
         memcmp(r.idempotency_key, key.data(), key.size()) == 0)
       found = &r;
   });
@@ -429,7 +421,7 @@ Status FileStore::finish(uint64_t id, const RunnerRef& runner, const Outcome& ou
   FileStoreLock lock(table_, timeout > 0 ? timeout : lock_timeout_);
   if (!lock.held()) return lock.busy();
   JobRecord* r = lock.find(id);
-  if (!run_by(r, runner)) return not_owner(id);
+  if (!record_run_by(r, runner)) return job_not_owned(id);
   bool visible = false, quiet = false;
   apply_report(r, last, &visible, &quiet);
   apply_details(r, last, &visible);
@@ -445,7 +437,7 @@ Status FileStore::launch_failed(uint64_t id, const Instant& now) {
   FileStoreLock lock(table_, lock_timeout_);
   if (!lock.held()) return lock.busy();
   JobRecord* r = lock.find(id);
-  if (!run_by(r, RunnerRef{})) return not_owner(id);
+  if (!record_run_by(r, RunnerRef{})) return job_not_owned(id);
   lock.finish(r, JobState::failed, now);
   return Status::ok();
 }
@@ -454,7 +446,7 @@ Status FileStore::unstart(uint64_t id) {
   FileStoreLock lock(table_, lock_timeout_);
   if (!lock.held()) return lock.busy();
   JobRecord* r = lock.find(id);
-  if (!run_by(r, RunnerRef{})) return not_owner(id);
+  if (!record_run_by(r, RunnerRef{})) return job_not_owned(id);
   r->state = uint8_t(JobState::queued);
   r->started_at = 0;
   lock.commit(r);
@@ -477,7 +469,7 @@ Status FileStore::expire(uint64_t id, const Instant& now) {
   if (!lock.held()) return lock.busy();
   JobRecord* r = lock.find(id);
   if (!in_state(r, JobState::waiting) && !in_state(r, JobState::queued))
-    return not_found(id, "is neither waiting nor queued");
+    return job_not_found(id, "is neither waiting nor queued");
   lock.finish(r, JobState::expired, now);
   return Status::ok();
 }
@@ -508,7 +500,7 @@ Status FileStore::get(uint64_t id, Job* out) {
   FileStoreLock lock(table_, lock_timeout_);
   if (!lock.held()) return lock.busy();
   const JobRecord* r = lock.find(id);
-  if (!r) return not_found(id, "does not exist");
+  if (!r) return job_not_found(id, "does not exist");
   *out = job_of(*r);
   return Status::ok();
 }
@@ -519,8 +511,8 @@ Status FileStore::list(const JobsQuery& q, const TargetFilter& readable, std::ve
   out->clear();
   if (q.limit == 0) return Status::ok();
   lock.for_each_newest_first(q.before, [&](JobRecord& r) {
-    if ((!q.target || *q.target == target_of(r)) && (!q.state || uint8_t(*q.state) == r.state) &&
-        (!readable || readable(target_of(r))))
+    if ((!q.target || *q.target == record_target(r)) &&
+        (!q.state || uint8_t(*q.state) == r.state) && (!readable || readable(record_target(r))))
       out->push_back(job_of(r));
     return out->size() < q.limit;
   });
@@ -536,7 +528,7 @@ Status FileStore::newest_per_target(const std::vector<std::string>& targets,
     if (!lock.held()) return lock.busy();
     if (wanted.empty()) return Status::ok();
     lock.for_each_newest_first(0, [&](JobRecord& r) {
-      const std::string_view target = target_of(r);
+      const std::string_view target = record_target(r);
       if (wanted.count(target) && !latest.count(target))
         latest.emplace(std::string(target), job_of(r));
       return latest.size() < wanted.size();
@@ -560,7 +552,7 @@ Status FileStore::overview(const HistoryPage& page, const TargetFilter& readable
   // not copied.
   lock.for_each([&](JobRecord& rec) {
     if (!is_valid_state(rec.state)) return;
-    const std::string_view target = target_of(rec);
+    const std::string_view target = record_target(rec);
     if (readable && !readable(target)) return;
     if (!is_final(JobState(rec.state))) {
       out->jobs.push_back(job_of(rec));

@@ -45,6 +45,11 @@ constexpr char kNotFound[] = "not_found";    // no such job, or not in the state
 constexpr char kConflict[] = "conflict";     // the job has finished already
 constexpr char kStoreDamaged[] = "damaged";  // the store cannot hand out ids: 500, see the log
 
+// The errors of both engines: "job ID WHY" with kNotFound, and a fenced
+// write of a runner that no longer runs job `id`, with kNotOwner.
+Status job_not_found(uint64_t id, const char* why);
+Status job_not_owned(uint64_t id);
+
 // The parameter that groups a target's jobs (its DeployGroupBy), nullopt for
 // a target without one: what turns a job into its scheduling facts.
 using GroupByOf = std::function<std::optional<std::string>(std::string_view target)>;

@@ -193,43 +193,32 @@ std::vector<std::string> launcher_arguments(const LauncherUsers& users) {
   return words;
 }
 
-bool parse_launcher_arguments(const std::vector<std::string_view>& words,
-                              std::optional<LauncherUsers>* out, std::string* problem) {
+Status parse_launcher_arguments(const std::vector<std::string_view>& words,
+                                std::optional<LauncherUsers>* out) {
   std::optional<LauncherUsers> users;
   std::vector<LauncherJobUser> job_users;
   for (size_t i = 0; i < words.size(); i += 2) {
-    const std::string_view option = words[i];
-    if (i + 1 >= words.size()) {
-      *problem = "no value after " + std::string(option);
-      return false;
-    }
+    const std::string option(words[i]);
+    if (i + 1 >= words.size()) return Status::error("no value after " + option);
     const std::string_view value = words[i + 1];
     if (option == "--user") {
       LauncherUsers parsed;
-      if (users || !parse_ids(value, &parsed.uid, &parsed.gid, nullptr)) {
-        *problem = "invalid --user " + std::string(value);
-        return false;
-      }
+      if (users || !parse_ids(value, &parsed.uid, &parsed.gid, nullptr))
+        return Status::error("invalid --user " + std::string(value));
       users = parsed;
     } else if (option == "--job-user") {
       LauncherJobUser user;
-      if (!parse_ids(value, &user.uid, &user.gid, &user.name)) {
-        *problem = "invalid --job-user " + std::string(value);
-        return false;
-      }
+      if (!parse_ids(value, &user.uid, &user.gid, &user.name))
+        return Status::error("invalid --job-user " + std::string(value));
       job_users.push_back(std::move(user));
     } else {
-      *problem = "unknown option " + std::string(option);
-      return false;
+      return Status::error("unknown option " + option);
     }
   }
-  if (!job_users.empty() && !users) {
-    *problem = "--job-user without --user";
-    return false;
-  }
+  if (!job_users.empty() && !users) return Status::error("--job-user without --user");
   if (users) users->job_users = std::move(job_users);
   *out = std::move(users);
-  return true;
+  return Status::ok();
 }
 
 }  // namespace deploy

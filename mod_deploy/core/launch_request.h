@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "job.h"
+#include "status.h"
 
 namespace deploy {
 
@@ -89,8 +90,8 @@ std::vector<std::string> launcher_arguments(const LauncherUsers& users);
 
 // The words after STATE_DIR: none gives no users (the launcher keeps no
 // privilege); anything that is not what launcher_arguments() writes is an
-// error, with its reason in *problem.
-bool parse_launcher_arguments(const std::vector<std::string_view>& words,
-                              std::optional<LauncherUsers>* out, std::string* problem);
+// error.
+Status parse_launcher_arguments(const std::vector<std::string_view>& words,
+                                std::optional<LauncherUsers>* out);
 
 }  // namespace deploy

@@ -134,14 +134,6 @@ Status unavailable() {
   return Status::error("the PostgreSQL server of DeployStore cannot be reached", kStoreUnavailable);
 }
 
-Status not_found(uint64_t id, const char* why) {
-  return Status::error("job " + std::to_string(id) + " " + why, kNotFound);
-}
-
-Status not_owner(uint64_t id) {
-  return Status::error("job " + std::to_string(id) + " is no longer run by this runner", kNotOwner);
-}
-
 }  // namespace
 
 // One libpq connection. Connects with a bounded connect_timeout (the
@@ -186,16 +178,16 @@ class PgConnection {
 namespace {
 
 // A result, freed with it.
-class Result {
+class PgResult {
  public:
-  Result() = default;
-  explicit Result(PGresult* r) : r_(r) {}
-  Result(Result&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }
-  Result& operator=(Result&& o) noexcept {
+  PgResult() = default;
+  explicit PgResult(PGresult* r) : r_(r) {}
+  PgResult(PgResult&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }
+  PgResult& operator=(PgResult&& o) noexcept {
     std::swap(r_, o.r_);
     return *this;
   }
-  ~Result() {
+  ~PgResult() {
     if (r_) PQclear(r_);
   }
   int rows() const { return r_ ? PQntuples(r_) : 0; }
@@ -215,7 +207,7 @@ class Result {
   PGresult* r_ = nullptr;
 };
 
-Job job_of(const Result& r, int row) {
+Job job_of(const PgResult& r, int row) {
   Job j;
   j.id = uint64_t(r.i64(row, 0));
   j.target = r.text(row, 1);
@@ -242,7 +234,7 @@ Job job_of(const Result& r, int row) {
   return j;
 }
 
-std::vector<Job> jobs_of(const Result& r) {
+std::vector<Job> jobs_of(const PgResult& r) {
   std::vector<Job> jobs;
   for (int i = 0; i < r.rows(); ++i) jobs.push_back(job_of(r, i));
   return jobs;
@@ -257,12 +249,12 @@ class PgStore::Tx {
 
   // Runs `sql` with text parameters ($1…); nullopt is NULL.
   // `binary`: the result's columns in binary (bytea as it is).
-  Status run(const std::string& sql, const std::vector<Param>& params, Result* out = nullptr,
+  Status run(const std::string& sql, const std::vector<Param>& params, PgResult* out = nullptr,
              bool binary = false) {
     std::vector<const char*> values;
     for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
-    Result r(PQexecParams(conn_.get(), sql.c_str(), int(values.size()), nullptr, values.data(),
-                          nullptr, nullptr, binary ? 1 : 0));
+    PgResult r(PQexecParams(conn_.get(), sql.c_str(), int(values.size()), nullptr, values.data(),
+                            nullptr, nullptr, binary ? 1 : 0));
     const ExecStatusType st = PQresultStatus(r.raw());
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
       if (out) *out = std::move(r);
@@ -279,7 +271,7 @@ class PgStore::Tx {
     const char* values[] = {sid.c_str(), soffset.c_str(), data.data()};
     const int lengths[] = {0, 0, int(data.size())};
     const int formats[] = {0, 0, 1};
-    Result r(
+    PgResult r(
         PQexecParams(conn_.get(),
                      "INSERT INTO deploy_output (job_id, \"offset\", chunk) VALUES ($1, $2, $3) "
                      "ON CONFLICT (job_id, \"offset\") DO UPDATE SET chunk = EXCLUDED.chunk "
@@ -290,7 +282,7 @@ class PgStore::Tx {
 
   // Runs a script of several statements, with no parameters.
   Status script(const char* sql) {
-    Result r(PQexec(conn_.get(), sql));
+    PgResult r(PQexec(conn_.get(), sql));
     if (PQresultStatus(r.raw()) == PGRES_COMMAND_OK) return Status::ok();
     return failure(r.raw());
   }
@@ -311,7 +303,7 @@ class PgStore::Tx {
 
   // The change of a visible job: the new change number (also the output's).
   Status bump(uint64_t* change) {
-    Result r;
+    PgResult r;
     Status st =
         run("UPDATE deploy_meta SET change_no = change_no + 1, output_no = output_no + 1 "
             "RETURNING change_no",
@@ -333,28 +325,28 @@ class PgStore::Tx {
         {scope, name, num(delta)});
   }
 
-  Status load(uint64_t id, Job* job, Result* raw = nullptr) {
-    Result r;
+  Status load(uint64_t id, Job* job, PgResult* raw = nullptr) {
+    PgResult r;
     Status st =
         run(std::string("SELECT ") + kJobColumns + kLoadColumns + " FROM deploy_jobs WHERE id = $1",
             {num(int64_t(id))}, &r);
     if (!st.is_ok()) return st;
-    if (r.rows() == 0) return not_found(id, "is not in the store");
+    if (r.rows() == 0) return job_not_found(id, "is not in the store");
     *job = job_of(r, 0);
     if (raw) *raw = std::move(r);
     return Status::ok();
   }
 
   // load() for a runner's write: a job that left the store is not its own.
-  Status load_runners(uint64_t id, Job* job, Result* raw) {
+  Status load_runners(uint64_t id, Job* job, PgResult* raw) {
     const Status st = load(id, job, raw);
-    return st.code() == kNotFound ? not_owner(id) : st;
+    return st.code() == kNotFound ? job_not_owned(id) : st;
   }
 
   // The unfinished jobs, oldest first; *elsewhere (when not null): the ids
   // of those running on another node.
   Status unfinished(std::vector<Job>* jobs, std::set<uint64_t>* elsewhere = nullptr) {
-    Result r;
+    PgResult r;
     Status st =
         run(std::string("SELECT ") + kJobColumns + " FROM deploy_jobs WHERE state <= 3 ORDER BY id",
             {}, &r);
@@ -375,7 +367,7 @@ class PgStore::Tx {
     Status st = bump(&change);
     if (!st.is_ok()) return st;
     params.insert(params.begin(), {num(int64_t(id)), num(int64_t(change))});
-    Result r;
+    PgResult r;
     st = run("UPDATE deploy_jobs SET state = " + num(int(to)) + ", change_no = $2" + set +
                  " WHERE id = $1 AND state IN (" + from + ")" + where + " RETURNING id",
              params, &r);
@@ -456,7 +448,7 @@ Status PgStore::connect_locked() {
   if (st.is_ok())
     st = tx.run("SELECT pg_advisory_xact_lock(" + std::to_string(kTransitionLock) + ")", {});
   if (st.is_ok()) st = tx.script(kSchema);
-  Result r;
+  PgResult r;
   if (st.is_ok()) st = tx.run("SELECT max(version) FROM deploy_schema_version", {}, &r);
   if (st.is_ok()) {
     const int64_t version = r.i64(0, 0);
@@ -544,7 +536,7 @@ Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult*
     out->duplicate = false;
     out->needs_flush = true;  // (every commit is durable: make_durable has nothing to do)
     Status st = Status::ok();
-    Result r;
+    PgResult r;
     if (s.idempotency_key) {
       st = tx.run(std::string("SELECT ") + kJobColumns +
                       " FROM deploy_jobs WHERE target = $1 AND idempotency_key = $2 LIMIT 1",
@@ -617,11 +609,11 @@ Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult*
 
 Status PgStore::withdraw(uint64_t id) {
   return transact(true, [&](Tx& tx) {
-    Result r;
+    PgResult r;
     Status st = tx.run("DELETE FROM deploy_jobs WHERE id = $1 AND state IN (1, 2) RETURNING id",
                        {num(int64_t(id))}, &r);
     if (!st.is_ok()) return st;
-    if (r.rows() == 0) return not_found(id, "is neither waiting nor queued");
+    if (r.rows() == 0) return job_not_found(id, "is neither waiting nor queued");
     uint64_t change = 0;
     if (!(st = tx.bump(&change)).is_ok()) return st;
     return tx.count("", "accepted", -1);
@@ -668,7 +660,7 @@ Status PgStore::schedule_pass(
       claimed.push_back(std::move(j));
     }
     if (seen) {
-      Result r;
+      PgResult r;
       if (!(st = tx.run("SELECT change_no FROM deploy_meta", {}, &r)).is_ok()) return st;
       *seen = uint64_t(r.i64(0, 0));
     }
@@ -682,7 +674,7 @@ Status PgStore::ready(uint64_t id, const Instant&) {
   return transact(true, [&](Tx& tx) {
     bool changed = false;
     Status st = tx.move(id, "1", JobState::queued, "", "", {}, &changed);
-    if (st.is_ok() && !changed) return not_found(id, "is not waiting");
+    if (st.is_ok() && !changed) return job_not_found(id, "is not waiting");
     return st;
   });
 }
@@ -691,7 +683,7 @@ Status PgStore::start(uint64_t id, const Instant& now, Job* out) {
   return transact(true, [&](Tx& tx) {
     bool changed = false;
     Status st = tx.claim(id, now, lease_, &changed);
-    if (st.is_ok() && !changed) return not_found(id, "is not queued");
+    if (st.is_ok() && !changed) return job_not_found(id, "is not queued");
     if (!st.is_ok()) return st;
     return tx.load(id, out);
   });
@@ -723,7 +715,7 @@ std::vector<Param> report_params(const RunnerReport& r) {
           r.outputs ? Param(encode_outputs(*r.outputs)) : Param()};
 }
 
-bool run_by(const Result& r, const RunnerRef& runner, const std::string& node) {
+bool row_run_by(const PgResult& r, const RunnerRef& runner, const std::string& node) {
   return JobState(r.i64(0, 2)) == JobState::running && r.i64(0, 18) == runner.runner_pid &&
          uint64_t(r.i64(0, 19)) == runner.runner_start_ticks && r.text(0, 16) == node;
 }
@@ -736,11 +728,12 @@ Status PgStore::runner_recorded(uint64_t id, const RunnerRef& runner, int32_t jo
       true,
       [&](Tx& tx) {
         Job j;
-        Result raw;
+        PgResult raw;
         Status st = tx.load_runners(id, &j, &raw);
         if (!st.is_ok()) return st;
         // Taken only from the launcher (no runner yet), or by the same runner.
-        if (!run_by(raw, RunnerRef{}, node_) && !run_by(raw, runner, node_)) return not_owner(id);
+        if (!row_run_by(raw, RunnerRef{}, node_) && !row_run_by(raw, runner, node_))
+          return job_not_owned(id);
         // Pids show to nobody: the followers of output wake, no stream.
         if (!(st = tx.bump_output()).is_ok()) return st;
         st = tx.run(
@@ -761,10 +754,10 @@ Status PgStore::record_progress(uint64_t id, const RunnerRef& runner, const Runn
       true,
       [&](Tx& tx) {
         Job j;
-        Result raw;
+        PgResult raw;
         Status st = tx.load_runners(id, &j, &raw);
         if (!st.is_ok()) return st;
-        if (!run_by(raw, runner, node_)) return not_owner(id);
+        if (!row_run_by(raw, runner, node_)) return job_not_owned(id);
         const bool visible =
             (report.progress >= 0 && report.progress <= 100 && report.progress != j.progress) ||
             (report.stage && report.stage != j.stage) ||
@@ -808,7 +801,7 @@ Status PgStore::cancel_unfinished(Tx& tx, uint64_t id, const std::optional<std::
                                   uint64_t superseded_by, const Instant& now, Job* out,
                                   RunnerRef* nudge) {
   Job j;
-  Result raw;
+  PgResult raw;
   Status st = tx.load(id, &j, &raw);
   if (!st.is_ok()) return st;
   *nudge = RunnerRef{};
@@ -842,7 +835,7 @@ Status PgStore::cancel_unfinished(Tx& tx, uint64_t id, const std::optional<std::
   }
   if (!(st = tx.load(id, out)).is_ok() || !changed) return st;
   // No runner writes its output: the line is the transition's.
-  Result end;
+  PgResult end;
   if (!(st = tx.run("SELECT COALESCE(max(\"offset\" + octet_length(chunk)), 0) FROM deploy_output "
                     "WHERE job_id = $1",
                     {num(int64_t(id))}, &end))
@@ -862,10 +855,10 @@ Status PgStore::finish(uint64_t id, const RunnerRef& runner, const Outcome& outc
       true,
       [&](Tx& tx) {
         Job j;
-        Result raw;
+        PgResult raw;
         Status st = tx.load_runners(id, &j, &raw);
         if (!st.is_ok()) return st;
-        if (!run_by(raw, runner, node_)) return not_owner(id);
+        if (!row_run_by(raw, runner, node_)) return job_not_owned(id);
         const auto opt = [](const std::optional<int>& v) { return v ? Param(num(*v)) : Param(); };
         std::vector<Param> params = {num(runner.runner_pid),
                                      num(int64_t(runner.runner_start_ticks)), node_,
@@ -876,7 +869,7 @@ Status PgStore::finish(uint64_t id, const RunnerRef& runner, const Outcome& outc
                     ", exit_code = $7::int, signal = $8::int, lease_expires = NULL" + report_set(9),
                     " AND state = 3" + std::string(kRunnerFence), params, &changed, raw.i64(0, 17),
                     raw.text(0, 16));
-        if (st.is_ok() && !changed) return not_owner(id);
+        if (st.is_ok() && !changed) return job_not_owned(id);
         return st;
       },
       timeout);
@@ -885,15 +878,15 @@ Status PgStore::finish(uint64_t id, const RunnerRef& runner, const Outcome& outc
 Status PgStore::launch_failed(uint64_t id, const Instant& now) {
   return transact(true, [&](Tx& tx) {
     Job j;
-    Result raw;
+    PgResult raw;
     Status st = tx.load_runners(id, &j, &raw);
     if (!st.is_ok()) return st;
     if (j.state != JobState::running || raw.i64(0, 18) != 0 || raw.text(0, 16) != node_)
-      return not_owner(id);
+      return job_not_owned(id);
     bool changed = false;
     st = tx.end(j, JobState::failed, now, ", lease_expires = NULL",
                 " AND state = 3 AND runner_pid = 0", {}, &changed, raw.i64(0, 17), raw.text(0, 16));
-    if (st.is_ok() && !changed) return not_owner(id);
+    if (st.is_ok() && !changed) return job_not_owned(id);
     return st;
   });
 }
@@ -904,7 +897,7 @@ Status PgStore::unstart(uint64_t id) {
     Status st = tx.move(id, "3", JobState::queued,
                         ", started_at = 0, started_mono = 0, node = NULL, lease_expires = NULL",
                         " AND runner_pid = 0 AND node = $3", {node_}, &changed);
-    if (st.is_ok() && !changed) return not_owner(id);
+    if (st.is_ok() && !changed) return job_not_owned(id);
     return st;
   });
 }
@@ -912,7 +905,7 @@ Status PgStore::unstart(uint64_t id) {
 Status PgStore::detect_lost(const Instant& now, Micros quiet_since, std::vector<LostJob>* ended) {
   std::vector<LostJob> lost;
   Status st = transact(true, [&](Tx& tx) {
-    Result r;
+    PgResult r;
     Status st = tx.run(std::string("SELECT ") + kJobColumns +
                            ", lease_expires < now(), "
                            "extract(epoch FROM now() - pg_postmaster_start_time())::bigint "
@@ -964,7 +957,7 @@ Status PgStore::expire(uint64_t id, const Instant& now) {
     Status st = tx.load(id, &j);
     if (!st.is_ok()) return st;
     if (j.state != JobState::waiting && j.state != JobState::queued)
-      return not_found(id, "is neither waiting nor queued");
+      return job_not_found(id, "is neither waiting nor queued");
     bool changed = false;
     return tx.end(j, JobState::expired, now, "", "", {}, &changed);
   });
@@ -973,7 +966,7 @@ Status PgStore::expire(uint64_t id, const Instant& now) {
 Status PgStore::trim_history(uint32_t keep, std::vector<uint64_t>* dropped) {
   std::vector<uint64_t> ids;
   Status st = transact(true, [&](Tx& tx) {
-    Result r;
+    PgResult r;
     Status st = tx.run(
         "DELETE FROM deploy_jobs WHERE id IN (SELECT id FROM deploy_jobs WHERE state > 3 "
         "ORDER BY id DESC OFFSET $1) RETURNING id",
@@ -992,17 +985,17 @@ namespace {
 // The job's row, locked against a rescue or a finish until the end of the
 // transaction, when `runner` of this node still runs it.
 Status lock_for_output(PgStore::Tx& tx, uint64_t id, const RunnerRef& runner) {
-  Result r;
+  PgResult r;
   Status st = tx.run(
       "SELECT 1 FROM deploy_jobs WHERE id = $1 AND state = 3 AND runner_pid = $2 AND "
       "runner_ticks = $3 AND node = $4 FOR SHARE",
       {num(int64_t(id)), num(runner.runner_pid), num(int64_t(runner.runner_start_ticks)), tx.node},
       &r);
-  if (st.is_ok() && r.rows() == 0) return not_owner(id);
+  if (st.is_ok() && r.rows() == 0) return job_not_owned(id);
   return st;
 }
 
-int64_t be64(const Result& r, int row, int col) {
+int64_t be64(const PgResult& r, int row, int col) {
   uint64_t v = 0;
   std::memcpy(&v, PQgetvalue(r.raw(), row, col), sizeof v);
   return int64_t(be64toh(v));
@@ -1080,7 +1073,7 @@ Status PgStore::open_output(uint64_t id, const RunnerRef& runner, std::unique_pt
       true,
       [&](Tx& tx) {
         Status st = lock_for_output(tx, id, runner);
-        Result r;
+        PgResult r;
         if (st.is_ok())
           st = tx.run(
               "SELECT COALESCE(max(\"offset\" + octet_length(chunk)), -1) FROM deploy_output "
@@ -1101,7 +1094,7 @@ Status PgStore::read_output(uint64_t id, uint64_t offset, size_t max, std::strin
   out->clear();
   std::string text;
   Status st = transact(false, [&](Tx& tx) {
-    Result r;
+    PgResult r;
     Status st = tx.run(
         "SELECT \"offset\", chunk FROM deploy_output WHERE job_id = $1 AND \"offset\" <= "
         "$2::bigint "
@@ -1109,12 +1102,12 @@ Status PgStore::read_output(uint64_t id, uint64_t offset, size_t max, std::strin
         {num(int64_t(id)), num(int64_t(offset)), num(int64_t(max))}, &r, true);
     if (!st.is_ok()) return st;
     if (r.rows() == 0) {
-      Result any;
+      PgResult any;
       if (!(st = tx.run("SELECT 1 FROM deploy_output WHERE job_id = $1 LIMIT 1", {num(int64_t(id))},
                         &any))
                .is_ok())
         return st;
-      return any.rows() == 0 ? not_found(id, "has no output") : Status::ok();
+      return any.rows() == 0 ? job_not_found(id, "has no output") : Status::ok();
     }
     for (int i = 0; i < r.rows() && text.size() < max; ++i) {
       const uint64_t at = uint64_t(be64(r, i, 0));
@@ -1133,12 +1126,12 @@ Status PgStore::output_size(uint64_t id, uint64_t* size) {
   *size = 0;
   uint64_t end = 0;
   Status st = transact(false, [&](Tx& tx) {
-    Result r;
+    PgResult r;
     Status st =
         tx.run("SELECT max(\"offset\" + octet_length(chunk)) FROM deploy_output WHERE job_id = $1",
                {num(int64_t(id))}, &r, true);
     if (!st.is_ok()) return st;
-    if (r.rows() == 0 || r.null(0, 0)) return not_found(id, "has no output");
+    if (r.rows() == 0 || r.null(0, 0)) return job_not_found(id, "has no output");
     end = uint64_t(be64(r, 0, 0));
     return Status::ok();
   });
@@ -1156,7 +1149,7 @@ Status PgStore::list(const JobsQuery& query, const TargetFilter& readable, std::
     // Pages of rows until `limit` readable ones, or none are left.
     uint64_t before = query.before;
     for (;;) {
-      Result r;
+      PgResult r;
       Status st =
           tx.run(std::string("SELECT ") + kJobColumns +
                      " FROM deploy_jobs WHERE ($1::bigint = 0 OR id < $1) AND ($2::text "
@@ -1179,7 +1172,7 @@ Status PgStore::newest_per_target(const std::vector<std::string>& targets, std::
   out->clear();
   return transact(false, [&](Tx& tx) {
     for (const std::string& t : targets) {
-      Result r;
+      PgResult r;
       Status st = tx.run(std::string("SELECT ") + kJobColumns +
                              " FROM deploy_jobs WHERE target = $1 ORDER BY id DESC LIMIT 1",
                          {t}, &r);
@@ -1193,7 +1186,7 @@ Status PgStore::newest_per_target(const std::vector<std::string>& targets, std::
 Status PgStore::overview(const HistoryPage& page, const TargetFilter& readable, Overview* out) {
   Overview o;
   Status st = transact(false, [&](Tx& tx) {
-    Result r;
+    PgResult r;
     Status st = tx.run("SELECT change_no FROM deploy_meta", {}, &r);
     if (!st.is_ok()) return st;
     o.seen = uint64_t(r.i64(0, 0));
@@ -1254,7 +1247,7 @@ Status PgStore::unfinished(const GroupByOf& group_by, std::vector<PendingJob>* j
 
 Status PgStore::changes_since(uint64_t since, std::vector<Job>* changed, uint64_t* now) {
   return transact(false, [&](Tx& tx) {
-    Result r;
+    PgResult r;
     Status st = tx.run("SELECT change_no FROM deploy_meta", {}, &r);
     if (!st.is_ok()) return st;
     *now = uint64_t(r.i64(0, 0));
@@ -1271,7 +1264,7 @@ Status PgStore::changes_since(uint64_t since, std::vector<Job>* changed, uint64_
 Status PgStore::counters(StoreCounters* out) {
   StoreCounters c{};
   Status st = transact(false, [&](Tx& tx) {
-    Result r;
+    PgResult r;
     Status st = tx.run("SELECT scope, name, value FROM deploy_counters ORDER BY scope", {}, &r);
     if (!st.is_ok()) return st;
     std::map<std::string, TargetCounters> targets;
@@ -1314,7 +1307,7 @@ Status PgStore::counters(StoreCounters* out) {
 uint64_t PgStore::read_seq(const char* column) {
   uint64_t seq = 0;
   const Status st = transact(false, [&](Tx& tx) {
-    Result r;
+    PgResult r;
     Status st = tx.run(std::string("SELECT ") + column + " FROM deploy_meta", {}, &r);
     if (st.is_ok()) seq = uint64_t(r.i64(0, 0));
     return st;

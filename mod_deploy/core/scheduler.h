@@ -13,23 +13,29 @@
 #include <string>
 #include <vector>
 
+#include "directive_specs.h"
 #include "job.h"
 
 namespace deploy {
 
+// A TargetPolicy{} and Limits{} hold the directives' defaults
+// (directive_specs.h).
 struct TargetPolicy {
-  Micros quiet_window = 0;   // DeployWaitChangeNotification (0: off)
-  Micros max_wait = 0;       // DeployMaxWaitChangeNotification (0: no cap)
-  Micros queue_timeout = 0;  // DeployQueueTimeout (0: never)
-  uint32_t concurrency = 1;  // DeployConcurrency per group (0: only the global limit)
+  // DeployWaitChangeNotification (0: off)
+  Micros quiet_window = directive_default<Micros>("DeployWaitChangeNotification");
+  // DeployMaxWaitChangeNotification (0: no cap)
+  Micros max_wait = directive_default<Micros>("DeployMaxWaitChangeNotification");
+  Micros queue_timeout = directive_default<Micros>("DeployQueueTimeout");  // 0: never
+  // DeployConcurrency per group (0: only the global limit)
+  uint32_t concurrency = directive_default<uint32_t>("DeployConcurrency");
   // DeployGroupBy: the parameter whose value groups the target's jobs (none:
   // one group). Coalescing and DeployConcurrency hold per group.
   std::optional<std::string> group_by;
 };
 
 struct Limits {
-  uint32_t max_running = 4;    // DeployMaxRunning
-  uint32_t queue_limit = 100;  // DeployQueueLimit
+  uint32_t max_running = directive_default<uint32_t>("DeployMaxRunning");
+  uint32_t queue_limit = directive_default<uint32_t>("DeployQueueLimit");
 };
 
 // The scheduling facts of one unfinished job.

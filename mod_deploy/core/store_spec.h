@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "clock.h"
+#include "directive_specs.h"
 #include "job_store.h"
 #include "job_table.h"
 
@@ -20,7 +21,7 @@ struct StoreSpec {
   bool postgresql = false;
   std::string conninfo;  // postgresql only; never logged
   std::string node;      // DeployNodeName
-  Micros lease = 15'000'000;
+  Micros lease = directive_default<Micros>("DeployLease");
 };
 
 // NAME=VALUE entries for the launcher's environment.

@@ -155,32 +155,29 @@ bool given(const Params& params, std::string_view name) {
 
 }  // namespace
 
-std::optional<ValueSource> parse_value_source(std::string_view text, std::string* error) {
-  auto fail = [error](std::string message) -> std::optional<ValueSource> {
-    if (error != nullptr) *error = std::move(message);
-    return std::nullopt;
-  };
+Status parse_value_source(std::string_view text, ValueSource* out) {
   ValueSource source;
   source.text = text;
   if (text.starts_with("json:")) {
     const std::string_view pointer = text.substr(5);
-    if (pointer.empty()) return fail("json: needs a pointer such as /ref (RFC 6901)");
-    Status parsed = parse_json_pointer(pointer, &source.pointer);
-    if (!parsed.is_ok()) return fail(parsed.message());
+    if (pointer.empty()) return Status::error("json: needs a pointer such as /ref (RFC 6901)");
+    if (Status parsed = parse_json_pointer(pointer, &source.pointer); !parsed.is_ok())
+      return parsed;
     source.kind = ValueSource::Kind::json;
   } else if (text.starts_with("header:")) {
     source.name = text.substr(7);
-    if (!is_header_name(source.name)) return fail("header: needs an HTTP header name");
+    if (!is_header_name(source.name)) return Status::error("header: needs an HTTP header name");
     source.kind = ValueSource::Kind::header;
   } else if (text.starts_with("query:")) {
     source.name = text.substr(6);
     if (source.name.empty() || has_nul(source.name))
-      return fail("query: needs the name of a query parameter");
+      return Status::error("query: needs the name of a query parameter");
     source.kind = ValueSource::Kind::query;
   } else {
-    return fail("json:/POINTER, header:NAME or query:NAME");
+    return Status::error("json:/POINTER, header:NAME or query:NAME");
   }
-  return source;
+  *out = std::move(source);
+  return Status::ok();
 }
 
 namespace {
@@ -289,34 +286,27 @@ struct ParamPattern::Code {
   }
 };
 
-std::optional<ParamPattern> ParamPattern::compile(const std::string& pattern, std::string* error) {
+Status ParamPattern::compile(const std::string& pattern, ParamPattern* out) {
   auto compiled = std::make_shared<Code>();
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
   compiled->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
                                  PCRE2_UTF, &error_code, &error_offset, nullptr);
   if (compiled->code == nullptr) {
-    if (error != nullptr) {
-      PCRE2_UCHAR text[256];
-      pcre2_get_error_message(error_code, text, sizeof text);
-      *error = std::string(reinterpret_cast<const char*>(text)) + " at offset " +
-               std::to_string(error_offset);
-    }
-    return std::nullopt;
+    PCRE2_UCHAR text[256];
+    pcre2_get_error_message(error_code, text, sizeof text);
+    return Status::error(std::string(reinterpret_cast<const char*>(text)) + " at offset " +
+                         std::to_string(error_offset));
   }
   compiled->context = pcre2_match_context_create(nullptr);
-  if (compiled->context == nullptr) {
-    if (error != nullptr) *error = "out of memory";
-    return std::nullopt;
-  }
+  if (compiled->context == nullptr) return Status::error("out of memory");
   pcre2_set_match_limit(compiled->context, kMatchLimit);
   pcre2_set_depth_limit(compiled->context, kDepthLimit);
   pcre2_set_heap_limit(compiled->context, kHeapLimitKib);
 
-  ParamPattern result;
-  result.code_ = std::move(compiled);
-  result.source_ = pattern;
-  return result;
+  out->code_ = std::move(compiled);
+  out->source_ = pattern;
+  return Status::ok();
 }
 
 bool ParamPattern::full_match(std::string_view value) const {

@@ -13,6 +13,7 @@
 #include "job.h"
 #include "json_pointer.h"
 #include "request_error.h"
+#include "status.h"
 
 namespace deploy {
 
@@ -20,8 +21,8 @@ namespace deploy {
 // work one match may do.
 class ParamPattern {
  public:
-  // nullopt and *error set when the pattern does not compile.
-  static std::optional<ParamPattern> compile(const std::string& pattern, std::string* error);
+  // *out matches `pattern`; an error (saying why) when it does not compile.
+  static Status compile(const std::string& pattern, ParamPattern* out);
   bool full_match(std::string_view value) const;
   const std::string& source() const { return source_; }
 
@@ -53,10 +54,10 @@ struct ValueSource {
   std::string name;     // header, query
   std::string text;     // as written, for messages
 };
-// nullopt and *error set for anything else: another prefix, a pointer that
+// An error (saying why) for anything else: another prefix, a pointer that
 // is empty or malformed, a header name that is not an HTTP token, an empty
 // query name.
-std::optional<ValueSource> parse_value_source(std::string_view text, std::string* error);
+Status parse_value_source(std::string_view text, ValueSource* out);
 
 // DeployParamFrom NAME SOURCE.
 struct ParamFrom {

@@ -61,7 +61,7 @@ std::string progress_cell(const JobView& job) {
   return job.progress ? std::to_string(*job.progress) + "%" : "-";
 }
 
-int submit(const Options& options, Client& client) {
+int command_submit(const Options& options, Client& client) {
   const std::string& target = options.arguments.at(0);
   json_t* params = json_object();
   for (size_t i = 1; i < options.arguments.size(); ++i) {
@@ -111,7 +111,7 @@ std::optional<int> reported_or_printed(const Reply& reply, const Options& option
   return kExitSucceeded;
 }
 
-int status(const Options& options, Client& client) {
+int command_status(const Options& options, Client& client) {
   const std::string path = "/jobs/" + std::to_string(job_id_argument(options));
   Reply reply = client.get(path);
   if (std::optional<int> done = reported_or_printed(reply, options, client)) return *done;
@@ -165,7 +165,7 @@ int status(const Options& options, Client& client) {
   return kExitSucceeded;
 }
 
-int list(const Options& options, Client& client) {
+int command_list(const Options& options, Client& client) {
   std::string query;
   auto add = [&](const char* name, const std::optional<std::string>& value) {
     if (!value) return;
@@ -190,7 +190,7 @@ int list(const Options& options, Client& client) {
   return kExitSucceeded;
 }
 
-int targets(const Options& options, Client& client) {
+int command_targets(const Options& options, Client& client) {
   Reply reply = client.get("/targets");
   if (std::optional<int> done = reported_or_printed(reply, options, client)) return *done;
   json_t* array = json_loadb(reply.body.data(), reply.body.size(), 0, nullptr);
@@ -218,7 +218,7 @@ int targets(const Options& options, Client& client) {
   return kExitSucceeded;
 }
 
-int cancel(const Options& options, Client& client) {
+int command_cancel(const Options& options, Client& client) {
   const uint64_t id = job_id_argument(options);
   const std::string path = "/jobs/" + std::to_string(id) + "/cancel";
   Reply reply = client.post(path, "application/json", "");
@@ -238,14 +238,14 @@ int cancel(const Options& options, Client& client) {
 
 int run_command(const Options& options, Client& client) {
   const std::string& command = options.command;
-  if (command == "submit") return submit(options, client);
+  if (command == "submit") return command_submit(options, client);
   if (command == "follow")
     return follow_job(client, job_id_argument(options), follow_output(options));
-  if (command == "status") return status(options, client);
-  if (command == "list") return list(options, client);
-  if (command == "cancel") return cancel(options, client);
+  if (command == "status") return command_status(options, client);
+  if (command == "list") return command_list(options, client);
+  if (command == "cancel") return command_cancel(options, client);
   if (command == "log") return copy_log(client, job_id_argument(options), options.follow);
-  if (command == "targets") return targets(options, client);
+  if (command == "targets") return command_targets(options, client);
   std::fprintf(stderr, "deployctl: unknown command '%s'\n", command.c_str());
   return kExitLocalError;
 }

@@ -11,9 +11,6 @@
 
 namespace deploy::ctl {
 
-// Microseconds since the Unix epoch (UTC), as the server's times.
-using Micros = int64_t;
-
 // The clocks are core's (clock.h): wall_now() for what is shown, mono_now()
 // for every duration the client waits.
 using deploy::mono_now;

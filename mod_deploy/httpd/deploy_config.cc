@@ -36,47 +36,84 @@ std::string named(cmd_parms* cmd, const char* value) {
   return std::string(cmd->cmd->name) + ": invalid value '" + value + "'";
 }
 
-// Directives of the whole server: not in a virtual host, not in a target.
-const char* check_server_wide(cmd_parms* cmd) {
+// The directive's row of kDirectiveSpecs (directive_specs.h).
+const DirectiveSpec& spec_of(cmd_parms* cmd) {
+  static constexpr DirectiveSpec unlisted{"", DirectiveContext::server, DirectiveUnit::text};
+  const DirectiveSpec* spec = find_directive_spec(cmd->cmd->name);
+  return spec ? *spec : unlisted;
+}
+
+// Every directive belongs to the main server, not to a virtual host; inside
+// or outside <DeployTarget> as its row's context says.
+const char* check_context(cmd_parms* cmd) {
   if (const char* err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) return err;
-  if (config_of(cmd).parsing)
-    return error(cmd, std::string(cmd->cmd->name) + " is not allowed inside <DeployTarget>");
+  const std::string name = cmd->cmd->name;
+  if (!find_directive_spec(name))
+    return error(cmd, name + " has no row in the directive table (directive_specs.h)");
+  const bool in_target = config_of(cmd).parsing != nullptr;
+  switch (spec_of(cmd).context) {
+    case DirectiveContext::server:
+      if (in_target) return error(cmd, name + " is not allowed inside <DeployTarget>");
+      break;
+    case DirectiveContext::target_section:
+      if (!in_target) return error(cmd, name + " is allowed only inside <DeployTarget>");
+      break;
+    case DirectiveContext::server_or_target:
+      break;
+  }
   return nullptr;
 }
 
-// Target directives: in the main server, at server level or in a target.
+// Target directives: the target being read, or the server level's defaults.
 TargetDirectives* target_of(cmd_parms* cmd, const char** err) {
-  *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+  *err = check_context(cmd);
   if (*err) return nullptr;
   ServerConfig& config = config_of(cmd);
   return config.parsing ? config.parsing : &config.defaults;
 }
 
-const char* set_count(cmd_parms* cmd, std::optional<uint32_t>* field, const char* arg,
-                      uint32_t min) {
+// The setters of counts, durations and sizes: the range is the row's.
+const char* set_count(cmd_parms* cmd, std::optional<uint32_t>* field, const char* arg) {
+  const DirectiveSpec& spec = spec_of(cmd);
   char* end = nullptr;
   errno = 0;
   long long value = strtoll(arg, &end, 10);
-  if (errno || end == arg || *end || value < min || value > 1000000)
-    return error(cmd,
-                 named(cmd, arg) + " (a whole number from " + std::to_string(min) + " to 1000000)");
+  if (errno || end == arg || *end || value < spec.min || value > spec.max)
+    return error(cmd, named(cmd, arg) + " (a whole number from " + std::to_string(spec.min) +
+                          " to " + std::to_string(spec.max) + ")");
   *field = uint32_t(value);
   return nullptr;
 }
 
 const char* set_duration(cmd_parms* cmd, std::optional<Micros>* field, const char* arg) {
+  const DirectiveSpec& spec = spec_of(cmd);
   std::optional<Micros> value = parse_duration(arg);
-  if (!value)
-    return error(cmd,
-                 named(cmd, arg) + " (a duration: a number of seconds, or with ms, s, mi or h)");
+  const bool bounded = spec.min > 0 || spec.max != kUnbounded;
+  if (!value || *value < spec.min || *value > spec.max)
+    return error(cmd, named(cmd, arg) +
+                          (bounded ? " (a duration from " + written_duration(spec.min) + " to " +
+                                         written_duration(spec.max) + ")"
+                                   : " (a duration: a number of seconds, or with ms, s, mi or h)"));
   *field = *value;
+  return nullptr;
+}
+
+const char* set_size(cmd_parms* cmd, std::optional<uint64_t>* field, const char* arg) {
+  const DirectiveSpec& spec = spec_of(cmd);
+  std::optional<uint64_t> size = parse_size(arg);
+  if (!size || *size < uint64_t(spec.min) || *size > uint64_t(spec.max))
+    return error(cmd, named(cmd, arg) + " (a size from " +
+                          (spec.min == 1 ? std::string("1 byte") : written_size(spec.min)) +
+                          " to " + written_size(spec.max) + ", as " + written_size(spec.value) +
+                          ")");
+  *field = *size;
   return nullptr;
 }
 
 // --- server-wide ---
 
 const char* cmd_state_dir(cmd_parms* cmd, void*, const char* arg) {
-  if (const char* err = check_server_wide(cmd)) return err;
+  if (const char* err = check_context(cmd)) return err;
   const char* path = ap_server_root_relative(cmd->pool, arg);
   if (!path || !*arg) return error(cmd, named(cmd, arg));
   config_of(cmd).state_dir = path;
@@ -84,48 +121,44 @@ const char* cmd_state_dir(cmd_parms* cmd, void*, const char* arg) {
 }
 
 const char* cmd_history(cmd_parms* cmd, void*, const char* arg) {
-  if (const char* err = check_server_wide(cmd)) return err;
-  return set_count(cmd, &config_of(cmd).history, arg, 1);
+  if (const char* err = check_context(cmd)) return err;
+  return set_count(cmd, &config_of(cmd).history, arg);
 }
 
 const char* cmd_max_running(cmd_parms* cmd, void*, const char* arg) {
-  if (const char* err = check_server_wide(cmd)) return err;
-  return set_count(cmd, &config_of(cmd).max_running, arg, 1);
+  if (const char* err = check_context(cmd)) return err;
+  return set_count(cmd, &config_of(cmd).max_running, arg);
 }
 
 const char* cmd_queue_limit(cmd_parms* cmd, void*, const char* arg) {
-  if (const char* err = check_server_wide(cmd)) return err;
-  return set_count(cmd, &config_of(cmd).queue_limit, arg, 1);
+  if (const char* err = check_context(cmd)) return err;
+  return set_count(cmd, &config_of(cmd).queue_limit, arg);
 }
 
 const char* cmd_max_body(cmd_parms* cmd, void*, const char* arg) {
-  if (const char* err = check_server_wide(cmd)) return err;
-  std::optional<uint64_t> size = parse_size(arg);
-  if (!size || *size == 0 || *size > 64ULL * 1024 * 1024)
-    return error(cmd, named(cmd, arg) + " (a size from 1 byte to 64m, as 64k)");
-  config_of(cmd).max_body = *size;
-  return nullptr;
+  if (const char* err = check_context(cmd)) return err;
+  return set_size(cmd, &config_of(cmd).max_body, arg);
 }
 
 const char* cmd_events_timeout(cmd_parms* cmd, void*, const char* arg) {
-  if (const char* err = check_server_wide(cmd)) return err;
+  if (const char* err = check_context(cmd)) return err;
   return set_duration(cmd, &config_of(cmd).events_timeout, arg);
 }
 
 const char* cmd_events_max_streams(cmd_parms* cmd, void*, const char* arg) {
-  if (const char* err = check_server_wide(cmd)) return err;
-  return set_count(cmd, &config_of(cmd).events_max_streams, arg, 1);
+  if (const char* err = check_context(cmd)) return err;
+  return set_count(cmd, &config_of(cmd).events_max_streams, arg);
 }
 
 const char* cmd_events_max_per_client(cmd_parms* cmd, void*, const char* arg) {
-  if (const char* err = check_server_wide(cmd)) return err;
-  return set_count(cmd, &config_of(cmd).events_max_per_client, arg, 1);
+  if (const char* err = check_context(cmd)) return err;
+  return set_count(cmd, &config_of(cmd).events_max_per_client, arg);
 }
 
 // --- durability ---
 
 const char* cmd_sync(cmd_parms* cmd, void*, int on) {
-  if (const char* err = check_server_wide(cmd)) return err;
+  if (const char* err = check_context(cmd)) return err;
   config_of(cmd).sync = on != 0;
   return nullptr;
 }
@@ -135,7 +168,7 @@ const char* cmd_sync(cmd_parms* cmd, void*, int on) {
 // DeployStore file | postgresql CONNINFO. The conninfo may hold secrets: no
 // message repeats it, and configtest does not connect.
 const char* cmd_store(cmd_parms* cmd, void*, const char* kind, const char* conninfo) {
-  if (const char* err = check_server_wide(cmd)) return err;
+  if (const char* err = check_context(cmd)) return err;
   ServerConfig& config = config_of(cmd);
   if (strcmp(kind, "file") == 0) {
     if (conninfo) return "DeployStore file takes no connection string";
@@ -157,7 +190,7 @@ const char* cmd_store(cmd_parms* cmd, void*, const char* kind, const char* conni
 }
 
 const char* cmd_node_name(cmd_parms* cmd, void*, const char* arg) {
-  if (const char* err = check_server_wide(cmd)) return err;
+  if (const char* err = check_context(cmd)) return err;
   if (!is_valid_target_name(arg))
     return error(cmd, named(cmd, arg) +
                           " (letters, digits, '.', '_', '-'; at most 64; starting with a letter "
@@ -167,12 +200,8 @@ const char* cmd_node_name(cmd_parms* cmd, void*, const char* arg) {
 }
 
 const char* cmd_lease(cmd_parms* cmd, void*, const char* arg) {
-  if (const char* err = check_server_wide(cmd)) return err;
-  std::optional<Micros> value = parse_duration(arg);
-  if (!value || *value < min_lease || *value > max_lease)
-    return error(cmd, named(cmd, arg) + " (a duration from 1s to 1h)");
-  config_of(cmd).lease = *value;
-  return nullptr;
+  if (const char* err = check_context(cmd)) return err;
+  return set_duration(cmd, &config_of(cmd).lease, arg);
 }
 
 // --- per target ---
@@ -231,15 +260,14 @@ const char* cmd_param(cmd_parms* cmd, void*, const char* name, const char* regex
   if (!is_valid_param_name(name))
     return error(cmd, std::string("DeployParam: invalid parameter name '") + name +
                           "' (letters, digits and '_', not starting with a digit; at most 64)");
-  std::string compile_error;
-  std::optional<ParamPattern> pattern = ParamPattern::compile(regex, &compile_error);
-  if (!pattern)
+  ParamPattern pattern;
+  if (Status compiled = ParamPattern::compile(regex, &pattern); !compiled.is_ok())
     return error(cmd, std::string("DeployParam ") + name + ": invalid regular expression '" +
-                          regex + "': " + compile_error);
+                          regex + "': " + compiled.message());
   for (ParamRule& rule : t->params)
     if (rule.name == name)
       return error(cmd, std::string("DeployParam: parameter '") + name + "' is declared twice");
-  t->params.push_back(ParamRule{name, *pattern});
+  t->params.push_back(ParamRule{name, std::move(pattern)});
   return nullptr;
 }
 
@@ -259,7 +287,7 @@ TARGET_DURATION(cmd_max_wait, max_wait)
 const char* cmd_concurrency(cmd_parms* cmd, void*, const char* arg) {
   const char* err;
   TargetDirectives* t = target_of(cmd, &err);
-  return t ? set_count(cmd, &t->concurrency, arg, 0) : err;
+  return t ? set_count(cmd, &t->concurrency, arg) : err;
 }
 
 // Checked against the target's DeployParams once every default is merged
@@ -369,27 +397,15 @@ const char* cmd_secret_env(cmd_parms* cmd, void*, const char* name, const char* 
 
 // --- webhooks: DeployParamFrom, DeployFilter, DeployToken, DeployUnsignedUsers ---
 
-// Directives about one target's payloads: only inside <DeployTarget>.
-TargetDirectives* section_of(cmd_parms* cmd, const char** err) {
-  TargetDirectives* t = target_of(cmd, err);
-  if (t && !config_of(cmd).parsing) {
-    *err = error(cmd, std::string(cmd->cmd->name) + " is allowed only inside <DeployTarget>");
-    return nullptr;
-  }
-  return t;
-}
-
 const char* value_source(cmd_parms* cmd, const char* arg, ValueSource* source) {
-  std::string why;
-  std::optional<ValueSource> parsed = parse_value_source(arg, &why);
-  if (!parsed) return error(cmd, named(cmd, arg) + " (" + why + ")");
-  *source = std::move(*parsed);
+  if (Status parsed = parse_value_source(arg, source); !parsed.is_ok())
+    return error(cmd, named(cmd, arg) + " (" + parsed.message() + ")");
   return nullptr;
 }
 
 const char* cmd_param_from(cmd_parms* cmd, void*, const char* name, const char* source) {
   const char* err;
-  TargetDirectives* t = section_of(cmd, &err);
+  TargetDirectives* t = target_of(cmd, &err);
   if (!t) return err;
   ParamFrom from;
   from.param = name;
@@ -403,16 +419,15 @@ const char* cmd_param_from(cmd_parms* cmd, void*, const char* name, const char* 
 
 const char* cmd_filter(cmd_parms* cmd, void*, const char* source, const char* regex) {
   const char* err;
-  TargetDirectives* t = section_of(cmd, &err);
+  TargetDirectives* t = target_of(cmd, &err);
   if (!t) return err;
   ValueSource from;
   if (const char* failed = value_source(cmd, source, &from)) return failed;
-  std::string compile_error;
-  std::optional<ParamPattern> pattern = ParamPattern::compile(regex, &compile_error);
-  if (!pattern)
+  ParamPattern pattern;
+  if (Status compiled = ParamPattern::compile(regex, &pattern); !compiled.is_ok())
     return error(cmd, std::string("DeployFilter ") + source + ": invalid regular expression '" +
-                          regex + "': " + compile_error);
-  t->filters.push_back(SubmissionFilter{std::move(from), std::move(*pattern)});
+                          regex + "': " + compiled.message());
+  t->filters.push_back(SubmissionFilter{std::move(from), std::move(pattern)});
   return nullptr;
 }
 
@@ -671,27 +686,33 @@ static EnvList merged_env(const EnvList& server, const EnvList& target) {
   return out;
 }
 
-std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
+// An unset directive takes its default: every field of a Settings{} and a
+// Target{} starts as its directive's default (directive_specs.h).
+Status resolve_settings(ServerConfig& config, apr_pool_t* pool) {
   Settings s;
-  s.state_dir = config.state_dir ? *config.state_dir : ap_server_root_relative(pool, "deploy");
-  s.history = config.history.value_or(1000);
-  s.queue_limit = config.queue_limit.value_or(100);
-  s.max_running = config.max_running.value_or(4);
-  s.max_body = config.max_body.value_or(64 * 1024);
-  s.events_timeout = config.events_timeout.value_or(60 * 1000000LL);
-  s.events_max_streams = config.events_max_streams.value_or(0);
-  s.events_max_per_client = config.events_max_per_client.value_or(8);
-  s.sync = config.sync.value_or(true);
+  s.state_dir = config.state_dir
+                    ? *config.state_dir
+                    : ap_server_root_relative(pool, directive_spec("DeployStateDir").word);
+  s.history = config.history.value_or(s.history);
+  s.queue_limit = config.queue_limit.value_or(s.queue_limit);
+  s.max_running = config.max_running.value_or(s.max_running);
+  s.max_body = config.max_body.value_or(s.max_body);
+  s.events_timeout = config.events_timeout.value_or(s.events_timeout);
+  s.events_max_streams = config.events_max_streams.value_or(s.events_max_streams);
+  s.events_max_per_client = config.events_max_per_client.value_or(s.events_max_per_client);
+  s.sync = config.sync.value_or(s.sync);
+  static_assert(directive_spec("DeployStore").word == std::string_view("file"));
   s.store = config.store.value_or(StoreKind::file);
   s.store_conninfo = s.store == StoreKind::postgresql ? config.store_conninfo : std::string();
   s.node_name = config.node_name ? *config.node_name : default_node_name();
-  s.lease = config.lease.value_or(15 * 1000000LL);
+  s.lease = config.lease.value_or(s.lease);
   const TargetDirectives& d = config.defaults;
   for (const TargetDirectives& t : config.targets) {
     Target target;
     target.name = t.name;
     if (!(t.command || d.command))
-      return "<DeployTarget " + t.name + "> at " + t.defined_at + " has no DeployCommand";
+      return Status::error("<DeployTarget " + t.name + "> at " + t.defined_at +
+                           " has no DeployCommand");
     target.command = t.command ? *t.command : *d.command;
     // Parameters and environment add up; the target's win for one name.
     target.params = t.params;
@@ -705,39 +726,46 @@ std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
     for (const auto& [name, secret] : target.secret_env)
       for (const auto& [env_name, value] : target.env)
         if (env_name == name)
-          return "<DeployTarget " + t.name + "> at " + t.defined_at + ": DeploySecretEnv " + name +
-                 " and DeployEnv " + name + " set the same variable";
-    target.timeout = t.timeout.value_or(d.timeout.value_or(300 * 1000000LL));
-    target.kill_grace = t.kill_grace.value_or(d.kill_grace.value_or(10 * 1000000LL));
-    target.queue_timeout = t.queue_timeout.value_or(d.queue_timeout.value_or(600 * 1000000LL));
-    target.policy.queue_timeout = target.queue_timeout;
-    target.policy.quiet_window = t.quiet_window.value_or(d.quiet_window.value_or(0));
-    target.policy.max_wait = t.max_wait.value_or(d.max_wait.value_or(0));
-    target.policy.concurrency = t.concurrency.value_or(d.concurrency.value_or(1));
+          return Status::error("<DeployTarget " + t.name + "> at " + t.defined_at +
+                               ": DeploySecretEnv " + name + " and DeployEnv " + name +
+                               " set the same variable");
+    // The target's own value, else the server level's, else the default.
+    target.timeout = t.timeout.value_or(d.timeout.value_or(target.timeout));
+    target.kill_grace = t.kill_grace.value_or(d.kill_grace.value_or(target.kill_grace));
+    target.queue_timeout = t.queue_timeout.value_or(d.queue_timeout.value_or(target.queue_timeout));
+    TargetPolicy& policy = target.policy;
+    policy.queue_timeout = target.queue_timeout;
+    policy.quiet_window = t.quiet_window.value_or(d.quiet_window.value_or(policy.quiet_window));
+    policy.max_wait = t.max_wait.value_or(d.max_wait.value_or(policy.max_wait));
+    policy.concurrency = t.concurrency.value_or(d.concurrency.value_or(policy.concurrency));
     if (target.policy.max_wait != 0 && target.policy.max_wait < target.policy.quiet_window)
-      return "<DeployTarget " + t.name + "> at " + t.defined_at +
-             ": DeployMaxWaitChangeNotification (" + std::to_string(target.policy.max_wait / 1000) +
-             " ms) is smaller than DeployWaitChangeNotification (" +
-             std::to_string(target.policy.quiet_window / 1000) + " ms)";
+      return Status::error("<DeployTarget " + t.name + "> at " + t.defined_at +
+                           ": DeployMaxWaitChangeNotification (" +
+                           std::to_string(target.policy.max_wait / 1000) +
+                           " ms) is smaller than DeployWaitChangeNotification (" +
+                           std::to_string(target.policy.quiet_window / 1000) + " ms)");
     target.policy.group_by = t.group_by ? t.group_by : d.group_by;
     if (const std::optional<std::string>& by = target.policy.group_by) {
       bool declared = false;
       for (const ParamRule& rule : target.params) declared |= rule.name == *by;
       if (!declared)
-        return "<DeployTarget " + t.name + "> at " + t.defined_at + ": DeployGroupBy " + *by +
-               ": no DeployParam " + *by + " is declared for the target";
+        return Status::error("<DeployTarget " + t.name + "> at " + t.defined_at +
+                             ": DeployGroupBy " + *by + ": no DeployParam " + *by +
+                             " is declared for the target");
     }
     for (const TargetDirectives* level : {&t, &d})
       if (level->secret && level->token)
-        return (level == &d ? std::string("the server level")
-                            : "<DeployTarget " + t.name + "> at " + t.defined_at) +
-               " has both DeploySecret and DeployToken: a target is signed by one of them";
+        return Status::error(
+            (level == &d ? std::string("the server level")
+                         : "<DeployTarget " + t.name + "> at " + t.defined_at) +
+            " has both DeploySecret and DeployToken: a target is signed by one of them");
     // A target's own DeploySecret or DeployToken replaces the server's of either kind.
     const TargetDirectives& signer = t.secret || t.token ? t : d;
     target.secret = signer.secret;
     target.token = signer.token;
-    target.unsigned_users = t.unsigned_users.value_or(d.unsigned_users.value_or(false));
-    target.supersede = t.supersede.value_or(d.supersede.value_or(Supersede::off));
+    target.unsigned_users =
+        t.unsigned_users.value_or(d.unsigned_users.value_or(target.unsigned_users));
+    target.supersede = t.supersede.value_or(d.supersede.value_or(target.supersede));
     target.idempotency_header = t.idempotency_header ? t.idempotency_header : d.idempotency_header;
     target.param_from = t.param_from;
     target.filters = t.filters;
@@ -745,8 +773,9 @@ std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
       bool declared = false;
       for (const ParamRule& rule : target.params) declared |= rule.name == from.param;
       if (!declared)
-        return "<DeployTarget " + t.name + "> at " + t.defined_at + ": DeployParamFrom " +
-               from.param + " names a parameter that no DeployParam declares";
+        return Status::error("<DeployTarget " + t.name + "> at " + t.defined_at +
+                             ": DeployParamFrom " + from.param +
+                             " names a parameter that no DeployParam declares");
     }
     target.user = t.user ? t.user : d.user;
     target.working_directory =
@@ -756,7 +785,7 @@ std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
     s.targets.push_back(std::move(target));
   }
   config.settings = std::move(s);
-  return "";
+  return Status::ok();
 }
 
 }  // namespace deploy

@@ -12,8 +12,10 @@
 #include <utility>
 #include <vector>
 
+#include "directive_specs.h"
 #include "job.h"
 #include "scheduler.h"
+#include "status.h"
 #include "store_spec.h"
 #include "submission.h"
 
@@ -23,9 +25,6 @@ using EnvList = std::vector<std::pair<std::string, std::string>>;
 
 // DeployStore: where jobs, queue and logs live.
 enum class StoreKind { file, postgresql };
-
-// DeployLease's range: 1 second to 1 hour.
-inline constexpr Micros min_lease = 1000000LL, max_lease = 3600 * 1000000LL;
 
 // The host name as a DeployNodeName: its first label when that is a valid
 // name, else "localhost".
@@ -65,12 +64,15 @@ struct TargetDirectives {
   std::optional<std::string> idempotency_header;  // DeployIdempotencyHeader NAME
 };
 
-// A target with every setting decided.
+// A target with every setting decided; a Target{} holds the directives'
+// defaults (directive_specs.h).
 struct Target {
   std::string name;
   std::vector<std::string> command;
   std::vector<ParamRule> params;
-  Micros timeout = 0, kill_grace = 0, queue_timeout = 0;
+  Micros timeout = directive_default<Micros>("DeployTimeout");
+  Micros kill_grace = directive_default<Micros>("DeployKillGrace");
+  Micros queue_timeout = directive_default<Micros>("DeployQueueTimeout");
   TargetPolicy policy;
   EnvList env;
   std::string working_directory;
@@ -80,8 +82,9 @@ struct Target {
   std::vector<ParamFrom> param_from;
   std::vector<SubmissionFilter> filters;
   std::optional<std::string> token;  // DeployToken: X-Gitlab-Token must equal it
-  bool unsigned_users = false;       // DeployUnsignedUsers
-  Supersede supersede = Supersede::off;
+  bool unsigned_users = directive_default<bool>("DeployUnsignedUsers");
+  Supersede supersede = Supersede::off;  // DeploySupersede
+  static_assert(directive_spec("DeploySupersede").word == std::string_view("off"));
   // DeployIdempotencyHeader: the header that carries a submission's key
   // besides Idempotency-Key; none: Idempotency-Key alone.
   std::optional<std::string> idempotency_header;
@@ -91,26 +94,28 @@ struct Target {
   SubmissionRules submission_rules() const { return {params, param_from, filters}; }
 };
 
+// The server's settings; a Settings{} holds the directives' defaults
+// (directive_specs.h).
 struct Settings {
   std::string state_dir;
-  uint32_t history = 1000;
-  uint32_t queue_limit = 100;
-  uint32_t max_running = 4;
-  uint64_t max_body = 64 * 1024;
-  Micros events_timeout = 60 * 1000000LL;
+  uint32_t history = directive_default<uint32_t>("DeployHistory");
+  uint32_t queue_limit = directive_default<uint32_t>("DeployQueueLimit");
+  uint32_t max_running = directive_default<uint32_t>("DeployMaxRunning");
+  uint64_t max_body = directive_default<uint64_t>("DeployMaxBody");
+  Micros events_timeout = directive_default<Micros>("DeployEventsTimeout");
   // Open event streams at most: on the server (0: a quarter of
   // MaxRequestWorkers, decided in post_config) and per client address.
-  uint32_t events_max_streams = 0;
-  uint32_t events_max_per_client = 8;
+  uint32_t events_max_streams = directive_default<uint32_t>("DeployEventsMaxStreams");
+  uint32_t events_max_per_client = directive_default<uint32_t>("DeployEventsMaxPerClient");
   // DeploySync: a change that was answered is on stable storage first.
-  bool sync = true;
+  bool sync = directive_default<bool>("DeploySync");
   // DeployStore: the engine (file or postgresql); the conninfo is never shown
   // or logged. DeployNodeName: this node's name (default: the host name).
   // DeployLease: how long a runner may go without renewing its lease.
   StoreKind store = StoreKind::file;
   std::string store_conninfo;
   std::string node_name;
-  Micros lease = 15 * 1000000LL;
+  Micros lease = directive_default<Micros>("DeployLease");
   // The store these name, for open_store and the launcher's environment.
   StoreSpec store_spec() const {
     return StoreSpec{store == StoreKind::postgresql, store_conninfo, node_name, lease};
@@ -155,7 +160,7 @@ extern const command_rec directives[];
 void* create_server_config(apr_pool_t* pool, server_rec* s);
 ServerConfig& main_server_config();
 // Merges defaults into targets and checks what one directive alone cannot
-// (a missing DeployCommand, max wait below wait). Error text or "".
-std::string resolve_settings(ServerConfig& config, apr_pool_t* pool);
+// (a missing DeployCommand, max wait below wait).
+Status resolve_settings(ServerConfig& config, apr_pool_t* pool);
 
 }  // namespace deploy

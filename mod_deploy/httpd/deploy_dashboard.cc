@@ -87,8 +87,8 @@ struct DashboardSnapshot {
 // Only the jobs of targets `access` has decided the request may read (see
 // TargetAccess::may_read_decided). False (and *out untouched) when the table
 // stays busy.
-Status take_snapshot(const ModuleState& state, TargetAccess& access, const HistoryView& view,
-                     DashboardSnapshot* out) {
+Status take_dashboard_snapshot(const ModuleState& state, TargetAccess& access,
+                               const HistoryView& view, DashboardSnapshot* out) {
   DashboardSnapshot s;
   Overview overview;
   const HistoryPage page{kHistoryRows, view.target, view.state, view.before};
@@ -106,11 +106,9 @@ Status take_snapshot(const ModuleState& state, TargetAccess& access, const Histo
   return Status::ok();
 }
 
-std::string millis(Micros t) { return std::to_string(t / 1000); }
-
 // How a cell shows a job. The script has a function of the same name for
 // each (KINDS in dashboard/dashboard_view.js).
-enum class Kind {
+enum class CellKind {
   link,
   text,
   badge,
@@ -124,45 +122,45 @@ enum class Kind {
   actions
 };
 
-// The kinds' names in the script, in the order of Kind.
+// The kinds' names in the script, in the order of CellKind.
 constexpr std::string_view kKindNames[] = {"link",     "text",   "badge",   "params",
                                            "progress", "time",   "elapsed", "countdown",
                                            "duration", "result", "actions"};
-static_assert(std::size(kKindNames) == size_t(Kind::actions) + 1);
+static_assert(std::size(kKindNames) == size_t(CellKind::actions) + 1);
 
-std::string_view kind_name(Kind kind) { return kKindNames[size_t(kind)]; }
+std::string_view kind_name(CellKind kind) { return kKindNames[size_t(kind)]; }
 
 // One column of the job sections, for both renders: the server's here and the
 // script's, which gets this table in <body data-columns> (columns_json).
 struct Column {
   std::string_view field;  // its cells' data-field
-  Kind kind;
+  CellKind kind;
   std::string_view key;  // the member of the job's JSON the script reads ("": the kind's own)
   // The same member of Job, for the kinds that show one.
-  std::optional<std::string> (*text)(const Job&) = nullptr;  // Kind::text; nullopt: a dash
-  Micros Job::*time = nullptr;                               // Kind::time, elapsed and countdown
-  Params Job::*pairs = nullptr;                              // Kind::params: NAME=VALUE each
+  std::optional<std::string> (*text)(const Job&) = nullptr;  // CellKind::text; nullopt: a dash
+  Micros Job::*time = nullptr;  // CellKind::time, elapsed and countdown
+  Params Job::*pairs = nullptr;  // CellKind::params: NAME=VALUE each
 };
 
 const Column kColumns[] = {
-    {"id", Kind::link, "id"},
-    {"target", Kind::text, "target", [](const Job& j) { return std::optional(j.target); }},
-    {"state", Kind::badge, "state"},
-    {"params", Kind::params, "params", nullptr, nullptr, &Job::params},
-    {"outputs", Kind::params, "outputs", nullptr, nullptr, &Job::outputs},
-    {"progress", Kind::progress, "progress"},
-    {"stage", Kind::text, "stage", [](const Job& j) { return j.stage; }},
-    {"requests", Kind::text, "requests",
+    {"id", CellKind::link, "id"},
+    {"target", CellKind::text, "target", [](const Job& j) { return std::optional(j.target); }},
+    {"state", CellKind::badge, "state"},
+    {"params", CellKind::params, "params", nullptr, nullptr, &Job::params},
+    {"outputs", CellKind::params, "outputs", nullptr, nullptr, &Job::outputs},
+    {"progress", CellKind::progress, "progress"},
+    {"stage", CellKind::text, "stage", [](const Job& j) { return j.stage; }},
+    {"requests", CellKind::text, "requests",
      [](const Job& j) { return std::optional(std::to_string(j.requests)); }},
-    {"submitted", Kind::time, "submitted_at", nullptr, &Job::submitted_at},
-    {"started", Kind::time, "started_at", nullptr, &Job::started_at},
-    {"finished", Kind::time, "finished_at", nullptr, &Job::finished_at},
-    {"elapsed", Kind::elapsed, "started_at", nullptr, &Job::started_at},
-    {"left", Kind::countdown, "not_before", nullptr, &Job::not_before},
-    {"duration", Kind::duration, ""},
-    {"result", Kind::result, ""},
-    {"by", Kind::text, "submitted_by", [](const Job& j) { return j.submitted_by; }},
-    {"actions", Kind::actions, ""},
+    {"submitted", CellKind::time, "submitted_at", nullptr, &Job::submitted_at},
+    {"started", CellKind::time, "started_at", nullptr, &Job::started_at},
+    {"finished", CellKind::time, "finished_at", nullptr, &Job::finished_at},
+    {"elapsed", CellKind::elapsed, "started_at", nullptr, &Job::started_at},
+    {"left", CellKind::countdown, "not_before", nullptr, &Job::not_before},
+    {"duration", CellKind::duration, ""},
+    {"result", CellKind::result, ""},
+    {"by", CellKind::text, "submitted_by", [](const Job& j) { return j.submitted_by; }},
+    {"actions", CellKind::actions, ""},
 };
 
 const Column& column(std::string_view field) {
@@ -263,7 +261,7 @@ const std::string& columns_json() {
 }
 
 // Unfinished jobs have a section of their state's name; finished ones one.
-std::string_view section_of(JobState s) { return is_final(s) ? "history" : state_name(s); }
+std::string_view section_name(JobState s) { return is_final(s) ? "history" : state_name(s); }
 
 class Renderer {
  public:
@@ -284,7 +282,7 @@ class Renderer {
     std::map<std::string, const Job*> last_result;  // newest finished job per target
     for (const Job& job : s_.jobs) {
       if (!is_final(job.state) || s_.history.count(job.id))
-        by_section[std::string(section_of(job.state))].push_back(&job);
+        by_section[std::string(section_name(job.state))].push_back(&job);
       if (!is_final(job.state)) continue;
       const Job*& last = last_result[job.target];
       if (!last || job.id > last->id) last = &job;
@@ -451,37 +449,37 @@ class Renderer {
     std::string open = "<td data-field=\"" + std::string(column.field) + "\"";
     const std::string dash = "\xE2\x80\x94";
     switch (column.kind) {
-      case Kind::link:
+      case CellKind::link:
         out_ += open + "><a class=\"mono\" href=\"" + job_url(job) + "\">#" +
                 std::to_string(job.id) + "</a></td>";
         break;
-      case Kind::text: {
+      case CellKind::text: {
         std::optional<std::string> text = column.text(job);
         out_ += open + ">" + (text ? html_escape(*text) : dash) + "</td>";
         break;
       }
-      case Kind::badge:
+      case CellKind::badge:
         out_ += open + ">" + state_badge(job.state) + "</td>";
         break;
-      case Kind::params:
+      case CellKind::params:
         out_ += open + ">";
         for (const auto& [name, value] : job.*column.pairs)
           out_ += "<code>" + html_escape(name) + "=" + html_escape(value) + "</code>";
         out_ += "</td>";
         break;
-      case Kind::progress: {
+      case CellKind::progress: {
         std::string pct = job.progress < 0 ? "" : std::to_string(job.progress);
         out_ += open + "><progress max=\"100\"" + (pct.empty() ? "" : " value=\"" + pct + "\"") +
                 "></progress><span class=\"pct\">" + (pct.empty() ? dash : pct + "%") +
                 "</span></td>";
         break;
       }
-      case Kind::time: {
+      case CellKind::time: {
         Micros t = job.*column.time;
         out_ += open + " title=\"" + (t ? format_time(t) : "") + "\">" + display_time(t) + "</td>";
         break;
       }
-      case Kind::elapsed: {
+      case CellKind::elapsed: {
         Micros from = job.*column.time;
         if (from == 0)
           out_ += open + ">" + dash + "</td>";
@@ -490,20 +488,20 @@ class Renderer {
                   "</td>";
         break;
       }
-      case Kind::countdown: {
+      case CellKind::countdown: {
         Micros until = job.*column.time;
         out_ += open + " data-until=\"" + millis(until) + "\">" +
                 (until > s_.now ? "in " + format_duration(until - s_.now) : "now") + "</td>";
         break;
       }
-      case Kind::duration:
+      case CellKind::duration:
         out_ +=
             open + ">" +
             (job.started_at && job.finished_at ? format_duration(job.finished_at - job.started_at)
                                                : dash) +
             "</td>";
         break;
-      case Kind::result: {
+      case CellKind::result: {
         std::string text = dash;
         bool bad = false;
         if (job.exit_code) {
@@ -516,7 +514,7 @@ class Renderer {
         out_ += open + (bad ? " class=\"bad\"" : "") + ">" + text + "</td>";
         break;
       }
-      case Kind::actions:
+      case CellKind::actions:
         out_ += open + ">";
         if (job.started_at) out_ += "<a href=\"" + job_url(job) + "/log\">log</a>";
         if (!is_final(job.state))
@@ -551,7 +549,7 @@ int send_dashboard(request_rec* r, const ModuleState& state, TargetAccess& acces
   const HistoryView view = parse_history_view(r, targets);
   DashboardSnapshot snapshot;
   do {
-    if (Status st = take_snapshot(state, access, view, &snapshot); !st.is_ok())
+    if (Status st = take_dashboard_snapshot(state, access, view, &snapshot); !st.is_ok())
       return send_error(r, table_busy(r, st));
   } while (access.decide_noted());
   std::string nonce = secure_html_headers(r);

@@ -242,8 +242,8 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
   return std::nullopt;
 }
 
-int submit(request_rec* r, const ModuleState& state, TargetAccess& access, const std::string& base,
-           const std::string& name) {
+int submit_job(request_rec* r, const ModuleState& state, TargetAccess& access,
+               const std::string& base, const std::string& name) {
   Accepted accepted;
   if (std::optional<RequestError> refused = accept_submission(r, state, access, name, &accepted)) {
     // A busy store counts it when it is free again; submit counted queue_full.
@@ -456,8 +456,8 @@ int get_log(request_rec* r, const ModuleState& state, TargetAccess& access, uint
 // be: httpd's access control of POST BASE/targets/NAME and, for a signed
 // target, a signature over the cancel's own body (often empty) or the
 // target's token (see TargetAccess::refuse_submission).
-int cancel(request_rec* r, const ModuleState& state, TargetAccess& access, const std::string& base,
-           uint64_t id) {
+int cancel_job(request_rec* r, const ModuleState& state, TargetAccess& access,
+               const std::string& base, uint64_t id) {
   if (auto e = check_origin(r)) return send_error(r, *e);
   auto found = find_job(r, state, id);
   if (auto* e = std::get_if<RequestError>(&found)) return send_error(r, *e);
@@ -511,7 +511,7 @@ int dispatch(request_rec* r, const ModuleState& state) {
   TargetAccess access(r, base);
   switch (route->kind) {
     case Route::Kind::target:
-      return submit(r, state, access, base, route->target);
+      return submit_job(r, state, access, base, route->target);
     case Route::Kind::targets:
       return list_targets(r, state, access, base);
     case Route::Kind::jobs:
@@ -521,7 +521,7 @@ int dispatch(request_rec* r, const ModuleState& state) {
     case Route::Kind::job_log:
       return get_log(r, state, access, route->job_id);
     case Route::Kind::job_cancel:
-      return cancel(r, state, access, base, route->job_id);
+      return cancel_job(r, state, access, base, route->job_id);
     case Route::Kind::job_events: {
       auto job = readable_job(r, state, access, route->job_id);
       if (auto* e = std::get_if<RequestError>(&job)) return send_error(r, *e);

@@ -38,6 +38,8 @@ std::string html_escape(std::string_view text) {
   return out;
 }
 
+std::string millis(Micros t) { return std::to_string(t / 1000); }
+
 std::string display_time(Micros t) {
   if (t == 0) return "\xE2\x80\x94";  // an em dash
   std::string iso = format_time(t);

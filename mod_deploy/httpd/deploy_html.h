@@ -20,6 +20,9 @@ std::string html_escape(std::string_view text);
 // "2026-11-21 10:00:05" (UTC), as the scripts show times too; an em dash for 0.
 std::string display_time(Micros t);
 
+// Milliseconds as the scripts read them from data-* attributes ("1700000000123").
+std::string millis(Micros t);
+
 // "timed out" for timed_out.
 std::string state_label(JobState s);
 // <span class="badge s-STATE">label</span>

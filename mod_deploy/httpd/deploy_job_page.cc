@@ -55,8 +55,6 @@ LogTail read_log_tail(JobStore& store, uint64_t id, bool finished) {
   return tail;
 }
 
-std::string millis(Micros t) { return std::to_string(t / 1000); }
-
 const std::string kDash = "\xE2\x80\x94";
 
 // The durations the page shows; the script computes the same from the JSON

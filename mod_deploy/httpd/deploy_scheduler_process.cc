@@ -77,17 +77,13 @@ class LauncherClient {
   bool privileged() const { return privileged_; }
   bool running() const { return pid_ > 0; }
 
-  bool start(std::string* problem) {
+  Status start() {
     stop();
-    if (privileged_ && geteuid() != 0) {
-      *problem = "with DeployUser only a scheduler that is still root can start it";
-      return false;
-    }
+    if (privileged_ && geteuid() != 0)
+      return Status::error("with DeployUser only a scheduler that is still root can start it");
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-      *problem = std::string("cannot create a pipe: ") + strerror(errno);
-      return false;
-    }
+    if (pipe2(fds, O_CLOEXEC) != 0)
+      return Status::error(std::string("cannot create a pipe: ") + strerror(errno));
     const pid_t pid = fork();
     if (pid == 0) {
       // Like apr_proc_create: fds 1 and 2 stay (the error_log), the request
@@ -109,23 +105,19 @@ class LauncherClient {
     close(fds[0]);
     if (pid < 0) {
       close(fds[1]);
-      *problem = std::string("cannot fork: ") + strerror(errno);
-      return false;
+      return Status::error(std::string("cannot fork: ") + strerror(errno));
     }
     pid_ = pid;
     pipe_ = fds[1];
     fcntl(pipe_, F_SETFL, O_NONBLOCK);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, server_, "mod_deploy: runner launcher pid %d", pid_);
-    return true;
+    return Status::ok();
   }
 
   // Writes one frame, waiting at most kLauncherWriteLimit for the launcher
-  // to take it. False (and the launcher stopped) when it cannot.
-  bool send(const std::string& frame, std::string* problem) {
-    if (pipe_ < 0) {
-      *problem = "the runner launcher is not running";
-      return false;
-    }
+  // to take it. An error (and the launcher stopped) when it cannot.
+  Status send(const std::string& frame) {
+    if (pipe_ < 0) return Status::error("the runner launcher is not running");
     const Micros give_up_at = mono_now() + kLauncherWriteLimit;
     size_t done = 0;
     while (done < frame.size()) {
@@ -140,15 +132,14 @@ class LauncherClient {
         poll(&writable, 1, int(std::max<Micros>(1, left / 1000)));
         continue;
       }
-      *problem = n < 0 && errno != EAGAIN
-                     ? std::string("the runner launcher's pipe: ") + strerror(errno)
-                     : "the runner launcher took no request for " +
-                           std::to_string(kLauncherWriteLimit / kSecond) + " s";
+      const std::string why = n < 0 && errno != EAGAIN
+                                  ? std::string("the runner launcher's pipe: ") + strerror(errno)
+                                  : "the runner launcher took no request for " +
+                                        std::to_string(kLauncherWriteLimit / kSecond) + " s";
       stop();
-      return false;
+      return Status::error(why);
     }
-    problem->clear();
-    return true;
+    return Status::ok();
   }
 
   void reaped(pid_t pid, int status) {
@@ -190,10 +181,9 @@ class Scheduler {
 
   // Starts the launcher; with DeployUser, call it while still root.
   void start_launcher() {
-    std::string problem;
-    if (!launcher_.start(&problem)) {
+    if (Status started = launcher_.start(); !started.is_ok()) {
       ap_log_error(APLOG_MARK, APLOG_ERR, 0, server_,
-                   "mod_deploy: cannot start the runner launcher: %s", problem.c_str());
+                   "mod_deploy: cannot start the runner launcher: %s", started.message().c_str());
     }
   }
   bool privileged() const { return launcher_.privileged(); }
@@ -324,30 +314,34 @@ class Scheduler {
       request.group_id = target.user->gid;
     }
     const std::string frame = encode_launch_request(request);
-    std::string problem;
     if (frame.empty()) {
-      problem = "its command and environment are too large to start";
-    } else if (!launcher_.send(frame, &problem) && launcher_.privileged()) {
+      fail_unstarted(spawn.job.id, "its command and environment are too large to start");
+      return;
+    }
+    Status handed = launcher_.send(frame);
+    if (!handed.is_ok() && launcher_.privileged()) {
       // No new launcher can be started here: the job waits for the next
       // scheduler, as if it had not been started.
       ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
                    "mod_deploy: job %" APR_UINT64_T_FMT
                    " goes back to the queue: cannot hand it to the runner launcher: %s",
-                   (apr_uint64_t)spawn.job.id, problem.c_str());
+                   (apr_uint64_t)spawn.job.id, handed.message().c_str());
       // When the table stays busy the job keeps no runner: housekeeping
       // finds it lost.
       (void)state_.store->unstart(spawn.job.id);
       return;
-    } else if (!problem.empty() && launcher_.start(&problem)) {
-      launcher_.send(frame, &problem);
     }
-    if (problem.empty()) {
-      ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, server_,
-                   "mod_deploy: job %" APR_UINT64_T_FMT " of %s handed to the runner launcher",
-                   (apr_uint64_t)spawn.job.id, target.name.c_str());
+    if (!handed.is_ok()) {
+      handed = launcher_.start();
+      if (handed.is_ok()) handed = launcher_.send(frame);
+    }
+    if (!handed.is_ok()) {
+      fail_unstarted(spawn.job.id, handed.message());
       return;
     }
-    fail_unstarted(spawn.job.id, problem);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, server_,
+                 "mod_deploy: job %" APR_UINT64_T_FMT " of %s handed to the runner launcher",
+                 (apr_uint64_t)spawn.job.id, target.name.c_str());
   }
 
   // The launcher is our only child.

@@ -33,7 +33,7 @@ struct StatusSnapshot {
   uint64_t accepted = 0, succeeded = 0, failed = 0;
 };
 
-// False (and *out untouched) when the table stays busy.
+// An error (and *out untouched) when the table stays busy.
 Status take_status_snapshot(const ModuleState& state, StatusSnapshot* out) {
   StatusSnapshot s;
   StoreCounters store;

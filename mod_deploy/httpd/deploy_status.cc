@@ -18,7 +18,7 @@ constexpr JobState kAllStates[] = {JobState::waiting,   JobState::queued,  JobSt
                                    JobState::succeeded, JobState::failed,  JobState::timed_out,
                                    JobState::canceled,  JobState::expired, JobState::lost};
 
-struct Snapshot {
+struct CountersSnapshot {
   TableCounters counters;
   uint64_t ignored = 0;                                     // submissions a DeployFilter ignored
   std::vector<TargetStats> stats;                           // targets seen since the table began
@@ -29,9 +29,9 @@ struct Snapshot {
   std::vector<Micros> last_success;
 };
 
-// False (and *s untouched) when the table stays busy.
-Status take_snapshot(const ModuleState& state, Snapshot* out) {
-  Snapshot s;
+// An error (and *out untouched) when the table stays busy.
+Status take_counters_snapshot(const ModuleState& state, CountersSnapshot* out) {
+  CountersSnapshot s;
   // Every configured target appears, even before its first job.
   for (const Target& t : state.settings->targets) s.now[t.name];
   StoreCounters counters;
@@ -83,8 +83,9 @@ std::string camel(std::string_view name) {
 }  // namespace
 
 int send_auto_status(request_rec* r, const ModuleState& state) {
-  Snapshot s;
-  if (Status st = take_snapshot(state, &s); !st.is_ok()) return send_error(r, table_busy(r, st));
+  CountersSnapshot s;
+  if (Status st = take_counters_snapshot(state, &s); !st.is_ok())
+    return send_error(r, table_busy(r, st));
   std::string out;
   auto line = [&out](const std::string& key, uint64_t value) {
     out += key + ": " + std::to_string(value) + "\n";
@@ -111,8 +112,9 @@ int send_auto_status(request_rec* r, const ModuleState& state) {
 }
 
 int send_metrics(request_rec* r, const ModuleState& state, TargetAccess& access) {
-  Snapshot s;
-  if (Status st = take_snapshot(state, &s); !st.is_ok()) return send_error(r, table_busy(r, st));
+  CountersSnapshot s;
+  if (Status st = take_counters_snapshot(state, &s); !st.is_ok())
+    return send_error(r, table_busy(r, st));
   // Only the targets the request may read; last_success stays indexed as stats.
   for (size_t i = s.stats.size(); i-- > 0;) {
     if (access.may_read(s.stats[i].target)) continue;

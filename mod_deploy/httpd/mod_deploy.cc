@@ -78,17 +78,17 @@ uint32_t stream_limit(const Settings& settings) {
 
 int check_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* s) {
   try {
-    std::string problem = resolve_settings(main_server_config(), pconf);
+    Status resolved = resolve_settings(main_server_config(), pconf);
     // A DeployUser that is httpd's User would look closed and be open.
     for (const Target& t : main_server_config().settings.targets) {
-      if (problem.empty() && t.user && t.user->uid == uint32_t(ap_unixd_config.user_id))
-        problem = "<DeployTarget " + t.name + ">: DeployUser " + t.user->name +
-                  " is httpd's User, who owns the job table; leave DeployUser out to run the "
-                  "job as User, or name a user of its own";
+      if (resolved.is_ok() && t.user && t.user->uid == uint32_t(ap_unixd_config.user_id))
+        resolved = Status::error("<DeployTarget " + t.name + ">: DeployUser " + t.user->name +
+                                 " is httpd's User, who owns the job table; leave DeployUser "
+                                 "out to run the job as User, or name a user of its own");
     }
-    if (!problem.empty()) {
+    if (!resolved.is_ok()) {
       ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, "mod_deploy: %s",
-                   problem.c_str());
+                   resolved.message().c_str());
       return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;

@@ -33,13 +33,15 @@ int main(int argc, char** argv) {
   try {
     if (argc >= 2 && std::string_view(argv[1]) == "--launcher") {
       std::optional<deploy::LauncherUsers> users;
-      std::string problem = "no STATE_DIR";
-      if (argc < 3 || !deploy::parse_launcher_arguments(
-                          std::vector<std::string_view>(argv + 3, argv + argc), &users, &problem)) {
+      const deploy::Status parsed =
+          argc < 3 ? deploy::Status::error("no STATE_DIR")
+                   : deploy::parse_launcher_arguments(
+                         std::vector<std::string_view>(argv + 3, argv + argc), &users);
+      if (!parsed.is_ok()) {
         fprintf(stderr,
                 "%s%s; usage: deploy-runner --launcher STATE_DIR "
                 "[--user UID:GID [--job-user UID:GID:NAME]...]\n",
-                prefix.c_str(), problem.c_str());
+                prefix.c_str(), parsed.message().c_str());
         return EXIT_FAILURE;
       }
       // The store from the scheduler process, for the launcher and every

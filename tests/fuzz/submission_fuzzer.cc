@@ -46,19 +46,17 @@ std::vector<deploy::ParamRule> compile_rules() {
   };
   std::vector<deploy::ParamRule> rules;
   for (const auto& [name, pattern] : declared) {
-    std::string error;
-    auto compiled = deploy::ParamPattern::compile(pattern, &error);
-    FUZZ_CHECK(compiled.has_value());
-    rules.push_back(deploy::ParamRule{name, std::move(*compiled)});
+    deploy::ParamPattern compiled;
+    FUZZ_CHECK(deploy::ParamPattern::compile(pattern, &compiled).is_ok());
+    rules.push_back(deploy::ParamRule{name, std::move(compiled)});
   }
   return rules;
 }
 
 deploy::ValueSource source(const char* text) {
-  std::string error;
-  auto parsed = deploy::parse_value_source(text, &error);
-  FUZZ_CHECK(parsed.has_value());
-  return *parsed;
+  deploy::ValueSource parsed;
+  FUZZ_CHECK(deploy::parse_value_source(text, &parsed).is_ok());
+  return parsed;
 }
 
 deploy::SubmissionRules webhook_rules() {
@@ -70,11 +68,10 @@ deploy::SubmissionRules webhook_rules() {
                       {"MESSAGE", source("json:/commits/0/message")},
                       {"ENVIRONMENT", source("query:env")},
                       {"TAGS", source("header:X-GitHub-Event")}};
-  std::string error;
-  auto main_branch = deploy::ParamPattern::compile("refs/heads/main", &error);
-  auto push = deploy::ParamPattern::compile("push|tag_push", &error);
-  FUZZ_CHECK(main_branch && push);
-  rules.filters = {{source("json:/ref"), *main_branch}, {source("header:X-GitHub-Event"), *push}};
+  deploy::ParamPattern main_branch, push;
+  FUZZ_CHECK(deploy::ParamPattern::compile("refs/heads/main", &main_branch).is_ok() &&
+             deploy::ParamPattern::compile("push|tag_push", &push).is_ok());
+  rules.filters = {{source("json:/ref"), main_branch}, {source("header:X-GitHub-Event"), push}};
   return rules;
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "unit_test.h"
 
@@ -133,6 +134,30 @@ START_TEST(huge_durations_keep_counting_hours) {
 }
 END_TEST
 
+// What configtest says of a range is read back as the range's bounds.
+START_TEST(written_durations_and_sizes_read_back_as_themselves) {
+  const std::pair<deploy::Micros, const char*> durations[] = {{0, "0"},
+                                                              {500'000, "500ms"},
+                                                              {15'000'000, "15s"},
+                                                              {90'000'000, "90s"},
+                                                              {300'000'000, "5mi"},
+                                                              {3'600'000'000, "1h"},
+                                                              {5'400'000'000, "90mi"}};
+  for (const auto& [micros, text] : durations) {
+    const std::string written = deploy::written_duration(micros);
+    ck_assert_str_eq(written.c_str(), text);
+    ck_assert(deploy::parse_duration(written) == micros);
+  }
+  const std::pair<uint64_t, const char*> sizes[] = {
+      {0, "0"}, {1, "1"}, {1536, "1536"}, {65536, "64k"}, {64ULL << 20, "64m"}, {3ULL << 30, "3g"}};
+  for (const auto& [bytes, text] : sizes) {
+    const std::string written = deploy::written_size(bytes);
+    ck_assert_str_eq(written.c_str(), text);
+    ck_assert(deploy::parse_size(written) == bytes);
+  }
+}
+END_TEST
+
 Suite* duration_suite() {
   Suite* suite = suite_create("duration");
   TCase* durations = tcase_create("durations");
@@ -150,6 +175,7 @@ Suite* duration_suite() {
   TCase* display = tcase_create("display");
   tcase_add_test(display, durations_read_as_the_shared_table_of_cases_says);
   tcase_add_test(display, huge_durations_keep_counting_hours);
+  tcase_add_test(display, written_durations_and_sizes_read_back_as_themselves);
   suite_add_tcase(suite, display);
   return suite;
 }

@@ -198,10 +198,10 @@ END_TEST
 // --- the launcher's command line (DeployUser) ---
 
 bool parses(const std::vector<std::string_view>& words, std::optional<deploy::LauncherUsers>* out) {
-  std::string problem;
-  const bool ok = deploy::parse_launcher_arguments(words, out, &problem);
-  ck_assert_msg(ok == problem.empty(), "problem '%s'", problem.c_str());
-  return ok;
+  const deploy::Status parsed = deploy::parse_launcher_arguments(words, out);
+  ck_assert_msg(parsed.is_ok() == parsed.message().empty(), "problem '%s'",
+                parsed.message().c_str());
+  return parsed.is_ok();
 }
 
 START_TEST(launcher_users_read_back_what_the_scheduler_writes) {

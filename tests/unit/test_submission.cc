@@ -24,10 +24,10 @@ constexpr const char* kForm = "application/x-www-form-urlencoded";
 constexpr const char* kVersionPattern = "^[0-9][0-9A-Za-z.+-]{0,63}$";
 
 ParamPattern pattern(const std::string& source) {
-  std::string error;
-  auto compiled = ParamPattern::compile(source, &error);
-  ck_assert_msg(compiled.has_value(), "'%s' should compile: %s", source.c_str(), error.c_str());
-  return *compiled;
+  ParamPattern compiled;
+  const deploy::Status st = ParamPattern::compile(source, &compiled);
+  ck_assert_msg(st.is_ok(), "'%s' should compile: %s", source.c_str(), st.message().c_str());
+  return compiled;
 }
 
 std::vector<ParamRule> webapp_rules() {
@@ -116,12 +116,14 @@ START_TEST(pattern_matches_utf8_characters_and_refuses_invalid_utf8) {
 END_TEST
 
 START_TEST(bad_pattern_does_not_compile_and_says_why) {
-  std::string error;
-  ck_assert(!ParamPattern::compile("([0-9]", &error).has_value());
-  ck_assert(!error.empty());
-  ck_assert(!ParamPattern::compile("\xFF", &error).has_value());
-  ck_assert(!ParamPattern::compile("(", nullptr).has_value());
-  ck_assert(ParamPattern::compile("a", nullptr).has_value());
+  ParamPattern compiled;
+  const deploy::Status unbalanced = ParamPattern::compile("([0-9]", &compiled);
+  ck_assert(!unbalanced.is_ok());
+  ck_assert(!unbalanced.message().empty());
+  ck_assert(!ParamPattern::compile("\xFF", &compiled).is_ok());
+  ck_assert(!ParamPattern::compile("(", &compiled).is_ok());
+  ck_assert(ParamPattern::compile("a", &compiled).is_ok());
+  ck_assert(compiled.full_match("a"));
 }
 END_TEST
 
@@ -338,10 +340,10 @@ constexpr const char* kGitHubPush = R"({
 })";
 
 ValueSource source(const std::string& text) {
-  std::string error;
-  auto parsed = deploy::parse_value_source(text, &error);
-  ck_assert_msg(parsed.has_value(), "'%s' should parse: %s", text.c_str(), error.c_str());
-  return *parsed;
+  ValueSource parsed;
+  const deploy::Status st = deploy::parse_value_source(text, &parsed);
+  ck_assert_msg(st.is_ok(), "'%s' should parse: %s", text.c_str(), st.message().c_str());
+  return parsed;
 }
 
 SubmissionRules webhook_rules() {
@@ -409,9 +411,10 @@ START_TEST(value_sources_are_parsed_and_bad_ones_refused) {
   ASSERT_TEXT_EQ(query.name, "token");
   for (const char* bad : {"json:", "json:after", "json:/a~2", "header:", "header:X Event",
                           "header:X:Y", "query:", "body:/after", "/after", ""}) {
-    std::string error;
-    ck_assert_msg(!deploy::parse_value_source(bad, &error), "'%s' should be refused", bad);
-    ck_assert_msg(!error.empty(), "'%s' is refused without a reason", bad);
+    ValueSource parsed;
+    const deploy::Status st = deploy::parse_value_source(bad, &parsed);
+    ck_assert_msg(!st.is_ok(), "'%s' should be refused", bad);
+    ck_assert_msg(!st.message().empty(), "'%s' is refused without a reason", bad);
   }
 }
 END_TEST

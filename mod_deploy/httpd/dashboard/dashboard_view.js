@@ -42,7 +42,7 @@ const dashboardView = (() => {
   const badge = (state) => ({ tag: "span", props: { className: "badge s-" + state }, text: state.replace("_", " ") });
   const jobLink = (job) => ({ tag: "a", props: { className: "mono", href: job.links.self }, text: "#" + job.id });
 
-  // One function per formatter kind (Kind in deploy_dashboard.cc): what a
+  // One function per formatter kind (CellKind in deploy_dashboard.cc): what a
   // cell of that kind shows of `job[key]` (or of the members the kind names).
   const KINDS = {
     link: (job) => ({ nodes: [jobLink(job)] }),
