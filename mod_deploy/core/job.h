@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "notification.h"
+
 namespace deploy {
 
 using Micros = int64_t;  // microseconds: of the wall or monotonic clock (clock.h), or a duration
@@ -55,6 +57,9 @@ struct Job {
   // Of its target's DeployGroupBy (job_group); none without it. Derived from
   // params, never stored.
   std::optional<std::string> group;
+  // Its completion notifications, one per DeployNotify URL of its target
+  // when it was submitted, in configuration order (notification.h).
+  std::vector<Notification> notifications;
 };
 
 // The group of a job with these params in a target grouped by `group_by`

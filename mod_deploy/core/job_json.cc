@@ -235,6 +235,20 @@ std::string job_json(const Job& job, std::string_view base, bool coalesced) {
   out += ",\"signal\":";
   append_optional_integer(out, job.signal);
   out += job.log_complete ? ",\"log_complete\":true" : ",\"log_complete\":false";
+  // Never the URL, which may hold a token.
+  out += ",\"notifications\":[";
+  for (size_t i = 0; i < job.notifications.size(); ++i) {
+    const Notification& n = job.notifications[i];
+    if (i) out += ',';
+    out += "{\"state\":";
+    append_string(out, notification_state_name(n.state));
+    out += ",\"attempts\":";
+    append_integer(out, n.attempts);
+    out += ",\"status\":";
+    append_optional_integer(out, n.status);
+    out += '}';
+  }
+  out += ']';
   const std::string self = std::string(base) + "/jobs/" + std::to_string(job.id);
   out += ",\"links\":{\"self\":";
   append_string(out, self);

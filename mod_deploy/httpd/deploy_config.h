@@ -61,6 +61,10 @@ struct TargetDirectives {
   std::vector<SubmissionFilter> filters;
   std::optional<std::string> token;
   std::optional<bool> unsigned_users;
+  // Completion notifications: DeployNotify URLs in order, DeployNotifySecret
+  // (the key itself).
+  std::vector<std::string> notify;
+  std::optional<std::string> notify_secret;
 };
 
 // A target with every setting decided.
@@ -79,6 +83,10 @@ struct Target {
   std::vector<SubmissionFilter> filters;
   std::optional<std::string> token;  // DeployToken: X-Gitlab-Token must equal it
   bool unsigned_users = false;       // DeployUnsignedUsers
+  // DeployNotify: the server level's URLs, then the target's (at most
+  // kNotificationsMax); DeployNotifySecret signs their bodies.
+  std::vector<std::string> notify;
+  std::optional<std::string> notify_secret;
 
   // A submission must prove it with a signature or a token.
   bool is_signed() const { return secret || token; }
@@ -105,6 +113,9 @@ struct Settings {
   std::string store_conninfo;
   std::string node_name;
   Micros lease = 15 * 1000000LL;
+  // DeployNotifyCAFile: the certificates https:// notifications trust
+  // instead of the system's ("": the system's).
+  std::string notify_ca_file;
   // The store these name, for open_store and the launcher's environment.
   StoreSpec store_spec() const {
     return StoreSpec{store == StoreKind::postgresql, store_conninfo, node_name, lease};
@@ -137,6 +148,7 @@ struct ServerConfig {
   std::string store_conninfo;  // DeployStore postgresql CONNINFO: never shown or logged
   std::optional<std::string> node_name;
   std::optional<Micros> lease;
+  std::optional<std::string> notify_ca_file;
   TargetDirectives defaults;  // target directives given at server level
   std::vector<TargetDirectives> targets;
   TargetDirectives* parsing = nullptr;  // inside <DeployTarget> while it is read

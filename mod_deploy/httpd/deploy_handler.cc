@@ -184,6 +184,7 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
   s.policy = target->policy;
   s.limits = state.settings->limits();
   s.group_by = [&state](std::string_view t) { return state.settings->group_by(std::string(t)); };
+  s.notifications = uint32_t(target->notify.size());
   SubmitResult result;
   if (Status st = state.store->submit(s, Instant::now(), &result); !st.is_ok()) {
     if (st.code() == kStoreFull)
