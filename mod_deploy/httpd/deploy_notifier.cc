@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <list>
 #include <exception>
 #include <string>
 #include <vector>
@@ -22,8 +23,8 @@ namespace {
 
 constexpr Micros kMillisecond = 1000;
 constexpr Micros kSecond = 1000 * kMillisecond;
-// Notifications claimed at once; their attempts run in parallel.
-constexpr size_t kBatch = 16;
+// Attempts under way at most, side by side.
+constexpr size_t kInFlight = 16;
 // The store is looked at again at least this often (a claim that lapsed, a
 // change missed), and at most this often on changes.
 constexpr Micros kIdleInterval = kSecond;
@@ -50,8 +51,10 @@ int abort_when_stopping(void* stop, curl_off_t, curl_off_t, curl_off_t, curl_off
   return static_cast<std::atomic<bool>*>(stop)->load() ? 1 : 0;
 }
 
+}  // namespace
+
 // One attempt of one notification: its request and, once done, its status.
-struct Attempt {
+struct Notifier::Attempt {
   NotificationClaim claim;
   std::string body;
   CURL* easy = nullptr;
@@ -60,13 +63,14 @@ struct Attempt {
   std::string problem;    // why it had no answer, for the log
   bool given_up = false;  // its URL is no longer configured
 
+  Attempt() = default;
+  Attempt(const Attempt&) = delete;
+  Attempt& operator=(const Attempt&) = delete;
   ~Attempt() {
     if (easy) curl_easy_cleanup(easy);
     curl_slist_free_all(headers);
   }
 };
-
-}  // namespace
 
 Notifier::Notifier(server_rec* s, const ModuleState& state) : server_(s), state_(state) {}
 
@@ -98,7 +102,7 @@ namespace {
 
 // Prepares the request of one attempt; false when its URL is gone from the
 // configuration (the target, or that many DeployNotify, removed).
-bool prepare(Attempt& a, const Settings& settings, const std::string& base,
+bool prepare(Notifier::Attempt& a, const Settings& settings, const std::string& base,
              std::atomic<bool>* stop) {
   const Target* target = settings.find(a.claim.job.target);
   if (!target || a.claim.index >= target->notify.size()) return false;
@@ -137,15 +141,100 @@ bool prepare(Attempt& a, const Settings& settings, const std::string& base,
   return true;
 }
 
-// Runs every prepared attempt at once, each bounded by the answer limit.
-void perform(std::vector<Attempt>& attempts, const std::atomic<bool>& stop) {
+}  // namespace
+
+// Records the end of an attempt (retried while the store is busy) and logs
+// it: the delivery id, never the URL.
+void Notifier::record(const Attempt& a, uint32_t divisor) {
+  const std::string delivery = delivery_id(a.claim.job.id, a.claim.index);
+  NotificationDecision decision{NotificationState::failed, 0};
+  if (!a.given_up) decision = after_attempt(a.claim.attempt, a.status, mono_now(), divisor);
+  Status recorded = Status::ok();
+  for (int i = 0; i < kRecordTries && !stop_; ++i) {
+    recorded = store_->record_notification(a.claim, a.status, decision, Instant::now());
+    if (recorded.code() != kStoreBusy && recorded.code() != kStoreUnavailable) break;
+  }
+  if (!recorded.is_ok())
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
+                 "mod_deploy: notification %s: its attempt %u could not be recorded: %s",
+                 delivery.c_str(), a.claim.attempt, recorded.message().c_str());
+  else if (a.given_up)
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
+                 "mod_deploy: notification %s failed: target %s has no DeployNotify %u now",
+                 delivery.c_str(), a.claim.job.target.c_str(), a.claim.index + 1);
+  else if (decision.state != NotificationState::delivered)
+    ap_log_error(
+        APLOG_MARK, APLOG_WARNING, 0, server_,
+        "mod_deploy: notification %s, attempt %u of %u: %s%s", delivery.c_str(), a.claim.attempt,
+        kNotificationAttemptsMax,
+        a.status ? ("HTTP status " + std::to_string(*a.status)).c_str() : a.problem.c_str(),
+        decision.state == NotificationState::failed ? "; given up" : "");
+  else
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, server_,
+                 "mod_deploy: notification %s delivered (HTTP status %d)", delivery.c_str(),
+                 *a.status);
+}
+
+// The attempts run side by side in one curl multi handle, each recorded as
+// soon as it ends; the store is asked for more whenever it changed, the next
+// retry is due, or a second passed, while fewer than kInFlight run.
+void Notifier::run() {
+  const uint32_t divisor = retry_divisor();
+  const Settings& settings = *state_.settings;
+  bool configured = false;
+  for (const Target& t : settings.targets) configured |= !t.notify.empty();
+  const std::string base = state_.bases.empty() ? std::string() : state_.bases.front();
   CURLM* multi = curl_multi_init();
-  if (!multi) return;
-  int running = 0;
-  for (Attempt& a : attempts)
-    if (a.easy && curl_multi_add_handle(multi, a.easy) == CURLM_OK) ++running;
-  while (running > 0 && !stop) {
-    if (curl_multi_perform(multi, &running) != CURLM_OK) break;
+  if (!multi) {
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, server_,
+                 "mod_deploy: libcurl failed: no notification is delivered");
+    return;
+  }
+  std::list<Attempt> in_flight;
+  bool warned = false;  // of a store that cannot be had, once until it can
+  uint64_t seen = 0;
+  Micros scan_at = 0;  // monotonic: when to ask the store next
+  while (!stop_) {
+    const Micros now_mono = mono_now();
+    const bool changed = configured && store_->change_seq() != seen;
+    if (in_flight.size() < kInFlight &&
+        (now_mono >= scan_at || (changed && now_mono - last_scan_ >= kMinScanInterval))) {
+      seen = store_->change_seq();
+      last_scan_ = now_mono;
+      std::vector<NotificationClaim> claims;
+      Micros next_due = 0;
+      Status st = store_->claim_notifications(Instant::now(), kInFlight - in_flight.size(), &claims,
+                                              &next_due);
+      if (!st.is_ok() && !warned)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
+                     "mod_deploy: notifications wait for the job store: %s", st.message().c_str());
+      warned = !st.is_ok();
+      Micros wait = configured ? kIdleInterval : kUnconfiguredInterval;
+      if (next_due > 0) wait = std::clamp<Micros>(next_due - now_mono, kMillisecond, wait);
+      // More may be due at once when as many as asked for came.
+      scan_at = claims.size() == kInFlight - in_flight.size() ? now_mono : now_mono + wait;
+      for (NotificationClaim& claim : claims) {
+        Attempt& a = in_flight.emplace_back();
+        a.claim = std::move(claim);
+        if (!prepare(a, settings, base, &stop_) ||
+            curl_multi_add_handle(multi, a.easy) != CURLM_OK) {
+          a.given_up = true;
+          record(a, divisor);
+          in_flight.pop_back();
+        }
+      }
+    }
+    if (in_flight.empty()) {
+      // A change may end a job: its notifications are due at once.
+      const Micros wait = std::max<Micros>(scan_at - mono_now(), kMillisecond);
+      if (configured)
+        store_->wait_for_change(seen, std::min(wait, kIdleInterval));
+      else
+        usleep(useconds_t(std::min<Micros>(wait, 100 * kMillisecond)));
+      continue;
+    }
+    int running = 0;
+    curl_multi_perform(multi, &running);
     int left = 0;
     while (CURLMsg* message = curl_multi_info_read(multi, &left)) {
       if (message->msg != CURLMSG_DONE) continue;
@@ -158,86 +247,16 @@ void perform(std::vector<Attempt>& attempts, const std::atomic<bool>& stop) {
         a->status = int(code);
       else
         a->problem = curl_easy_strerror(message->data.result);
+      curl_multi_remove_handle(multi, a->easy);
+      if (stop_) break;  // unrecorded: made again once its claim lapses
+      record(*a, divisor);
+      in_flight.remove_if([a](const Attempt& x) { return &x == a; });
     }
-    if (running > 0) curl_multi_poll(multi, nullptr, 0, 100, nullptr);
+    if (!in_flight.empty()) curl_multi_poll(multi, nullptr, 0, 100, nullptr);
   }
-  for (Attempt& a : attempts)
-    if (a.easy) curl_multi_remove_handle(multi, a.easy);
+  for (Attempt& a : in_flight) curl_multi_remove_handle(multi, a.easy);
+  in_flight.clear();
   curl_multi_cleanup(multi);
-}
-
-}  // namespace
-
-void Notifier::run() {
-  const uint32_t divisor = retry_divisor();
-  const Settings& settings = *state_.settings;
-  bool configured = false;
-  for (const Target& t : settings.targets) configured |= !t.notify.empty();
-  const std::string base = state_.bases.empty() ? std::string() : state_.bases.front();
-  bool warned = false;  // of a store that cannot be had, once until it can
-  while (!stop_) {
-    const uint64_t seen = store_->change_seq();
-    const Instant now = Instant::now();
-    std::vector<NotificationClaim> claims;
-    Micros next_due = 0;
-    Status st = store_->claim_notifications(now, kBatch, &claims, &next_due);
-    if (!st.is_ok()) {
-      if (!warned)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
-                     "mod_deploy: notifications wait for the job store: %s", st.message().c_str());
-      warned = true;
-      store_->wait_for_change(seen, kIdleInterval);
-      continue;
-    }
-    warned = false;
-    std::vector<Attempt> attempts(claims.size());
-    for (size_t i = 0; i < claims.size(); ++i) {
-      attempts[i].claim = std::move(claims[i]);
-      attempts[i].given_up = !prepare(attempts[i], settings, base, &stop_);
-    }
-    perform(attempts, stop_);
-    if (stop_) return;  // unrecorded: tried again once the claims lapse
-    for (Attempt& a : attempts) {
-      const std::string delivery = delivery_id(a.claim.job.id, a.claim.index);
-      NotificationDecision decision{NotificationState::failed, 0};
-      if (!a.given_up) decision = after_attempt(a.claim.attempt, a.status, mono_now(), divisor);
-      Status recorded = Status::ok();
-      for (int i = 0; i < kRecordTries && !stop_; ++i) {
-        recorded = store_->record_notification(a.claim, a.status, decision, Instant::now());
-        if (recorded.code() != kStoreBusy && recorded.code() != kStoreUnavailable) break;
-      }
-      if (!recorded.is_ok())
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
-                     "mod_deploy: notification %s: its attempt %u could not be recorded: %s",
-                     delivery.c_str(), a.claim.attempt, recorded.message().c_str());
-      else if (a.given_up)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, server_,
-                     "mod_deploy: notification %s failed: target %s has no DeployNotify %u now",
-                     delivery.c_str(), a.claim.job.target.c_str(), a.claim.index + 1);
-      else if (decision.state != NotificationState::delivered)
-        ap_log_error(
-            APLOG_MARK, APLOG_WARNING, 0, server_,
-            "mod_deploy: notification %s, attempt %u of %u: %s%s", delivery.c_str(),
-            a.claim.attempt, kNotificationAttemptsMax,
-            a.status ? ("HTTP status " + std::to_string(*a.status)).c_str() : a.problem.c_str(),
-            decision.state == NotificationState::failed ? "; given up" : "");
-      else
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, server_,
-                     "mod_deploy: notification %s delivered (HTTP status %d)", delivery.c_str(),
-                     *a.status);
-    }
-    if (!attempts.empty()) continue;  // more may be due
-    Micros wait = configured ? kIdleInterval : kUnconfiguredInterval;
-    if (next_due > 0) wait = std::clamp<Micros>(next_due - mono_now(), kMillisecond, wait);
-    const Micros scanned_at = mono_now();
-    // A change may end a job: its notifications are due at once.
-    if (configured && store_->wait_for_change(seen, wait)) {
-      const Micros since = mono_now() - scanned_at;
-      if (since < kMinScanInterval) usleep(useconds_t(kMinScanInterval - since));
-    } else if (!configured) {
-      for (Micros slept = 0; slept < wait && !stop_; slept += 100 * kMillisecond) usleep(100000);
-    }
-  }
 }
 
 }  // namespace deploy

@@ -31,13 +31,18 @@ class Notifier {
   // scheduler's). Nothing happens when no target has DeployNotify.
   void start();
 
+ public:
+  struct Attempt;  // of deploy_notifier.cc
+
  private:
   void run();
+  void record(const Attempt& attempt, uint32_t divisor);
 
   server_rec* server_;
   const ModuleState& state_;
   std::unique_ptr<JobStore> store_;
   std::atomic<bool> stop_{false};
+  Micros last_scan_ = 0;  // monotonic: the deliverer's latest claim
   std::thread thread_;
 };
 
