@@ -16,15 +16,7 @@
 
 namespace deploy {
 
-constexpr size_t kRecordSize = 4096;  // LOCAL-TEMP
-struct NotificationSlot {
-  uint8_t state; /*0 unused, 1 pending, 2 delivered, 3 failed*/
-  uint8_t attempts;
-  uint16_t status; /*0 none*/
-  uint32_t reserved;
-  int64_t due_mono; /*next attempt, 0 none*/
-  int64_t due_at;   /*its wall time*/
-};
+constexpr size_t kRecordSize = 2048;
 constexpr size_t kTargetNameMax = 64;
 constexpr size_t kStageMax = 200;
 constexpr size_t kUserMax = 255;
@@ -66,23 +58,20 @@ struct JobRecord {
   char target[kTargetNameMax + 8];
   char submitted_by[kUserMax + 1];
   char stage[kStageMax + 8];
-  char params[2048 - 644 - 24];  // "NAME\0VALUE\0" pairs
+  char params[kRecordSize - 644 - 24];  // "NAME\0VALUE\0" pairs
   // Version 2: the monotonic times, taken from the end of params.
   int64_t submitted_mono;   // first trigger: max wait, queue timeout
   int64_t not_before_mono;  // while waiting: end of the quiet window
   int64_t started_mono;     // runner silence limit, the run's duration
-  uint8_t notification_count;
-  uint8_t pad_[7];
-  NotificationSlot notifications[8];
-  char tail_[4096 - 2048 - 8 - 8 * 24];
 };
 
 constexpr size_t kParamsMax = sizeof(JobRecord::params);
 static_assert(offsetof(JobRecord, params) == 644, "fields before params changed: resize params");
-
+static_assert(offsetof(JobRecord, submitted_mono) == kRecordSize - 24,
+              "the monotonic times end the record");
 static_assert(sizeof(JobRecord) == kRecordSize);
 // Version 1 had no monotonic times, and this much room for params.
-constexpr size_t kParamsMaxVersion1 = 2048 - 644;
+constexpr size_t kParamsMaxVersion1 = kRecordSize - 644;
 
 // Reads and writes the fields of a record as the domain values.
 Job record_to_job(const JobRecord& r);
