@@ -1,6 +1,8 @@
 // The `file` engine of the job store (file_store.h).
 #include "file_store.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -8,6 +10,11 @@
 
 namespace deploy {
 namespace {
+
+// A slot's state is the notification's (core/notification.h).
+static_assert(uint8_t(DeliveryState::pending) == uint8_t(NotificationState::pending) &&
+              uint8_t(DeliveryState::delivered) == uint8_t(NotificationState::delivered) &&
+              uint8_t(DeliveryState::failed) == uint8_t(NotificationState::failed));
 
 bool in_state(const JobRecord* r, JobState s) { return r && r->state == uint8_t(s); }
 
@@ -81,10 +88,19 @@ Job FileStore::job_of(const JobRecord& r) const {
 
 Status FileStore::submit(const NewSubmission& s, const Instant& now, SubmitResult* out) {
   const bool room = table_.has_room_for_a_job();
+  out->duplicate = false;
+  out->superseded.clear();
   uint64_t evicted = 0;
   {
     FileStoreLock lock(table_, lock_timeout_);
     if (!lock.held()) return lock.busy();
+    if (s.idempotency_key) {
+      if (JobRecord* same = find_by_key(lock, s.target, *s.idempotency_key)) {
+        out->duplicate = true;
+        out->job = job_of(*same);
+        return Status::ok();
+      }
+    }
     const SubmissionDecision d = decide_submission(pending_jobs(lock, s.group_by), s.target,
                                                    s.group, s.policy, s.limits, now.mono);
     // The wall time of not_before is written with it, once (job JSON stays
@@ -131,15 +147,19 @@ Status FileStore::submit(const NewSubmission& s, const Instant& now, SubmitResul
         rec->has_submitted_by = 1;
         store_text(rec->submitted_by, sizeof rec->submitted_by, *s.submitted_by);
       }
-      // Pending, due when the job ends (JobTable::Lock::finish).
-      rec->notification_count = uint8_t(std::min<uint32_t>(s.notifications, kNotificationsMax));
+      if (s.idempotency_key) {
+        store_text(rec->idempotency_key, sizeof rec->idempotency_key, *s.idempotency_key);
+        rec->idempotency_key_size = uint16_t(strlen(rec->idempotency_key));
+      }
+      rec->notification_count = uint8_t(std::min<size_t>(s.notifications, kNotificationsMax));
       for (size_t i = 0; i < rec->notification_count; ++i)
-        rec->notifications[i] =
-            NotificationSlot{uint8_t(NotificationState::pending), 0, 0, 0, 0, 0};
+        rec->notifications[i].state = uint8_t(DeliveryState::pending);
       lock.header().counters.accepted++;
     }
     lock.commit(rec);
     out->job = job_of(*rec);
+    if (out->kind == SubmissionDecision::Kind::new_job && s.supersede != Supersede::off)
+      supersede_older(lock, *rec, s, now, &out->superseded);
   }
   if (evicted) table_.drop_log(evicted);
   return Status::ok();
@@ -287,7 +307,8 @@ Status FileStore::record_progress(uint64_t id, const RunnerRef& runner, const Ru
   return Status::ok();
 }
 
-Status FileStore::cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nudge) {
+Status FileStore::cancel(uint64_t id, const std::optional<std::string>& by, const Instant& now,
+                         Job* out, RunnerRef* nudge) {
   FileStoreLock lock(table_, lock_timeout_);
   if (!lock.held()) return lock.busy();
   JobRecord* r = lock.find(id);
@@ -300,19 +321,81 @@ Status FileStore::cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* n
         "job " + std::to_string(id) + " has already finished (" + std::string(state_name(s)) + ")",
         kConflict);
   }
-  if (s == JobState::running) {
+  *nudge = cancel_unfinished(lock, r, by, 0, now);
+  *out = job_of(*r);
+  return Status::ok();
+}
+
+// Cancels an unfinished job (cancel, supersede): a waiting or queued one
+// ends canceled; a running one gets the flag its runner reads. The first
+// cancel's user and superseding job are kept. The runner to nudge.
+RunnerRef FileStore::cancel_unfinished(JobTable::Lock& lock, JobRecord* r,
+                                       const std::optional<std::string>& by, uint64_t superseded_by,
+                                       const Instant& now) {
+  RunnerRef nudge;
+  if (!r->cancel_requested) {
+    if (by) {
+      r->has_canceled_by = 1;
+      store_text(r->canceled_by, sizeof r->canceled_by, *by);
+    }
+    r->superseded_by = superseded_by;
+  }
+  if (JobState(r->state) == JobState::running) {
     // The runner owns a running job: it sees the flag (and the nudge).
     r->cancel_requested = 1;
     // Only a runner that recorded itself is named: a reused pid is another process.
     if (r->runner_pid > 0 && r->runner_start_ticks != 0 &&
         process_start_ticks(r->runner_pid) == r->runner_start_ticks)
-      *nudge = RunnerRef{r->runner_pid, r->runner_start_ticks};
+      nudge = RunnerRef{r->runner_pid, r->runner_start_ticks};
     lock.commit(r);
   } else {
     lock.finish(r, JobState::canceled, now);
+    // No runner writes its log: the line is the transition's (a log that
+    // cannot be written loses it, as it would lose a runner's).
+    const int fd = table_.open_log(r->id);
+    if (fd >= 0) {
+      const std::string line = cancel_note(
+          r->has_canceled_by ? std::optional<std::string>(r->canceled_by) : std::nullopt,
+          r->superseded_by);
+      const ssize_t written = write(fd, line.data(), line.size());
+      (void)written;
+      ::close(fd);
+    }
   }
-  *out = job_of(*r);
-  return Status::ok();
+  return nudge;
+}
+
+// The older unfinished jobs of the new job `r`'s target and group that the
+// submission supersedes, canceled with r's id as their superseded_by.
+void FileStore::supersede_older(JobTable::Lock& lock, const JobRecord& r, const NewSubmission& s,
+                                const Instant& now, std::vector<SupersededJob>* superseded) {
+  std::vector<JobRecord*> older;
+  lock.for_each_unfinished([&](JobRecord& other) {
+    if (other.id >= r.id || target_of(other) != s.target || other.cancel_requested) return;
+    const JobState state = JobState(other.state);
+    if (state == JobState::running && s.supersede != Supersede::running) return;
+    if (s.group_by && job_group(load_params(other), s.group_by(s.target)).value_or("") != s.group)
+      return;
+    older.push_back(&other);
+  });
+  std::sort(older.begin(), older.end(), [](auto* a, auto* b) { return a->id < b->id; });
+  for (JobRecord* other : older) {
+    const bool running = JobState(other->state) == JobState::running;
+    const RunnerRef nudge = cancel_unfinished(lock, other, std::nullopt, r.id, now);
+    superseded->push_back(SupersededJob{other->id, running, nudge});
+  }
+}
+
+// The kept job of `target` that was submitted with idempotency key `key`.
+JobRecord* FileStore::find_by_key(JobTable::Lock& lock, std::string_view target,
+                                  std::string_view key) {
+  JobRecord* found = nullptr;
+  lock.for_each([&](JobRecord& r) {
+    if (!found && r.idempotency_key_size == key.size() && target_of(r) == target &&
+        memcmp(r.idempotency_key, key.data(), key.size()) == 0)
+      found = &r;
+  });
+  return found;
 }
 
 Status FileStore::finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,
@@ -412,7 +495,7 @@ Status FileStore::claim_notifications(const Instant& now, size_t max,
     if (r.notification_count == 0 || !is_final(JobState(r.state))) return;
     for (uint32_t i = 0; i < std::min<uint32_t>(r.notification_count, kNotificationsMax); ++i) {
       const NotificationSlot& slot = r.notifications[i];
-      if (slot.state != uint8_t(NotificationState::pending) || slot.due_mono == 0) continue;
+      if (slot.state != uint8_t(DeliveryState::pending) || slot.due_mono == 0) continue;
       if (slot.due_mono <= now.mono)
         due.push_back(Due{slot.due_mono, &r, i});
       else if (next == 0 || slot.due_mono < next)
@@ -447,7 +530,7 @@ Status FileStore::record_notification(const NotificationClaim& claim, std::optio
       claim.index < std::min<uint32_t>(r->notification_count, kNotificationsMax)
           ? &r->notifications[claim.index]
           : nullptr;
-  if (!slot || slot->state != uint8_t(NotificationState::pending) ||
+  if (!slot || slot->state != uint8_t(DeliveryState::pending) ||
       uint32_t(slot->attempts) + 1 != claim.attempt)
     return Status::error("notification " + delivery_id(claim.job.id, claim.index) +
                              " is no longer held by this attempt",

@@ -31,7 +31,8 @@ class FileStore : public JobStore {
                          bool* cancel_requested) override;
   Status record_progress(uint64_t id, const RunnerRef& runner, const RunnerReport& report,
                          Micros timeout, bool* cancel_requested) override;
-  Status cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nudge) override;
+  Status cancel(uint64_t id, const std::optional<std::string>& by, const Instant& now, Job* out,
+                RunnerRef* nudge) override;
   Status finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,
                 const RunnerReport& last, const Instant& now, Micros timeout) override;
   Status launch_failed(uint64_t id, const Instant& now) override;
@@ -78,6 +79,12 @@ class FileStore : public JobStore {
  private:
   // The record as a Job, with its node once it started.
   Job job_of(const JobRecord& r) const;
+  RunnerRef cancel_unfinished(JobTable::Lock& lock, JobRecord* r,
+                              const std::optional<std::string>& by, uint64_t superseded_by,
+                              const Instant& now);
+  void supersede_older(JobTable::Lock& lock, const JobRecord& r, const NewSubmission& s,
+                       const Instant& now, std::vector<SupersededJob>* superseded);
+  JobRecord* find_by_key(JobTable::Lock& lock, std::string_view target, std::string_view key);
 
   JobTable& table_;
   std::string node_;

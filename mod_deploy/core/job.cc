@@ -41,4 +41,14 @@ std::optional<std::string> job_group(const Params& params,
   return std::string();
 }
 
+std::string cancel_note(const std::optional<std::string>& by, uint64_t superseded_by) {
+  if (superseded_by != 0)
+    return "deploy: superseded by job " + std::to_string(superseded_by) + "\n";
+  if (!by) return "deploy: canceled by a request without an authenticated user\n";
+  std::string line = "deploy: canceled by ";
+  for (char c : *by)
+    if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) line += c;
+  return line + "\n";
+}
+
 }  // namespace deploy

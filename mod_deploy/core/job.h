@@ -35,6 +35,11 @@ bool is_valid_state(uint8_t raw);
 
 using Params = std::vector<std::pair<std::string, std::string>>;  // in submission order
 
+// The longest Idempotency-Key (printable ASCII) a submission may carry.
+constexpr size_t kIdempotencyKeyMax = 255;
+// DeployNotify URLs of one target (configtest refuses more).
+constexpr size_t kNotificationsMax = 8;
+
 // A copy of one job, taken under the table lock and used after it is released.
 struct Job {
   uint64_t id = 0;
@@ -57,10 +62,27 @@ struct Job {
   // Of its target's DeployGroupBy (job_group); none without it. Derived from
   // params, never stored.
   std::optional<std::string> group;
+  // The authenticated user of the cancel that asked to stop it (none when
+  // none asked, or without a user); shown while running and once canceled.
+  std::optional<std::string> canceled_by;
+  // The job whose submission canceled this one (DeploySupersede); 0: none.
+  uint64_t superseded_by = 0;
   // Its completion notifications, one per DeployNotify URL of its target
   // when it was submitted, in configuration order (notification.h).
   std::vector<Notification> notifications;
 };
+
+// canceled_by as the job JSON shows it: a job that ended otherwise than
+// canceled (it finished before the cancel reached it) has none.
+inline const std::optional<std::string>& shown_canceled_by(const Job& job) {
+  static const std::optional<std::string> none;
+  return is_final(job.state) && job.state != JobState::canceled ? none : job.canceled_by;
+}
+
+// The line a cancel adds to the job's log (SPEC "Audit"): what happened and
+// who asked, e.g. "deploy: canceled by alice\n" or "deploy: superseded by
+// job 43\n". Control characters of the user name are left out.
+std::string cancel_note(const std::optional<std::string>& by, uint64_t superseded_by);
 
 // The group of a job with these params in a target grouped by `group_by`
 // (DeployGroupBy): that parameter's value, "" when it is absent; none when the

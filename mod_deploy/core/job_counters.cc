@@ -60,7 +60,7 @@ void JobTable::Lock::finish(JobRecord* r, JobState state, const Instant& now) {
   // Its pending notifications are due now (the deliverer's, notification.h).
   for (size_t i = 0; i < std::min<size_t>(r->notification_count, kNotificationsMax); ++i) {
     NotificationSlot& slot = r->notifications[i];
-    if (slot.state != uint8_t(NotificationState::pending)) continue;
+    if (slot.state != uint8_t(DeliveryState::pending)) continue;
     slot.due_mono = now.mono;
     slot.due_at = now.wall;
   }

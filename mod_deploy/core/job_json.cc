@@ -180,7 +180,7 @@ void append_optional_text(std::string& out, const std::optional<std::string>& te
 
 }  // namespace
 
-std::string job_json(const Job& job, std::string_view base, bool coalesced) {
+std::string job_json(const Job& job, std::string_view base, std::string_view flag) {
   std::string out;
   out.reserve(512);
   out += "{\"id\":";
@@ -235,6 +235,13 @@ std::string job_json(const Job& job, std::string_view base, bool coalesced) {
   out += ",\"signal\":";
   append_optional_integer(out, job.signal);
   out += job.log_complete ? ",\"log_complete\":true" : ",\"log_complete\":false";
+  out += ",\"canceled_by\":";
+  append_optional_text(out, shown_canceled_by(job));
+  out += ",\"superseded_by\":";
+  if (job.superseded_by != 0 && job.state == JobState::canceled)
+    append_integer(out, static_cast<long long>(job.superseded_by));
+  else
+    out += "null";
   // Never the URL, which may hold a token.
   out += ",\"notifications\":[";
   for (size_t i = 0; i < job.notifications.size(); ++i) {
@@ -259,7 +266,11 @@ std::string job_json(const Job& job, std::string_view base, bool coalesced) {
   out += ",\"cancel\":";
   append_string(out, self + "/cancel");
   out += '}';
-  if (coalesced) out += ",\"coalesced\":true";
+  if (!flag.empty()) {
+    out += ',';
+    append_key(out, flag);
+    out += "true";
+  }
   out += '}';
   return out;
 }

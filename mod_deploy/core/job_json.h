@@ -14,11 +14,12 @@ namespace deploy {
 // RFC 3339 UTC with milliseconds: 2026-11-21T10:00:00.123Z
 std::string format_time(Micros t);
 
-// Compact text of the job object of SPEC.md ("A job"), with "coalesced":
-// true added when asked; links are under `base` (the Location's path,
-// without a trailing slash). The one way a job's JSON is written: a
-// listing joins these texts, never parsing them back.
-std::string job_json(const Job& job, std::string_view base, bool coalesced = false);
+// Compact text of the job object of SPEC.md ("A job"), with `"FLAG": true`
+// added when `flag` is given (a submission's "coalesced" or "duplicate");
+// links are under `base` (the Location's path, without a trailing slash).
+// The one way a job's JSON is written: a listing joins these texts, never
+// parsing them back.
+std::string job_json(const Job& job, std::string_view base, std::string_view flag = {});
 
 // {"error": CODE, "message": TEXT}
 std::string error_json(const RequestError& error);

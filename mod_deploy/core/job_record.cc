@@ -70,6 +70,9 @@ Job record_to_job(const JobRecord& r) {
   if (r.has_signal) job.signal = r.signal;
   job.log_complete = r.log_incomplete == 0;
   job.change_seq = r.change_seq;
+  if (r.has_canceled_by)
+    job.canceled_by = std::string(r.canceled_by, strnlen(r.canceled_by, sizeof r.canceled_by));
+  job.superseded_by = r.superseded_by;
   const size_t count = std::min<size_t>(r.notification_count, kNotificationsMax);
   for (size_t i = 0; i < count; ++i) {
     const NotificationSlot& slot = r.notifications[i];
@@ -98,11 +101,11 @@ void rebase_mono_times(JobRecord& r, const Instant& now) {
     slot.due_mono = slot.due_mono != 0 ? now.mono_of(slot.due_at) : 0;
 }
 
-uint64_t record_checksum(const JobRecord& r) {
+uint64_t record_checksum(const JobRecord& r, size_t size) {
   // FNV-1a over the record with the checksum field taken as zero.
   const auto* bytes = reinterpret_cast<const unsigned char*>(&r);
   uint64_t hash = 1469598103934665603ULL;
-  for (size_t i = 0; i < kRecordSize; ++i) {
+  for (size_t i = 0; i < std::min(size, kRecordSize); ++i) {
     bool in_checksum =
         i >= offsetof(JobRecord, checksum) && i < offsetof(JobRecord, checksum) + sizeof r.checksum;
     hash = (hash ^ (in_checksum ? 0 : bytes[i])) * 1099511628211ULL;
@@ -114,21 +117,38 @@ namespace {
 
 bool text_field_ok(const char* field, size_t size) { return memchr(field, '\0', size) != nullptr; }
 
+bool notifications_ok(const JobRecord& r) {
+  if (r.notification_count > kNotificationsMax) return false;
+  for (size_t i = 0; i < kNotificationsMax; ++i) {
+    const uint8_t state = r.notifications[i].state;
+    if (state > uint8_t(DeliveryState::failed)) return false;
+    if ((i < r.notification_count) != (state != uint8_t(DeliveryState::unused))) return false;
+  }
+  return true;
+}
+
 // Every check of a record but its checksum.
 bool record_fields_ok(const JobRecord& r, uint32_t capacity, size_t slot, size_t params_max) {
   if (capacity == 0 || r.id == 0 || r.id % capacity != slot) return false;
   if (!is_valid_state(r.state)) return false;
   if (r.progress < -1 || r.progress > 100) return false;
   if (r.params_size > params_max) return false;
+  if (r.idempotency_key_size > kIdempotencyKeyMax ||
+      strnlen(r.idempotency_key, sizeof r.idempotency_key) != r.idempotency_key_size)
+    return false;
   return text_field_ok(r.target, sizeof r.target) && r.target[0] != '\0' &&
          text_field_ok(r.submitted_by, sizeof r.submitted_by) &&
-         text_field_ok(r.stage, sizeof r.stage);
+         text_field_ok(r.stage, sizeof r.stage) &&
+         text_field_ok(r.canceled_by, sizeof r.canceled_by) && notifications_ok(r);
 }
 
 }  // namespace
 
-bool record_is_valid_for(const JobRecord& r, uint32_t capacity, size_t slot, size_t params_max) {
-  return record_fields_ok(r, capacity, slot, params_max) && r.checksum == record_checksum(r);
+bool record_is_valid_for(const JobRecord& r, uint32_t capacity, size_t slot, uint32_t version) {
+  const size_t params_max = version == 1 ? kParamsMaxVersion1 : kParamsMax;
+  const size_t checksummed = version >= 3 ? kRecordSize : kRecordSizeVersion2;
+  return record_fields_ok(r, capacity, slot, params_max) &&
+         r.checksum == record_checksum(r, checksummed);
 }
 
 // Makes a valid record of version 1 one of version 2: the params that fit
@@ -151,7 +171,7 @@ bool upgrade_from_version1(JobRecord& r, const Instant& now) {
 }
 
 bool record_is_valid(const JobRecord& r, uint32_t capacity, size_t slot) {
-  return record_is_valid_for(r, capacity, slot, kParamsMax);
+  return record_is_valid_for(r, capacity, slot, 3);
 }
 
 bool record_is_sound(const JobRecord& r, uint32_t capacity, size_t slot) {

@@ -16,10 +16,25 @@
 
 namespace deploy {
 
-constexpr size_t kRecordSize = 2048;
+constexpr size_t kRecordSize = 4096;
+// Versions 1 and 2 had records of this size: the fields up to the monotonic
+// times. A start-up reads them into the larger record (table_file.h).
+constexpr size_t kRecordSizeVersion2 = 2048;
 constexpr size_t kTargetNameMax = 64;
 constexpr size_t kStageMax = 200;
 constexpr size_t kUserMax = 255;
+
+// The delivery of one notification (DeployNotify) of a job.
+enum class DeliveryState : uint8_t { unused = 0, pending, delivered, failed };
+struct NotificationSlot {
+  uint8_t state;     // DeliveryState
+  uint8_t attempts;  // made so far
+  uint16_t status;   // HTTP status of the last attempt; 0: none
+  uint32_t reserved;
+  int64_t due_mono;  // the next attempt; 0: none (the job has not finished)
+  int64_t due_at;    // its wall time, written with due_mono
+};
+static_assert(sizeof(NotificationSlot) == 24);
 
 // One job as stored in the file. Plain data only: the file outlives every
 // process and every build that reads it, and may be damaged.
@@ -58,20 +73,34 @@ struct JobRecord {
   char target[kTargetNameMax + 8];
   char submitted_by[kUserMax + 1];
   char stage[kStageMax + 8];
-  char params[kRecordSize - 644 - 24];  // "NAME\0VALUE\0" pairs
+  char params[kRecordSizeVersion2 - 644 - 24];  // "NAME\0VALUE\0" pairs
   // Version 2: the monotonic times, taken from the end of params.
   int64_t submitted_mono;   // first trigger: max wait, queue timeout
   int64_t not_before_mono;  // while waiting: end of the quiet window
   int64_t started_mono;     // runner silence limit, the run's duration
+  // Version 3: what triggers and outcomes add, after the 2048 bytes of
+  // version 2.
+  uint64_t superseded_by;         // the job that superseded this one; 0: none
+  uint16_t idempotency_key_size;  // bytes of idempotency_key; 0: none
+  uint8_t has_canceled_by;        // canceled_by holds the user of the cancel
+  uint8_t notification_count;     // slots of notifications in use
+  uint32_t reserved3;
+  char canceled_by[kUserMax + 1];                // NUL-terminated
+  char idempotency_key[kIdempotencyKeyMax + 1];  // printable ASCII, NUL-terminated
+  NotificationSlot notifications[kNotificationsMax];
+  char reserved_tail[kRecordSize - kRecordSizeVersion2 - 16 - (kUserMax + 1) -
+                     (kIdempotencyKeyMax + 1) - kNotificationsMax * sizeof(NotificationSlot)];
 };
 
 constexpr size_t kParamsMax = sizeof(JobRecord::params);
 static_assert(offsetof(JobRecord, params) == 644, "fields before params changed: resize params");
-static_assert(offsetof(JobRecord, submitted_mono) == kRecordSize - 24,
-              "the monotonic times end the record");
+static_assert(offsetof(JobRecord, submitted_mono) == kRecordSizeVersion2 - 24,
+              "the monotonic times end the record of version 2");
+static_assert(offsetof(JobRecord, superseded_by) == kRecordSizeVersion2,
+              "version 3's fields follow those of version 2");
 static_assert(sizeof(JobRecord) == kRecordSize);
 // Version 1 had no monotonic times, and this much room for params.
-constexpr size_t kParamsMaxVersion1 = kRecordSize - 644;
+constexpr size_t kParamsMaxVersion1 = kRecordSizeVersion2 - 644;
 
 // Reads and writes the fields of a record as the domain values.
 Job record_to_job(const JobRecord& r);
@@ -95,11 +124,15 @@ bool record_is_valid(const JobRecord& r, uint32_t capacity, size_t slot);
 // record makes sure of before the record is used (its fields index arrays
 // and are read as C strings).
 bool record_is_sound(const JobRecord& r, uint32_t capacity, size_t slot);
-uint64_t record_checksum(const JobRecord& r);
+// Over the first `size` bytes: kRecordSize, or kRecordSizeVersion2 for a
+// record read from a file of version 1 or 2.
+uint64_t record_checksum(const JobRecord& r, size_t size = kRecordSize);
 
-// The validation of record_is_valid against a params field of `params_max`
-// bytes (kParamsMaxVersion1 for a file of version 1).
-bool record_is_valid_for(const JobRecord& r, uint32_t capacity, size_t slot, size_t params_max);
+// The validation of record_is_valid of a record read from a file of
+// `version` (1, 2 or 3): version 1 had kParamsMaxVersion1 bytes of params,
+// versions 1 and 2 a checksum over kRecordSizeVersion2 bytes (and zeros
+// where version 3's fields are).
+bool record_is_valid_for(const JobRecord& r, uint32_t capacity, size_t slot, uint32_t version);
 // Makes a valid record of version 1 one of version 2: the params that fit
 // the smaller field, then the monotonic times (from the wall times). False
 // when some params did not fit.

@@ -52,6 +52,10 @@ using GroupByOf = std::function<std::optional<std::string>(std::string_view targ
 // Whether a read may show the jobs of a target (the request's access).
 using TargetFilter = std::function<bool(std::string_view target)>;
 
+// DeploySupersede: which older jobs of its target and group a submission
+// that creates a job cancels.
+enum class Supersede : uint8_t { off, queued, running };
+
 // What the handler has of a submission once it is validated.
 struct NewSubmission {
   std::string target;
@@ -61,20 +65,35 @@ struct NewSubmission {
   TargetPolicy policy;
   Limits limits;
   GroupByOf group_by;  // of every target, for the unfinished jobs the decision reads
-  // The target's DeployNotify URLs (at most kNotificationsMax): a new job
-  // gets one pending notification each.
-  uint32_t notifications = 0;
-};
-
-struct SubmitResult {
-  SubmissionDecision::Kind kind = SubmissionDecision::Kind::new_job;
-  Job job;  // the new job, or the waiting one joined; empty when queue_full
+  // Idempotency-Key (or DeployIdempotencyHeader): at most kIdempotencyKeyMax
+  // bytes of printable ASCII, checked by the handler.
+  std::optional<std::string> idempotency_key;
+  Supersede supersede = Supersede::off;
+  uint8_t notifications = 0;  // the target's DeployNotify URLs (at most kNotificationsMax)
 };
 
 // The runner that owns a running job, as the launcher recorded it.
 struct RunnerRef {
   int32_t runner_pid = 0;
   uint64_t runner_start_ticks = 0;  // /proc/PID/stat starttime: a reused pid is another runner
+};
+
+// A job a submission superseded: a waiting or queued one ended canceled at
+// once; a running one has its cancel flag, and `nudge` names its runner to
+// signal (pid 0: none to signal).
+struct SupersededJob {
+  uint64_t id = 0;
+  bool was_running = false;
+  RunnerRef nudge;
+};
+
+struct SubmitResult {
+  SubmissionDecision::Kind kind = SubmissionDecision::Kind::new_job;
+  Job job;  // the new job, the waiting one joined, or the duplicate's; empty when queue_full
+  // The submission's idempotency key was used already for a job of the
+  // target that is still kept: that job, and nothing was changed.
+  bool duplicate = false;
+  std::vector<SupersededJob> superseded;  // oldest first
 };
 
 // What a runner reports of its job besides its state, each field its latest:
@@ -175,6 +194,13 @@ class JobStore {
   // queue is full (counted rejected queue_full). kStoreFull when no room for
   // a log is left, kStoreDamaged when no id can be handed out. A job that
   // leaves the store to make room takes its log with it.
+  //
+  // In the same transaction: a submission whose idempotency key a kept job
+  // of the target has already is that job's duplicate, and changes nothing;
+  // a new job supersedes (s.supersede) the older unfinished jobs of its
+  // target and group, with the new id as their superseded_by: waiting and
+  // queued ones end canceled, running ones (Supersede::running) get their
+  // cancel flag, as cancel() does.
   virtual Status submit(const NewSubmission& s, const Instant& now, SubmitResult* out) = 0;
   // Takes back a new job the handler could not answer for (the client gone
   // before the 202): the job and its count of accepted leave the store. A
@@ -229,8 +255,11 @@ class JobStore {
   // queued job ends canceled at once (counted); a running one gets the flag
   // its runner reads (record_progress), and *nudge names the runner to
   // signal when it is alive and recorded (else pid 0); a finished one is
-  // left as it is, kConflict. *out: the job after the change.
-  virtual Status cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nudge) = 0;
+  // left as it is, kConflict. `by`, the authenticated user of the request,
+  // becomes the job's canceled_by (the first cancel's is kept). *out: the
+  // job after the change.
+  virtual Status cancel(uint64_t id, const std::optional<std::string>& by, const Instant& now,
+                        Job* out, RunnerRef* nudge) = 0;
   // Records the end of a running job, once, by the runner that owns it:
   // final state, exit code or signal, finished now, the counters (with the
   // duration on the monotonic clock), and in the same transaction `last`,

@@ -85,6 +85,56 @@ Status write_empty_table(const std::string& path, uint32_t capacity, uint64_t ne
   return st;
 }
 
+// The size of the records of a table file read whole into `bytes`, and in
+// *version the version its header names (0 when the header is not valid).
+// Without a valid header, the records say: the size under which more of them
+// validate (a tie is this version's).
+size_t record_size_on_disk(const std::vector<char>& bytes, uint32_t capacity, uint32_t* version) {
+  const auto* h = reinterpret_cast<const TableHeader*>(bytes.data());
+  *version = 0;
+  if (bytes.size() >= kHeaderSize && memcmp(h->magic, kMagic, sizeof kMagic) == 0) {
+    if (h->version == kVersion && h->record_size == kRecordSize) {
+      *version = kVersion;
+      return kRecordSize;
+    }
+    if ((h->version == kVersion1 || h->version == kVersion2) &&
+        h->record_size == kRecordSizeVersion2) {
+      *version = h->version;
+      return kRecordSizeVersion2;
+    }
+  }
+  auto valid_records = [&](size_t record_size, uint32_t record_version) {
+    if (bytes.size() <= kHeaderSize) return size_t(0);
+    const size_t slots = std::min<size_t>((bytes.size() - kHeaderSize) / record_size, UINT32_MAX);
+    const bool whole = bytes.size() == kHeaderSize + slots * record_size;
+    const uint32_t file_capacity = whole ? uint32_t(slots) : capacity;
+    JobRecord r;
+    size_t n = 0;
+    for (size_t i = 0; i < std::min<size_t>(slots, file_capacity); ++i) {
+      memset(&r, 0, sizeof r);
+      memcpy(&r, bytes.data() + kHeaderSize + i * record_size, record_size);
+      n += r.id != 0 && record_is_valid_for(r, file_capacity, i, record_version);
+    }
+    return n;
+  };
+  return valid_records(kRecordSizeVersion2, kVersion2) > valid_records(kRecordSize, kVersion)
+             ? kRecordSizeVersion2
+             : kRecordSize;
+}
+
+// `bytes` with its records of `record_size` each in a slot of kRecordSize,
+// zeros after them (a partial record at the end is left out).
+std::vector<char> widen_records(std::vector<char> bytes, size_t record_size) {
+  if (record_size == kRecordSize || bytes.size() < kHeaderSize) return bytes;
+  const size_t slots = (bytes.size() - kHeaderSize) / record_size;
+  std::vector<char> wide(kHeaderSize + slots * kRecordSize, '\0');
+  memcpy(wide.data(), bytes.data(), kHeaderSize);
+  for (size_t i = 0; i < slots; ++i)
+    memcpy(wide.data() + kHeaderSize + i * kRecordSize,
+           bytes.data() + kHeaderSize + i * record_size, record_size);
+  return wide;
+}
+
 }  // namespace
 
 Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacity, int uid, int gid,
@@ -137,9 +187,16 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
     if (fd >= 0) ::close(fd);
   }
   if (!old_bytes.empty()) {
+    // The file as it is on disk: its size, and the size of its records
+    // (version 3's, or the smaller ones of versions 1 and 2, which are read
+    // into records of this version with zeros for its new fields).
+    const size_t file_bytes = old_bytes.size();
+    uint32_t file_version = 0;  // 0: the header does not say
+    const size_t disk_record = record_size_on_disk(old_bytes, capacity, &file_version);
+    old_bytes = widen_records(old_bytes, disk_record);
     auto* h = reinterpret_cast<TableHeader*>(old_bytes.data());
-    size_t slots_present =
-        old_bytes.size() > kHeaderSize ? (old_bytes.size() - kHeaderSize) / kRecordSize : 0;
+    auto disk_size_for = [&](uint32_t cap) { return kHeaderSize + size_t(cap) * disk_record; };
+    size_t slots_present = file_bytes > kHeaderSize ? (file_bytes - kHeaderSize) / disk_record : 0;
     const Instant now = Instant::now();
     // How the records' monotonic times are made valid in this boot.
     enum class Times { as_they_are, rebase, from_version1 } times = Times::rebase;
@@ -149,8 +206,10 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
       for (size_t i = 0; i < slots; ++i) {
         JobRecord* r = slot_at(h, i);
         if (r->id == 0) continue;
-        const size_t params_max = times == Times::from_version1 ? kParamsMaxVersion1 : kParamsMax;
-        if (!record_is_valid_for(*r, file_capacity, i, params_max)) {
+        const uint32_t version = times == Times::from_version1 ? kVersion1
+                                 : disk_record == kRecordSize  ? kVersion
+                                                               : kVersion2;
+        if (!record_is_valid_for(*r, file_capacity, i, version)) {
           ++dropped;
           continue;
         }
@@ -169,8 +228,9 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
           warnings->push_back(what);
         } else if (times == Times::rebase) {
           rebase_mono_times(*r, now);
-          r->checksum = record_checksum(*r);
         }
+        // A record of an older version now has this version's checksum.
+        r->checksum = record_checksum(*r);
         kept.push_back(r);
         next_id = std::max(next_id, r->id + 1);
         change_seq = std::max(change_seq, r->change_seq);
@@ -180,19 +240,16 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
                             " damaged record(s)");
       return dropped;
     };
-    bool header_ok = old_bytes.size() >= kHeaderSize &&
-                     memcmp(h->magic, kMagic, sizeof kMagic) == 0 &&
-                     (h->version == kVersion || h->version == kVersion1) &&
-                     h->record_size == kRecordSize && h->capacity > 0;
+    bool header_ok = file_version != 0 && h->capacity > 0;
     if (header_ok && slots_present > 0 && slots_present != h->capacity &&
-        old_bytes.size() == file_size_for(uint32_t(std::min<size_t>(slots_present, UINT32_MAX)))) {
+        file_bytes == disk_size_for(uint32_t(std::min<size_t>(slots_present, UINT32_MAX)))) {
       // A whole number of records, but not the header's capacity: a file
       // cut at a record's end, or a capacity written over. The records say
       // which: their id gives their slot.
       auto intact = [&](uint32_t file_capacity) {
         size_t n = 0;
         for (size_t i = 0; i < std::min<size_t>(slots_present, file_capacity); ++i)
-          n += record_is_valid(*slot_at(h, i), file_capacity, i);
+          n += record_is_valid_for(*slot_at(h, i), file_capacity, i, file_version);
         return n;
       };
       header_ok = intact(h->capacity) >= intact(uint32_t(slots_present));
@@ -201,7 +258,7 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
     if (header_ok) {
       // A version-1 header has zeros where the boot id is now.
       const std::string this_boot = boot_id();
-      same_boot = h->version == kVersion && !this_boot.empty() &&
+      same_boot = h->version != kVersion1 && !this_boot.empty() &&
                   strncmp(h->boot_id, this_boot.c_str(), sizeof h->boot_id) == 0;
       times = h->version == kVersion1 ? Times::from_version1
               : same_boot             ? Times::as_they_are
@@ -218,13 +275,13 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
       // likely the configured one.
       size_t records = std::min<size_t>(slots_present, UINT32_MAX);
       uint32_t file_capacity =
-          old_bytes.size() == file_size_for(uint32_t(records)) ? uint32_t(records) : capacity;
+          file_bytes == disk_size_for(uint32_t(records)) ? uint32_t(records) : capacity;
       warnings->push_back("job table " + path + " has an invalid header; " +
                           (records ? "keeping the records that are intact" : "starting a new one"));
       if (records) read_records(std::min<size_t>(records, file_capacity), file_capacity);
     } else {
       previous = h;
-      if (old_bytes.size() != file_size_for(h->capacity))
+      if (file_bytes != disk_size_for(h->capacity))
         warnings->push_back("job table " + path + " is truncated; keeping the " +
                             std::to_string(std::min<size_t>(slots_present, h->capacity)) +
                             " records that are complete");
@@ -232,8 +289,8 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
       // A next id past the range is damage: the records and logs tell it.
       if (h->next_id <= kMaxJobId) next_id = std::max(next_id, h->next_id);
       // A file of another boot or version is rewritten with its records' new times.
-      reuse = dropped == 0 && old_bytes.size() == file_size_for(h->capacity) &&
-              h->capacity == capacity && same_boot;
+      reuse = dropped == 0 && file_version == kVersion &&
+              file_bytes == file_size_for(h->capacity) && h->capacity == capacity && same_boot;
     }
   }
 

@@ -15,10 +15,6 @@ namespace deploy {
 
 using Micros = int64_t;  // as job.h, which includes this header
 
-// DeployNotify URLs one target may have at most: the file engine keeps one
-// slot each in the job's record.
-constexpr size_t kNotificationsMax = 8;
-
 enum class NotificationState : uint8_t {
   pending = 1,  // the job is unfinished, or an attempt is due or under way
   delivered,    // a 2xx answered: never sent again

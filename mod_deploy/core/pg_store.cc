@@ -70,6 +70,12 @@ CREATE TABLE IF NOT EXISTS deploy_counters (
   name text NOT NULL,
   value bigint NOT NULL,
   PRIMARY KEY (scope, name));
+-- Version 2: cancels, supersede and idempotent submissions (issue 17).
+ALTER TABLE deploy_jobs ADD COLUMN IF NOT EXISTS canceled_by text;
+ALTER TABLE deploy_jobs ADD COLUMN IF NOT EXISTS superseded_by bigint NOT NULL DEFAULT 0;
+ALTER TABLE deploy_jobs ADD COLUMN IF NOT EXISTS idempotency_key text;
+CREATE INDEX IF NOT EXISTS deploy_jobs_idempotency ON deploy_jobs (target, idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
 -- Completion notifications (DeployNotify, core/notification.h): one row per
 -- DeployNotify URL of the job's target (idx: its place in configuration
 -- order), made with the job, pending (state 1) until delivered (2) or failed
@@ -94,16 +100,16 @@ CREATE INDEX IF NOT EXISTS deploy_notifications_due ON deploy_notifications (due
 constexpr char kJobColumns[] =
     "id, target, state, params, progress, stage, requests, not_before, submitted_by, "
     "submitted_at, started_at, finished_at, exit_code, signal, log_complete, change_no, node, "
-    "started_mono, runner_pid, runner_ticks, cancel_requested, "
+    "started_mono, runner_pid, runner_ticks, cancel_requested, canceled_by, superseded_by, "
     // The job's notifications as "STATE:ATTEMPTS:STATUS" (-1: none), by idx.
     "(SELECT string_agg(n.state || ':' || n.attempts || ':' || COALESCE(n.status, -1), ',' "
     "ORDER BY n.idx) FROM deploy_notifications n WHERE n.job_id = deploy_jobs.id)";
-// The columns of kJobColumns: what a query selects after them starts here.
-constexpr int kJobColumnCount = 22;
 
 using Param = std::optional<std::string>;
 
 // What load() reads besides kJobColumns (at kJobColumnCount and after).
+// The columns of kJobColumns: a query's own columns after them start here.
+constexpr int kJobColumnCount = 24;
 constexpr char kLoadColumns[] = ", job_pid, log_size";
 
 std::string num(int64_t v) { return std::to_string(v); }
@@ -265,7 +271,9 @@ Job job_of(const Result& r, int row) {
   j.log_complete = r.boolean(row, 14);
   j.change_seq = uint64_t(r.i64(row, 15));
   if (!r.null(row, 16)) j.node = r.text(row, 16);  // the node that runs or ran it
-  if (!r.null(row, 21)) j.notifications = decode_notifications(r.text(row, 21));
+  if (!r.null(row, 21)) j.canceled_by = r.text(row, 21);
+  j.superseded_by = uint64_t(std::max<int64_t>(r.i64(row, 22), 0));
+  if (!r.null(row, 23)) j.notifications = decode_notifications(r.text(row, 23));
   return j;
 }
 
@@ -572,9 +580,24 @@ const char* kRunnerFence = " AND runner_pid = $4 AND runner_ticks = $5 AND node 
 
 Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult* out) {
   return transact(true, [&](Tx& tx) {
+    out->superseded.clear();
+    out->duplicate = false;
+    Status st = Status::ok();
+    Result r;
+    if (s.idempotency_key) {
+      st = tx.run(std::string("SELECT ") + kJobColumns +
+                      " FROM deploy_jobs WHERE target = $1 AND idempotency_key = $2 LIMIT 1",
+                  {s.target, *s.idempotency_key}, &r);
+      if (!st.is_ok()) return st;
+      if (r.rows() == 1) {
+        out->duplicate = true;
+        out->job = job_of(r, 0);
+        return st;
+      }
+    }
     std::vector<Job> jobs;
     std::set<uint64_t> elsewhere;
-    Status st = tx.unfinished(&jobs, &elsewhere);
+    st = tx.unfinished(&jobs, &elsewhere);
     if (!st.is_ok()) return st;
     const SubmissionDecision d = decide_submission(pending_of(jobs, s.group_by, now, elsewhere),
                                                    s.target, s.group, s.policy, s.limits, now.mono);
@@ -582,7 +605,6 @@ Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult*
     out->kind = d.kind;
     out->job = Job();
     uint64_t change = 0;
-    Result r;
     if (d.kind == SubmissionDecision::Kind::coalesce) {
       if (!(st = tx.bump(&change)).is_ok()) return st;
       st =
@@ -601,11 +623,11 @@ Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult*
     } else if (d.kind == SubmissionDecision::Kind::new_job) {
       if (!(st = tx.bump(&change)).is_ok()) return st;
       st = tx.run(std::string("INSERT INTO deploy_jobs (target, state, params, not_before, "
-                              "submitted_by, submitted_at, change_no) VALUES ($1, $2, $3, $4, $5, "
-                              "$6, $7) RETURNING ") +
+                              "submitted_by, submitted_at, change_no, idempotency_key) VALUES ($1, "
+                              "$2, $3, $4, $5, $6, $7, $8) RETURNING ") +
                       kJobColumns,
                   {s.target, num(int(d.state)), encode_params(s.params), num(not_before_wall),
-                   s.submitted_by, num(now.wall), num(int64_t(change))},
+                   s.submitted_by, num(now.wall), num(int64_t(change)), s.idempotency_key},
                   &r);
       if (!st.is_ok()) return st;
       if (r.rows() != 1) return Status::error("no job id was handed out", kStoreDamaged);
@@ -620,7 +642,23 @@ Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult*
         if (!st.is_ok()) return st;
         out->job.notifications.assign(notifications, Notification{});
       }
-      return tx.count("", "accepted", 1);
+      if (!(st = tx.count("", "accepted", 1)).is_ok()) return st;
+      if (s.supersede == Supersede::off) return st;
+      // The older unfinished jobs of the target and group, oldest first.
+      for (const Job& other : jobs) {
+        if (other.target != s.target || other.id >= out->job.id) continue;
+        if (other.state == JobState::running && s.supersede != Supersede::running) continue;
+        if (s.group_by && job_group(other.params, s.group_by(s.target)).value_or("") != s.group)
+          continue;
+        SupersededJob gone{other.id, other.state == JobState::running, {}};
+        Job after;
+        if (!(st = cancel_unfinished(tx, other.id, std::nullopt, out->job.id, now, &after,
+                                     &gone.nudge))
+                 .is_ok())
+          return st;
+        if (after.superseded_by == out->job.id) out->superseded.push_back(gone);
+      }
+      return st;
     }
     return tx.count("", "rejected." + num(int(Rejection::queue_full)), 1);
   });
@@ -795,34 +833,64 @@ Status PgStore::record_progress(uint64_t id, const RunnerRef& runner, const Runn
       timeout);
 }
 
-Status PgStore::cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nudge) {
-  return transact(true, [&](Tx& tx) {
-    Job j;
-    Result raw;
-    Status st = tx.load(id, &j, &raw);
-    if (!st.is_ok()) return st;
-    *nudge = RunnerRef{};
-    if (is_final(j.state)) {
-      *out = j;
-      return Status::error("job " + num(int64_t(id)) + " has finished already", kConflict);
-    }
-    bool changed = false;
-    if (j.state == JobState::running) {
-      uint64_t c = 0;
-      if (!(st = tx.bump(&c)).is_ok()) return st;
-      if (!(st = tx.run(
-                "UPDATE deploy_jobs SET cancel_requested = true, change_no = $2 WHERE id = $1",
-                {num(int64_t(id)), num(int64_t(c))}))
-               .is_ok())
-        return st;
-      // Only a runner of this node can be signaled from here.
-      if (raw.text(0, 16) == node_ && raw.i64(0, 18) > 0)
-        *nudge = RunnerRef{int32_t(raw.i64(0, 18)), uint64_t(raw.i64(0, 19))};
-    } else if (!(st = tx.end(j, JobState::canceled, now, "", "", {}, &changed)).is_ok()) {
+Status PgStore::cancel(uint64_t id, const std::optional<std::string>& by, const Instant& now,
+                       Job* out, RunnerRef* nudge) {
+  return transact(true, [&](Tx& tx) { return cancel_unfinished(tx, id, by, 0, now, out, nudge); });
+}
+
+// Cancels job `id` inside a transition (cancel, supersede): a waiting or
+// queued one ends canceled; a running one gets the flag its runner reads.
+// The first cancel's user and superseding job are kept. kConflict when it
+// has finished.
+Status PgStore::cancel_unfinished(Tx& tx, uint64_t id, const std::optional<std::string>& by,
+                                  uint64_t superseded_by, const Instant& now, Job* out,
+                                  RunnerRef* nudge) {
+  Job j;
+  Result raw;
+  Status st = tx.load(id, &j, &raw);
+  if (!st.is_ok()) return st;
+  *nudge = RunnerRef{};
+  if (is_final(j.state)) {
+    *out = j;
+    return Status::error("job " + num(int64_t(id)) + " has finished already", kConflict);
+  }
+  // Who asked first stays: the user and the superseding job are parameters
+  // $N and $N+1.
+  auto who = [](int n) {
+    return ", canceled_by = CASE WHEN cancel_requested THEN canceled_by ELSE $" + num(n) +
+           " END, superseded_by = CASE WHEN cancel_requested THEN superseded_by ELSE $" +
+           num(n + 1) + "::bigint END";
+  };
+  bool changed = false;
+  if (j.state == JobState::running) {
+    uint64_t c = 0;
+    if (!(st = tx.bump(&c)).is_ok()) return st;
+    if (!(st = tx.run("UPDATE deploy_jobs SET change_no = $2" + who(3) +
+                          ", cancel_requested = true WHERE id = $1",
+                      {num(int64_t(id)), num(int64_t(c)), by, num(int64_t(superseded_by))}))
+             .is_ok())
       return st;
-    }
-    return tx.load(id, out);
-  });
+    // Only a runner of this node can be signaled from here.
+    if (raw.text(0, 16) == node_ && raw.i64(0, 18) > 0)
+      *nudge = RunnerRef{int32_t(raw.i64(0, 18)), uint64_t(raw.i64(0, 19))};
+  } else if (!(st = tx.end(j, JobState::canceled, now, who(4), "",
+                           {by, num(int64_t(superseded_by))}, &changed))
+                  .is_ok()) {
+    return st;
+  }
+  if (!(st = tx.load(id, out)).is_ok() || !changed) return st;
+  // No runner writes its output: the line is the transition's.
+  Result end;
+  if (!(st = tx.run("SELECT COALESCE(max(\"offset\" + octet_length(chunk)), 0) FROM deploy_output "
+                    "WHERE job_id = $1",
+                    {num(int64_t(id))}, &end))
+           .is_ok())
+    return st;
+  if (!(st = tx.put_chunk(id, uint64_t(end.i64(0, 0)),
+                          cancel_note(out->canceled_by, out->superseded_by)))
+           .is_ok())
+    return st;
+  return tx.bump_output();
 }
 
 Status PgStore::finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,

@@ -56,7 +56,8 @@ class PgStore : public JobStore {
                          bool* cancel_requested) override;
   Status record_progress(uint64_t id, const RunnerRef& runner, const RunnerReport& report,
                          Micros timeout, bool* cancel_requested) override;
-  Status cancel(uint64_t id, const Instant& now, Job* out, RunnerRef* nudge) override;
+  Status cancel(uint64_t id, const std::optional<std::string>& by, const Instant& now, Job* out,
+                RunnerRef* nudge) override;
   Status finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,
                 const RunnerReport& last, const Instant& now, Micros timeout) override;
   Status launch_failed(uint64_t id, const Instant& now) override;
@@ -96,7 +97,7 @@ class PgStore : public JobStore {
   Status make_durable() override { return Status::ok(); }
 
   // The schema version this build creates and reads (deploy_schema_version).
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   // The bound of every statement, and of the wait for the transition lock.
   static constexpr int kStatementTimeoutMs = 5000;
   // Output held by a writer while the database cannot be reached.
@@ -118,6 +119,8 @@ class PgStore : public JobStore {
   template <class F>
   Status transact(bool write, F&& body, Micros timeout = 0, bool transition = true);
   Status connect_locked();
+  Status cancel_unfinished(Tx& tx, uint64_t id, const std::optional<std::string>& by,
+                           uint64_t superseded_by, const Instant& now, Job* out, RunnerRef* nudge);
   uint64_t read_seq(const char* column);
   bool wait_for(const char* column, uint64_t seen, Micros timeout);
 

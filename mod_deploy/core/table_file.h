@@ -15,8 +15,11 @@ namespace deploy::table_file {
 
 constexpr char kMagic[8] = {'D', 'E', 'P', 'L', 'O', 'Y', 'T', '1'};
 // Version 2 added the monotonic times at the end of the record and the boot
-// id at the end of the header; a start-up upgrades a version-1 file.
-constexpr uint32_t kVersion = 2;
+// id at the end of the header; version 3 doubled the record (4096 bytes) for
+// the fields of triggers and outcomes (job_record.h). A start-up upgrades a
+// file of version 1 or 2.
+constexpr uint32_t kVersion = 3;
+constexpr uint32_t kVersion2 = 2;
 constexpr uint32_t kVersion1 = 1;
 // logs/.spare-SLOT: an emptied log kept for the slot's next job.
 constexpr char kSparePrefix[] = ".spare-";

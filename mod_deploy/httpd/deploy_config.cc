@@ -490,6 +490,41 @@ const char* cmd_notify_ca_file(cmd_parms* cmd, void*, const char* arg) {
   return nullptr;
 }
 
+// --- DeploySupersede, DeployIdempotencyHeader ---
+
+const char* cmd_supersede(cmd_parms* cmd, void*, const char* arg) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  const std::string_view mode = arg;
+  if (mode == "off")
+    t->supersede = Supersede::off;
+  else if (mode == "queued")
+    t->supersede = Supersede::queued;
+  else if (mode == "running")
+    t->supersede = Supersede::running;
+  else
+    return error(cmd, std::string("DeploySupersede: '") + arg + "' is not off, queued or running");
+  return nullptr;
+}
+
+const char* cmd_idempotency_header(cmd_parms* cmd, void*, const char* name) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  // An HTTP field name: a token (RFC 9110).
+  const std::string_view text = name;
+  const bool token = !text.empty() && text.size() <= 64 &&
+                     text.find_first_not_of(
+                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                         "0123456789!#$%&'*+-.^_`|~") == std::string_view::npos;
+  if (!token)
+    return error(cmd, std::string("DeployIdempotencyHeader: '") + name +
+                          "' is not a header name (at most 64 characters of an HTTP token)");
+  t->idempotency_header = name;
+  return nullptr;
+}
+
 // --- DeployUser ---
 
 const char* cmd_user(cmd_parms* cmd, void*, const char* user, const char* group) {
@@ -611,6 +646,10 @@ const command_rec directives[] = {
                   "file:PATH or env:NAME: the key of the notifications' X-Hub-Signature-256"),
     AP_INIT_TAKE1("DeployNotifyCAFile", (cmd_func)cmd_notify_ca_file, nullptr, RSRC_CONF,
                   "PEM certificates https:// notifications trust instead of the system's"),
+    AP_INIT_TAKE1("DeploySupersede", (cmd_func)cmd_supersede, nullptr, RSRC_CONF,
+                  "off, queued or running: which older jobs of the target a new one cancels"),
+    AP_INIT_TAKE1("DeployIdempotencyHeader", (cmd_func)cmd_idempotency_header, nullptr, RSRC_CONF,
+                  "NAME: a header whose value is the submission's idempotency key"),
     AP_INIT_TAKE12("DeployUser", (cmd_func)cmd_user, nullptr, RSRC_CONF,
                    "USER [GROUP]: the user (and group) the job runs as"),
     {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr}};
@@ -761,6 +800,8 @@ std::string resolve_settings(ServerConfig& config, apr_pool_t* pool) {
     target.secret = signer.secret;
     target.token = signer.token;
     target.unsigned_users = t.unsigned_users.value_or(d.unsigned_users.value_or(false));
+    target.supersede = t.supersede.value_or(d.supersede.value_or(Supersede::off));
+    target.idempotency_header = t.idempotency_header ? t.idempotency_header : d.idempotency_header;
     target.param_from = t.param_from;
     target.filters = t.filters;
     for (const ParamFrom& from : t.param_from) {

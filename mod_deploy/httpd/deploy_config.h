@@ -65,6 +65,8 @@ struct TargetDirectives {
   // (the key itself).
   std::vector<std::string> notify;
   std::optional<std::string> notify_secret;
+  std::optional<Supersede> supersede;             // DeploySupersede
+  std::optional<std::string> idempotency_header;  // DeployIdempotencyHeader NAME
 };
 
 // A target with every setting decided.
@@ -87,6 +89,10 @@ struct Target {
   // kNotificationsMax); DeployNotifySecret signs their bodies.
   std::vector<std::string> notify;
   std::optional<std::string> notify_secret;
+  Supersede supersede = Supersede::off;
+  // DeployIdempotencyHeader: the header that carries a submission's key
+  // besides Idempotency-Key; none: Idempotency-Key alone.
+  std::optional<std::string> idempotency_header;
 
   // A submission must prove it with a signature or a token.
   bool is_signed() const { return secret || token; }

@@ -151,32 +151,66 @@ SubmissionRequest submission_request(request_rec* r, std::string_view body) {
   return request;
 }
 
+// The submission's idempotency key: Idempotency-Key, else the target's
+// DeployIdempotencyHeader. At most kIdempotencyKeyMax bytes of printable
+// ASCII, else 400.
+std::optional<RequestError> idempotency_key(request_rec* r, const Target& target,
+                                            std::optional<std::string>* key) {
+  const char* raw = apr_table_get(r->headers_in, "Idempotency-Key");
+  const char* header = "Idempotency-Key";
+  if (!raw && target.idempotency_header) {
+    header = target.idempotency_header->c_str();
+    raw = apr_table_get(r->headers_in, header);
+  }
+  if (!raw) return std::nullopt;
+  const std::string_view text = raw;
+  const bool printable = std::all_of(text.begin(), text.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7f;
+  });
+  if (text.empty() || text.size() > kIdempotencyKeyMax || !printable)
+    return RequestError{HTTP_BAD_REQUEST, "bad_request",
+                        std::string("the ") + header + " header must be 1 to " +
+                            std::to_string(kIdempotencyKeyMax) + " bytes of printable ASCII"};
+  *key = std::string(text);
+  return std::nullopt;
+}
+
+// What became of a submission that was not refused.
+struct Accepted {
+  Job job;
+  bool coalesced = false;
+  bool duplicate = false;                 // its idempotency key named `job`
+  std::optional<std::string> ignored;     // a DeployFilter's reason
+  std::vector<SupersededJob> superseded;  // DeploySupersede
+};
+
 // Checks a submission and records it: a new job, or one more request for
-// the waiting job it joins. A refusal records nothing; neither does a
-// submission a DeployFilter ignores (*ignored says why), but the counter.
+// the waiting job it joins, or none for the duplicate of a kept job. A
+// refusal records nothing; neither does a submission a DeployFilter
+// ignores, but the counter.
 std::optional<RequestError> accept_submission(request_rec* r, const ModuleState& state,
                                               TargetAccess& access, const std::string& name,
-                                              Job* job, bool* coalesced,
-                                              std::optional<std::string>* ignored) {
+                                              Accepted* accepted) {
   const Target* target = state.settings->find(name);
   if (!target) return not_found("no target named " + name);
   if (auto e = check_origin(r)) return e;
   std::string body;
   if (auto e = read_body(r, state.settings->max_body, &body)) return e;
   if (auto e = access.refuse_submission(name, target, body)) return e;
+  NewSubmission s;
+  if (auto e = idempotency_key(r, *target, &s.idempotency_key)) return e;
   auto read = read_submission(submission_request(r, body), target->submission_rules());
   if (auto* e = std::get_if<RequestError>(&read)) return *e;
   Submission submission = std::get<Submission>(std::move(read));
   if (submission.ignored) {
     (void)state.store->count_ignored();  // busy: not counted, still ignored
-    *ignored = std::move(submission.ignored);
+    accepted->ignored = std::move(submission.ignored);
     return std::nullopt;
   }
   const Params& params = submission.params;
 
   // Joining a waiting job needs no space (the table is allocated); a new
   // job needs room for its log (the store says store_full).
-  NewSubmission s;
   s.target = name;
   s.group = job_group(params, target->policy.group_by).value_or("");
   s.params = params;
@@ -184,7 +218,8 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
   s.policy = target->policy;
   s.limits = state.settings->limits();
   s.group_by = [&state](std::string_view t) { return state.settings->group_by(std::string(t)); };
-  s.notifications = uint32_t(target->notify.size());
+  s.notifications = uint8_t(target->notify.size());  // at most kNotificationsMax
+  s.supersede = target->supersede;
   SubmitResult result;
   if (Status st = state.store->submit(s, Instant::now(), &result); !st.is_ok()) {
     if (st.code() == kStoreFull)
@@ -192,50 +227,64 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
                     name.c_str(), st.message().c_str());
     return store_refusal(r, st);
   }
-  if (result.kind == SubmissionDecision::Kind::queue_full) {
+  if (result.kind == SubmissionDecision::Kind::queue_full && !result.duplicate) {
     apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, kRetryAfterSeconds));
     return RequestError{HTTP_SERVICE_UNAVAILABLE, "queue_full",
                         "the queue holds " + std::to_string(state.settings->queue_limit) +
                             " jobs already; try again later"};
   }
-  *coalesced = result.kind == SubmissionDecision::Kind::coalesce;
-  *job = std::move(result.job);
-  state.settings->set_group(*job);
+  accepted->duplicate = result.duplicate;
+  accepted->coalesced = !result.duplicate && result.kind == SubmissionDecision::Kind::coalesce;
+  accepted->job = std::move(result.job);
+  accepted->superseded = std::move(result.superseded);
+  state.settings->set_group(accepted->job);
   return std::nullopt;
 }
 
 int submit(request_rec* r, const ModuleState& state, TargetAccess& access, const std::string& base,
            const std::string& name) {
-  Job job;
-  bool coalesced = false;
-  std::optional<std::string> ignored;
-  if (std::optional<RequestError> refused =
-          accept_submission(r, state, access, name, &job, &coalesced, &ignored)) {
+  Accepted accepted;
+  if (std::optional<RequestError> refused = accept_submission(r, state, access, name, &accepted)) {
     // A busy store counts it when it is free again; submit counted queue_full.
     if (refused->code != "queue_full")
       (void)state.store->count_rejection(
           rejection_from_code(refused->code).value_or(Rejection::internal));
     return send_error(r, *refused);
   }
-  if (ignored) {
+  if (accepted.ignored) {
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_deploy: submission to %s ignored: %s",
-                  name.c_str(), ignored->c_str());
-    return send_json(r, HTTP_OK,
-                     dump_json(json_pack("{s:b, s:s}", "ignored", 1, "message", ignored->c_str())));
+                  name.c_str(), accepted.ignored->c_str());
+    return send_json(
+        r, HTTP_OK,
+        dump_json(json_pack("{s:b, s:s}", "ignored", 1, "message", accepted.ignored->c_str())));
+  }
+  const Job& job = accepted.job;
+  if (accepted.duplicate) {
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "mod_deploy: submission to %s is a duplicate of job %" APR_UINT64_T_FMT,
+                  name.c_str(), (apr_uint64_t)job.id);
+    return send_json(r, HTTP_OK, job_json(job, base, "duplicate"));
   }
   // A 202 is a promise: the job and its id are on disk before it is sent.
   if (Status durable = state.store->make_durable(); !durable.is_ok()) {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT " of %s: %s",
                   (apr_uint64_t)job.id, name.c_str(), durable.message().c_str());
-    if (!coalesced) withdraw_job(state, job.id);
+    if (!accepted.coalesced) withdraw_job(state, job.id);
     (void)state.store->count_rejection(Rejection::store_full);
     return send_error(r, store_full(r, "the job store cannot be written"));
   }
+  for (const SupersededJob& old : accepted.superseded) {
+    if (old.nudge.runner_pid > 0) kill(old.nudge.runner_pid, SIGUSR1);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "mod_deploy: job %" APR_UINT64_T_FMT " %s: superseded by job %" APR_UINT64_T_FMT,
+                  (apr_uint64_t)old.id, old.was_running ? "is stopped" : "canceled",
+                  (apr_uint64_t)job.id);
+  }
   ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT " of %s %s",
-                (apr_uint64_t)job.id, name.c_str(), coalesced ? "coalesced" : "accepted");
+                (apr_uint64_t)job.id, name.c_str(), accepted.coalesced ? "coalesced" : "accepted");
   std::string self = base + "/jobs/" + std::to_string(job.id);
   apr_table_set(r->headers_out, "Location", self.c_str());
-  return send_json(r, HTTP_ACCEPTED, job_json(job, base, coalesced));
+  return send_json(r, HTTP_ACCEPTED, job_json(job, base, accepted.coalesced ? "coalesced" : ""));
 }
 
 // The job `id`, or why it cannot be answered: not found, or the table busy.
@@ -414,7 +463,9 @@ int cancel(request_rec* r, const ModuleState& state, TargetAccess& access, const
     return send_error(r, *e);
   Job job;
   RunnerRef runner;
-  if (Status st = state.store->cancel(id, Instant::now(), &job, &runner); !st.is_ok()) {
+  const std::optional<std::string> by =
+      r->user ? std::optional<std::string>(r->user) : std::nullopt;
+  if (Status st = state.store->cancel(id, by, Instant::now(), &job, &runner); !st.is_ok()) {
     if (st.code() == kConflict)
       return send_error(r, RequestError{HTTP_CONFLICT, "conflict", st.message()});
     if (st.code() == kNotFound) return send_error(r, not_found("no job " + std::to_string(id)));

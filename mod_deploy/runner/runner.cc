@@ -25,6 +25,7 @@
 #include <optional>
 #include <string_view>
 
+#include "duration.h"
 #include "store_spec.h"
 #include "progress.h"
 #include "secret_masker.h"
@@ -227,6 +228,8 @@ class Runner {
   Status job_started(int output_fd);
   Status never_ran(int code, const std::string& reason);
   void say_in_log(const std::string& reason);
+  void note_in_log(const std::string& line);
+  std::string cancel_line();
   void wait_for_events(Micros timeout);
   Micros time_to_next_check() const;
   void read_signals();
@@ -294,6 +297,7 @@ int Runner::run() {
   next_cancel_check_ = mono_now() + kCancelCheckInterval;
   if (cancel_requested) {  // while it was being handed over: it never starts
     stop_reason_ = StopReason::canceled;
+    note_in_log(cancel_line());
     record_outcome();
     return 0;
   }
@@ -311,7 +315,11 @@ int Runner::run() {
     reap_children();
     if (job_status_) break;
     const Micros now = mono_now();
-    if (deadline_ && now >= *deadline_) stop_job(StopReason::timed_out);
+    if (deadline_ && now >= *deadline_) {
+      note_in_log("deploy: timed out after " + format_duration(options_.timeout) +
+                  " (DeployTimeout)\n");
+      stop_job(StopReason::timed_out);
+    }
     if (kill_at_ && now >= *kill_at_) {
       signal_job(SIGKILL);
       kill_at_.reset();
@@ -328,6 +336,20 @@ int Runner::run() {
 void Runner::say_in_log(const std::string& reason) {
   if (!log_) return;
   log_->append("deploy-runner: " + reason + "\n");
+}
+
+// A line of the module's own in the job's log (the audit of a cancel or a
+// timeout), opening the log when the job has not started.
+void Runner::note_in_log(const std::string& line) {
+  if (!log_ && !store_->open_output(options_.job_id, self_, &log_).is_ok()) return;
+  log_->append(line);
+}
+
+// Who asked to cancel, as the store has it.
+std::string Runner::cancel_line() {
+  Job job;
+  if (!store_->get(options_.job_id, &job).is_ok()) return cancel_note(std::nullopt, 0);
+  return cancel_note(job.canceled_by, job.superseded_by);
 }
 
 // The job could not be started: its log says why, and it ends with `code`
@@ -611,7 +633,11 @@ void Runner::check_cancel_requested() {
   next_cancel_check_ = mono_now() + kCancelCheckInterval;
   // The check reports what the store lacks on the way (gone: given up).
   bool requested = false;
-  if (publish(&requested) == Access::done && requested) stop_job(StopReason::canceled);
+  if (publish(&requested) == Access::done && requested && stop_reason_ == StopReason::none &&
+      !job_status_) {
+    note_in_log(cancel_line());
+    stop_job(StopReason::canceled);
+  }
 }
 
 // SIGTERM to the whole group, SIGKILL after the grace if it is still there.

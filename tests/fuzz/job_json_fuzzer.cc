@@ -70,7 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string base = input.ConsumeRandomLengthString(40);
   const deploy::Job job = job_from(input);
 
-  const std::string text = deploy::job_json(job, base, coalesced);
+  const std::string text = deploy::job_json(job, base, coalesced ? "coalesced" : "");
   json_error_t error;
   json_t* root = json_loadb(text.data(), text.size(), JSON_ALLOW_NUL, &error);
   if (root == nullptr) {

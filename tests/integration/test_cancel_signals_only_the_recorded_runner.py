@@ -15,7 +15,7 @@ from harness.processes import runner_pid, the_scheduler
 from harness.httpd_env import BASE, HTTPD_USER, RUNNING_AS_ROOT, target_block, wait_for
 
 HEADER_SIZE = 65536
-RECORD_SIZE = 2048
+RECORD_SIZE = 4096
 CAPACITY_AT = 16          # uint32 in the header
 CHECKSUM_AT = 8           # uint64 in a record, FNV-1a of the record with itself zeroed
 RUNNER_TICKS_AT = 56      # uint64 in a record: the runner's start time

@@ -11,7 +11,7 @@ import pytest
 from harness.httpd_env import BASE, target_block
 
 HEADER_SIZE = 65536
-RECORD_SIZE = 2048
+RECORD_SIZE = 4096
 JOBS = 4
 
 

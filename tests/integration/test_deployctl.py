@@ -364,7 +364,10 @@ def test_submit_follow_exits_with_the_final_state(server, home, target, state):
     if state == "failed":
         assert result.stderr == ("deployctl: the last 1 lines of the log of job "
                                  f"{jid}:\n  about to fail\n")
-    else:  # succeeded, or timed out with an empty log: nothing to show
+    elif state == "timed_out":  # the job printed nothing: the log has the timeout's line
+        assert result.stderr.startswith("deployctl: the last 1 lines of the log of job "
+                                        f"{jid}:\n  deploy: timed out after "), result.stderr
+    else:  # succeeded: nothing to show
         assert result.stderr == ""
     # status answers 0 whatever the state: the request worked.
     assert deployctl(server, home, "status", str(jid)).returncode == 0

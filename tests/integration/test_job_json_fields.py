@@ -13,7 +13,7 @@ from harness.httpd_env import (BASE, Gate, basic_auth_location, basic_credential
 RFC3339_MS_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 FIELDS = {"id", "target", "state", "params", "progress", "stage", "requests", "not_before",
           "submitted_by", "submitted_at", "started_at", "finished_at", "node", "exit_code",
-          "signal", "links"}
+          "signal", "notifications", "links"}
 
 
 def parse_time(text):

@@ -127,9 +127,10 @@ def env(make_module_httpd):
         env.fragment = (
             webhook_target("github", f"DeploySecret file:{github_key}",
                            "DeployFilter header:X-GitHub-Event ^push$", "json:/after",
-                           "DeployUnsignedUsers On")
+                           "DeployUnsignedUsers On", "DeployIdempotencyHeader X-GitHub-Delivery")
             + webhook_target("gitea", f"DeploySecret file:{gitea_key}",
-                             "DeployFilter header:X-Gitea-Event ^push$")
+                             "DeployFilter header:X-Gitea-Event ^push$", "json:/after",
+                             "DeployIdempotencyHeader X-Gitea-Delivery")
             + webhook_target("gitlab", f"DeployToken file:{gitlab_token}",
                              'DeployFilter header:X-Gitlab-Event "^Push Hook$"',
                              "json:/checkout_sha", "DeployUnsignedUsers On")
@@ -164,9 +165,9 @@ def github(env, event, payload, key=GITHUB_KEY, base=BASE, headers=None):
     return post(env, "github", body, {k: v for k, v in h.items() if v is not None}, base)
 
 
-def gitea(env, payload, key=GITEA_KEY):
+def gitea(env, payload, key=GITEA_KEY, delivery=None):
     body = json.dumps(payload).encode()
-    delivery = str(uuid.uuid4())
+    delivery = delivery or str(uuid.uuid4())
     digest = hub_signature(key, body).removeprefix("sha256=")
     return post(env, "gitea", body, {
         "User-Agent": "Go-http-client/1.1",
@@ -177,9 +178,11 @@ def gitea(env, payload, key=GITEA_KEY):
         "X-Hub-Signature-256": "sha256=" + digest})
 
 
-def gitlab(env, payload, token=GITLAB_TOKEN, event="Push Hook"):
+def gitlab(env, payload, token=GITLAB_TOKEN, event="Push Hook", key=None):
     body = json.dumps(payload).encode()
+    # GitLab 17.4 and later send Idempotency-Key, the same on every retry.
     headers = {"User-Agent": "GitLab/17.6.0", "X-Gitlab-Event": event,
+               "Idempotency-Key": key or str(uuid.uuid4()),
                "X-Gitlab-Event-UUID": str(uuid.uuid4()),
                "X-Gitlab-Webhook-UUID": "8a5c1b2e-2d0b-4e6a-9b62-2b3b5b9f0c11",
                "X-Gitlab-Instance": "https://gitlab.example"}
@@ -252,6 +255,28 @@ def assert_refused(r, status, code):
 
 def test_a_github_push_to_main_deploys_its_after_commit(env):
     deployed(env, github(env, "push", GITHUB_PUSH), COMMIT)
+
+
+def test_a_redelivery_returns_the_same_job_and_deploys_nothing_more(env):
+    # GitHub's "Redeliver" sends the same X-GitHub-Delivery, body and signature.
+    body = json.dumps(GITHUB_PUSH, indent=2).encode()
+    headers = github_headers("push", body)
+    first = post(env, "github", body, headers)
+    job = deployed(env, first, COMMIT)
+    again = post(env, "github", body, headers)
+    assert again.status == 200, again
+    assert again.json()["id"] == job["id"] and again.json()["duplicate"] is True
+    assert again.json()["state"] == "succeeded"
+    delivery = str(uuid.uuid4())
+    tea = deployed(env, gitea(env, GITEA_PUSH, delivery=delivery), OTHER_COMMIT)
+    tea_again = gitea(env, GITEA_PUSH, delivery=delivery)
+    assert (tea_again.status, tea_again.json()["id"]) == (200, tea["id"])
+    key = str(uuid.uuid4())
+    lab = gitlab(env, GITLAB_PUSH, key=key)
+    assert lab.status == 202, lab
+    lab_again = gitlab(env, GITLAB_PUSH, key=key)
+    assert (lab_again.status, lab_again.json()["id"]) == (200, lab.json()["id"])
+    assert lab_again.json()["duplicate"] is True
 
 
 def test_a_github_ping_is_answered_ignored_and_records_nothing(env):

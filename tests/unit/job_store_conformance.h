@@ -264,7 +264,7 @@ START_TEST(the_runner_learns_of_a_cancel_when_it_records_itself) {
   const Job a = started(*g_store, submit_new(*g_store, "web"));
   Job out;
   RunnerRef nudge;
-  ASSERT_OK(g_store->cancel(a.id, Instant::now(), &out, &nudge));
+  ASSERT_OK(g_store->cancel(a.id, std::nullopt, Instant::now(), &out, &nudge));
   ck_assert_int_eq(nudge.runner_pid, 0);  // no runner recorded yet: nobody to signal
   bool cancel = false;
   ASSERT_OK(g_store->runner_recorded(a.id, self_runner(), 0, 0, &cancel));
@@ -443,21 +443,160 @@ START_TEST(cancel_ends_a_pending_job_flags_a_running_one_and_refuses_a_finished_
   const Job pending = submit_new(*g_store, "web");
   Job out;
   RunnerRef nudge;
-  ASSERT_OK(g_store->cancel(pending.id, Instant::now(), &out, &nudge));
+  ASSERT_OK(g_store->cancel(pending.id, std::nullopt, Instant::now(), &out, &nudge));
   ck_assert_int_eq(int(out.state), int(JobState::canceled));
   ck_assert_int_eq(nudge.runner_pid, 0);
-  ASSERT_TEXT_EQ(code_of(g_store->cancel(pending.id, Instant::now(), &out, &nudge)), kConflict);
+  ASSERT_TEXT_EQ(code_of(g_store->cancel(pending.id, std::nullopt, Instant::now(), &out, &nudge)),
+                 kConflict);
 
   const Job running = started(*g_store, submit_new(*g_store, "web"));
   const RunnerRef me{int32_t(getpid()), process_start_ticks(getpid())};
   ASSERT_OK(g_store->runner_recorded(running.id, me, 0, 0, nullptr));
-  ASSERT_OK(g_store->cancel(running.id, Instant::now(), &out, &nudge));
+  ASSERT_OK(g_store->cancel(running.id, std::nullopt, Instant::now(), &out, &nudge));
   ck_assert_int_eq(int(out.state), int(JobState::running));
   ck_assert_int_eq(nudge.runner_pid, getpid());
   bool cancel = false;
   ASSERT_OK(g_store->record_progress(running.id, me, report(-1), 0, &cancel));
   ck_assert(cancel);
-  ASSERT_TEXT_EQ(code_of(g_store->cancel(999999, Instant::now(), &out, &nudge)), kNotFound);
+  ASSERT_TEXT_EQ(code_of(g_store->cancel(999999, std::nullopt, Instant::now(), &out, &nudge)),
+                 kNotFound);
+}
+END_TEST
+
+// The job's output as the store reads it (empty when it has none).
+inline std::string output_of(JobStore& store, uint64_t id) {
+  std::string text;
+  (void)store.read_output(id, 0, 1 << 20, &text);
+  return text;
+}
+
+START_TEST(a_cancel_records_who_asked_first_and_says_so_in_the_log) {
+  const Job pending = submit_new(*g_store, "web");
+  Job out;
+  RunnerRef nudge;
+  ASSERT_OK(g_store->cancel(pending.id, std::string("alice"), Instant::now(), &out, &nudge));
+  ck_assert(out.canceled_by == std::optional<std::string>("alice"));
+  ck_assert_uint_eq(out.superseded_by, 0);
+  ASSERT_TEXT_EQ(output_of(*g_store, pending.id), "deploy: canceled by alice\n");
+  // Without a user.
+  const Job other = submit_new(*g_store, "web");
+  ASSERT_OK(g_store->cancel(other.id, std::nullopt, Instant::now(), &out, &nudge));
+  ck_assert(!out.canceled_by);
+  ck_assert(output_of(*g_store, other.id).find("without an authenticated user") !=
+            std::string::npos);
+
+  // A running job: the first cancel's user stays; its runner writes the line.
+  const Job running = started(*g_store, submit_new(*g_store, "web"));
+  const RunnerRef me{int32_t(getpid()), process_start_ticks(getpid())};
+  ASSERT_OK(g_store->runner_recorded(running.id, me, 0, 0, nullptr));
+  ASSERT_OK(g_store->cancel(running.id, std::string("bob"), Instant::now(), &out, &nudge));
+  ASSERT_OK(g_store->cancel(running.id, std::string("carol"), Instant::now(), &out, &nudge));
+  ck_assert(out.canceled_by == std::optional<std::string>("bob"));
+  ASSERT_OK(g_store->finish(running.id, me, Outcome{JobState::canceled, {}, 15}, RunnerReport{},
+                            Instant::now(), 0));
+  ASSERT_OK(g_store->get(running.id, &out));
+  ck_assert(out.canceled_by == std::optional<std::string>("bob"));
+}
+END_TEST
+
+START_TEST(a_new_job_supersedes_the_older_ones_of_its_target_and_group) {
+  // Three older jobs of web: one running, two queued; one of db.
+  const Job running = started(*g_store, submit_new(*g_store, "web"));
+  const RunnerRef me{int32_t(getpid()), process_start_ticks(getpid())};
+  ASSERT_OK(g_store->runner_recorded(running.id, me, 0, 0, nullptr));
+  const Job queued1 = submit_new(*g_store, "web");
+  const Job queued2 = submit_new(*g_store, "web");
+  const Job db = submit_new(*g_store, "db");
+
+  NewSubmission s = submission("web");
+  s.supersede = Supersede::queued;
+  SubmitResult result;
+  ASSERT_OK(g_store->submit(s, Instant::now(), &result));
+  const uint64_t newer = result.job.id;
+  ck_assert_uint_eq(result.superseded.size(), 2);
+  ck_assert_uint_eq(result.superseded[0].id, queued1.id);
+  ck_assert_uint_eq(result.superseded[1].id, queued2.id);
+  Job out;
+  for (const Job& j : {queued1, queued2}) {
+    ASSERT_OK(g_store->get(j.id, &out));
+    ck_assert_int_eq(int(out.state), int(JobState::canceled));
+    ck_assert_uint_eq(out.superseded_by, newer);
+    ASSERT_TEXT_EQ(output_of(*g_store, j.id),
+                   "deploy: superseded by job " + std::to_string(newer) + "\n");
+  }
+  ASSERT_OK(g_store->get(running.id, &out));
+  ck_assert_int_eq(int(out.state), int(JobState::running));
+  ASSERT_OK(g_store->get(db.id, &out));
+  ck_assert_int_eq(int(out.state), int(JobState::queued));
+
+  // `running` also flags the running job, and names its runner.
+  s.supersede = Supersede::running;
+  ASSERT_OK(g_store->submit(s, Instant::now(), &result));
+  const uint64_t newest = result.job.id;
+  ck_assert_uint_eq(result.superseded.size(), 2);  // the running one and `newer`
+  ck_assert_uint_eq(result.superseded[0].id, running.id);
+  ck_assert(result.superseded[0].was_running);
+  ck_assert_int_eq(result.superseded[0].nudge.runner_pid, getpid());
+  bool cancel = false;
+  ASSERT_OK(g_store->record_progress(running.id, me, report(-1), 0, &cancel));
+  ck_assert(cancel);
+  ASSERT_OK(g_store->get(newer, &out));
+  ck_assert_int_eq(int(out.state), int(JobState::canceled));
+  ck_assert_uint_eq(out.superseded_by, newest);
+
+  // Groups: a job of another group is left alone.
+  NewSubmission a = submission("vm");
+  a.params = {{"vm", "a"}};
+  a.group = "a";
+  a.group_by = [](std::string_view t) {
+    return t == "vm" ? std::optional<std::string>("vm") : std::nullopt;
+  };
+  a.supersede = Supersede::queued;
+  NewSubmission b = a;
+  b.params = {{"vm", "b"}};
+  b.group = "b";
+  ASSERT_OK(g_store->submit(a, Instant::now(), &result));
+  const uint64_t vm_a = result.job.id;
+  ASSERT_OK(g_store->submit(b, Instant::now(), &result));
+  ck_assert_uint_eq(result.superseded.size(), 0);
+  ASSERT_OK(g_store->submit(a, Instant::now(), &result));
+  ck_assert_uint_eq(result.superseded.size(), 1);
+  ck_assert_uint_eq(result.superseded[0].id, vm_a);
+}
+END_TEST
+
+START_TEST(a_used_idempotency_key_returns_its_job_and_changes_nothing) {
+  NewSubmission s = submission("web");
+  s.idempotency_key = "delivery-1";
+  SubmitResult first, again, other_target, other_key;
+  ASSERT_OK(g_store->submit(s, Instant::now(), &first));
+  ck_assert(!first.duplicate);
+  const uint64_t seq = g_store->change_seq();
+  ASSERT_OK(g_store->submit(s, Instant::now(), &again));
+  ck_assert(again.duplicate);
+  ck_assert_uint_eq(again.job.id, first.job.id);
+  ck_assert_uint_eq(g_store->change_seq(), seq);
+  StoreCounters c;
+  ASSERT_OK(g_store->counters(&c));
+  ck_assert_uint_eq(c.counters.accepted, 1);
+  // The key is per target; another key is another job.
+  NewSubmission t = s;
+  t.target = "db";
+  ASSERT_OK(g_store->submit(t, Instant::now(), &other_target));
+  ck_assert(!other_target.duplicate);
+  s.idempotency_key = "delivery-2";
+  ASSERT_OK(g_store->submit(s, Instant::now(), &other_key));
+  ck_assert(!other_key.duplicate);
+  ck_assert_uint_ne(other_key.job.id, first.job.id);
+  // Also once the job has finished, while it is kept.
+  Job out;
+  RunnerRef nudge;
+  ASSERT_OK(g_store->cancel(first.job.id, std::nullopt, Instant::now(), &out, &nudge));
+  s.idempotency_key = "delivery-1";
+  ASSERT_OK(g_store->submit(s, Instant::now(), &again));
+  ck_assert(again.duplicate);
+  ck_assert_uint_eq(again.job.id, first.job.id);
+  ck_assert_int_eq(int(again.job.state), int(JobState::canceled));
 }
 END_TEST
 
@@ -497,7 +636,7 @@ START_TEST(notifications_are_pending_until_the_job_ends_then_claimed_once) {
   ck_assert_int_eq(next_due, 0);
   Job out;
   RunnerRef nudge;
-  ASSERT_OK(g_store->cancel(a.id, Instant::now(), &out, &nudge));
+  ASSERT_OK(g_store->cancel(a.id, std::nullopt, Instant::now(), &out, &nudge));
   // Another process claims them: each once, in URL order, attempt 1.
   std::unique_ptr<JobStore> other = g_factory.attach();
   std::vector<NotificationClaim> claims = claim_due(*other);
@@ -620,11 +759,11 @@ START_TEST(the_overview_holds_the_unfinished_a_history_page_and_each_targets_new
   Job out;
   RunnerRef nudge;
   const Job db_old = submit_new(*g_store, "db");
-  ASSERT_OK(g_store->cancel(db_old.id, Instant::now(), &out, &nudge));
+  ASSERT_OK(g_store->cancel(db_old.id, std::nullopt, Instant::now(), &out, &nudge));
   std::vector<uint64_t> web;
   for (int i = 0; i < 3; ++i) {
     const Job j = submit_new(*g_store, "web");
-    ASSERT_OK(g_store->cancel(j.id, Instant::now(), &out, &nudge));
+    ASSERT_OK(g_store->cancel(j.id, std::nullopt, Instant::now(), &out, &nudge));
     web.push_back(j.id);
   }
   const Job pending = submit_new(*g_store, "web");
@@ -676,7 +815,7 @@ START_TEST(trimming_keeps_the_newest_finished_jobs) {
     Job out;
     RunnerRef nudge;
     const Job j = submit_new(*g_store, "web");
-    ASSERT_OK(g_store->cancel(j.id, Instant::now(), &out, &nudge));
+    ASSERT_OK(g_store->cancel(j.id, std::nullopt, Instant::now(), &out, &nudge));
     ids.push_back(j.id);
   }
   const Job pending = submit_new(*g_store, "web");
@@ -829,6 +968,9 @@ inline Suite* suite(const char* engine) {
   tcase_add_test(tc, a_launch_failure_ends_the_job_failed_and_unstart_requeues);
   tcase_add_test(tc, a_lost_job_is_never_written_by_its_runner_afterwards);
   tcase_add_test(tc, cancel_ends_a_pending_job_flags_a_running_one_and_refuses_a_finished_one);
+  tcase_add_test(tc, a_cancel_records_who_asked_first_and_says_so_in_the_log);
+  tcase_add_test(tc, a_new_job_supersedes_the_older_ones_of_its_target_and_group);
+  tcase_add_test(tc, a_used_idempotency_key_returns_its_job_and_changes_nothing);
   tcase_add_test(tc, notifications_are_pending_until_the_job_ends_then_claimed_once);
   tcase_add_test(tc, every_way_a_job_ends_makes_its_notifications_due);
   tcase_add_test(tc, a_notification_leaves_the_store_with_its_job);

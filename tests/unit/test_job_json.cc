@@ -73,8 +73,9 @@ START_TEST(running_job_has_every_field_in_spec_order) {
       "\"submitted_by\":\"alice\",\"submitted_at\":\"2026-11-21T10:00:00.123Z\","
       "\"started_at\":\"2026-11-21T10:00:01.000Z\",\"finished_at\":null,\"node\":\"web1\","
       "\"exit_code\":null,\"signal\":null,\"log_complete\":true,"
-      "\"notifications\":[],\"links\":{\"self\":\"/deploy/jobs/42\",\"log\":\"/deploy/jobs/42/"
-      "log\","
+      "\"canceled_by\":null,\"superseded_by\":null,"
+      "\"notifications\":[],"
+      "\"links\":{\"self\":\"/deploy/jobs/42\",\"log\":\"/deploy/jobs/42/log\","
       "\"events\":\"/deploy/jobs/42/events\",\"cancel\":\"/deploy/jobs/42/cancel\"}}");
 }
 END_TEST
@@ -91,7 +92,9 @@ START_TEST(unset_values_are_null) {
       "\"progress\":null,\"stage\":null,\"requests\":1,\"not_before\":null,\"submitted_by\":null,"
       "\"submitted_at\":\"2026-11-21T10:00:00.000Z\",\"started_at\":null,\"finished_at\":null,"
       "\"node\":null,\"exit_code\":null,\"signal\":null,\"log_complete\":true,"
-      "\"notifications\":[],\"links\":{\"self\":\"/jobs/7\",\"log\":\"/jobs/7/log\","
+      "\"canceled_by\":null,\"superseded_by\":null,"
+      "\"notifications\":[],"
+      "\"links\":{\"self\":\"/jobs/7\",\"log\":\"/jobs/7/log\","
       "\"events\":\"/jobs/7/events\",\"cancel\":\"/jobs/7/cancel\"}}");
 }
 END_TEST
@@ -185,7 +188,7 @@ START_TEST(job_group_is_the_value_of_the_group_by_param) {
 END_TEST
 
 START_TEST(coalesced_answer_ends_with_coalesced_true) {
-  const std::string text = deploy::job_json(running_job(), "/deploy", true);
+  const std::string text = deploy::job_json(running_job(), "/deploy", "coalesced");
   const std::string suffix = ",\"coalesced\":true}";
   ck_assert(text.size() > suffix.size());
   ASSERT_TEXT_EQ(text.substr(text.size() - suffix.size()), suffix);

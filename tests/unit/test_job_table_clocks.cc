@@ -157,7 +157,7 @@ START_TEST(a_version_1_file_is_upgraded_in_place_and_keeps_every_job) {
   ck_assert(warnings[0].find("parameters") != std::string::npos);
   const Instant now = Instant::now();
   JobTable::Lock lock(*table);
-  ck_assert_uint_eq(lock.header().version, 2);
+  ck_assert_uint_eq(lock.header().version, 3);
   ASSERT_TEXT_EQ(lock.header().boot_id, deploy::boot_id());
   ck_assert_uint_eq(lock.header().next_id, 5);
   ck_assert_uint_eq(lock.header().counters.accepted, 41);
@@ -193,6 +193,64 @@ START_TEST(a_version_1_file_is_upgraded_in_place_and_keeps_every_job) {
   ck_assert_uint_eq(lock.find(4)->state, uint8_t(JobState::expired));
   ck_assert_int_ne(lock.find(4)->finished_at, 0);
   ck_assert_uint_eq(lock.header().counters.finished[uint8_t(JobState::expired)], 1);
+}
+END_TEST
+
+// ---------------------------------------------------------------- version 2
+// Records of 2048 bytes with the monotonic times at their end, and the boot
+// id in the header; version 3 reads them into its larger records.
+
+constexpr size_t kV2BootIdAt = offsetof(deploy::TableHeader, boot_id);
+
+START_TEST(a_version_2_file_is_upgraded_to_larger_records_and_keeps_every_job) {
+  constexpr uint32_t kCapacity = 8;
+  const Instant then = Instant::now();
+  std::vector<char> file = v1_file(kCapacity, 4);
+  put<uint32_t>(file, 8, 2);  // version
+  put_text(file, kV2BootIdAt, deploy::boot_id());
+  const V1Job jobs[] = {
+      {1, JobState::succeeded, then.wall - 60 * kSecond, 0, then.wall - 59 * kSecond,
+       then.wall - 50 * kSecond, pair("version", "1.2.3")},
+      {3, JobState::waiting, then.wall - kSecond, then.wall + 4 * kSecond, 0, 0,
+       pair("vm", "b") + pair("a", std::string(1300, 'x'))},
+  };
+  for (const V1Job& job : jobs) {
+    put_v1_record(file, kCapacity, job);
+    const size_t at = kV1HeaderSize + (job.id % kCapacity) * kV1RecordSize;
+    put<int64_t>(file, at + offsetof(JobRecord, submitted_mono), then.mono - kSecond);
+    put<int64_t>(file, at + offsetof(JobRecord, not_before_mono),
+                 job.not_before ? then.mono + 4 * kSecond : 0);
+    put<uint64_t>(file, at + 8, v1_checksum(file.data() + at));
+  }
+  write_file(file);
+
+  std::vector<std::string> warnings;
+  auto table = open_table(kCapacity, &warnings);
+  ck_assert_uint_eq(warnings.size(), 0);
+  struct stat st;
+  ck_assert_int_eq(stat(table_path().c_str(), &st), 0);
+  ck_assert_uint_eq(size_t(st.st_size), deploy::kHeaderSize + kCapacity * deploy::kRecordSize);
+  JobTable::Lock lock(*table);
+  ck_assert_uint_eq(lock.header().version, 3);
+  ck_assert_uint_eq(lock.header().record_size, deploy::kRecordSize);
+  ck_assert_uint_eq(lock.header().next_id, 4);
+  ck_assert_uint_eq(lock.header().counters.accepted, 41);
+  JobRecord* done = lock.find(1);
+  ck_assert_ptr_nonnull(done);
+  ck_assert(deploy::record_is_valid(*done, kCapacity, 1));
+  ck_assert(deploy::load_params(*done) == (deploy::Params{{"version", "1.2.3"}}));
+  ck_assert_uint_eq(done->state, uint8_t(JobState::succeeded));
+  JobRecord* waiting = lock.find(3);
+  ck_assert_ptr_nonnull(waiting);
+  ck_assert(deploy::load_params(*waiting) ==
+            (deploy::Params{{"vm", "b"}, {"a", std::string(1300, 'x')}}));
+  // The same boot: the monotonic times are kept as they were.
+  ck_assert_int_eq(waiting->not_before_mono, then.mono + 4 * kSecond);
+  // Version 3's fields start empty.
+  ck_assert_uint_eq(waiting->superseded_by, 0);
+  ck_assert_uint_eq(waiting->idempotency_key_size, 0);
+  ck_assert_uint_eq(waiting->has_canceled_by, 0);
+  ck_assert_uint_eq(waiting->notification_count, 0);
 }
 END_TEST
 
@@ -302,6 +360,7 @@ Suite* job_table_clocks_suite() {
   Suite* suite = suite_create("job_table_clocks");
   TCase* tc = deploy::test::case_with_fixture("job_table_clocks", set_up, tear_down, 20);
   tcase_add_test(tc, a_version_1_file_is_upgraded_in_place_and_keeps_every_job);
+  tcase_add_test(tc, a_version_2_file_is_upgraded_to_larger_records_and_keeps_every_job);
   tcase_add_test(tc, a_restart_in_the_same_boot_keeps_the_monotonic_times);
   tcase_add_test(tc, a_table_of_another_boot_has_its_monotonic_times_rebased_from_the_wall_times);
   tcase_add_test(tc, a_step_of_the_wall_clock_changes_no_scheduling_decision);
