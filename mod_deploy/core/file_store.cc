@@ -90,6 +90,7 @@ Status FileStore::submit(const NewSubmission& s, const Instant& now, SubmitResul
   const bool room = table_.has_room_for_a_job();
   out->duplicate = false;
   out->superseded.clear();
+  out->needs_flush = true;
   uint64_t evicted = 0;
   {
     FileStoreLock lock(table_, lock_timeout_);
@@ -114,6 +115,8 @@ Status FileStore::submit(const NewSubmission& s, const Instant& now, SubmitResul
       if (!rec) out->kind = SubmissionDecision::Kind::queue_full;
     }
     if (rec && d.kind == SubmissionDecision::Kind::coalesce) {
+      out->needs_flush =
+          load_params(*rec) != s.params || rec->params_seq > lock.header().durable_seq;
       rec->requests++;
       rec->not_before_mono = d.not_before;
       rec->not_before = not_before_wall;
@@ -135,7 +138,10 @@ Status FileStore::submit(const NewSubmission& s, const Instant& now, SubmitResul
       lock.count_rejection(Rejection::queue_full);
       return Status::ok();
     }
-    store_params(*rec, s.params);  // validate_params checked that they fit
+    if (out->needs_flush) {
+      store_params(*rec, s.params);  // validate_params checked that they fit
+      rec->params_seq = lock.next_change_seq();
+    }
     if (out->kind == SubmissionDecision::Kind::new_job) {
       store_text(rec->target, sizeof rec->target, s.target);
       rec->state = uint8_t(d.state);

@@ -88,7 +88,10 @@ struct JobRecord {
   char canceled_by[kUserMax + 1];                // NUL-terminated
   char idempotency_key[kIdempotencyKeyMax + 1];  // printable ASCII, NUL-terminated
   NotificationSlot notifications[kNotificationsMax];
-  char reserved_tail[kRecordSize - kRecordSizeVersion2 - 16 - (kUserMax + 1) -
+  // The change_seq of the commit that last stored params: once the header's
+  // durable_seq has reached it, they are on stable storage (DeploySync).
+  uint64_t params_seq;
+  char reserved_tail[kRecordSize - kRecordSizeVersion2 - 24 - (kUserMax + 1) -
                      (kIdempotencyKeyMax + 1) - kNotificationsMax * sizeof(NotificationSlot)];
 };
 

@@ -94,6 +94,11 @@ struct SubmitResult {
   // target that is still kept: that job, and nothing was changed.
   bool duplicate = false;
   std::vector<SupersededJob> superseded;  // oldest first
+  // Whether the answer must wait for make_durable (DeploySync). Not for a
+  // join that changed no parameter of a job whose parameters are on stable
+  // storage already: a power cut could cost it only its request count and
+  // a later not_before, never what the job runs with.
+  bool needs_flush = true;
 };
 
 // What a runner reports of its job besides its state, each field its latest:

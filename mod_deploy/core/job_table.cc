@@ -181,9 +181,12 @@ Status JobTable::make_durable() {
     Status st = Status::ok();
     if (__atomic_load_n(&h->sync_done, __ATOMIC_ACQUIRE) < needed) {
       const uint64_t generation = __atomic_add_fetch(&h->sync_started, 1, __ATOMIC_ACQ_REL);
+      const uint64_t changes = __atomic_load_n(&h->change_seq, __ATOMIC_ACQUIRE);
       if (fdatasync(fd) == 0) {
         if (__atomic_load_n(&h->sync_done, __ATOMIC_ACQUIRE) < generation)
           __atomic_store_n(&h->sync_done, generation, __ATOMIC_RELEASE);
+        if (__atomic_load_n(&h->durable_seq, __ATOMIC_ACQUIRE) < changes)
+          __atomic_store_n(&h->durable_seq, changes, __ATOMIC_RELEASE);
       } else {
         st = Status::error(errno_text("cannot flush", state_dir_ + "/jobs.table"));
       }

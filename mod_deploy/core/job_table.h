@@ -96,6 +96,9 @@ struct TableHeader {
   uint32_t sync_wake_word;  // futex word, bumped after every flush
   // Submissions a DeployFilter answered as ignored; 0 in an older file.
   uint64_t submissions_ignored;
+  // Every change up to this change_seq is on stable storage: read before a
+  // flush began, set once it succeeded. 0 (nothing known) in an older file.
+  uint64_t durable_seq;
 };
 static_assert(sizeof(TableHeader) <= kHeaderSize);
 
@@ -188,6 +191,8 @@ class JobTable {
     void release(JobRecord* r);  // frees the slot
     // Marks the record changed: new change_seq and checksum, wake on unlock.
     void commit(JobRecord* r);
+    // The change_seq the next commit under this lock gets.
+    uint64_t next_change_seq() { return header().change_seq + 1; }
     // A change that shows nowhere in the job's JSON (pids, log_size): new
     // checksum, the record's change_seq stays, and only those who follow
     // job output are woken, not the scheduler or the job event streams.

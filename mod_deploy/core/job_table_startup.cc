@@ -368,6 +368,8 @@ Status JobTable::open_for_startup(const std::string& state_dir, uint32_t capacit
     // A damaged header must not let a flush be skipped.
     if (h->sync_done > h->sync_started || h->sync_started > (uint64_t(1) << 62))
       h->sync_started = h->sync_done = 0;
+    // Nor a join skip one: the file is flushed whole below.
+    h->durable_seq = 0;
   }
   // What start-up changed in the header (next_id above all) is durable
   // before any id is handed out.

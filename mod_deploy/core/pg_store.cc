@@ -582,6 +582,7 @@ Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult*
   return transact(true, [&](Tx& tx) {
     out->superseded.clear();
     out->duplicate = false;
+    out->needs_flush = true;  // (every commit is durable: make_durable has nothing to do)
     Status st = Status::ok();
     Result r;
     if (s.idempotency_key) {

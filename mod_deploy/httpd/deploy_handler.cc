@@ -182,6 +182,7 @@ struct Accepted {
   bool duplicate = false;                 // its idempotency key named `job`
   std::optional<std::string> ignored;     // a DeployFilter's reason
   std::vector<SupersededJob> superseded;  // DeploySupersede
+  bool needs_flush = true;                // SubmitResult::needs_flush
 };
 
 // Checks a submission and records it: a new job, or one more request for
@@ -237,6 +238,7 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
   accepted->coalesced = !result.duplicate && result.kind == SubmissionDecision::Kind::coalesce;
   accepted->job = std::move(result.job);
   accepted->superseded = std::move(result.superseded);
+  accepted->needs_flush = result.needs_flush;
   state.settings->set_group(accepted->job);
   return std::nullopt;
 }
@@ -266,7 +268,11 @@ int submit(request_rec* r, const ModuleState& state, TargetAccess& access, const
     return send_json(r, HTTP_OK, job_json(job, base, "duplicate"));
   }
   // A 202 is a promise: the job and its id are on disk before it is sent.
-  if (Status durable = state.store->make_durable(); !durable.is_ok()) {
+  // A join that changed no parameter of a job already on stable storage
+  // needs no flush: a power cut can cost it only its request count and a
+  // later not_before, never the deployment (SubmitResult::needs_flush).
+  if (Status durable = accepted.needs_flush ? state.store->make_durable() : Status::ok();
+      !durable.is_ok()) {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_deploy: job %" APR_UINT64_T_FMT " of %s: %s",
                   (apr_uint64_t)job.id, name.c_str(), durable.message().c_str());
     if (!accepted.coalesced) withdraw_job(state, job.id);

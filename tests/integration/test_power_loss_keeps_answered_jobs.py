@@ -45,6 +45,7 @@ class Rig:
         self.marker = env.scratch_path("started")  # outside the image: survives the cut
         self.gates = env.scratch_path("gates")
         self.answered = {}  # id -> target, every 202 received
+        self.params = {}  # id -> the params of its latest answered submission
         self.lock = threading.Lock()
         self.image = None
         self.started_before_cut = []
@@ -70,16 +71,19 @@ class Rig:
             f"DeployHistory 1000\nDeployQueueLimit {QUEUE_LIMIT}\nDeployMaxRunning 2\n")
         self.env.fragment = (target_block("work", script, "DeployConcurrency 2")
                              + target_block("later", "/bin/true",
-                                            "DeployWaitChangeNotification 1h")
+                                            "DeployWaitChangeNotification 1h",
+                                            "DeployParam version ^[0-9]+$")
                              + target_block("fresh", "/bin/true"))
         self.env.start()
 
     # ----- what the test does to the jobs -----
 
-    def submit(self, target):
-        job = self.env.submit_ok(target)
+    def submit(self, target, params=None):
+        job = self.env.submit_ok(target, params)
         with self.lock:
             self.answered[job["id"]] = target
+            if params is not None:
+                self.params[job["id"]] = params  # a join's, the latest, win
         return job["id"]
 
     def started(self):
@@ -120,6 +124,7 @@ class Rig:
         time.sleep(0.3)
         with self.lock:
             self.answered_at_cut = dict(self.answered)
+            self.params_at_cut = dict(self.params)
         self.started_before_cut = self.started()
         for pid in stopped | set(self.processes()):
             try:
@@ -144,6 +149,9 @@ class Rig:
             assert r.status == 200, f"{moment}: job {job_id} of {target} was answered 202 " \
                                     f"before the cut and is gone ({r.status})"
             assert r.json()["target"] == target, (moment, r.json())
+            if job_id in self.params_at_cut:
+                assert r.json()["params"] == self.params_at_cut[job_id], \
+                    f"{moment}: job {job_id} lost the parameters of an answered join"
         for job_id in self.started_before_cut:
             state = env.job(job_id)["state"]
             assert state not in ("waiting", "queued"), \
@@ -208,6 +216,14 @@ def finished_then_more_answered(rig):
     rig.submit("later")
 
 
+def joined(rig):
+    """Joins of a waiting job: new parameters are flushed before the 202; the same
+    parameters again need no flush (the job they run with is on disk already)."""
+    first = rig.submit("later", {"version": "1"})
+    for version in ("2", "2", "3", "3"):
+        assert rig.submit("later", {"version": version}) == first
+
+
 def burst(rig):
     for _ in range(5):
         rig.submit("work")
@@ -232,7 +248,7 @@ def burst_of_concurrent_submissions(rig, seconds=0.5):
     rig.threads = (stop, threads)
 
 
-MOMENTS = [just_answered, started, finished, finished_then_more_answered, burst,
+MOMENTS = [just_answered, started, finished, finished_then_more_answered, joined, burst,
            burst_of_concurrent_submissions]
 
 
