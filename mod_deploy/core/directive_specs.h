@@ -82,6 +82,7 @@ inline constexpr DirectiveSpec rows[] = {
     {"DeployStore", server, text, value, 0, "file"},
     {"DeployNodeName", server, text, decided},  // the host name
     {"DeployLease", server, duration, value, 15 * second, nullptr, second, hour},
+    {"DeployNotifyCAFile", server, text},  // none: the system's certificate store
     // --- per target: at server level, the default of every target ---
     {"<DeployTarget", server, text},
     {"DeployCommand", target, text},
@@ -104,6 +105,8 @@ inline constexpr DirectiveSpec rows[] = {
     {"DeployUser", target, text},
     {"DeploySupersede", target, text, value, 0, "off"},
     {"DeployIdempotencyHeader", target, text},  // none: Idempotency-Key alone
+    {"DeployNotify", target, text},
+    {"DeployNotifySecret", target, text},  // none: not signed
 };
 }  // namespace directive_table
 

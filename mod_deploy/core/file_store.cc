@@ -13,6 +13,11 @@
 namespace deploy {
 namespace {
 
+// A slot's state is the notification's (core/notification.h).
+static_assert(uint8_t(DeliveryState::pending) == uint8_t(NotificationState::pending) &&
+              uint8_t(DeliveryState::delivered) == uint8_t(NotificationState::delivered) &&
+              uint8_t(DeliveryState::failed) == uint8_t(NotificationState::failed));
+
 bool in_state(const JobRecord* r, JobState s) { return r && r->state == uint8_t(s); }
 
 // Whether `r` is still run by `runner`: the fence of a runner's writes. A
@@ -493,6 +498,73 @@ Status FileStore::trim_history(uint32_t keep, std::vector<uint64_t>* dropped) {
   }
   for (uint64_t id : ids) table_.drop_log(id);
   if (dropped) dropped->insert(dropped->end(), ids.begin(), ids.end());
+  return Status::ok();
+}
+
+Status FileStore::claim_notifications(const Instant& now, size_t max,
+                                      std::vector<NotificationClaim>* out, Micros* next_due) {
+  out->clear();
+  *next_due = 0;
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  struct Due {
+    Micros at;
+    JobRecord* record;
+    uint32_t index;
+  };
+  std::vector<Due> due;
+  Micros next = 0;
+  lock.for_each([&](JobRecord& r) {
+    if (r.notification_count == 0 || !is_final(JobState(r.state))) return;
+    for (uint32_t i = 0; i < std::min<uint32_t>(r.notification_count, kNotificationsMax); ++i) {
+      const NotificationSlot& slot = r.notifications[i];
+      if (slot.state != uint8_t(DeliveryState::pending) || slot.due_mono == 0) continue;
+      if (slot.due_mono <= now.mono)
+        due.push_back(Due{slot.due_mono, &r, i});
+      else if (next == 0 || slot.due_mono < next)
+        next = slot.due_mono;
+    }
+  });
+  std::sort(due.begin(), due.end(), [](const Due& a, const Due& b) { return a.at < b.at; });
+  for (size_t k = 0; k < due.size(); ++k) {
+    NotificationSlot& slot = due[k].record->notifications[due[k].index];
+    if (k >= max) {
+      next = next == 0 ? slot.due_mono : std::min(next, slot.due_mono);
+      continue;
+    }
+    // Held for this attempt: due again only once the hold has passed.
+    slot.due_mono = now.mono + kNotificationClaimHold;
+    slot.due_at = now.wall + kNotificationClaimHold;
+    if (next == 0 || slot.due_mono < next) next = slot.due_mono;
+    lock.commit_quiet(due[k].record);
+    out->push_back(NotificationClaim{job_of(*due[k].record), due[k].index, slot.attempts + 1u});
+  }
+  *next_due = next;
+  return Status::ok();
+}
+
+Status FileStore::record_notification(const NotificationClaim& claim, std::optional<int> status,
+                                      const NotificationDecision& decision, const Instant& now) {
+  FileStoreLock lock(table_, lock_timeout_);
+  if (!lock.held()) return lock.busy();
+  JobRecord* r = lock.find(claim.job.id);
+  if (!r) return job_not_found(claim.job.id, "does not exist");
+  NotificationSlot* slot =
+      claim.index < std::min<uint32_t>(r->notification_count, kNotificationsMax)
+          ? &r->notifications[claim.index]
+          : nullptr;
+  if (!slot || slot->state != uint8_t(DeliveryState::pending) ||
+      uint32_t(slot->attempts) + 1 != claim.attempt)
+    return Status::error("notification " + delivery_id(claim.job.id, claim.index) +
+                             " is no longer held by this attempt",
+                         kNotOwner);
+  slot->state = uint8_t(decision.state);
+  slot->attempts = uint8_t(std::min<uint32_t>(claim.attempt, 255));
+  slot->status = status && *status > 0 && *status <= 999 ? uint16_t(*status) : 0;
+  const bool again = decision.state == NotificationState::pending;
+  slot->due_mono = again ? decision.retry_at : 0;
+  slot->due_at = again ? now.wall_of(decision.retry_at) : 0;
+  lock.commit(r);
   return Status::ok();
 }
 

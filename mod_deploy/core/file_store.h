@@ -41,6 +41,11 @@ class FileStore : public JobStore {
   Status expire(uint64_t id, const Instant& now) override;
   Status trim_history(uint32_t keep, std::vector<uint64_t>* dropped) override;
 
+  Status claim_notifications(const Instant& now, size_t max, std::vector<NotificationClaim>* out,
+                             Micros* next_due) override;
+  Status record_notification(const NotificationClaim& claim, std::optional<int> status,
+                             const NotificationDecision& decision, const Instant& now) override;
+
   Status open_output(uint64_t id, const RunnerRef& runner,
                      std::unique_ptr<JobOutput>* out) override;
   Status read_output(uint64_t id, uint64_t offset, size_t max, std::string* out) override;

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "notification.h"
+
 namespace deploy {
 
 using Micros = int64_t;  // microseconds: of the wall or monotonic clock (clock.h), or a duration
@@ -78,6 +80,9 @@ struct Job {
   std::optional<std::string> canceled_by;
   // The job whose submission canceled this one (DeploySupersede); 0: none.
   uint64_t superseded_by = 0;
+  // Its completion notifications, one per DeployNotify URL of its target
+  // when it was submitted, in configuration order (notification.h).
+  std::vector<Notification> notifications;
 };
 
 // canceled_by as the job JSON shows it: a job that ended otherwise than

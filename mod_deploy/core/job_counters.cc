@@ -3,6 +3,7 @@
 #include "job_table.h"
 #include "table_file.h"
 
+#include <algorithm>
 #include <cstring>
 #include <iterator>
 
@@ -56,6 +57,13 @@ void JobTable::Lock::finish(JobRecord* r, JobState state, const Instant& now) {
   TableHeader& h = header();
   r->state = uint8_t(state);
   r->finished_at = now.wall;
+  // Its pending notifications are due now (the deliverer's, notification.h).
+  for (size_t i = 0; i < std::min<size_t>(r->notification_count, kNotificationsMax); ++i) {
+    NotificationSlot& slot = r->notifications[i];
+    if (slot.state != uint8_t(DeliveryState::pending)) continue;
+    slot.due_mono = now.mono;
+    slot.due_at = now.wall;
+  }
   h.counters.finished[uint8_t(state)]++;
   if (TargetStats* stats = target_stats(h, r->target)) {
     stats->finished[uint8_t(state)]++;

@@ -262,6 +262,20 @@ std::string job_json(const Job& job, std::string_view base, std::string_view fla
     append_integer(out, static_cast<long long>(job.superseded_by));
   else
     out += "null";
+  // Never the URL, which may hold a token.
+  out += ",\"notifications\":[";
+  for (size_t i = 0; i < job.notifications.size(); ++i) {
+    const Notification& n = job.notifications[i];
+    if (i) out += ',';
+    out += "{\"state\":";
+    append_string(out, notification_state_name(n.state));
+    out += ",\"attempts\":";
+    append_integer(out, n.attempts);
+    out += ",\"status\":";
+    append_optional_integer(out, n.status);
+    out += '}';
+  }
+  out += ']';
   const std::string self = std::string(base) + "/jobs/" + std::to_string(job.id);
   out += ",\"links\":{\"self\":";
   append_string(out, self);

@@ -73,6 +73,16 @@ Job record_to_job(const JobRecord& r) {
   if (r.has_canceled_by)
     job.canceled_by = std::string(r.canceled_by, strnlen(r.canceled_by, sizeof r.canceled_by));
   job.superseded_by = r.superseded_by;
+  const size_t count = std::min<size_t>(r.notification_count, kNotificationsMax);
+  for (size_t i = 0; i < count; ++i) {
+    const NotificationSlot& slot = r.notifications[i];
+    Notification n;
+    n.state = is_valid_notification_state(slot.state) ? NotificationState(slot.state)
+                                                      : NotificationState::failed;
+    n.attempts = slot.attempts;
+    if (slot.status != 0) n.status = slot.status;
+    job.notifications.push_back(n);
+  }
   return job;
 }
 
@@ -87,6 +97,8 @@ void rebase_mono_times(JobRecord& r, const Instant& now) {
   r.submitted_mono = now.mono_of(r.submitted_at);
   r.not_before_mono = r.not_before != 0 ? now.mono_of(r.not_before) : 0;
   r.started_mono = r.started_at != 0 ? now.mono_of(r.started_at) : 0;
+  for (NotificationSlot& slot : r.notifications)
+    slot.due_mono = slot.due_mono != 0 ? now.mono_of(slot.due_at) : 0;
 }
 
 uint64_t record_checksum(const JobRecord& r, size_t size) {

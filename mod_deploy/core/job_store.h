@@ -31,6 +31,7 @@
 #include "clock.h"
 #include "job.h"
 #include "job_counters.h"
+#include "notification.h"
 #include "route.h"
 #include "scheduler.h"
 #include "status.h"
@@ -155,6 +156,13 @@ struct Outcome {
   JobState state = JobState::failed;  // a final state
   std::optional<int> exit_code;
   std::optional<int> signal;
+};
+
+// A completion notification claimed for one attempt (claim_notifications).
+struct NotificationClaim {
+  Job job;               // as it is when claimed: the body sent
+  uint32_t index = 0;    // of its URL, in its target's configuration order
+  uint32_t attempt = 1;  // this attempt's number, from 1: the fence of record_notification
 };
 
 // The counters of ?auto and /metrics, read at one instant.
@@ -293,6 +301,28 @@ class JobStore {
   // Drops finished jobs beyond `keep` (DeployHistory), oldest first; their
   // ids in *dropped, for their logs to be dropped after.
   virtual Status trim_history(uint32_t keep, std::vector<uint64_t>* dropped) = 0;
+
+  // --- Completion notifications (notification.h), for the deliverer. A
+  // job's pending notifications become due when it reaches its final state,
+  // whichever transition ends it (finish, cancel, expire, schedule_pass,
+  // detect_lost, launch_failed). A notification leaves the store with its
+  // job.
+
+  // Claims at most `max` due notifications, oldest due first, each for one
+  // attempt: none is claimed again, by any process or node, before
+  // kNotificationClaimHold has passed, unless its attempt was recorded.
+  // *next_due: when the earliest notification not claimed now is due
+  // (monotonic; 0: none is pending in a finished job).
+  virtual Status claim_notifications(const Instant& now, size_t max,
+                                     std::vector<NotificationClaim>* out, Micros* next_due) = 0;
+  // Records the end of a claimed attempt: its status (none: no answer), the
+  // attempts made, and `decision` (after_attempt): delivered, failed, or
+  // pending and due again at decision.retry_at. Fenced on the attempt:
+  // kNotOwner when it was recorded already (another deliverer claimed it
+  // after the hold) or the notification is not pending; kNotFound when the
+  // job left the store.
+  virtual Status record_notification(const NotificationClaim& claim, std::optional<int> status,
+                                     const NotificationDecision& decision, const Instant& now) = 0;
 
   // --- Output. A job's output is kept by the store with the job, and goes
   // when the job leaves it (withdraw, submit's room, trim_history).

@@ -6,6 +6,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <chrono>
 #include <condition_variable>
@@ -80,19 +81,41 @@ CREATE INDEX IF NOT EXISTS deploy_jobs_idempotency ON deploy_jobs (target, idemp
 -- job_details.h (encode_stages, encode_outputs), read back as untrusted.
 ALTER TABLE deploy_jobs ADD COLUMN IF NOT EXISTS stages text NOT NULL DEFAULT '';
 ALTER TABLE deploy_jobs ADD COLUMN IF NOT EXISTS outputs text NOT NULL DEFAULT '';
+-- Completion notifications (DeployNotify, core/notification.h): one row per
+-- DeployNotify URL of the job's target (idx: its place in configuration
+-- order), made with the job, pending (state 1) until delivered (2) or failed
+-- (3). due: NULL while the job is unfinished, then when the next attempt is
+-- due. claimed_by and claim_expires: the node whose deliverer holds it for
+-- an attempt, and until when. Both times are on the database's clock, which
+-- every node shares: one node makes each attempt.
+CREATE TABLE IF NOT EXISTS deploy_notifications (
+  job_id bigint NOT NULL REFERENCES deploy_jobs (id) ON DELETE CASCADE,
+  idx smallint NOT NULL,
+  state smallint NOT NULL DEFAULT 1,
+  attempts integer NOT NULL DEFAULT 0,
+  status integer,
+  due timestamptz,
+  claimed_by text,
+  claim_expires timestamptz,
+  PRIMARY KEY (job_id, idx));
+CREATE INDEX IF NOT EXISTS deploy_notifications_due ON deploy_notifications (due)
+  WHERE state = 1 AND due IS NOT NULL;
 )SQL";
 
 constexpr char kJobColumns[] =
     "id, target, state, params, progress, stage, requests, not_before, submitted_by, "
     "submitted_at, started_at, finished_at, exit_code, signal, log_complete, change_no, node, "
     "started_mono, runner_pid, runner_ticks, cancel_requested, canceled_by, superseded_by, "
-    "stages, outputs";
+    "stages, outputs, "
+    // The job's notifications as "STATE:ATTEMPTS:STATUS" (-1: none), by idx.
+    "(SELECT string_agg(n.state || ':' || n.attempts || ':' || COALESCE(n.status, -1), ',' "
+    "ORDER BY n.idx) FROM deploy_notifications n WHERE n.job_id = deploy_jobs.id)";
 
 using Param = std::optional<std::string>;
 
 // The columns of kJobColumns: a query's own columns after them start here
 // (load() reads kLoadColumns there).
-constexpr int kJobColumnCount = 25;
+constexpr int kJobColumnCount = 26;
 constexpr char kLoadColumns[] = ", job_pid, log_size";
 
 std::string num(int64_t v) { return std::to_string(v); }
@@ -128,6 +151,26 @@ Params decode_params(std::string_view in) {
   while (!in.empty() && decode_field(in, &name) && decode_field(in, &value))
     params.emplace_back(name, value);
   return params;
+}
+
+// The notifications of kJobColumns' last column; what does not read as
+// one is left out (the text came from the database, still checked).
+std::vector<Notification> decode_notifications(std::string_view in) {
+  std::vector<Notification> out;
+  while (!in.empty() && out.size() < kNotificationsMax) {
+    const size_t end = std::min(in.find(','), in.size());
+    const std::string entry(in.substr(0, end));
+    in.remove_prefix(std::min(end + 1, in.size()));
+    int state = 0, status = -1;
+    unsigned attempts = 0;
+    if (std::sscanf(entry.c_str(), "%d:%u:%d", &state, &attempts, &status) != 3 || state < 0 ||
+        state > 255 || !is_valid_notification_state(uint8_t(state)))
+      continue;
+    Notification n{NotificationState(state), attempts, std::nullopt};
+    if (status >= 0) n.status = status;
+    out.push_back(n);
+  }
+  return out;
 }
 
 Status unavailable() {
@@ -231,6 +274,7 @@ Job job_of(const PgResult& r, int row) {
   // Anyone with the database's password can write them: damaged shows none.
   decode_stages(r.text(row, 23), &j.stages);
   decode_outputs(r.text(row, 24), &j.outputs);
+  if (!r.null(row, 25)) j.notifications = decode_notifications(r.text(row, 25));
   return j;
 }
 
@@ -384,6 +428,11 @@ class PgStore::Tx {
     params.insert(params.begin(), num(now.wall));
     Status st = move(job.id, "1, 2, 3", state, ", finished_at = $3" + set, where, params, changed);
     if (!st.is_ok() || !*changed) return st;
+    // Its notifications are due now.
+    if (!(st = run("UPDATE deploy_notifications SET due = now() WHERE job_id = $1 AND state = 1",
+                   {num(int64_t(job.id))}))
+             .is_ok())
+      return st;
     const std::string s = num(int(state));
     if (!(st = count("", "finished." + s, 1)).is_ok()) return st;
     if (!(st = count(job.target, "finished." + s, 1)).is_ok()) return st;
@@ -585,6 +634,16 @@ Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult*
       if (!st.is_ok()) return st;
       if (r.rows() != 1) return Status::error("no job id was handed out", kStoreDamaged);
       out->job = job_of(r, 0);
+      const uint32_t notifications = std::min<uint32_t>(s.notifications, kNotificationsMax);
+      if (notifications > 0) {
+        st = tx.run(
+            "INSERT INTO deploy_notifications (job_id, idx) SELECT $1, generate_series(0, $2::int "
+            "- "
+            "1)",
+            {num(int64_t(out->job.id)), num(notifications)});
+        if (!st.is_ok()) return st;
+        out->job.notifications.assign(notifications, Notification{});
+      }
       if (!(st = tx.count("", "accepted", 1)).is_ok()) return st;
       if (s.supersede == Supersede::off) return st;
       // The older unfinished jobs of the target and group, oldest first.
@@ -978,6 +1037,82 @@ Status PgStore::trim_history(uint32_t keep, std::vector<uint64_t>* dropped) {
   });
   if (st.is_ok() && dropped) dropped->insert(dropped->end(), ids.begin(), ids.end());
   return st;
+}
+
+// Claims need no transition lock: each row is taken by one transaction
+// (SKIP LOCKED), and held for its attempt by claimed_by and claim_expires.
+Status PgStore::claim_notifications(const Instant& now, size_t max,
+                                    std::vector<NotificationClaim>* out, Micros* next_due) {
+  std::vector<NotificationClaim> claims;
+  Micros due_in = -1;
+  Status st = transact(
+      true,
+      [&](Tx& tx) {
+        claims.clear();
+        PgResult r;
+        Status st = tx.run(
+            "WITH due AS (SELECT job_id, idx FROM deploy_notifications WHERE state = 1 AND due <= "
+            "now() AND (claim_expires IS NULL OR claim_expires <= now()) ORDER BY due LIMIT $2 "
+            "FOR UPDATE SKIP LOCKED) "
+            "UPDATE deploy_notifications n SET claimed_by = $1, claim_expires = now() + "
+            "make_interval(secs => $3::double precision / 1000000) FROM due WHERE n.job_id = "
+            "due.job_id AND n.idx = due.idx RETURNING n.job_id, n.idx, n.attempts",
+            {node_, num(int64_t(max)), num(kNotificationClaimHold)}, &r);
+        if (!st.is_ok()) return st;
+        for (int i = 0; i < r.rows(); ++i) {
+          NotificationClaim c;
+          c.index = uint32_t(r.i64(i, 1));
+          c.attempt = uint32_t(r.i64(i, 2)) + 1;
+          if (!(st = tx.load(uint64_t(r.i64(i, 0)), &c.job)).is_ok()) return st;
+          claims.push_back(std::move(c));
+        }
+        PgResult next;
+        st = tx.run(
+            "SELECT (extract(epoch FROM min(GREATEST(due, COALESCE(claim_expires, due))) - now()) "
+            "* 1000000)::bigint FROM deploy_notifications WHERE state = 1 AND due IS NOT NULL",
+            {}, &next);
+        if (st.is_ok() && !next.null(0, 0)) due_in = std::max<int64_t>(0, next.i64(0, 0));
+        return st;
+      },
+      0, false);
+  if (!st.is_ok()) return st;
+  *out = std::move(claims);
+  *next_due = due_in < 0 ? 0 : now.mono + due_in;
+  return st;
+}
+
+Status PgStore::record_notification(const NotificationClaim& claim, std::optional<int> status,
+                                    const NotificationDecision& decision, const Instant& now) {
+  return transact(
+      true,
+      [&](Tx& tx) {
+        uint64_t change = 0;
+        Status st = tx.bump(&change);
+        if (!st.is_ok()) return st;
+        const std::string id = num(int64_t(claim.job.id));
+        PgResult r;
+        st = tx.run(
+            "UPDATE deploy_notifications SET state = $3::smallint, attempts = $4::int, status = "
+            "$5::int, due = CASE WHEN $3::smallint = 1 THEN now() + make_interval(secs => "
+            "$6::double precision / 1000000) END, claimed_by = NULL, claim_expires = NULL WHERE "
+            "job_id = $1 AND idx = $2 AND state = 1 AND attempts = $4::int - 1 AND claimed_by = $7 "
+            "RETURNING job_id",
+            {id, num(claim.index), num(int(decision.state)), num(claim.attempt),
+             status ? Param(num(*status)) : Param(),
+             num(std::max<Micros>(0, decision.retry_at - now.mono)), node_},
+            &r);
+        if (!st.is_ok()) return st;
+        if (r.rows() == 0) {
+          Job j;
+          if (!(st = tx.load(claim.job.id, &j)).is_ok()) return st;
+          return Status::error("notification " + delivery_id(claim.job.id, claim.index) +
+                                   " is no longer held by this attempt",
+                               kNotOwner);
+        }
+        return tx.run("UPDATE deploy_jobs SET change_no = $2 WHERE id = $1",
+                      {id, num(int64_t(change))});
+      },
+      0, false);
 }
 
 namespace {

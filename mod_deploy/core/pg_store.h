@@ -66,6 +66,11 @@ class PgStore : public JobStore {
   Status expire(uint64_t id, const Instant& now) override;
   Status trim_history(uint32_t keep, std::vector<uint64_t>* dropped) override;
 
+  Status claim_notifications(const Instant& now, size_t max, std::vector<NotificationClaim>* out,
+                             Micros* next_due) override;
+  Status record_notification(const NotificationClaim& claim, std::optional<int> status,
+                             const NotificationDecision& decision, const Instant& now) override;
+
   // The writer keeps what it is given in memory and writes it to
   // deploy_output in chunks at flush() and close(), fenced on the runner:
   // while the database cannot be reached it holds up to kOutputBuffer bytes

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -354,14 +356,21 @@ const char* read_key(cmd_parms* cmd, const char* arg, std::string* key) {
   return nullptr;
 }
 
-const char* cmd_secret(cmd_parms* cmd, void*, const char* arg) {
+// A key of the target (read_key): DeploySecret, DeployToken,
+// DeployNotifySecret.
+const char* set_key(cmd_parms* cmd, const char* arg,
+                    std::optional<std::string> TargetDirectives::*field) {
   const char* err;
   TargetDirectives* t = target_of(cmd, &err);
   if (!t) return err;
   std::string key;
   if (const char* failed = read_key(cmd, arg, &key)) return failed;
-  t->secret = std::move(key);
+  t->*field = std::move(key);
   return nullptr;
+}
+
+const char* cmd_secret(cmd_parms* cmd, void*, const char* arg) {
+  return set_key(cmd, arg, &TargetDirectives::secret);
 }
 
 // --- DeploySecretEnv ---
@@ -432,13 +441,7 @@ const char* cmd_filter(cmd_parms* cmd, void*, const char* source, const char* re
 }
 
 const char* cmd_token(cmd_parms* cmd, void*, const char* arg) {
-  const char* err;
-  TargetDirectives* t = target_of(cmd, &err);
-  if (!t) return err;
-  std::string token;
-  if (const char* failed = read_key(cmd, arg, &token)) return failed;
-  t->token = std::move(token);
-  return nullptr;
+  return set_key(cmd, arg, &TargetDirectives::token);
 }
 
 const char* cmd_unsigned_users(cmd_parms* cmd, void*, int on) {
@@ -446,6 +449,59 @@ const char* cmd_unsigned_users(cmd_parms* cmd, void*, int on) {
   TargetDirectives* t = target_of(cmd, &err);
   if (!t) return err;
   t->unsigned_users = on != 0;
+  return nullptr;
+}
+
+// --- Completion notifications ---
+
+// Longer URLs are refused: the deliverer keeps them in memory only, but a
+// receiver's server may refuse a long one anyway.
+constexpr size_t kNotifyUrlMax = 2048;
+
+// DeployNotify URL: an absolute http:// or https:// URL with a host, as
+// libcurl reads it. The URL may hold a token: messages do not repeat it.
+const char* cmd_notify(cmd_parms* cmd, void*, const char* arg) {
+  const char* err;
+  TargetDirectives* t = target_of(cmd, &err);
+  if (!t) return err;
+  const std::string url(arg);
+  bool plain = !url.empty() && url.size() <= kNotifyUrlMax;
+  for (unsigned char c : url) plain = plain && c > 0x20 && c < 0x7f;
+  bool valid = false;
+  if (plain) {
+    CURLU* parsed = curl_url();
+    char* scheme = nullptr;
+    char* host = nullptr;
+    valid = parsed && curl_url_set(parsed, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK &&
+            curl_url_get(parsed, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+            curl_url_get(parsed, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] != 0 &&
+            (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) &&
+            (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0);
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(parsed);
+  }
+  if (!valid)
+    return error(cmd,
+                 "DeployNotify: invalid URL (an absolute http:// or https:// URL with a host, "
+                 "at most " +
+                     std::to_string(kNotifyUrlMax) + " printable ASCII characters)");
+  t->notify.push_back(url);
+  return nullptr;
+}
+
+const char* cmd_notify_secret(cmd_parms* cmd, void*, const char* arg) {
+  return set_key(cmd, arg, &TargetDirectives::notify_secret);
+}
+
+const char* cmd_notify_ca_file(cmd_parms* cmd, void*, const char* arg) {
+  if (const char* err = check_context(cmd)) return err;
+  const char* path = ap_server_root_relative(cmd->pool, arg);
+  if (!path || !*arg) return error(cmd, named(cmd, arg));
+  if (access(path, R_OK) != 0)
+    return error(cmd, std::string("DeployNotifyCAFile: cannot read '") + path +
+                          "': " + std::strerror(errno));
+  config_of(cmd).notify_ca_file = path;
   return nullptr;
 }
 
@@ -599,6 +655,12 @@ const command_rec directives[] = {
                   "file:PATH or env:NAME: the X-Gitlab-Token every submission must carry"),
     AP_INIT_FLAG("DeployUnsignedUsers", (cmd_func)cmd_unsigned_users, nullptr, RSRC_CONF,
                  "On: a user httpd authenticated may submit without signature or token"),
+    AP_INIT_TAKE1("DeployNotify", (cmd_func)cmd_notify, nullptr, RSRC_CONF,
+                  "An http:// or https:// URL POSTed the job's JSON when a job finishes"),
+    AP_INIT_TAKE1("DeployNotifySecret", (cmd_func)cmd_notify_secret, nullptr, RSRC_CONF,
+                  "file:PATH or env:NAME: the key of the notifications' X-Hub-Signature-256"),
+    AP_INIT_TAKE1("DeployNotifyCAFile", (cmd_func)cmd_notify_ca_file, nullptr, RSRC_CONF,
+                  "PEM certificates https:// notifications trust instead of the system's"),
     AP_INIT_TAKE1("DeploySupersede", (cmd_func)cmd_supersede, nullptr, RSRC_CONF,
                   "off, queued or running: which older jobs of the target a new one cancels"),
     AP_INIT_TAKE1("DeployIdempotencyHeader", (cmd_func)cmd_idempotency_header, nullptr, RSRC_CONF,
@@ -706,6 +768,7 @@ Status resolve_settings(ServerConfig& config, apr_pool_t* pool) {
   s.store_conninfo = s.store == StoreKind::postgresql ? config.store_conninfo : std::string();
   s.node_name = config.node_name ? *config.node_name : default_node_name();
   s.lease = config.lease.value_or(s.lease);
+  s.notify_ca_file = config.notify_ca_file.value_or("");
   const TargetDirectives& d = config.defaults;
   for (const TargetDirectives& t : config.targets) {
     Target target;
@@ -777,6 +840,15 @@ Status resolve_settings(ServerConfig& config, apr_pool_t* pool) {
                              ": DeployParamFrom " + from.param +
                              " names a parameter that no DeployParam declares");
     }
+    // The server level's URLs apply to every target, before its own.
+    target.notify = d.notify;
+    target.notify.insert(target.notify.end(), t.notify.begin(), t.notify.end());
+    if (target.notify.size() > kNotificationsMax)
+      return Status::error("<DeployTarget " + t.name + "> at " + t.defined_at + " has " +
+                           std::to_string(target.notify.size()) +
+                           " DeployNotify URLs (with the server level's): at most " +
+                           std::to_string(kNotificationsMax));
+    target.notify_secret = t.notify_secret ? t.notify_secret : d.notify_secret;
     target.user = t.user ? t.user : d.user;
     target.working_directory =
         t.working_directory

@@ -60,6 +60,10 @@ struct TargetDirectives {
   std::vector<SubmissionFilter> filters;
   std::optional<std::string> token;
   std::optional<bool> unsigned_users;
+  // Completion notifications: DeployNotify URLs in order, DeployNotifySecret
+  // (the key itself).
+  std::vector<std::string> notify;
+  std::optional<std::string> notify_secret;
   std::optional<Supersede> supersede;             // DeploySupersede
   std::optional<std::string> idempotency_header;  // DeployIdempotencyHeader NAME
 };
@@ -83,6 +87,10 @@ struct Target {
   std::vector<SubmissionFilter> filters;
   std::optional<std::string> token;  // DeployToken: X-Gitlab-Token must equal it
   bool unsigned_users = directive_default<bool>("DeployUnsignedUsers");
+  // DeployNotify: the server level's URLs, then the target's (at most
+  // kNotificationsMax); DeployNotifySecret signs their bodies.
+  std::vector<std::string> notify;
+  std::optional<std::string> notify_secret;
   Supersede supersede = Supersede::off;  // DeploySupersede
   static_assert(directive_spec("DeploySupersede").word == std::string_view("off"));
   // DeployIdempotencyHeader: the header that carries a submission's key
@@ -116,6 +124,9 @@ struct Settings {
   std::string store_conninfo;
   std::string node_name;
   Micros lease = directive_default<Micros>("DeployLease");
+  // DeployNotifyCAFile: the certificates https:// notifications trust
+  // instead of the system's ("": the system's).
+  std::string notify_ca_file;
   // The store these name, for open_store and the launcher's environment.
   StoreSpec store_spec() const {
     return StoreSpec{store == StoreKind::postgresql, store_conninfo, node_name, lease};
@@ -148,6 +159,7 @@ struct ServerConfig {
   std::string store_conninfo;  // DeployStore postgresql CONNINFO: never shown or logged
   std::optional<std::string> node_name;
   std::optional<Micros> lease;
+  std::optional<std::string> notify_ca_file;
   TargetDirectives defaults;  // target directives given at server level
   std::vector<TargetDirectives> targets;
   TargetDirectives* parsing = nullptr;  // inside <DeployTarget> while it is read

@@ -138,7 +138,7 @@ struct Column {
   std::string_view key;  // the member of the job's JSON the script reads ("": the kind's own)
   // The same member of Job, for the kinds that show one.
   std::optional<std::string> (*text)(const Job&) = nullptr;  // CellKind::text; nullopt: a dash
-  Micros Job::*time = nullptr;  // CellKind::time, elapsed and countdown
+  Micros Job::*time = nullptr;   // CellKind::time, elapsed and countdown
   Params Job::*pairs = nullptr;  // CellKind::params: NAME=VALUE each
 };
 

@@ -219,6 +219,7 @@ std::optional<RequestError> accept_submission(request_rec* r, const ModuleState&
   s.policy = target->policy;
   s.limits = state.settings->limits();
   s.group_by = [&state](std::string_view t) { return state.settings->group_by(std::string(t)); };
+  s.notifications = uint8_t(target->notify.size());  // at most kNotificationsMax
   s.supersede = target->supersede;
   SubmitResult result;
   if (Status st = state.store->submit(s, Instant::now(), &result); !st.is_ok()) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "deploy_module.h"
+#include "deploy_notifier.h"
 #include "job_environment.h"
 #include "launch_request.h"
 #include "scheduler.h"
@@ -393,6 +394,10 @@ int scheduler_main(apr_pool_t* pool, server_rec* s, ModuleState* state) {
                    st.message().c_str());
       return 1;
     }
+    // Completion notifications: a thread of this process with a store of
+    // its own, stopped and joined when the scheduler returns.
+    Notifier notifier(s, *state);
+    notifier.start();
     return scheduler.run();
   } catch (const std::exception& e) {
     ap_log_error(APLOG_MARK, APLOG_ALERT, 0, s, "mod_deploy: scheduler failed: %s", e.what());

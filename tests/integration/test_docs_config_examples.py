@@ -70,7 +70,7 @@ def localized(env, text):
             continue
         line = re.sub(r"(DeployCommand\s+)/\S+", rf"\g<1>{program}", line)
         line = re.sub(r"(AuthUserFile\s+)\S+", rf'\g<1>"{htpasswd}"', line)
-        line = re.sub(r"(Deploy(?:Secret|Token)\s+file:)\S+", rf"\g<1>{key}", line)
+        line = re.sub(r"(Deploy(?:Secret|Token|NotifySecret)\s+file:)\S+", rf"\g<1>{key}", line)
         line = re.sub(r"(DeploySecretEnv\s+\S+\s+file:)\S+", rf"\g<1>{secret}", line)
         # A user every Debian machine has (the examples' users need not exist).
         line = re.sub(r"^(\s*DeployUser\s+)\S+(\s+\S+)?", r"\g<1>nobody nogroup", line)

@@ -14,7 +14,7 @@ RFC3339_MS_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 FIELDS = {"id", "target", "state", "params", "outputs", "progress", "stage", "stages", "requests",
           "not_before",
           "submitted_by", "submitted_at", "started_at", "finished_at", "node", "exit_code",
-          "signal", "links"}
+          "signal", "notifications", "links"}
 
 
 def parse_time(text):

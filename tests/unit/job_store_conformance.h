@@ -678,6 +678,133 @@ START_TEST(a_used_idempotency_key_returns_its_job_and_changes_nothing) {
 }
 END_TEST
 
+// --- Completion notifications.
+
+inline Job submit_notified(JobStore& store, uint32_t urls) {
+  NewSubmission s = submission("web");
+  s.notifications = urls;
+  SubmitResult result;
+  ASSERT_OK(store.submit(s, Instant::now(), &result));
+  return result.job;
+}
+
+inline std::vector<NotificationClaim> claim_due(JobStore& store, Micros* next_due = nullptr) {
+  std::vector<NotificationClaim> claims;
+  Micros next = 0;
+  ASSERT_OK(store.claim_notifications(Instant::now(), 16, &claims, &next));
+  if (next_due) *next_due = next;
+  return claims;
+}
+
+inline std::vector<Notification> notifications_of(JobStore& store, uint64_t id) {
+  Job out;
+  ASSERT_OK(store.get(id, &out));
+  return out.notifications;
+}
+
+START_TEST(notifications_are_pending_until_the_job_ends_then_claimed_once) {
+  const Job plain = submit_notified(*g_store, 0);
+  ck_assert_uint_eq(plain.notifications.size(), 0);
+  const Job a = submit_notified(*g_store, 2);
+  ck_assert_uint_eq(a.notifications.size(), 2);
+  ck_assert_uint_eq(notifications_of(*g_store, a.id).size(), 2);
+  ck_assert_int_eq(int(notifications_of(*g_store, a.id)[1].state), int(NotificationState::pending));
+  Micros next_due = -1;
+  ck_assert_uint_eq(claim_due(*g_store, &next_due).size(), 0);  // unfinished: none due
+  ck_assert_int_eq(next_due, 0);
+  Job out;
+  RunnerRef nudge;
+  ASSERT_OK(g_store->cancel(a.id, std::nullopt, Instant::now(), &out, &nudge));
+  // Another process claims them: each once, in URL order, attempt 1.
+  std::unique_ptr<JobStore> other = g_factory.attach();
+  std::vector<NotificationClaim> claims = claim_due(*other);
+  ck_assert_uint_eq(claims.size(), 2);
+  std::sort(claims.begin(), claims.end(),
+            [](const auto& x, const auto& y) { return x.index < y.index; });
+  for (uint32_t i = 0; i < 2; ++i) {
+    ck_assert_uint_eq(claims[i].job.id, a.id);
+    ck_assert_int_eq(int(claims[i].job.state), int(JobState::canceled));
+    ck_assert_uint_eq(claims[i].index, i);
+    ck_assert_uint_eq(claims[i].attempt, 1);
+  }
+  // Held for the attempt: neither process gets them again meanwhile.
+  const Micros before = mono_now();
+  ck_assert_uint_eq(claim_due(*g_store, &next_due).size(), 0);
+  ck_assert_uint_eq(claim_due(*other).size(), 0);
+  ck_assert_int_ge(next_due, before + kNotificationClaimHold - 5 * kNotificationSecond);
+  // A 2xx: delivered, never claimed again; the attempt recorded once.
+  const Instant now = Instant::now();
+  ASSERT_OK(other->record_notification(claims[0], 200, after_attempt(1, 200, now.mono), now));
+  ASSERT_TEXT_EQ(
+      code_of(other->record_notification(claims[0], 200, after_attempt(1, 200, now.mono), now)),
+      kNotOwner);
+  // A 500: pending again, due at once here (the decision's time), attempt 2.
+  ASSERT_OK(
+      other->record_notification(claims[1], 500, {NotificationState::pending, now.mono}, now));
+  std::vector<Notification> n = notifications_of(*g_store, a.id);
+  ck_assert_int_eq(int(n[0].state), int(NotificationState::delivered));
+  ck_assert_uint_eq(n[0].attempts, 1);
+  ck_assert(n[0].status == std::optional<int>(200));
+  ck_assert_int_eq(int(n[1].state), int(NotificationState::pending));
+  ck_assert_uint_eq(n[1].attempts, 1);
+  ck_assert(n[1].status == std::optional<int>(500));
+  claims = claim_due(*g_store);
+  ck_assert_uint_eq(claims.size(), 1);
+  ck_assert_uint_eq(claims[0].index, 1);
+  ck_assert_uint_eq(claims[0].attempt, 2);
+  // The last attempt had no answer: failed, with no status.
+  ASSERT_OK(g_store->record_notification(claims[0], std::nullopt, {NotificationState::failed, 0},
+                                         Instant::now()));
+  n = notifications_of(*other, a.id);
+  ck_assert_int_eq(int(n[1].state), int(NotificationState::failed));
+  ck_assert_uint_eq(n[1].attempts, 2);
+  ck_assert(!n[1].status);
+  ck_assert_uint_eq(claim_due(*g_store, &next_due).size(), 0);
+  ck_assert_int_eq(next_due, 0);
+}
+END_TEST
+
+START_TEST(every_way_a_job_ends_makes_its_notifications_due) {
+  // Finished by its runner, its launch failed, lost, expired.
+  const Job finished = started(*g_store, submit_notified(*g_store, 1));
+  ASSERT_OK(g_store->runner_recorded(finished.id, self_runner(), 0, 0, nullptr));
+  ASSERT_OK(g_store->finish(finished.id, self_runner(), Outcome{JobState::succeeded, 0, {}},
+                            RunnerReport{}, Instant::now(), 0));
+  const Job unlaunched = started(*g_store, submit_notified(*g_store, 1));
+  ASSERT_OK(g_store->launch_failed(unlaunched.id, Instant::now()));
+  const Job lost = started(*g_store, submit_notified(*g_store, 1));
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  waitpid(child, nullptr, 0);
+  ASSERT_OK(g_store->runner_recorded(lost.id, RunnerRef{int32_t(child), 99}, 0, 0, nullptr));
+  std::vector<LostJob> ended;
+  ASSERT_OK(g_store->detect_lost(Instant::now(), 0, &ended));
+  ck_assert_uint_eq(ended.size(), 1);
+  const Job expired = submit_notified(*g_store, 1);
+  ASSERT_OK(g_store->expire(expired.id, Instant::now()));
+  const Job unfinished = submit_notified(*g_store, 1);
+  std::set<uint64_t> due;
+  for (const NotificationClaim& c : claim_due(*g_store)) due.insert(c.job.id);
+  ck_assert(due == (std::set<uint64_t>{finished.id, unlaunched.id, lost.id, expired.id}));
+  ck_assert(!due.count(unfinished.id));
+}
+END_TEST
+
+START_TEST(a_notification_leaves_the_store_with_its_job) {
+  const Job a = submit_notified(*g_store, 1);
+  ASSERT_OK(g_store->expire(a.id, Instant::now()));
+  std::vector<NotificationClaim> claims = claim_due(*g_store);
+  ck_assert_uint_eq(claims.size(), 1);
+  std::vector<uint64_t> dropped;
+  ASSERT_OK(g_store->trim_history(0, &dropped));
+  ck_assert_uint_eq(dropped.size(), 1);
+  const Instant now = Instant::now();
+  ASSERT_TEXT_EQ(
+      code_of(g_store->record_notification(claims[0], 200, after_attempt(1, 200, now.mono), now)),
+      kNotFound);
+}
+END_TEST
+
 START_TEST(listings_filter_and_go_newest_first) {
   std::vector<uint64_t> web;
   for (int i = 0; i < 5; ++i) web.push_back(submit_new(*g_store, "web").id);
@@ -923,6 +1050,9 @@ inline Suite* suite(const char* engine) {
   tcase_add_test(tc, a_cancel_records_who_asked_first_and_says_so_in_the_log);
   tcase_add_test(tc, a_new_job_supersedes_the_older_ones_of_its_target_and_group);
   tcase_add_test(tc, a_used_idempotency_key_returns_its_job_and_changes_nothing);
+  tcase_add_test(tc, notifications_are_pending_until_the_job_ends_then_claimed_once);
+  tcase_add_test(tc, every_way_a_job_ends_makes_its_notifications_due);
+  tcase_add_test(tc, a_notification_leaves_the_store_with_its_job);
   tcase_add_test(tc, listings_filter_and_go_newest_first);
   tcase_add_test(tc, the_overview_holds_the_unfinished_a_history_page_and_each_targets_newest);
   tcase_add_test(tc, changes_since_a_number_are_the_jobs_changed_after_it_in_order);

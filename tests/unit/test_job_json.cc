@@ -9,6 +9,7 @@
 
 using deploy::Job;
 using deploy::JobState;
+using deploy::NotificationState;
 
 namespace {
 
@@ -81,6 +82,7 @@ START_TEST(running_job_has_every_field_in_spec_order) {
       "\"started_at\":\"2026-11-21T10:00:01.000Z\",\"finished_at\":null,\"node\":\"web1\","
       "\"exit_code\":null,\"signal\":null,\"log_complete\":true,"
       "\"canceled_by\":null,\"superseded_by\":null,"
+      "\"notifications\":[],"
       "\"links\":{\"self\":\"/deploy/jobs/42\",\"log\":\"/deploy/jobs/42/log\","
       "\"events\":\"/deploy/jobs/42/events\",\"cancel\":\"/deploy/jobs/42/cancel\"}}");
 }
@@ -100,6 +102,7 @@ START_TEST(unset_values_are_null) {
       "\"submitted_at\":\"2026-11-21T10:00:00.000Z\",\"started_at\":null,\"finished_at\":null,"
       "\"node\":null,\"exit_code\":null,\"signal\":null,\"log_complete\":true,"
       "\"canceled_by\":null,\"superseded_by\":null,"
+      "\"notifications\":[],"
       "\"links\":{\"self\":\"/jobs/7\",\"log\":\"/jobs/7/log\","
       "\"events\":\"/jobs/7/events\",\"cancel\":\"/jobs/7/cancel\"}}");
 }
@@ -135,6 +138,24 @@ START_TEST(job_whose_output_was_lost_says_its_log_is_incomplete) {
   job.log_complete = false;
   json_t* object = parsed(job);
   ck_assert(json_is_false(json_object_get(object, "log_complete")));
+  json_decref(object);
+}
+END_TEST
+
+START_TEST(notifications_show_state_attempts_and_status_in_order) {
+  Job job = running_job();
+  job.state = JobState::succeeded;
+  job.notifications = {{NotificationState::delivered, 2, 200},
+                       {NotificationState::pending, 1, std::nullopt},
+                       {NotificationState::failed, 6, 503}};
+  const std::string text = deploy::job_json(job, "/deploy");
+  ck_assert_msg(
+      text.find("\"notifications\":[{\"state\":\"delivered\",\"attempts\":2,\"status\":"
+                "200},{\"state\":\"pending\",\"attempts\":1,\"status\":null},{\"state\":"
+                "\"failed\",\"attempts\":6,\"status\":503}],\"links\"") != std::string::npos,
+      "%s", text.c_str());
+  json_t* object = parsed(job);
+  ck_assert_int_eq(json_array_size(json_object_get(object, "notifications")), 3);
   json_decref(object);
 }
 END_TEST
@@ -260,6 +281,7 @@ Suite* job_json_suite() {
   tcase_add_test(jobs, running_job_has_every_field_in_spec_order);
   tcase_add_test(jobs, unset_values_are_null);
   tcase_add_test(jobs, finished_job_shows_exit_code_signal_and_finish_time);
+  tcase_add_test(jobs, notifications_show_state_attempts_and_status_in_order);
   tcase_add_test(jobs, job_whose_output_was_lost_says_its_log_is_incomplete);
   tcase_add_test(jobs, waiting_job_shows_not_before_and_requests);
   tcase_add_test(jobs, params_keep_submission_order);

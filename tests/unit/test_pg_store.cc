@@ -51,7 +51,7 @@ void run_sql(const std::string& sql) {
 void drop_schema() {
   run_sql(
       "SET client_min_messages = warning; DROP TABLE IF EXISTS deploy_output, deploy_jobs, "
-      "deploy_counters, deploy_meta, deploy_schema_version CASCADE");
+      "deploy_counters, deploy_meta, deploy_schema_version, deploy_notifications CASCADE");
 }
 
 void create(uint32_t) { drop_schema(); }
