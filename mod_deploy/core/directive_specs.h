@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <string_view>
 
@@ -112,24 +113,34 @@ inline constexpr DirectiveSpec rows[] = {
 
 inline constexpr const auto& kDirectiveSpecs = directive_table::rows;
 
-// The row of `name`; nullptr when the table has none.
-constexpr const DirectiveSpec* find_directive_spec(std::string_view name) {
-  for (const DirectiveSpec& spec : kDirectiveSpecs)
-    if (spec.name == name) return &spec;
-  return nullptr;
+// Where the row of `name` is in kDirectiveSpecs; kNoDirective when the
+// table has none. (An index, not a pointer: address comparisons are not
+// constant expressions under the sanitizers.)
+constexpr size_t kNoDirective = ~size_t(0);
+constexpr size_t find_directive_index(std::string_view name) {
+  for (size_t i = 0; i < std::size(kDirectiveSpecs); ++i)
+    if (kDirectiveSpecs[i].name == name) return i;
+  return kNoDirective;
 }
 
-// The row of `name`, at compile time: a name the table lacks does not compile.
-consteval const DirectiveSpec& directive_spec(std::string_view name) {
-  const DirectiveSpec* spec = find_directive_spec(name);
-  if (!spec) throw "no such directive in kDirectiveSpecs";
-  return *spec;
+// The row of `name`; nullptr when the table has none.
+constexpr const DirectiveSpec* find_directive_spec(std::string_view name) {
+  const size_t i = find_directive_index(name);
+  return i == kNoDirective ? nullptr : &kDirectiveSpecs[i];
+}
+
+// The row of `name`, a copy. In a constant expression (directive_default,
+// static_assert), a name the table lacks does not compile.
+constexpr DirectiveSpec directive_spec(std::string_view name) {
+  const size_t i = find_directive_index(name);
+  if (i == kNoDirective) throw "no such directive in kDirectiveSpecs";
+  return kDirectiveSpecs[i];
 }
 
 // The default of a count, duration, size or flag directive, as T.
 template <typename T>
 consteval T directive_default(std::string_view name) {
-  const DirectiveSpec& spec = directive_spec(name);
+  const DirectiveSpec spec = directive_spec(name);
   if (spec.unit == DirectiveUnit::text || spec.default_kind == DirectiveDefault::none)
     throw "the directive has no numeric default";
   if (spec.value < int64_t(std::numeric_limits<T>::min()) ||

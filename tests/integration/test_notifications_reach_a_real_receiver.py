@@ -229,3 +229,31 @@ def test_pending_notifications_survive_a_restart_and_are_sent_once(
         assert ids == [f"{job['id']}-1", f"{later['id']}-1"], ids
     finally:
         receiver.stop()
+
+
+def test_in_a_cluster_each_delivery_is_made_by_one_node(make_httpd, files):
+    """Two nodes on one database, both with their deliverer running: every job's
+    notification reaches the receiver once, whichever node ran the job."""
+    if not postgres_available():
+        pytest.skip("no PostgreSQL server here")
+    receiver = Receiver()
+    try:
+        with ThrowawayPostgres() as server:
+            nodes = []
+            for name in ("node-1", "node-2"):
+                def setup(env, name=name):
+                    script = env.write_script("ok.sh", "#!/bin/sh\necho deployed\n")
+                    env.fragment = target_block("web", script, "DeployConcurrency 0",
+                                                f"DeployNotify {receiver.url('/ok')}")
+                    env.server_config = cluster_server_config(server.conninfo, name)
+                nodes.append(make_httpd(setup=setup))
+            ids = [nodes[i % 2].submit_ok("web")["id"] for i in range(12)]
+            for job_id in ids:
+                notifications_settle(nodes[0], job_id,
+                                     lambda n: n and n[0]["state"] == "delivered", 30,
+                                     f"job {job_id}'s notification to be delivered")
+            time.sleep(1)  # a second delivery would come now
+            deliveries = [r["headers"]["X-Deploy-Delivery"] for r in receiver.seen("/ok")]
+            assert len(deliveries) == len(set(deliveries)) == len(ids), deliveries
+    finally:
+        receiver.stop()
