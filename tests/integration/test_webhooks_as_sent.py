@@ -277,6 +277,8 @@ def test_a_redelivery_returns_the_same_job_and_deploys_nothing_more(env):
     lab_again = gitlab(env, GITLAB_PUSH, key=key)
     assert (lab_again.status, lab_again.json()["id"]) == (200, lab.json()["id"])
     assert lab_again.json()["duplicate"] is True
+    # Nothing left running for the next test of the shared server to see change.
+    assert env.wait_finished(lab.json()["id"], timeout=60)["state"] == "succeeded"
 
 
 def test_a_github_ping_is_answered_ignored_and_records_nothing(env):
