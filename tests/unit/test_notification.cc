@@ -1,6 +1,8 @@
 // The retry schedule of completion notifications (DeployNotify).
 #include "notification.h"
 
+#include <string>
+
 #include "unit_test.h"
 
 using deploy::after_attempt;
@@ -56,8 +58,12 @@ START_TEST(the_test_divisor_shortens_every_delay_alike) {
 END_TEST
 
 START_TEST(delivery_ids_differ_per_job_and_url) {
-  ck_assert_str_eq(deploy::delivery_id(12, 0).c_str(), "12-1");
-  ck_assert_str_eq(deploy::delivery_id(12, 1).c_str(), "12-2");
+  // ck_assert_str_eq keeps the pointer past the full expression, so the
+  // strings it compares must outlive it.
+  const std::string first = deploy::delivery_id(12, 0);
+  const std::string second = deploy::delivery_id(12, 1);
+  ck_assert_str_eq(first.c_str(), "12-1");
+  ck_assert_str_eq(second.c_str(), "12-2");
   ck_assert(deploy::delivery_id(1, 10) != deploy::delivery_id(11, 0));
 }
 END_TEST
