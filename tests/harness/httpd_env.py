@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import re
 import shlex
 import shutil
@@ -95,10 +96,34 @@ def wait_for(predicate, timeout, what, interval=0.05):
         time.sleep(interval)
 
 
+# Listening ports come from below the kernel's ephemeral range (32768 and up on
+# Linux), so that no client socket of another test takes one between free_port()
+# and the server's bind, and each pytest-xdist worker (PYTEST_XDIST_WORKER=gwN,
+# scripts/test runs two) has its own slice, so that two workers never pick the
+# same port.
+_PORT_SLICE = 4000
+_PORT_BASE = 12000
+
+
+def _port_slice():
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    low = _PORT_BASE + (index % 5) * _PORT_SLICE
+    return low, low + _PORT_SLICE
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port nobody listens on, from this worker's slice."""
+    low, high = _port_slice()
+    for _ in range(200):
+        port = random.randrange(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {low}..{high}")
 
 
 def compiled_in_modules():

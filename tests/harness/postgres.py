@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tempfile
 
-from .httpd_env import REPO_DIR, TIMEOUT_SCALE
+from .httpd_env import REPO_DIR, TIMEOUT_SCALE, free_port
 
 SCRIPT = os.path.join(REPO_DIR, "scripts", "throwaway-postgres")
 
@@ -38,8 +38,8 @@ class ThrowawayPostgres:
         self.conninfo = None
         self._running = False
 
-    def _run(self, command, timeout=60):
-        result = subprocess.run([SCRIPT, command, self.dir], capture_output=True, text=True,
+    def _run(self, command, timeout=60, *extra):
+        result = subprocess.run([SCRIPT, command, self.dir, *extra], capture_output=True, text=True,
                                 timeout=timeout * TIMEOUT_SCALE)
         if result.returncode != 0:
             raise AssertionError(f"throwaway-postgres {command} {self.dir} failed "
@@ -48,7 +48,10 @@ class ThrowawayPostgres:
 
     def start(self):
         """initdb (the first time) and start; sets and returns conninfo."""
-        out = self._run("start", timeout=120)
+        # The port is the harness's (a slice per pytest worker); a later start
+        # keeps the one written in the directory.
+        port = [] if os.path.exists(os.path.join(self.dir, "port")) else [str(free_port())]
+        out = self._run("start", 120, *port)
         self._running = True
         self.conninfo = out.splitlines()[-1] if out else self._run("conninfo")
         assert self.conninfo.startswith("host=127.0.0.1 "), self.conninfo
