@@ -459,7 +459,8 @@ const char* cmd_unsigned_users(cmd_parms* cmd, void*, int on) {
 constexpr size_t kNotifyUrlMax = 2048;
 
 // DeployNotify URL: an absolute http:// or https:// URL with a host, as
-// libcurl reads it. The URL may hold a token: messages do not repeat it.
+// libcurl reads it, the host written after the scheme's "//". The URL may
+// hold a token: messages do not repeat it.
 const char* cmd_notify(cmd_parms* cmd, void*, const char* arg) {
   const char* err;
   TargetDirectives* t = target_of(cmd, &err);
@@ -476,7 +477,10 @@ const char* cmd_notify(cmd_parms* cmd, void*, const char* arg) {
             curl_url_get(parsed, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
             curl_url_get(parsed, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] != 0 &&
             (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) &&
-            (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0);
+            (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0) &&
+            // libcurl reads http:///hook as the host "hook": the host must
+            // be written.
+            url[url.find("://") + 3] != '/';
     curl_free(scheme);
     curl_free(host);
     curl_url_cleanup(parsed);

@@ -106,6 +106,18 @@ BAD = [
      ["DeployGroupBy", "9vm"]),
     ("sync neither on nor off", in_target(), "DeploySync sometimes", ["DeploySync"]),
     ("sync in a target", in_target("DeploySync off"), "", ["DeploySync"]),
+    ("DeployNotify of another scheme", in_target("DeployNotify ftp://127.0.0.1/hook"), "",
+     ["DeployNotify", "invalid URL"]),
+    ("DeployNotify without a host", in_target("DeployNotify http:///hook"), "",
+     ["DeployNotify", "invalid URL"]),
+    ("DeployNotify relative", in_target("DeployNotify /hooks/deployed"), "",
+     ["DeployNotify", "invalid URL"]),
+    ("DeployNotify too long", in_target("DeployNotify http://127.0.0.1/" + "a" * 2048), "",
+     ["DeployNotify", "at most 2048"]),
+    # Eight are allowed: the server level's count with the target's.
+    ("nine DeployNotify URLs", in_target(*[f"DeployNotify http://127.0.0.1/{i}" for i in range(6)]),
+     "\n".join(f"DeployNotify http://127.0.0.1/s{i}" for i in range(3)),
+     ["webapp", "9 DeployNotify URLs", "at most 8"]),
 ]
 
 
@@ -155,12 +167,16 @@ def test_good_configuration_passes(env):
                                "DeployParamFrom event header:X-Gitlab-Event",
                                "DeployParamFrom sha query:sha",
                                'DeployFilter header:X-Gitlab-Event "^Push Hook$"',
-                               "DeployFilter json:/ref ^refs/heads/main$"))
+                               "DeployFilter json:/ref ^refs/heads/main$")
+                # Eight notification URLs with the server level's three.
+                + target_block("notified", OK,
+                               *[f"DeployNotify https://127.0.0.1:8443/t{i}" for i in range(5)]))
     server = ("DeployHistory 10\nDeployMaxRunning 2\nDeployQueueLimit 5\nDeployMaxBody 64k\n"
               "DeployEventsTimeout 30s\nDeployTimeout 120\nDeployEnv SHARED 1\n"
               "DeployParam shared .*\nDeployUser nobody\n"
               f"DeploySecret file:{env.secret}\nDeployUnsignedUsers Off\n"
-              "DeploySync off\n")
+              "DeploySync off\n"
+              + "".join(f"DeployNotify http://127.0.0.1/s{i}\n" for i in range(3)))
     rc, out = env.configtest(fragment, server)
     assert rc == 0, out
     assert "Syntax OK" in out
