@@ -52,6 +52,10 @@ uint64_t table_file::scan_logs(const std::string& state_dir, uint32_t capacity) 
       }
       uint64_t id = strtoull(entry->d_name, &end, 10);
       if (end != entry->d_name && strcmp(end, ".log") == 0) highest = std::max(highest, id);
+      // A details file half written when its writer died (write_details
+      // renames it into place under the table's lock, which start-up holds).
+      if (end != entry->d_name && strcmp(end, ".details.new") == 0)
+        unlinkat(dirfd(d), entry->d_name, 0);
     }
     closedir(d);
   }

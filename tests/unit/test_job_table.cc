@@ -473,14 +473,19 @@ START_TEST(a_dropped_log_is_emptied_and_becomes_the_next_log_of_its_slot) {
 }
 END_TEST
 
-START_TEST(start_up_keeps_spares_of_existing_slots_only_and_ids_ignore_them) {
+START_TEST(
+    start_up_keeps_spares_of_existing_slots_only_sweeps_half_written_details_and_ids_ignore_them) {
   std::filesystem::create_directories(g_dir + "/logs");
-  for (const char* name : {".spare-1", ".spare-7", ".spare-x", "20.log"})
+  for (const char* name :
+       {".spare-1", ".spare-7", ".spare-x", "20.log", "20.details", "20.details.new"})
     std::ofstream(g_dir + "/logs/" + name) << "";
   auto table = open_table(4);
   ck_assert(std::filesystem::exists(g_dir + "/logs/.spare-1"));
   ck_assert(!std::filesystem::exists(g_dir + "/logs/.spare-7"));
   ck_assert(!std::filesystem::exists(g_dir + "/logs/.spare-x"));
+  // A details file left half written is swept; a written one stays.
+  ck_assert(std::filesystem::exists(g_dir + "/logs/20.details"));
+  ck_assert(!std::filesystem::exists(g_dir + "/logs/20.details.new"));
   ck_assert_uint_eq(add_job(*table, JobState::queued), 21);
 }
 END_TEST
@@ -638,7 +643,9 @@ Suite* job_table_suite() {
   tcase_add_test(tc, changed_since_ends_at_the_highest_change_counter);
   tcase_add_test(tc, a_dropped_log_is_emptied_and_becomes_the_next_log_of_its_slot);
   tcase_add_test(tc, newest_first_reaches_old_unfinished_jobs_and_stops_when_told);
-  tcase_add_test(tc, start_up_keeps_spares_of_existing_slots_only_and_ids_ignore_them);
+  tcase_add_test(
+      tc,
+      start_up_keeps_spares_of_existing_slots_only_sweeps_half_written_details_and_ids_ignore_them);
   suite_add_tcase(suite, tc);
   return suite;
 }
