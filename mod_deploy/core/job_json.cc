@@ -201,6 +201,17 @@ void append_object(std::string& out, const Params& pairs) {
   out += '}';
 }
 
+// A JSON array of `count` elements, each written by `element(i)`.
+template <class F>
+void append_array(std::string& out, size_t count, F&& element) {
+  out += '[';
+  for (size_t i = 0; i < count; ++i) {
+    if (i) out += ',';
+    element(i);
+  }
+  out += ']';
+}
+
 }  // namespace
 
 std::string job_json(const Job& job, std::string_view base, std::string_view flag) {
@@ -225,17 +236,16 @@ std::string job_json(const Job& job, std::string_view base, std::string_view fla
     append_integer(out, job.progress);
   out += ",\"stage\":";
   append_optional_text(out, job.stage);
-  out += ",\"stages\":[";
-  for (size_t i = 0; i < job.stages.size(); ++i) {
-    out += i ? ",{\"name\":" : "{\"name\":";
+  out += ",\"stages\":";
+  append_array(out, job.stages.size(), [&](size_t i) {
+    out += "{\"name\":";
     append_string(out, job.stages[i].name);
     out += ",\"started_at\":";
     append_time(out, job.stages[i].started_at);
     out += ",\"finished_at\":";
     append_time(out, stage_finished_at(job, i));
     out += '}';
-  }
-  out += ']';
+  });
   out += ",\"requests\":";
   append_integer(out, job.requests);
   out += ",\"not_before\":";
@@ -263,10 +273,9 @@ std::string job_json(const Job& job, std::string_view base, std::string_view fla
   else
     out += "null";
   // Never the URL, which may hold a token.
-  out += ",\"notifications\":[";
-  for (size_t i = 0; i < job.notifications.size(); ++i) {
+  out += ",\"notifications\":";
+  append_array(out, job.notifications.size(), [&](size_t i) {
     const Notification& n = job.notifications[i];
-    if (i) out += ',';
     out += "{\"state\":";
     append_string(out, notification_state_name(n.state));
     out += ",\"attempts\":";
@@ -274,8 +283,7 @@ std::string job_json(const Job& job, std::string_view base, std::string_view fla
     out += ",\"status\":";
     append_optional_integer(out, n.status);
     out += '}';
-  }
-  out += ']';
+  });
   const std::string self = std::string(base) + "/jobs/" + std::to_string(job.id);
   out += ",\"links\":{\"self\":";
   append_string(out, self);
