@@ -28,6 +28,7 @@ def test_bench_measures_every_figure_and_its_own_checks_hold(tmp_path):
     for row in ("2 GET BASE/jobs/ID", "3 POST coalesced", "6 POST p99, watchers",
                 "4 forkexec loop", "4 webhook", "5 table bytes / slot",
                 "7 POST coalesced, sync on", "7 POST coalesced, sync off",
+                "7 POST coalesced, new params, sync on", "7 POST coalesced, new params, sync off",
                 "7 POST new job, sync on", "7 POST new job, sync off",
                 f"8 job of {MASKING_MIB} MiB, plain", f"8 job of {MASKING_MIB} MiB, 2 secrets",
                 "9 cluster: GET BASE/jobs/ID", "9 cluster: POST coalesced",
@@ -47,8 +48,8 @@ def test_bench_measures_every_figure_and_its_own_checks_hold(tmp_path):
     assert [w["streams"] for w in checks["watchers"]] == [WATCHERS] * RUNS
     assert all(w["events"] > 0 and w["closed_early"] == 0 for w in checks["watchers"])
 
-    for name in ("static", "post_sync_on", "post_sync_off", "new_job_sync_on",
-                 "new_job_sync_off"):
+    for name in ("static", "post_sync_on", "post_sync_off", "post_varied_sync_on",
+                 "post_varied_sync_off", "new_job_sync_on", "new_job_sync_off"):
         figure = res["sync"][name]["rps"]
         assert figure["runs"] == RUNS and 0 < figure["min"] <= figure["median"] <= figure["max"]
     sync = res["sync_checks"]
