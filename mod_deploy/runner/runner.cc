@@ -232,6 +232,7 @@ class Runner {
   Status never_ran(int code, const std::string& reason);
   void say_in_log(const std::string& reason);
   void note_in_log(const std::string& line);
+  void append_own_line(const std::string& line);
   std::string cancel_line();
   void wait_for_events(Micros timeout);
   Micros time_to_next_check() const;
@@ -263,6 +264,7 @@ class Runner {
   const RunnerRef self_;  // fences every write of this runner
   const int signal_fd_;
   std::unique_ptr<JobOutput> log_;   // the job's output, as the store keeps it
+  bool log_mid_line_ = false;        // the job's last output did not end its line
   int output_fd_ = -1;               // read end of the job's stdout and stderr
   uint64_t published_log_size_ = 0;  // the log size the store holds
   bool published_incomplete_ = false;
@@ -344,14 +346,20 @@ int Runner::run() {
 // Why the job could not start, as a line of its log (when the log is open).
 void Runner::say_in_log(const std::string& reason) {
   if (!log_) return;
-  log_->append("deploy-runner: " + reason + "\n");
+  append_own_line("deploy-runner: " + reason + "\n");
 }
 
 // A line of the module's own in the job's log (the audit of a cancel or a
 // timeout), opening the log when the job has not started.
 void Runner::note_in_log(const std::string& line) {
   if (!log_ && !store_->open_output(options_.job_id, self_, &log_).is_ok()) return;
-  log_->append(line);
+  append_own_line(line);
+}
+
+// `line` on a line of its own, after a line the job left unfinished.
+void Runner::append_own_line(const std::string& line) {
+  log_->append(log_mid_line_ ? "\n" + line : line);
+  log_mid_line_ = false;
 }
 
 // Who asked to cancel, as the store has it.
@@ -547,6 +555,7 @@ void Runner::take_output(std::string_view output, ProgressUpdate* update) {
     logged = end;
   });
   log_->append(output.substr(logged));
+  log_mid_line_ = output.back() != '\n';
 }
 
 // One line of output: what it sets, and a line for the log ("" none).

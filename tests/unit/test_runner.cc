@@ -431,6 +431,18 @@ START_TEST(timeout_kills_job_and_descendants_that_ignore_sigterm) {
 }
 END_TEST
 
+START_TEST(the_timeout_line_starts_a_line_of_its_own_after_an_unfinished_one) {
+  const std::string job = write_script("job.sh", "printf 'half a line'\nexec sleep 1000\n");
+  RunnerCall call(job);
+  call.timeout_ms = 1000;
+  call.grace_ms = 500;
+  const JobRecord r = run_to_end(call);
+  assert_killed_with(r, JobState::timed_out, SIGTERM);
+  const std::string log = log_of(r.id);
+  ck_assert_msg(log.rfind("half a line\ndeploy: timed out after ", 0) == 0, "log: %s", log.c_str());
+}
+END_TEST
+
 START_TEST(leftovers_of_a_finished_job_are_killed) {
   // The child holds the output pipe open too: the runner must not wait for it.
   const std::string job = write_script("job.sh",
@@ -895,6 +907,7 @@ Suite* runner_suite() {
   tcase_add_test(stopping, timeout_kills_job_and_descendants_that_ignore_sigterm);
   tcase_add_test(stopping, leftovers_of_a_finished_job_are_killed);
   tcase_add_test(stopping, cancel_request_and_nudge_stop_job_with_sigterm);
+  tcase_add_test(stopping, the_timeout_line_starts_a_line_of_its_own_after_an_unfinished_one);
   tcase_add_test(stopping, sigterm_to_runner_cancels_job);
   suite_add_tcase(suite, stopping);
 
