@@ -760,17 +760,192 @@ const char* kRunnerFence = " AND runner_pid = $3 AND runner_ticks = $4 AND node 
 
 }  // namespace
 
+namespace {
+
+// A submission's outputs before its decision.
+void reset(SubmitResult* out) {
+  out->superseded.clear();
+  out->duplicate = false;
+  out->needs_flush = true;  // (every commit is durable: make_durable has nothing to do)
+  out->job = Job();
+}
+
+// Queues the join of waiting job `id` and its count in one statement: a job
+// no longer waiting (it cannot be, under the lock) is counted rejected, as
+// queue_full. *row: the job after, or none.
+void send_join(PgStore::Tx& tx, uint64_t id, const NewSubmission& s, Micros not_before_wall,
+               PgResult* row) {
+  tx.change(std::string(", j AS (UPDATE deploy_jobs SET requests = requests + 1, not_before = $2, "
+                        "params = $3, change_no = (SELECT bumped FROM m) WHERE id = $1 AND state "
+                        "= 1 RETURNING ") +
+                kJobColumns +
+                "), c AS (INSERT INTO deploy_counters (scope, name, value) SELECT '', CASE "
+                "WHEN EXISTS (SELECT 1 FROM j) THEN 'coalesced' ELSE $4::text END, 1 ON "
+                "CONFLICT (scope, name) DO UPDATE SET value = deploy_counters.value + 1) "
+                "SELECT * FROM j",
+            {num(int64_t(id)), num(not_before_wall), encode_params(s.params),
+             "rejected." + num(int(Rejection::queue_full))},
+            row);
+}
+
+// Queues the new job, with its notifications, and its count. *row: the job.
+void send_new_job(PgStore::Tx& tx, const NewSubmission& s, JobState state, const Instant& now,
+                  Micros not_before_wall, PgResult* row) {
+  tx.change(std::string(", j AS (INSERT INTO deploy_jobs (target, state, params, not_before, "
+                        "submitted_by, submitted_at, change_no, idempotency_key) VALUES ($1, $2, "
+                        "$3, $4, $5, $6, (SELECT bumped FROM m), $7) RETURNING ") +
+                kJobColumns +
+                "), notes AS (INSERT INTO deploy_notifications (job_id, idx) SELECT j.id, "
+                "generate_series(0, $8::int - 1) FROM j) SELECT * FROM j",
+            {s.target, num(int(state)), encode_params(s.params), num(not_before_wall),
+             s.submitted_by, num(now.wall), s.idempotency_key,
+             num(std::min<uint32_t>(s.notifications, kNotificationsMax))},
+            row);
+  tx.count("", "accepted", 1);
+}
+
+// The answer of a join or a new job from the row its statement returned.
+Status answer(const NewSubmission& s, const PgResult& row, SubmitResult* out) {
+  if (out->kind == SubmissionDecision::Kind::coalesce) {
+    if (row.rows() == 1)
+      out->job = job_of(row, 0);
+    else
+      out->kind = SubmissionDecision::Kind::queue_full;
+    return Status::ok();
+  }
+  if (row.rows() != 1) return Status::error("no job id was handed out", kStoreDamaged);
+  out->job = job_of(row, 0);
+  out->job.notifications.assign(std::min<uint32_t>(s.notifications, kNotificationsMax),
+                                Notification{});
+  return Status::ok();
+}
+
+}  // namespace
+
+struct PgStore::Submission {
+  const NewSubmission* s;
+  Instant now;
+  SubmitResult* out;
+  Status status = Status::ok();
+  bool done = false;
+};
+
+// Group commit: the submissions of this process's threads that come while
+// one is being decided wait, and are decided together next by one of them,
+// one after another in one transaction (submit_together). A submission with
+// an idempotency key or DeploySupersede is decided alone.
 Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult* out) {
+  if (s.idempotency_key || s.supersede != Supersede::off) return submit_one(s, now, out);
+  Submission mine{&s, now, out};
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kStatementTimeoutMs);
+  std::unique_lock<std::mutex> hold(submit_mutex_);
+  submissions_.push_back(&mine);
+  while (!mine.done) {
+    if (!submitting_) {
+      // This thread decides every submission waiting now, its own among them.
+      submitting_ = true;
+      std::vector<Submission*> batch;
+      batch.swap(submissions_);
+      hold.unlock();
+      // The others wait for this thread: whatever happens, each is answered.
+      try {
+        submit_together(batch);
+      } catch (...) {
+        for (Submission* b : batch)
+          b->status = Status::error("the job store could not decide a submission");
+      }
+      hold.lock();
+      for (Submission* b : batch) b->done = true;
+      submitting_ = false;
+      submitted_.notify_all();
+      continue;
+    }
+    if (submitted_.wait_until(hold, deadline) == std::cv_status::timeout && !mine.done) {
+      auto it = std::find(submissions_.begin(), submissions_.end(), &mine);
+      if (it != submissions_.end()) {
+        submissions_.erase(it);
+        return Status::error("the job store's connection is busy", kStoreBusy);
+      }
+      // Being decided: its answer comes with the others' (the statements
+      // are bounded).
+      submitted_.wait(hold, [&] { return mine.done; });
+    }
+  }
+  return mine.status;
+}
+
+// The submissions of `batch`, in its order, in one transaction: one read of
+// the unfinished jobs, then each decision applied to that list before the
+// next is made, as the database applies it. A batch that fails for another
+// reason than a busy or unreachable store is decided again one by one, so
+// that a submission the database refuses fails alone.
+void PgStore::submit_together(const std::vector<Submission*>& batch) {
+  if (batch.size() == 1) {
+    batch[0]->status = submit_one(*batch[0]->s, batch[0]->now, batch[0]->out);
+    return;
+  }
+  std::vector<PgResult> rows(batch.size());
+  Status st = transact(Kind::write, [&](Tx& tx) {
+    PgResult pending;
+    tx.send_unfinished(&pending);
+    Status st = tx.flush();
+    if (!st.is_ok()) return st;
+    std::vector<Job> jobs;
+    std::set<uint64_t> elsewhere;
+    tx.unfinished_of(pending, &jobs, &elsewhere, nullptr);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const NewSubmission& s = *batch[i]->s;
+      const Instant& now = batch[i]->now;
+      SubmitResult* out = batch[i]->out;
+      reset(out);
+      rows[i] = PgResult();
+      const SubmissionDecision d =
+          decide_submission(pending_of(jobs, s.group_by, now, elsewhere), s.target, s.group,
+                            s.policy, s.limits, now.mono);
+      const Micros not_before_wall = d.not_before ? now.wall_of(d.not_before) : 0;
+      out->kind = d.kind;
+      if (d.kind == SubmissionDecision::Kind::coalesce) {
+        send_join(tx, d.job_id, s, not_before_wall, &rows[i]);
+        for (Job& j : jobs)
+          if (j.id == d.job_id && j.state == JobState::waiting) {
+            ++j.requests;
+            j.not_before = not_before_wall;
+            j.params = s.params;
+          }
+      } else if (d.kind == SubmissionDecision::Kind::new_job) {
+        send_new_job(tx, s, d.state, now, not_before_wall, &rows[i]);
+        // The next decisions see it (and may join it): its id first.
+        if (i + 1 < batch.size()) {
+          if (!(st = tx.flush()).is_ok()) return st;
+          if (rows[i].rows() != 1) return Status::error("no job id was handed out", kStoreDamaged);
+          jobs.push_back(job_of(rows[i], 0));
+        }
+      } else {
+        tx.count("", "rejected." + num(int(Rejection::queue_full)), 1);
+      }
+    }
+    return st;
+  });
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Submission& b = *batch[i];
+    if (st.is_ok())
+      b.status = b.out->kind == SubmissionDecision::Kind::queue_full ? Status::ok()
+                                                                     : answer(*b.s, rows[i], b.out);
+    else if (st.code() == kStoreBusy || st.code() == kStoreUnavailable)
+      b.status = st;
+    else
+      b.status = submit_one(*b.s, b.now, b.out);
+  }
+}
+
+Status PgStore::submit_one(const NewSubmission& s, const Instant& now, SubmitResult* out) {
   // The submission's last statement (the join, or the new job) rides in the
   // commit's pipeline: its job is read once committed.
   PgResult last;
   bool last_pending = false;
-  uint32_t notifications = 0;
   Status st = transact(Kind::write, [&](Tx& tx) {
-    out->superseded.clear();
-    out->duplicate = false;
-    out->needs_flush = true;  // (every commit is durable: make_durable has nothing to do)
-    out->job = Job();
+    reset(out);
     last_pending = false;
     // One pipeline: BEGIN, the lock, the key's job, the unfinished jobs.
     PgResult keyed, pending;
@@ -794,20 +969,7 @@ Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult*
     const Micros not_before_wall = d.not_before ? now.wall_of(d.not_before) : 0;
     out->kind = d.kind;
     if (d.kind == SubmissionDecision::Kind::coalesce) {
-      // The join and its count in one statement: a job no longer waiting
-      // (it cannot be, under the lock) is counted rejected, as queue_full.
-      tx.change(
-          std::string(", j AS (UPDATE deploy_jobs SET requests = requests + 1, not_before = $2, "
-                      "params = $3, change_no = (SELECT bumped FROM m) WHERE id = $1 AND state = 1 "
-                      "RETURNING ") +
-              kJobColumns +
-              "), c AS (INSERT INTO deploy_counters (scope, name, value) SELECT '', CASE "
-              "WHEN EXISTS (SELECT 1 FROM j) THEN 'coalesced' ELSE $4::text END, 1 ON "
-              "CONFLICT (scope, name) DO UPDATE SET value = deploy_counters.value + 1) "
-              "SELECT * FROM j",
-          {num(int64_t(d.job_id)), num(not_before_wall), encode_params(s.params),
-           "rejected." + num(int(Rejection::queue_full))},
-          &last);
+      send_join(tx, d.job_id, s, not_before_wall, &last);
       last_pending = true;
       return st;
     }
@@ -825,26 +987,12 @@ Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult*
         continue;
       older.push_back(&other);
     }
-    notifications = std::min<uint32_t>(s.notifications, kNotificationsMax);
-    tx.change(std::string(
-                  ", j AS (INSERT INTO deploy_jobs (target, state, params, not_before, "
-                  "submitted_by, submitted_at, change_no, idempotency_key) VALUES ($1, $2, $3, $4, "
-                  "$5, $6, (SELECT bumped FROM m), $7) RETURNING ") +
-                  kJobColumns +
-                  "), notes AS (INSERT INTO deploy_notifications (job_id, idx) SELECT j.id, "
-                  "generate_series(0, $8::int - 1) FROM j) SELECT * FROM j",
-              {s.target, num(int(d.state)), encode_params(s.params), num(not_before_wall),
-               s.submitted_by, num(now.wall), s.idempotency_key, num(notifications)},
-              &last);
-    tx.count("", "accepted", 1);
+    send_new_job(tx, s, d.state, now, not_before_wall, &last);
     if (older.empty()) {
       last_pending = true;
       return st;
     }
-    if (!(st = tx.flush()).is_ok()) return st;
-    if (last.rows() != 1) return Status::error("no job id was handed out", kStoreDamaged);
-    out->job = job_of(last, 0);
-    out->job.notifications.assign(notifications, Notification{});
+    if (!(st = tx.flush()).is_ok() || !(st = answer(s, last, out)).is_ok()) return st;
     for (const Job* other : older) {
       if (other->id >= out->job.id) continue;
       SupersededJob gone{other->id, other->state == JobState::running, {}};
@@ -858,17 +1006,7 @@ Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult*
     return st;
   });
   if (!st.is_ok() || !last_pending) return st;
-  if (out->kind == SubmissionDecision::Kind::coalesce) {
-    if (last.rows() == 1)
-      out->job = job_of(last, 0);
-    else
-      out->kind = SubmissionDecision::Kind::queue_full;
-    return st;
-  }
-  if (last.rows() != 1) return Status::error("no job id was handed out", kStoreDamaged);
-  out->job = job_of(last, 0);
-  out->job.notifications.assign(notifications, Notification{});
-  return st;
+  return answer(s, last, out);
 }
 
 Status PgStore::withdraw(uint64_t id) {

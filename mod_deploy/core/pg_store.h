@@ -18,7 +18,9 @@
 // DeployConcurrency are exact across nodes), and the change number of
 // deploy_meta, bumped in each, orders the changes as they committed. A wait
 // on that lock, like every statement, is bounded (kStatementTimeout): past
-// it the operation is kStoreBusy.
+// it the operation is kStoreBusy. The submissions the threads of one process
+// make while another is being decided are decided together next, in their
+// order, in one such transaction (group commit: submit_together).
 #pragma once
 
 #include <condition_variable>
@@ -123,6 +125,10 @@ class PgStore : public JobStore {
   template <class F>
   Status transact(Kind kind, F&& body, Micros timeout = 0, bool transition = true);
   Status connect_locked();
+  // Group commit of the submissions of this process's threads (submit).
+  struct Submission;
+  void submit_together(const std::vector<Submission*>& batch);
+  Status submit_one(const NewSubmission& s, const Instant& now, SubmitResult* out);
   Status cancel_unfinished(Tx& tx, uint64_t id, const std::optional<std::string>& by,
                            uint64_t superseded_by, const Instant& now, Job* out, RunnerRef* nudge);
   uint64_t read_seq(const char* column);
@@ -135,7 +141,11 @@ class PgStore : public JobStore {
   std::unique_ptr<PgConnection> conn_;
   std::mutex listen_mutex_;  // guards listener_, held by the thread that polls it
   std::unique_ptr<PgConnection> listener_;
-  std::mutex wake_mutex_;  // guards wakes_
+  std::mutex submit_mutex_;  // guards submissions_ and submitting_
+  std::condition_variable submitted_;
+  std::vector<Submission*> submissions_;  // waiting to be decided, in their order
+  bool submitting_ = false;               // a thread decides a batch now
+  std::mutex wake_mutex_;                 // guards wakes_
   std::condition_variable wake_;
   uint64_t wakes_ = 0;  // notifications heard by the polling thread
 };
