@@ -193,7 +193,10 @@ class PgConnection {
     PQsetNoticeProcessor(
         conn_, [](void*, const char*) {}, nullptr);
     const std::string set =
-        "SET client_min_messages = warning; SET statement_timeout = " +
+        // No JIT: every statement is short, and a compilation (tens of
+        // milliseconds, when a table without statistics yet makes a plan
+        // look costly) would cost more than the statement.
+        "SET client_min_messages = warning; SET jit = off; SET statement_timeout = " +
         num(PgStore::kStatementTimeoutMs) +
         "; SET lock_timeout = " + num(PgStore::kStatementTimeoutMs) +
         "; SET idle_in_transaction_session_timeout = " + num(4 * PgStore::kStatementTimeoutMs);
@@ -209,13 +212,34 @@ class PgConnection {
   }
   PgConnection(const PgConnection&) = delete;
   PgConnection& operator=(const PgConnection&) = delete;
-  bool ok() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
+  bool ok() const { return conn_ && !broken_ && PQstatus(conn_) == CONNECTION_OK; }
   PGconn* get() const { return conn_; }
+  // A pipeline whose results did not come as sent: the connection is
+  // dropped, whatever libpq thinks of it.
+  void set_broken() { broken_ = true; }
+  // Whether the idle operations' connection is still good, without a round
+  // trip: nothing is due from the server between two operations (this
+  // connection LISTENs on nothing), so anything to read (the notice of a
+  // server shutting down, the end of the stream) means it went stale.
+  bool quiet() const {
+    if (!ok() || PQtransactionStatus(conn_) != PQTRANS_IDLE) return false;
+    pollfd p{PQsocket(conn_), POLLIN, 0};
+    return poll(&p, 1, 0) == 0;
+  }
 
   const Micros opened_at = mono_now();  // monotonic
 
+  // The statements prepared on this connection (PQprepare), by their SQL
+  // text: each transaction's are prepared once, then only bound and
+  // executed. Bounded; past it a statement runs unnamed. A new connection
+  // starts with none.
+  static constexpr size_t kPreparedMax = 128;
+  std::map<std::string, std::string> prepared;
+  uint64_t statements_named = 0;
+
  private:
   PGconn* conn_ = nullptr;
+  bool broken_ = false;
 };
 
 namespace {
@@ -286,46 +310,143 @@ std::vector<Job> jobs_of(const PgResult& r) {
 
 }  // namespace
 
-// One transaction on the store's connection.
+// The statement that bumps the change number, as the first CTE `m` of a
+// statement that changes a job: `(SELECT bumped FROM m)` is the new number.
+constexpr char kBump[] =
+    "WITH m AS (UPDATE deploy_meta SET change_no = change_no + 1, output_no = output_no + 1 "
+    "RETURNING change_no AS bumped) ";
+
+// The change number as a row `m` the planner knows to be one (deploy_meta
+// may have no statistics yet): the left side of a LEFT JOIN LATERAL that
+// reads jobs and the change number of one snapshot.
+constexpr char kChangeRow[] = "(SELECT (SELECT change_no FROM deploy_meta) AS change_no) m";
+
+// One transaction on the store's connection (or one statement of its own:
+// PgStore::transact). Statements are queued and sent as one pipeline
+// (libpq's pipeline mode) when a result is needed: run(), flush(), or the
+// commit, which also takes what is queued. The server runs them in order,
+// each after the one before, so queueing changes no statement's effect, only
+// when an error is seen: at the next flush, which then fails and the
+// transaction is rolled back. The statements are prepared once per
+// connection (PgConnection::prepared).
 class PgStore::Tx {
  public:
   Tx(PgConnection& conn, const std::string& node) : conn_(conn), node(node) {}
 
-  // Runs `sql` with text parameters ($1…); nullopt is NULL.
-  // `binary`: the result's columns in binary (bytea as it is).
+  // Queues `sql` with text parameters ($1…); nullopt is NULL. Its result
+  // goes to *out (when not null) at the next flush. `binary`: the result's
+  // columns in binary (bytea as it is); `binary_param`: the index of a
+  // parameter sent as bytes (a bytea), -1 none. `prepare`: false for the
+  // statements of transaction control, run unnamed.
+  void send(std::string sql, std::vector<Param> params, PgResult* out = nullptr,
+            bool binary = false, int binary_param = -1, bool prepare = true) {
+    queue_.push_back(Queued{std::move(sql), std::move(params), out, binary, binary_param, prepare});
+  }
+  // BEGIN, COMMIT, NOTIFY…: unnamed, no parameter.
+  void control(std::string sql) { send(std::move(sql), {}, nullptr, false, -1, false); }
+
+  // Runs `sql` after what is queued, in one round trip.
   Status run(const std::string& sql, const std::vector<Param>& params, PgResult* out = nullptr,
              bool binary = false) {
-    std::vector<const char*> values;
-    for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
-    PgResult r(PQexecParams(conn_.get(), sql.c_str(), int(values.size()), nullptr, values.data(),
-                            nullptr, nullptr, binary ? 1 : 0));
-    const ExecStatusType st = PQresultStatus(r.raw());
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-      if (out) *out = std::move(r);
-      return Status::ok();
+    send(sql, params, out, binary);
+    return flush();
+  }
+
+  // Sends what is queued as one pipeline and reads every result. The first
+  // statement that fails is the error (mapped as failure() does); the
+  // server skips the rest (PGRES_PIPELINE_ABORTED). A connection that broke,
+  // or answered out of turn, is kStoreUnavailable and is dropped.
+  Status flush() {
+    std::vector<Queued> q;
+    q.swap(queue_);
+    if (q.empty()) return Status::ok();
+    ++flushes;
+    for (const Queued& item : q)
+      if (item.sql == "COMMIT") committing = true;
+    PGconn* c = conn_.get();
+    if (!conn_.ok() || PQenterPipelineMode(c) != 1) return broken();
+    struct Step {
+      size_t item;
+      bool prepare;  // the PQsendPrepare of a statement new to the connection
+      std::string name;
+    };
+    std::vector<Step> steps;
+    std::map<std::string, std::string> fresh;  // prepared in this pipeline
+    bool sent = true;
+    for (size_t i = 0; sent && i < q.size(); ++i) {
+      const Queued& item = q[i];
+      std::vector<const char*> values;
+      std::vector<int> lengths, formats;
+      for (size_t k = 0; k < item.params.size(); ++k) {
+        const Param& p = item.params[k];
+        values.push_back(p ? p->data() : nullptr);
+        lengths.push_back(p ? int(p->size()) : 0);
+        formats.push_back(int(k) == item.binary_param ? 1 : 0);
+      }
+      std::string name;
+      if (item.prepare) {
+        if (auto it = conn_.prepared.find(item.sql); it != conn_.prepared.end()) {
+          name = it->second;
+        } else if (auto f = fresh.find(item.sql); f != fresh.end()) {
+          name = f->second;
+        } else if (conn_.prepared.size() + fresh.size() < PgConnection::kPreparedMax) {
+          name = "deploy_" + std::to_string(++conn_.statements_named);
+          fresh.emplace(item.sql, name);
+          steps.push_back(Step{i, true, name});
+          sent = PQsendPrepare(c, name.c_str(), item.sql.c_str(), int(values.size()), nullptr) == 1;
+        }
+      }
+      const int n = int(values.size());
+      const int format = item.binary ? 1 : 0;
+      sent =
+          sent && (name.empty() ? PQsendQueryParams(c, item.sql.c_str(), n, nullptr, values.data(),
+                                                    lengths.data(), formats.data(), format)
+                                : PQsendQueryPrepared(c, name.c_str(), n, values.data(),
+                                                      lengths.data(), formats.data(), format)) == 1;
+      steps.push_back(Step{i, false, ""});
     }
-    return failure(r.raw());
+    if (!sent || PQpipelineSync(c) != 1) return broken();
+    Status first = Status::ok();
+    for (const Step& step : steps) {
+      PgResult r(PQgetResult(c));
+      if (!r.raw()) return broken();  // a result was due
+      const ExecStatusType st = PQresultStatus(r.raw());
+      if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (step.prepare)
+          conn_.prepared.emplace(q[step.item].sql, step.name);
+        else if (q[step.item].out)
+          *q[step.item].out = std::move(r);
+      } else if (st != PGRES_PIPELINE_ABORTED && first.is_ok()) {
+        first = failure(r.raw());
+      }
+      // Each statement's results end with a null.
+      if (PGresult* more = PQgetResult(c)) {
+        PQclear(more);
+        return broken();
+      }
+      if (!conn_.ok()) return broken();
+    }
+    PgResult sync(PQgetResult(c));
+    if (PQresultStatus(sync.raw()) != PGRES_PIPELINE_SYNC || PQexitPipelineMode(c) != 1)
+      return broken();
+    return first;
   }
 
-  // Writes `data` at `offset` of job `id`'s output, in binary. A chunk
-  // already there is kept unless empty (open_output's): a flush tried again
-  // after a commit that was not confirmed writes nothing twice.
-  Status put_chunk(uint64_t id, uint64_t offset, std::string_view data) {
-    const std::string sid = num(int64_t(id)), soffset = num(int64_t(offset));
-    const char* values[] = {sid.c_str(), soffset.c_str(), data.data()};
-    const int lengths[] = {0, 0, int(data.size())};
-    const int formats[] = {0, 0, 1};
-    PgResult r(
-        PQexecParams(conn_.get(),
-                     "INSERT INTO deploy_output (job_id, \"offset\", chunk) VALUES ($1, $2, $3) "
-                     "ON CONFLICT (job_id, \"offset\") DO UPDATE SET chunk = EXCLUDED.chunk "
-                     "WHERE octet_length(deploy_output.chunk) = 0",
-                     3, nullptr, values, lengths, formats, 0));
-    return PQresultStatus(r.raw()) == PGRES_COMMAND_OK ? Status::ok() : failure(r.raw());
+  // Writes `data` at `offset` of job `id`'s output, in binary, queued. A
+  // chunk already there is kept unless empty (open_output's): a flush tried
+  // again after a commit that was not confirmed writes nothing twice.
+  void put_chunk(uint64_t id, uint64_t offset, std::string_view data) {
+    send(
+        "INSERT INTO deploy_output (job_id, \"offset\", chunk) VALUES ($1, $2, $3) "
+        "ON CONFLICT (job_id, \"offset\") DO UPDATE SET chunk = EXCLUDED.chunk "
+        "WHERE octet_length(deploy_output.chunk) = 0",
+        {num(int64_t(id)), num(int64_t(offset)), std::string(data)}, nullptr, false, 2);
   }
 
-  // Runs a script of several statements, with no parameters.
+  // Runs a script of several statements, with no parameters (not in a
+  // pipeline: the schema).
   Status script(const char* sql) {
+    if (Status st = flush(); !st.is_ok()) return st;
     PgResult r(PQexec(conn_.get(), sql));
     if (PQresultStatus(r.raw()) == PGRES_COMMAND_OK) return Status::ok();
     return failure(r.raw());
@@ -345,25 +466,23 @@ class PgStore::Tx {
                          "): " + (primary ? primary : "no message"));
   }
 
-  // The change of a visible job: the new change number (also the output's).
-  Status bump(uint64_t* change) {
-    PgResult r;
-    Status st =
-        run("UPDATE deploy_meta SET change_no = change_no + 1, output_no = output_no + 1 "
-            "RETURNING change_no",
-            {}, &r);
-    if (!st.is_ok()) return st;
-    *change = uint64_t(r.i64(0, 0));
+  // The change of a visible job: the new change number (also the output's)
+  // into *change at the next flush (when not null).
+  void bump(PgResult* change = nullptr) { this->change("SELECT bumped FROM m", {}, change); }
+  void bump_output() {
     notify = true;
-    return Status::ok();
+    send("UPDATE deploy_meta SET output_no = output_no + 1", {});
   }
-  Status bump_output() {
+  // Queues `sql`, a statement that changes a visible job, after kBump: its
+  // new change number is `(SELECT bumped FROM m)`.
+  void change(const std::string& sql, std::vector<Param> params, PgResult* out = nullptr) {
     notify = true;
-    return run("UPDATE deploy_meta SET output_no = output_no + 1", {});
+    send(kBump + sql, std::move(params), out);
   }
 
-  Status count(const std::string& scope, const std::string& name, int64_t delta) {
-    return run(
+  // Adds `delta` to a counter, queued.
+  void count(const std::string& scope, const std::string& name, int64_t delta) {
+    send(
         "INSERT INTO deploy_counters (scope, name, value) VALUES ($1, $2, GREATEST($3::bigint, 0)) "
         "ON CONFLICT (scope, name) DO UPDATE SET value = GREATEST(deploy_counters.value + $3, 0)",
         {scope, name, num(delta)});
@@ -387,61 +506,83 @@ class PgStore::Tx {
     return st.code() == kNotFound ? job_not_owned(id) : st;
   }
 
-  // The unfinished jobs, oldest first; *elsewhere (when not null): the ids
-  // of those running on another node.
-  Status unfinished(std::vector<Job>* jobs, std::set<uint64_t>* elsewhere = nullptr) {
-    PgResult r;
-    Status st =
-        run(std::string("SELECT ") + kJobColumns + " FROM deploy_jobs WHERE state <= 3 ORDER BY id",
-            {}, &r);
-    if (!st.is_ok()) return st;
-    *jobs = jobs_of(r);
-    for (int i = 0; elsewhere && i < r.rows(); ++i)
-      if (JobState(r.i64(i, 2)) == JobState::running && r.text(i, 16) != node)
+  // Queues the read of the unfinished jobs, oldest first, and the change
+  // number, in one statement (one snapshot): unfinished_of() reads it.
+  void send_unfinished(PgResult* r) {
+    send(std::string("SELECT j.*, m.change_no FROM ") + kChangeRow + " LEFT JOIN LATERAL (SELECT " +
+             kJobColumns + " FROM deploy_jobs WHERE state <= 3) j ON true ORDER BY j.id",
+         {}, r);
+  }
+  // The jobs of send_unfinished's result; *elsewhere (when not null): the
+  // ids of those running on another node; *change: the change number they
+  // reflect.
+  void unfinished_of(const PgResult& r, std::vector<Job>* jobs, std::set<uint64_t>* elsewhere,
+                     uint64_t* change) {
+    jobs->clear();
+    for (int i = 0; i < r.rows(); ++i) {
+      if (change) *change = uint64_t(r.i64(i, kJobColumnCount));
+      if (r.null(i, 0)) continue;  // none: the row of deploy_meta alone
+      jobs->push_back(job_of(r, i));
+      if (elsewhere && JobState(r.i64(i, 2)) == JobState::running && r.text(i, 16) != node)
         elsewhere->insert(uint64_t(r.i64(i, 0)));
+    }
+  }
+  Status unfinished(std::vector<Job>* jobs, std::set<uint64_t>* elsewhere = nullptr,
+                    uint64_t* change = nullptr) {
+    PgResult r;
+    send_unfinished(&r);
+    Status st = flush();
+    if (st.is_ok()) unfinished_of(r, jobs, elsewhere, change);
     return st;
   }
 
   // Moves job `id` from one of `from` (state numbers, SQL list) to `to`,
-  // with `set` (more assignments, parameters from $3); *changed: whether it
-  // did.
+  // with `set` (more assignments, parameters from $2), bumping the change
+  // number in the same statement; *changed: whether it did; *row (when not
+  // null): the job after (kJobColumns, kLoadColumns).
   Status move(uint64_t id, const char* from, JobState to, const std::string& set,
-              const std::string& where, std::vector<Param> params, bool* changed) {
-    uint64_t change = 0;
-    Status st = bump(&change);
-    if (!st.is_ok()) return st;
-    params.insert(params.begin(), {num(int64_t(id)), num(int64_t(change))});
+              const std::string& where, std::vector<Param> params, bool* changed,
+              PgResult* row = nullptr) {
     PgResult r;
-    st = run("UPDATE deploy_jobs SET state = " + num(int(to)) + ", change_no = $2" + set +
-                 " WHERE id = $1 AND state IN (" + from + ")" + where + " RETURNING id",
-             params, &r);
-    if (st.is_ok()) *changed = r.rows() == 1;
+    move_later(id, from, to, set, where, std::move(params), &r);
+    Status st = flush();
+    if (!st.is_ok()) return st;
+    *changed = r.rows() == 1;
+    if (row) *row = std::move(r);
     return st;
+  }
+  // move(), queued: its row (none when it did not move) into *row at the
+  // next flush.
+  void move_later(uint64_t id, const char* from, JobState to, const std::string& set = "",
+                  const std::string& where = "", std::vector<Param> params = {},
+                  PgResult* row = nullptr) {
+    params.insert(params.begin(), num(int64_t(id)));
+    change("UPDATE deploy_jobs SET state = " + num(int(to)) +
+               ", change_no = (SELECT bumped FROM m)" + set + " WHERE id = $1 AND state IN (" +
+               from + ")" + where + " RETURNING " + kJobColumns + kLoadColumns,
+           std::move(params), row);
   }
 
   // Ends `job` (read in this transaction, unfinished) in final `state`,
-  // fenced by `fence` (more WHERE conditions on the running job); counts
-  // it. *changed: whether the fence held.
+  // fenced by `fence` (more WHERE conditions on the running job, parameters
+  // from $3); counts it (queued). *changed: whether the fence held.
   Status end(const Job& job, JobState state, const Instant& now, const std::string& set,
              const std::string& where, std::vector<Param> params, bool* changed,
              Micros started_mono = 0, const std::string& job_node = "") {
     params.insert(params.begin(), num(now.wall));
-    Status st = move(job.id, "1, 2, 3", state, ", finished_at = $3" + set, where, params, changed);
+    Status st = move(job.id, "1, 2, 3", state, ", finished_at = $2" + set, where, params, changed);
     if (!st.is_ok() || !*changed) return st;
     // Its notifications are due now.
-    if (!(st = run("UPDATE deploy_notifications SET due = now() WHERE job_id = $1 AND state = 1",
-                   {num(int64_t(job.id))}))
-             .is_ok())
-      return st;
+    send("UPDATE deploy_notifications SET due = now() WHERE job_id = $1 AND state = 1",
+         {num(int64_t(job.id))});
     const std::string s = num(int(state));
-    if (!(st = count("", "finished." + s, 1)).is_ok()) return st;
-    if (!(st = count(job.target, "finished." + s, 1)).is_ok()) return st;
-    if (state == JobState::succeeded &&
-        !(st = run("INSERT INTO deploy_counters VALUES ($1, 'last_success', $2) ON CONFLICT "
-                   "(scope, name) DO UPDATE SET value = GREATEST(deploy_counters.value, $2)",
-                   {job.target, num(now.wall)}))
-             .is_ok())
-      return st;
+    count("", "finished." + s, 1);
+    count(job.target, "finished." + s, 1);
+    if (state == JobState::succeeded)
+      send(
+          "INSERT INTO deploy_counters VALUES ($1, 'last_success', $2) ON CONFLICT "
+          "(scope, name) DO UPDATE SET value = GREATEST(deploy_counters.value, $2)",
+          {job.target, num(now.wall)});
     if (job.started_at > 0) {
       // The monotonic clock where the job started on this node, else the
       // wall clocks of two nodes.
@@ -450,29 +591,53 @@ class PgStore::Tx {
       if (duration >= 0) {
         size_t bucket = 0;
         while (bucket < kDurationBuckets && duration > kDurationBucketBounds[bucket]) ++bucket;
-        if (!(st = count(job.target, "bucket." + num(int64_t(bucket)), 1)).is_ok() ||
-            !(st = count(job.target, "duration_sum", duration)).is_ok() ||
-            !(st = count(job.target, "duration_count", 1)).is_ok())
-          return st;
+        count(job.target, "bucket." + num(int64_t(bucket)), 1);
+        count(job.target, "duration_sum", duration);
+        count(job.target, "duration_count", 1);
       }
     }
     return Status::ok();
   }
 
   // The job becomes running on this node, its lease from now on the
-  // database's clock.
-  Status claim(uint64_t id, const Instant& now, Micros lease, bool* changed) {
-    return move(
-        id, "1, 2", JobState::running,
-        ", started_at = $3, started_mono = $4, node = $5, runner_pid = 0, runner_ticks = 0, "
-        "lease_expires = now() + make_interval(secs => $6::double precision / 1000000)",
-        "", {num(now.wall), num(now.mono), node, num(lease)}, changed);
+  // database's clock, queued: *row as move_later's.
+  void claim_later(uint64_t id, const Instant& now, Micros lease, PgResult* row) {
+    move_later(id, "1, 2", JobState::running,
+               ", started_at = $2, started_mono = $3, node = $4, runner_pid = 0, runner_ticks = 0, "
+               "lease_expires = now() + make_interval(secs => $5::double precision / 1000000)",
+               "", {num(now.wall), num(now.mono), node, num(lease)}, row);
   }
 
+  // The transaction's end, after what is queued, in one round trip: NOTIFY
+  // when it changed something, and COMMIT unless `single` (one statement
+  // of its own).
+  Status commit(bool single) {
+    if (notify) control(std::string("NOTIFY ") + kChannel);
+    if (!single) control("COMMIT");
+    return flush();
+  }
+
+  size_t flushes = 0;       // pipelines sent
+  bool committing = false;  // a pipeline held the COMMIT
   bool notify = false;
 
  private:
+  struct Queued {
+    std::string sql;
+    std::vector<Param> params;
+    PgResult* out;
+    bool binary;
+    int binary_param;
+    bool prepare;
+  };
+  // A pipeline that did not go or come back as sent.
+  Status broken() {
+    conn_.set_broken();
+    return unavailable();
+  }
+
   PgConnection& conn_;
+  std::vector<Queued> queue_;
 
  public:
   const std::string& node;
@@ -493,11 +658,22 @@ Status PgStore::connect_locked() {
     return unavailable();
   }
   Tx tx(*conn_, node_);
-  Status st = tx.run("BEGIN", {});
-  if (st.is_ok())
-    st = tx.run("SELECT pg_advisory_xact_lock(" + std::to_string(kTransitionLock) + ")", {});
-  if (st.is_ok()) st = tx.script(kSchema);
+  // A schema at this build's version is left as it is: the script's IF NOT
+  // EXISTS statements would still take their locks (ALTER TABLE's ACCESS
+  // EXCLUSIVE), and deadlock with the transactions of other processes that
+  // take no transition lock (a notification's claim, a job's output). A
+  // read that fails (no such table yet) is no answer: the script runs.
   PgResult r;
+  if (tx.run("SELECT max(version) FROM deploy_schema_version", {}, &r).is_ok() && r.rows() == 1 &&
+      r.i64(0, 0) == kSchemaVersion)
+    return Status::ok();
+  if (!conn_->ok()) {
+    conn_.reset();
+    return unavailable();
+  }
+  tx.control("BEGIN");
+  tx.send("SELECT pg_advisory_xact_lock(" + std::to_string(kTransitionLock) + ")", {});
+  Status st = tx.script(kSchema);
   if (st.is_ok()) st = tx.run("SELECT max(version) FROM deploy_schema_version", {}, &r);
   if (st.is_ok()) {
     const int64_t version = r.i64(0, 0);
@@ -507,47 +683,52 @@ Status PgStore::connect_locked() {
     else if (version < kSchemaVersion)
       st = tx.run("INSERT INTO deploy_schema_version VALUES ($1)", {num(kSchemaVersion)});
   }
-  if (st.is_ok()) st = tx.run("COMMIT", {});
+  if (st.is_ok()) st = tx.commit(false);
   if (!st.is_ok()) conn_.reset();
   return st;
 }
 
 template <class F>
-Status PgStore::transact(bool write, F&& body, Micros timeout, bool transition) {
+Status PgStore::transact(Kind kind, F&& body, Micros timeout, bool transition) {
   const Micros bound = timeout > 0 ? timeout : Micros(kStatementTimeoutMs) * 1000;
   std::unique_lock<std::timed_mutex> hold(mutex_, std::defer_lock);
   if (!hold.try_lock_for(std::chrono::microseconds(bound)))
     return Status::error("the job store's connection is busy", kStoreBusy);
-  const char* begin = write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
-  const bool had_connection = conn_ != nullptr;
-  Status st = connect_locked();
-  if (!st.is_ok()) return st;
-  st = Tx(*conn_, node_).run(begin, {});
-  if (!st.is_ok() && had_connection && !conn_->ok()) {
-    // The connection went stale since the last call (the server
-    // restarted): nothing was sent but BEGIN, so once more on a new one.
-    conn_.reset();
+  Status st = Status::ok();
+  for (int attempt = 0;; ++attempt) {
+    // A connection that went stale since the last call (the server
+    // restarted) is replaced before anything is sent.
+    if (conn_ && !conn_->quiet()) conn_.reset();
+    const bool had_connection = conn_ != nullptr;
     if (!(st = connect_locked()).is_ok()) return st;
-    st = Tx(*conn_, node_).run(begin, {});
-  }
-  Tx tx(*conn_, node_);
-  if (st.is_ok() && timeout > 0) {
-    const std::string ms = num(std::max<Micros>(1, timeout / 1000));
-    st = tx.script(
-        ("SET LOCAL statement_timeout = " + ms + "; SET LOCAL lock_timeout = " + ms).c_str());
-  }
-  if (st.is_ok() && write && transition)
-    st = tx.run("SELECT pg_advisory_xact_lock(" + std::to_string(kTransitionLock) + ")", {});
-  if (st.is_ok()) st = body(tx);
-  if (st.is_ok() && tx.notify) st = tx.run(std::string("NOTIFY ") + kChannel, {});
-  if (st.is_ok()) st = tx.run("COMMIT", {});
-  if (!st.is_ok()) {
-    if (conn_->ok()) {
-      PGresult* r = PQexec(conn_->get(), "ROLLBACK");
-      PQclear(r);
+    Tx tx(*conn_, node_);
+    // BEGIN, the bounds and the lock go in one pipeline with the body's
+    // first statement: the lock is still its own statement, taken before
+    // the body's first read takes its snapshot.
+    if (kind == Kind::read) tx.control("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    if (kind == Kind::write) tx.control("BEGIN");
+    if (kind != Kind::single && timeout > 0)
+      tx.send(
+          "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)",
+          {num(std::max<Micros>(1, timeout / 1000))});
+    if (kind == Kind::write && transition)
+      tx.send("SELECT pg_advisory_xact_lock(" + std::to_string(kTransitionLock) + ")", {});
+    st = body(tx);
+    if (st.is_ok()) st = tx.commit(kind == Kind::single);
+    if (st.is_ok()) return st;
+    // The connection broke in the first pipeline, which held no COMMIT:
+    // nothing was committed (or it was a read), so once more on a new one.
+    if (attempt == 0 && had_connection && !conn_->ok() && tx.flushes <= 1 && !tx.committing) {
+      conn_.reset();
+      continue;
     }
-    if (!conn_->ok()) conn_.reset();  // reconnect on the next call
+    break;
   }
+  if (conn_->ok() && kind != Kind::single) {
+    PGresult* r = PQexec(conn_->get(), "ROLLBACK");
+    PQclear(r);
+  }
+  if (!conn_->ok()) conn_.reset();  // reconnect on the next call
   return st;
 }
 
@@ -575,129 +756,320 @@ std::vector<PendingJob> pending_of(const std::vector<Job>& jobs, const GroupByOf
   return out;
 }
 
-const char* kRunnerFence = " AND runner_pid = $4 AND runner_ticks = $5 AND node = $6";
+const char* kRunnerFence = " AND runner_pid = $3 AND runner_ticks = $4 AND node = $5";
 
 }  // namespace
 
+namespace {
+
+// A submission's outputs before its decision.
+void reset(SubmitResult* out) {
+  out->superseded.clear();
+  out->duplicate = false;
+  out->needs_flush = true;  // (every commit is durable: make_durable has nothing to do)
+  out->job = Job();
+}
+
+// Queues the join of waiting job `id` and its count in one statement: a job
+// no longer waiting (it cannot be, under the lock) is counted rejected, as
+// queue_full. *row: the job after, or none.
+void send_join(PgStore::Tx& tx, uint64_t id, const NewSubmission& s, Micros not_before_wall,
+               PgResult* row) {
+  tx.change(std::string(", j AS (UPDATE deploy_jobs SET requests = requests + 1, not_before = $2, "
+                        "params = $3, change_no = (SELECT bumped FROM m) WHERE id = $1 AND state "
+                        "= 1 RETURNING ") +
+                kJobColumns +
+                "), c AS (INSERT INTO deploy_counters (scope, name, value) SELECT '', CASE "
+                "WHEN EXISTS (SELECT 1 FROM j) THEN 'coalesced' ELSE $4::text END, 1 ON "
+                "CONFLICT (scope, name) DO UPDATE SET value = deploy_counters.value + 1) "
+                "SELECT * FROM j",
+            {num(int64_t(id)), num(not_before_wall), encode_params(s.params),
+             "rejected." + num(int(Rejection::queue_full))},
+            row);
+}
+
+// Queues the new job, with its notifications, and its count. *row: the job.
+void send_new_job(PgStore::Tx& tx, const NewSubmission& s, JobState state, const Instant& now,
+                  Micros not_before_wall, PgResult* row) {
+  tx.change(std::string(", j AS (INSERT INTO deploy_jobs (target, state, params, not_before, "
+                        "submitted_by, submitted_at, change_no, idempotency_key) VALUES ($1, $2, "
+                        "$3, $4, $5, $6, (SELECT bumped FROM m), $7) RETURNING ") +
+                kJobColumns +
+                "), notes AS (INSERT INTO deploy_notifications (job_id, idx) SELECT j.id, "
+                "generate_series(0, $8::int - 1) FROM j) SELECT * FROM j",
+            {s.target, num(int(state)), encode_params(s.params), num(not_before_wall),
+             s.submitted_by, num(now.wall), s.idempotency_key,
+             num(std::min<uint32_t>(s.notifications, kNotificationsMax))},
+            row);
+  tx.count("", "accepted", 1);
+}
+
+// The answer of a join or a new job from the row its statement returned.
+Status answer(const NewSubmission& s, const PgResult& row, SubmitResult* out) {
+  if (out->kind == SubmissionDecision::Kind::coalesce) {
+    if (row.rows() == 1)
+      out->job = job_of(row, 0);
+    else
+      out->kind = SubmissionDecision::Kind::queue_full;
+    return Status::ok();
+  }
+  if (row.rows() != 1) return Status::error("no job id was handed out", kStoreDamaged);
+  out->job = job_of(row, 0);
+  out->job.notifications.assign(std::min<uint32_t>(s.notifications, kNotificationsMax),
+                                Notification{});
+  return Status::ok();
+}
+
+}  // namespace
+
+struct PgStore::Submission {
+  const NewSubmission* s;
+  Instant now;
+  SubmitResult* out;
+  Status status = Status::ok();
+  bool done = false;
+};
+
+// Group commit: the submissions of this process's threads that come while
+// one is being decided wait, and are decided together next by one of them,
+// one after another in one transaction (submit_together). A submission with
+// an idempotency key or DeploySupersede is decided alone.
 Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult* out) {
-  return transact(true, [&](Tx& tx) {
-    out->superseded.clear();
-    out->duplicate = false;
-    out->needs_flush = true;  // (every commit is durable: make_durable has nothing to do)
-    Status st = Status::ok();
-    PgResult r;
-    if (s.idempotency_key) {
-      st = tx.run(std::string("SELECT ") + kJobColumns +
-                      " FROM deploy_jobs WHERE target = $1 AND idempotency_key = $2 LIMIT 1",
-                  {s.target, *s.idempotency_key}, &r);
-      if (!st.is_ok()) return st;
-      if (r.rows() == 1) {
-        out->duplicate = true;
-        out->job = job_of(r, 0);
-        return st;
+  if (s.idempotency_key || s.supersede != Supersede::off) return submit_one(s, now, out);
+  Submission mine{&s, now, out};
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kStatementTimeoutMs);
+  std::unique_lock<std::mutex> hold(submit_mutex_);
+  submissions_.push_back(&mine);
+  while (!mine.done) {
+    if (!submitting_) {
+      // This thread decides every submission waiting now, its own among them.
+      submitting_ = true;
+      std::vector<Submission*> batch;
+      batch.swap(submissions_);
+      hold.unlock();
+      // The others wait for this thread: whatever happens, each is answered.
+      try {
+        submit_together(batch);
+      } catch (...) {
+        for (Submission* b : batch)
+          b->status = Status::error("the job store could not decide a submission");
       }
+      hold.lock();
+      for (Submission* b : batch) b->done = true;
+      submitting_ = false;
+      submitted_.notify_all();
+      continue;
+    }
+    if (submitted_.wait_until(hold, deadline) == std::cv_status::timeout && !mine.done) {
+      auto it = std::find(submissions_.begin(), submissions_.end(), &mine);
+      if (it != submissions_.end()) {
+        submissions_.erase(it);
+        return Status::error("the job store's connection is busy", kStoreBusy);
+      }
+      // Being decided: its answer comes with the others' (the statements
+      // are bounded).
+      submitted_.wait(hold, [&] { return mine.done; });
+    }
+  }
+  return mine.status;
+}
+
+// The submissions of `batch`, in its order, in one transaction: one read of
+// the unfinished jobs, then each decision applied to that list before the
+// next is made, as the database applies it. A batch that fails for another
+// reason than a busy or unreachable store is decided again one by one, so
+// that a submission the database refuses fails alone.
+void PgStore::submit_together(const std::vector<Submission*>& batch) {
+  if (batch.size() == 1) {
+    batch[0]->status = submit_one(*batch[0]->s, batch[0]->now, batch[0]->out);
+    return;
+  }
+  std::vector<PgResult> rows(batch.size());
+  Status st = transact(Kind::write, [&](Tx& tx) {
+    PgResult pending;
+    tx.send_unfinished(&pending);
+    Status st = tx.flush();
+    if (!st.is_ok()) return st;
+    std::vector<Job> jobs;
+    std::set<uint64_t> elsewhere;
+    tx.unfinished_of(pending, &jobs, &elsewhere, nullptr);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const NewSubmission& s = *batch[i]->s;
+      const Instant& now = batch[i]->now;
+      SubmitResult* out = batch[i]->out;
+      reset(out);
+      rows[i] = PgResult();
+      const SubmissionDecision d =
+          decide_submission(pending_of(jobs, s.group_by, now, elsewhere), s.target, s.group,
+                            s.policy, s.limits, now.mono);
+      const Micros not_before_wall = d.not_before ? now.wall_of(d.not_before) : 0;
+      out->kind = d.kind;
+      if (d.kind == SubmissionDecision::Kind::coalesce) {
+        send_join(tx, d.job_id, s, not_before_wall, &rows[i]);
+        for (Job& j : jobs)
+          if (j.id == d.job_id && j.state == JobState::waiting) {
+            ++j.requests;
+            j.not_before = not_before_wall;
+            j.params = s.params;
+          }
+      } else if (d.kind == SubmissionDecision::Kind::new_job) {
+        send_new_job(tx, s, d.state, now, not_before_wall, &rows[i]);
+        // The next decisions see it (and may join it): its id first.
+        if (i + 1 < batch.size()) {
+          if (!(st = tx.flush()).is_ok()) return st;
+          if (rows[i].rows() != 1) return Status::error("no job id was handed out", kStoreDamaged);
+          jobs.push_back(job_of(rows[i], 0));
+        }
+      } else {
+        tx.count("", "rejected." + num(int(Rejection::queue_full)), 1);
+      }
+    }
+    return st;
+  });
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Submission& b = *batch[i];
+    if (st.is_ok())
+      b.status = b.out->kind == SubmissionDecision::Kind::queue_full ? Status::ok()
+                                                                     : answer(*b.s, rows[i], b.out);
+    else if (st.code() == kStoreBusy || st.code() == kStoreUnavailable)
+      b.status = st;
+    else
+      b.status = submit_one(*b.s, b.now, b.out);
+  }
+}
+
+Status PgStore::submit_one(const NewSubmission& s, const Instant& now, SubmitResult* out) {
+  // The submission's last statement (the join, or the new job) rides in the
+  // commit's pipeline: its job is read once committed.
+  PgResult last;
+  bool last_pending = false;
+  Status st = transact(Kind::write, [&](Tx& tx) {
+    reset(out);
+    last_pending = false;
+    // One pipeline: BEGIN, the lock, the key's job, the unfinished jobs.
+    PgResult keyed, pending;
+    if (s.idempotency_key)
+      tx.send(std::string("SELECT ") + kJobColumns +
+                  " FROM deploy_jobs WHERE target = $1 AND idempotency_key = $2 LIMIT 1",
+              {s.target, *s.idempotency_key}, &keyed);
+    tx.send_unfinished(&pending);
+    Status st = tx.flush();
+    if (!st.is_ok()) return st;
+    if (keyed.rows() == 1) {
+      out->duplicate = true;
+      out->job = job_of(keyed, 0);
+      return st;
     }
     std::vector<Job> jobs;
     std::set<uint64_t> elsewhere;
-    st = tx.unfinished(&jobs, &elsewhere);
-    if (!st.is_ok()) return st;
+    tx.unfinished_of(pending, &jobs, &elsewhere, nullptr);
     const SubmissionDecision d = decide_submission(pending_of(jobs, s.group_by, now, elsewhere),
                                                    s.target, s.group, s.policy, s.limits, now.mono);
     const Micros not_before_wall = d.not_before ? now.wall_of(d.not_before) : 0;
     out->kind = d.kind;
-    out->job = Job();
-    uint64_t change = 0;
     if (d.kind == SubmissionDecision::Kind::coalesce) {
-      if (!(st = tx.bump(&change)).is_ok()) return st;
-      st =
-          tx.run(std::string("UPDATE deploy_jobs SET requests = requests + 1, not_before = $2, "
-                             "params = $3, change_no = $4 WHERE id = $1 AND state = 1 RETURNING ") +
-                     kJobColumns,
-                 {num(int64_t(d.job_id)), num(not_before_wall), encode_params(s.params),
-                  num(int64_t(change))},
-                 &r);
-      if (!st.is_ok()) return st;
-      if (r.rows() == 1) {
-        out->job = job_of(r, 0);
-        return tx.count("", "coalesced", 1);
-      }
-      out->kind = SubmissionDecision::Kind::queue_full;
-    } else if (d.kind == SubmissionDecision::Kind::new_job) {
-      if (!(st = tx.bump(&change)).is_ok()) return st;
-      st = tx.run(std::string("INSERT INTO deploy_jobs (target, state, params, not_before, "
-                              "submitted_by, submitted_at, change_no, idempotency_key) VALUES ($1, "
-                              "$2, $3, $4, $5, $6, $7, $8) RETURNING ") +
-                      kJobColumns,
-                  {s.target, num(int(d.state)), encode_params(s.params), num(not_before_wall),
-                   s.submitted_by, num(now.wall), num(int64_t(change)), s.idempotency_key},
-                  &r);
-      if (!st.is_ok()) return st;
-      if (r.rows() != 1) return Status::error("no job id was handed out", kStoreDamaged);
-      out->job = job_of(r, 0);
-      const uint32_t notifications = std::min<uint32_t>(s.notifications, kNotificationsMax);
-      if (notifications > 0) {
-        st = tx.run(
-            "INSERT INTO deploy_notifications (job_id, idx) SELECT $1, generate_series(0, $2::int "
-            "- "
-            "1)",
-            {num(int64_t(out->job.id)), num(notifications)});
-        if (!st.is_ok()) return st;
-        out->job.notifications.assign(notifications, Notification{});
-      }
-      if (!(st = tx.count("", "accepted", 1)).is_ok()) return st;
-      if (s.supersede == Supersede::off) return st;
-      // The older unfinished jobs of the target and group, oldest first.
-      for (const Job& other : jobs) {
-        if (other.target != s.target || other.id >= out->job.id) continue;
-        if (other.state == JobState::running && s.supersede != Supersede::running) continue;
-        if (s.group_by && job_group(other.params, s.group_by(s.target)).value_or("") != s.group)
-          continue;
-        SupersededJob gone{other.id, other.state == JobState::running, {}};
-        Job after;
-        if (!(st = cancel_unfinished(tx, other.id, std::nullopt, out->job.id, now, &after,
-                                     &gone.nudge))
-                 .is_ok())
-          return st;
-        if (after.superseded_by == out->job.id) out->superseded.push_back(gone);
-      }
+      send_join(tx, d.job_id, s, not_before_wall, &last);
+      last_pending = true;
       return st;
     }
-    return tx.count("", "rejected." + num(int(Rejection::queue_full)), 1);
+    if (d.kind != SubmissionDecision::Kind::new_job) {
+      tx.count("", "rejected." + num(int(Rejection::queue_full)), 1);
+      return st;
+    }
+    // The older unfinished jobs of the target and group it supersedes,
+    // oldest first.
+    std::vector<const Job*> older;
+    for (const Job& other : jobs) {
+      if (s.supersede == Supersede::off || other.target != s.target) continue;
+      if (other.state == JobState::running && s.supersede != Supersede::running) continue;
+      if (s.group_by && job_group(other.params, s.group_by(s.target)).value_or("") != s.group)
+        continue;
+      older.push_back(&other);
+    }
+    send_new_job(tx, s, d.state, now, not_before_wall, &last);
+    if (older.empty()) {
+      last_pending = true;
+      return st;
+    }
+    if (!(st = tx.flush()).is_ok() || !(st = answer(s, last, out)).is_ok()) return st;
+    for (const Job* other : older) {
+      if (other->id >= out->job.id) continue;
+      SupersededJob gone{other->id, other->state == JobState::running, {}};
+      Job after;
+      if (!(st = cancel_unfinished(tx, other->id, std::nullopt, out->job.id, now, &after,
+                                   &gone.nudge))
+               .is_ok())
+        return st;
+      if (after.superseded_by == out->job.id) out->superseded.push_back(gone);
+    }
+    return st;
   });
+  if (!st.is_ok() || !last_pending) return st;
+  return answer(s, last, out);
 }
 
 Status PgStore::withdraw(uint64_t id) {
-  return transact(true, [&](Tx& tx) {
+  return transact(Kind::write, [&](Tx& tx) {
     PgResult r;
     Status st = tx.run("DELETE FROM deploy_jobs WHERE id = $1 AND state IN (1, 2) RETURNING id",
                        {num(int64_t(id))}, &r);
     if (!st.is_ok()) return st;
     if (r.rows() == 0) return job_not_found(id, "is neither waiting nor queued");
-    uint64_t change = 0;
-    if (!(st = tx.bump(&change)).is_ok()) return st;
-    return tx.count("", "accepted", -1);
+    tx.bump();
+    tx.count("", "accepted", -1);
+    return st;
   });
 }
 
 Status PgStore::count_rejection(Rejection why) {
-  return transact(true, [&](Tx& tx) { return tx.count("", "rejected." + num(int(why)), 1); });
+  return transact(Kind::write, [&](Tx& tx) {
+    tx.count("", "rejected." + num(int(why)), 1);
+    return Status::ok();
+  });
 }
 
 Status PgStore::count_ignored() {
-  return transact(true, [&](Tx& tx) { return tx.count("", "ignored", 1); });
+  return transact(Kind::write, [&](Tx& tx) {
+    tx.count("", "ignored", 1);
+    return Status::ok();
+  });
 }
 
 Status PgStore::schedule_pass(
     const GroupByOf& group_by,
     const std::function<ScheduleDecision(const std::vector<PendingJob>&)>& decide,
     const Instant& now, ScheduleDecision* decision, std::vector<Job>* started, uint64_t* seen) {
+  // First without the lock, on one snapshot (one statement): a pass that
+  // changes nothing (most, while jobs wait for their quiet window) is
+  // decided there and takes no lock. Otherwise the lock, and the decision
+  // made again unless the change number shows that nothing changed since.
+  std::vector<Job> jobs;
+  std::set<uint64_t> elsewhere;
+  uint64_t read_at = 0;
+  Status st = transact(Kind::single, [&](Tx& tx) {
+    PgResult r;
+    tx.send_unfinished(&r);
+    Status st = tx.flush();
+    if (st.is_ok()) tx.unfinished_of(r, &jobs, &elsewhere, &read_at);
+    return st;
+  });
+  if (!st.is_ok()) return st;
+  ScheduleDecision guess = decide(pending_of(jobs, group_by, now, elsewhere));
+  if (guess.expire.empty() && guess.ready.empty() && guess.start.empty()) {
+    *decision = std::move(guess);
+    if (seen) *seen = read_at;
+    return st;
+  }
   std::vector<Job> claimed;
-  Status st = transact(true, [&](Tx& tx) {
-    std::vector<Job> jobs;
-    std::set<uint64_t> elsewhere;
-    Status st = tx.unfinished(&jobs, &elsewhere);
+  PgResult after;
+  st = transact(Kind::write, [&](Tx& tx) {
+    claimed.clear();
+    elsewhere.clear();
+    uint64_t change = 0;
+    Status st = tx.unfinished(&jobs, &elsewhere, &change);
     if (!st.is_ok()) return st;
-    *decision = decide(pending_of(jobs, group_by, now, elsewhere));
+    *decision = change == read_at ? guess : decide(pending_of(jobs, group_by, now, elsewhere));
     std::map<uint64_t, const Job*> by_id;
     for (const Job& j : jobs) by_id[j.id] = &j;
     bool changed = false;
@@ -709,28 +1081,26 @@ Status PgStore::schedule_pass(
                .is_ok())
         return st;
     }
-    for (uint64_t id : decision->ready)
-      if (!(st = tx.move(id, "1", JobState::queued, "", "", {}, &changed)).is_ok()) return st;
-    for (uint64_t id : decision->start) {
-      if (!(st = tx.claim(id, now, lease_, &changed)).is_ok()) return st;
-      if (!changed) continue;
-      Job j;
-      if (!(st = tx.load(id, &j)).is_ok()) return st;
-      claimed.push_back(std::move(j));
-    }
-    if (seen) {
-      PgResult r;
-      if (!(st = tx.run("SELECT change_no FROM deploy_meta", {}, &r)).is_ok()) return st;
-      *seen = uint64_t(r.i64(0, 0));
-    }
+    for (uint64_t id : decision->ready) tx.move_later(id, "1", JobState::queued);
+    // The claims in one pipeline, each returning its job.
+    std::vector<PgResult> rows(decision->start.size());
+    for (size_t i = 0; i < rows.size(); ++i)
+      tx.claim_later(decision->start[i], now, lease_, &rows[i]);
+    if (!(st = tx.flush()).is_ok()) return st;
+    for (const PgResult& row : rows)
+      if (row.rows() == 1) claimed.push_back(job_of(row, 0));
+    // The change number at the end, read with the commit.
+    if (seen) tx.send("SELECT change_no FROM deploy_meta", {}, &after);
     return Status::ok();
   });
-  if (st.is_ok()) started->insert(started->end(), claimed.begin(), claimed.end());
+  if (!st.is_ok()) return st;
+  if (seen) *seen = uint64_t(after.i64(0, 0));
+  started->insert(started->end(), claimed.begin(), claimed.end());
   return st;
 }
 
 Status PgStore::ready(uint64_t id, const Instant&) {
-  return transact(true, [&](Tx& tx) {
+  return transact(Kind::write, [&](Tx& tx) {
     bool changed = false;
     Status st = tx.move(id, "1", JobState::queued, "", "", {}, &changed);
     if (st.is_ok() && !changed) return job_not_found(id, "is not waiting");
@@ -739,12 +1109,13 @@ Status PgStore::ready(uint64_t id, const Instant&) {
 }
 
 Status PgStore::start(uint64_t id, const Instant& now, Job* out) {
-  return transact(true, [&](Tx& tx) {
-    bool changed = false;
-    Status st = tx.claim(id, now, lease_, &changed);
-    if (st.is_ok() && !changed) return job_not_found(id, "is not queued");
-    if (!st.is_ok()) return st;
-    return tx.load(id, out);
+  return transact(Kind::write, [&](Tx& tx) {
+    PgResult row;
+    tx.claim_later(id, now, lease_, &row);
+    Status st = tx.flush();
+    if (st.is_ok() && row.rows() == 0) return job_not_found(id, "is not queued");
+    if (st.is_ok()) *out = job_of(row, 0);
+    return st;
   });
 }
 
@@ -784,7 +1155,7 @@ bool row_run_by(const PgResult& r, const RunnerRef& runner, const std::string& n
 Status PgStore::runner_recorded(uint64_t id, const RunnerRef& runner, int32_t job_pid,
                                 Micros timeout, bool* cancel_requested) {
   return transact(
-      true,
+      Kind::write,
       [&](Tx& tx) {
         Job j;
         PgResult raw;
@@ -794,14 +1165,14 @@ Status PgStore::runner_recorded(uint64_t id, const RunnerRef& runner, int32_t jo
         if (!row_run_by(raw, RunnerRef{}, node_) && !row_run_by(raw, runner, node_))
           return job_not_owned(id);
         // Pids show to nobody: the followers of output wake, no stream.
-        if (!(st = tx.bump_output()).is_ok()) return st;
-        st = tx.run(
+        tx.bump_output();
+        tx.send(
             "UPDATE deploy_jobs SET runner_pid = $2, runner_ticks = $3, job_pid = CASE WHEN "
             "$4::int > 0 THEN $4::int ELSE job_pid END, lease_expires = now() + "
             "make_interval(secs => $5::double precision / 1000000) WHERE id = $1",
             {num(int64_t(id)), num(runner.runner_pid), num(int64_t(runner.runner_start_ticks)),
              num(job_pid), num(lease_)});
-        if (st.is_ok() && cancel_requested) *cancel_requested = raw.boolean(0, 20);
+        if (cancel_requested) *cancel_requested = raw.boolean(0, 20);
         return st;
       },
       timeout);
@@ -810,7 +1181,7 @@ Status PgStore::runner_recorded(uint64_t id, const RunnerRef& runner, int32_t jo
 Status PgStore::record_progress(uint64_t id, const RunnerRef& runner, const RunnerReport& report,
                                 Micros timeout, bool* cancel_requested) {
   return transact(
-      true,
+      Kind::write,
       [&](Tx& tx) {
         Job j;
         PgResult raw;
@@ -825,23 +1196,20 @@ Status PgStore::record_progress(uint64_t id, const RunnerRef& runner, const Runn
             (report.log_incomplete && j.log_complete);
         const bool quiet = (report.job_pid > 0 && report.job_pid != raw.i64(0, kJobColumnCount)) ||
                            int64_t(report.log_size) > raw.i64(0, kJobColumnCount + 1);
-        std::string change = "change_no";
-        if (visible) {
-          uint64_t c = 0;
-          if (!(st = tx.bump(&c)).is_ok()) return st;
-          change = num(int64_t(c));
-        } else if (quiet && !(st = tx.bump_output()).is_ok()) {
-          return st;
-        }
+        if (quiet && !visible) tx.bump_output();
         // Also the heartbeat: the lease renewed on the database's clock.
         std::vector<Param> params = {num(int64_t(id)), num(lease_)};
         for (Param& p : report_params(report)) params.push_back(std::move(p));
-        st = tx.run("UPDATE deploy_jobs SET change_no = " + change +
-                        ", lease_expires = now() + make_interval(secs => $2::double precision / "
-                        "1000000)" +
-                        report_set(3) + " WHERE id = $1",
-                    params);
-        if (st.is_ok() && cancel_requested) *cancel_requested = raw.boolean(0, 20);
+        const std::string update =
+            std::string("UPDATE deploy_jobs SET change_no = ") +
+            (visible ? "(SELECT bumped FROM m)" : "change_no") +
+            ", lease_expires = now() + make_interval(secs => $2::double precision / 1000000)" +
+            report_set(3) + " WHERE id = $1";
+        if (visible)
+          tx.change(update, std::move(params));
+        else
+          tx.send(update, std::move(params));
+        if (cancel_requested) *cancel_requested = raw.boolean(0, 20);
         return st;
       },
       timeout);
@@ -849,7 +1217,8 @@ Status PgStore::record_progress(uint64_t id, const RunnerRef& runner, const Runn
 
 Status PgStore::cancel(uint64_t id, const std::optional<std::string>& by, const Instant& now,
                        Job* out, RunnerRef* nudge) {
-  return transact(true, [&](Tx& tx) { return cancel_unfinished(tx, id, by, 0, now, out, nudge); });
+  return transact(Kind::write,
+                  [&](Tx& tx) { return cancel_unfinished(tx, id, by, 0, now, out, nudge); });
 }
 
 // Cancels job `id` inside a transition (cancel, supersede): a waiting or
@@ -877,17 +1246,13 @@ Status PgStore::cancel_unfinished(Tx& tx, uint64_t id, const std::optional<std::
   };
   bool changed = false;
   if (j.state == JobState::running) {
-    uint64_t c = 0;
-    if (!(st = tx.bump(&c)).is_ok()) return st;
-    if (!(st = tx.run("UPDATE deploy_jobs SET change_no = $2" + who(3) +
-                          ", cancel_requested = true WHERE id = $1",
-                      {num(int64_t(id)), num(int64_t(c)), by, num(int64_t(superseded_by))}))
-             .is_ok())
-      return st;
+    tx.change("UPDATE deploy_jobs SET change_no = (SELECT bumped FROM m)" + who(2) +
+                  ", cancel_requested = true WHERE id = $1",
+              {num(int64_t(id)), by, num(int64_t(superseded_by))});
     // Only a runner of this node can be signaled from here.
     if (raw.text(0, 16) == node_ && raw.i64(0, 18) > 0)
       *nudge = RunnerRef{int32_t(raw.i64(0, 18)), uint64_t(raw.i64(0, 19))};
-  } else if (!(st = tx.end(j, JobState::canceled, now, who(4), "",
+  } else if (!(st = tx.end(j, JobState::canceled, now, who(3), "",
                            {by, num(int64_t(superseded_by))}, &changed))
                   .is_ok()) {
     return st;
@@ -900,18 +1265,16 @@ Status PgStore::cancel_unfinished(Tx& tx, uint64_t id, const std::optional<std::
                     {num(int64_t(id))}, &end))
            .is_ok())
     return st;
-  if (!(st = tx.put_chunk(id, uint64_t(end.i64(0, 0)),
-                          cancel_note(out->canceled_by, out->superseded_by)))
-           .is_ok())
-    return st;
-  return tx.bump_output();
+  tx.put_chunk(id, uint64_t(end.i64(0, 0)), cancel_note(out->canceled_by, out->superseded_by));
+  tx.bump_output();
+  return st;
 }
 
 Status PgStore::finish(uint64_t id, const RunnerRef& runner, const Outcome& outcome,
                        const RunnerReport& last, const Instant& now, Micros timeout) {
   if (!is_final(outcome.state)) return Status::error("finish: not a final state");
   return transact(
-      true,
+      Kind::write,
       [&](Tx& tx) {
         Job j;
         PgResult raw;
@@ -925,7 +1288,7 @@ Status PgStore::finish(uint64_t id, const RunnerRef& runner, const Outcome& outc
         for (Param& p : report_params(last)) params.push_back(std::move(p));
         bool changed = false;
         st = tx.end(j, outcome.state, now,
-                    ", exit_code = $7::int, signal = $8::int, lease_expires = NULL" + report_set(9),
+                    ", exit_code = $6::int, signal = $7::int, lease_expires = NULL" + report_set(8),
                     " AND state = 3" + std::string(kRunnerFence), params, &changed, raw.i64(0, 17),
                     raw.text(0, 16));
         if (st.is_ok() && !changed) return job_not_owned(id);
@@ -935,7 +1298,7 @@ Status PgStore::finish(uint64_t id, const RunnerRef& runner, const Outcome& outc
 }
 
 Status PgStore::launch_failed(uint64_t id, const Instant& now) {
-  return transact(true, [&](Tx& tx) {
+  return transact(Kind::write, [&](Tx& tx) {
     Job j;
     PgResult raw;
     Status st = tx.load_runners(id, &j, &raw);
@@ -951,11 +1314,11 @@ Status PgStore::launch_failed(uint64_t id, const Instant& now) {
 }
 
 Status PgStore::unstart(uint64_t id) {
-  return transact(true, [&](Tx& tx) {
+  return transact(Kind::write, [&](Tx& tx) {
     bool changed = false;
     Status st = tx.move(id, "3", JobState::queued,
                         ", started_at = 0, started_mono = 0, node = NULL, lease_expires = NULL",
-                        " AND runner_pid = 0 AND node = $3", {node_}, &changed);
+                        " AND runner_pid = 0 AND node = $2", {node_}, &changed);
     if (st.is_ok() && !changed) return job_not_owned(id);
     return st;
   });
@@ -963,7 +1326,7 @@ Status PgStore::unstart(uint64_t id) {
 
 Status PgStore::detect_lost(const Instant& now, Micros quiet_since, std::vector<LostJob>* ended) {
   std::vector<LostJob> lost;
-  Status st = transact(true, [&](Tx& tx) {
+  Status st = transact(Kind::write, [&](Tx& tx) {
     PgResult r;
     Status st = tx.run(std::string("SELECT ") + kJobColumns +
                            ", lease_expires < now(), "
@@ -995,7 +1358,7 @@ Status PgStore::detect_lost(const Instant& now, Micros quiet_since, std::vector<
       if (!gone) continue;
       bool changed = false;
       st = tx.end(j, JobState::lost, now, ", lease_expires = NULL",
-                  " AND state = 3 AND runner_pid = $4 AND runner_ticks = $5",
+                  " AND state = 3 AND runner_pid = $3 AND runner_ticks = $4",
                   {num(runner.runner_pid), num(int64_t(runner.runner_start_ticks))}, &changed,
                   r.i64(i, 17), r.text(i, 16));
       if (!st.is_ok()) return st;
@@ -1011,7 +1374,7 @@ Status PgStore::detect_lost(const Instant& now, Micros quiet_since, std::vector<
 }
 
 Status PgStore::expire(uint64_t id, const Instant& now) {
-  return transact(true, [&](Tx& tx) {
+  return transact(Kind::write, [&](Tx& tx) {
     Job j;
     Status st = tx.load(id, &j);
     if (!st.is_ok()) return st;
@@ -1024,7 +1387,7 @@ Status PgStore::expire(uint64_t id, const Instant& now) {
 
 Status PgStore::trim_history(uint32_t keep, std::vector<uint64_t>* dropped) {
   std::vector<uint64_t> ids;
-  Status st = transact(true, [&](Tx& tx) {
+  Status st = transact(Kind::write, [&](Tx& tx) {
     PgResult r;
     Status st = tx.run(
         "DELETE FROM deploy_jobs WHERE id IN (SELECT id FROM deploy_jobs WHERE state > 3 "
@@ -1032,8 +1395,8 @@ Status PgStore::trim_history(uint32_t keep, std::vector<uint64_t>* dropped) {
         {num(keep)}, &r);
     if (!st.is_ok()) return st;
     for (int i = 0; i < r.rows(); ++i) ids.push_back(uint64_t(r.i64(i, 0)));
-    uint64_t change = 0;
-    return ids.empty() ? Status::ok() : tx.bump(&change);
+    if (!ids.empty()) tx.bump();
+    return st;
   });
   if (st.is_ok() && dropped) dropped->insert(dropped->end(), ids.begin(), ids.end());
   return st;
@@ -1046,7 +1409,7 @@ Status PgStore::claim_notifications(const Instant& now, size_t max,
   std::vector<NotificationClaim> claims;
   Micros due_in = -1;
   Status st = transact(
-      true,
+      Kind::write,
       [&](Tx& tx) {
         claims.clear();
         PgResult r;
@@ -1084,14 +1447,11 @@ Status PgStore::claim_notifications(const Instant& now, size_t max,
 Status PgStore::record_notification(const NotificationClaim& claim, std::optional<int> status,
                                     const NotificationDecision& decision, const Instant& now) {
   return transact(
-      true,
+      Kind::write,
       [&](Tx& tx) {
-        uint64_t change = 0;
-        Status st = tx.bump(&change);
-        if (!st.is_ok()) return st;
         const std::string id = num(int64_t(claim.job.id));
         PgResult r;
-        st = tx.run(
+        Status st = tx.run(
             "UPDATE deploy_notifications SET state = $3::smallint, attempts = $4::int, status = "
             "$5::int, due = CASE WHEN $3::smallint = 1 THEN now() + make_interval(secs => "
             "$6::double precision / 1000000) END, claimed_by = NULL, claim_expires = NULL WHERE "
@@ -1109,8 +1469,8 @@ Status PgStore::record_notification(const NotificationClaim& claim, std::optiona
                                    " is no longer held by this attempt",
                                kNotOwner);
         }
-        return tx.run("UPDATE deploy_jobs SET change_no = $2 WHERE id = $1",
-                      {id, num(int64_t(change))});
+        tx.change("UPDATE deploy_jobs SET change_no = (SELECT bumped FROM m) WHERE id = $1", {id});
+        return st;
       },
       0, false);
 }
@@ -1163,12 +1523,11 @@ class PgStore::Output : public JobOutput {
   Status flush() override {
     if (pending_.empty()) return Status::ok();
     Status st = store_.transact(
-        true,
+        Kind::write,
         [&](Tx& tx) {
           Status st = lock_for_output(tx, id_, runner_);
           for (size_t at = 0; st.is_ok() && at < pending_.size(); at += kOutputChunk)
-            st = tx.put_chunk(id_, flushed_ + at,
-                              std::string_view(pending_).substr(at, kOutputChunk));
+            tx.put_chunk(id_, flushed_ + at, std::string_view(pending_).substr(at, kOutputChunk));
           return st;
         },
         0, false);
@@ -1205,7 +1564,7 @@ class PgStore::Output : public JobOutput {
 Status PgStore::open_output(uint64_t id, const RunnerRef& runner, std::unique_ptr<JobOutput>* out) {
   uint64_t size = 0;
   Status st = transact(
-      true,
+      Kind::write,
       [&](Tx& tx) {
         Status st = lock_for_output(tx, id, runner);
         PgResult r;
@@ -1218,7 +1577,8 @@ Status PgStore::open_output(uint64_t id, const RunnerRef& runner, std::unique_pt
         const int64_t end = r.i64(0, 0);
         size = end > 0 ? uint64_t(end) : 0;
         // An empty first chunk: the output exists (read_output), empty.
-        return end >= 0 ? Status::ok() : tx.put_chunk(id, 0, "");
+        if (end < 0) tx.put_chunk(id, 0, "");
+        return st;
       },
       0, false);
   if (st.is_ok()) *out = std::make_unique<Output>(*this, id, runner, size);
@@ -1228,28 +1588,24 @@ Status PgStore::open_output(uint64_t id, const RunnerRef& runner, std::unique_pt
 Status PgStore::read_output(uint64_t id, uint64_t offset, size_t max, std::string* out) {
   out->clear();
   std::string text;
-  Status st = transact(false, [&](Tx& tx) {
+  Status st = transact(Kind::single, [&](Tx& tx) {
+    // One statement: the chunks, and a row of offset -1 first when the job
+    // has no output at all.
     PgResult r;
     Status st = tx.run(
-        "SELECT \"offset\", chunk FROM deploy_output WHERE job_id = $1 AND \"offset\" <= "
-        "$2::bigint "
-        "+ $3::bigint AND \"offset\" + octet_length(chunk) >= $2::bigint ORDER BY \"offset\"",
+        "SELECT -1::bigint, ''::bytea WHERE NOT EXISTS (SELECT 1 FROM deploy_output WHERE job_id "
+        "= $1) UNION ALL (SELECT \"offset\", chunk FROM deploy_output WHERE job_id = $1 AND "
+        "\"offset\" <= $2::bigint + $3::bigint AND \"offset\" + octet_length(chunk) >= $2::bigint "
+        "ORDER BY \"offset\")",
         {num(int64_t(id)), num(int64_t(offset)), num(int64_t(max))}, &r, true);
     if (!st.is_ok()) return st;
-    if (r.rows() == 0) {
-      PgResult any;
-      if (!(st = tx.run("SELECT 1 FROM deploy_output WHERE job_id = $1 LIMIT 1", {num(int64_t(id))},
-                        &any))
-               .is_ok())
-        return st;
-      return any.rows() == 0 ? job_not_found(id, "has no output") : Status::ok();
-    }
     for (int i = 0; i < r.rows() && text.size() < max; ++i) {
-      const uint64_t at = uint64_t(be64(r, i, 0));
+      const int64_t at = be64(r, i, 0);
+      if (at < 0) return job_not_found(id, "has no output");
       const std::string chunk = r.text(i, 1);
       const uint64_t from = offset + text.size();
-      if (at > from || at + chunk.size() <= from) continue;  // a gap, or before
-      text.append(chunk, size_t(from - at), max - text.size());
+      if (uint64_t(at) > from || uint64_t(at) + chunk.size() <= from) continue;  // a gap, or before
+      text.append(chunk, size_t(from - uint64_t(at)), max - text.size());
     }
     return Status::ok();
   });
@@ -1260,7 +1616,7 @@ Status PgStore::read_output(uint64_t id, uint64_t offset, size_t max, std::strin
 Status PgStore::output_size(uint64_t id, uint64_t* size) {
   *size = 0;
   uint64_t end = 0;
-  Status st = transact(false, [&](Tx& tx) {
+  Status st = transact(Kind::single, [&](Tx& tx) {
     PgResult r;
     Status st =
         tx.run("SELECT max(\"offset\" + octet_length(chunk)) FROM deploy_output WHERE job_id = $1",
@@ -1275,12 +1631,13 @@ Status PgStore::output_size(uint64_t id, uint64_t* size) {
 }
 
 Status PgStore::get(uint64_t id, Job* out) {
-  return transact(false, [&](Tx& tx) { return tx.load(id, out); });
+  return transact(Kind::single, [&](Tx& tx) { return tx.load(id, out); });
 }
 
 Status PgStore::list(const JobsQuery& query, const TargetFilter& readable, std::vector<Job>* out) {
   out->clear();
-  return transact(false, [&](Tx& tx) {
+  return transact(Kind::read, [&](Tx& tx) {
+    out->clear();
     // Pages of rows until `limit` readable ones, or none are left.
     uint64_t before = query.before;
     for (;;) {
@@ -1305,22 +1662,36 @@ Status PgStore::list(const JobsQuery& query, const TargetFilter& readable, std::
 
 Status PgStore::newest_per_target(const std::vector<std::string>& targets, std::vector<Job>* out) {
   out->clear();
-  return transact(false, [&](Tx& tx) {
-    for (const std::string& t : targets) {
-      PgResult r;
-      Status st = tx.run(std::string("SELECT ") + kJobColumns +
-                             " FROM deploy_jobs WHERE target = $1 ORDER BY id DESC LIMIT 1",
-                         {t}, &r);
-      if (!st.is_ok()) return st;
-      if (r.rows() == 1) out->push_back(job_of(r, 0));
+  // The names as one text[] literal, each quoted.
+  std::string names = "{";
+  for (const std::string& t : targets) {
+    if (names.size() > 1) names += ',';
+    names += '"';
+    for (char c : t) {
+      if (c == '"' || c == '\\') names += '\\';
+      names += c;
     }
-    return Status::ok();
+    names += '"';
+  }
+  names += '}';
+  return transact(Kind::single, [&](Tx& tx) {
+    out->clear();
+    PgResult r;
+    Status st = tx.run(std::string("SELECT j.* FROM unnest($1::text[]) WITH ORDINALITY AS t(name, "
+                                   "n) CROSS JOIN LATERAL (SELECT ") +
+                           kJobColumns +
+                           " FROM deploy_jobs WHERE target = t.name ORDER BY id DESC LIMIT 1) j "
+                           "ORDER BY t.n",
+                       {names}, &r);
+    if (st.is_ok()) *out = jobs_of(r);
+    return st;
   });
 }
 
 Status PgStore::overview(const HistoryPage& page, const TargetFilter& readable, Overview* out) {
   Overview o;
-  Status st = transact(false, [&](Tx& tx) {
+  Status st = transact(Kind::read, [&](Tx& tx) {
+    o = Overview();
     PgResult r;
     Status st = tx.run("SELECT change_no FROM deploy_meta", {}, &r);
     if (!st.is_ok()) return st;
@@ -1371,7 +1742,7 @@ Status PgStore::overview(const HistoryPage& page, const TargetFilter& readable, 
 }
 
 Status PgStore::unfinished(const GroupByOf& group_by, std::vector<PendingJob>* jobs) {
-  return transact(false, [&](Tx& tx) {
+  return transact(Kind::single, [&](Tx& tx) {
     std::vector<Job> all;
     std::set<uint64_t> elsewhere;
     Status st = tx.unfinished(&all, &elsewhere);
@@ -1381,26 +1752,32 @@ Status PgStore::unfinished(const GroupByOf& group_by, std::vector<PendingJob>* j
 }
 
 Status PgStore::changes_since(uint64_t since, std::vector<Job>* changed, uint64_t* now) {
-  return transact(false, [&](Tx& tx) {
+  return transact(Kind::single, [&](Tx& tx) {
+    // One statement: the jobs and the change number of one snapshot.
     PgResult r;
-    Status st = tx.run("SELECT change_no FROM deploy_meta", {}, &r);
+    Status st = tx.run(std::string("SELECT j.*, m.change_no FROM ") + kChangeRow +
+                           " LEFT JOIN LATERAL (SELECT " + kJobColumns +
+                           " FROM deploy_jobs WHERE change_no > $1) j ON true ORDER BY j.change_no",
+                       {num(int64_t(since))}, &r);
     if (!st.is_ok()) return st;
-    *now = uint64_t(r.i64(0, 0));
-    if (!(st = tx.run(std::string("SELECT ") + kJobColumns +
-                          " FROM deploy_jobs WHERE change_no > $1 ORDER BY change_no",
-                      {num(int64_t(since))}, &r))
-             .is_ok())
-      return st;
-    *changed = jobs_of(r);
+    changed->clear();
+    for (int i = 0; i < r.rows(); ++i) {
+      *now = uint64_t(r.i64(i, kJobColumnCount));
+      if (!r.null(i, 0)) changed->push_back(job_of(r, i));
+    }
     return Status::ok();
   });
 }
 
 Status PgStore::counters(StoreCounters* out) {
   StoreCounters c{};
-  Status st = transact(false, [&](Tx& tx) {
-    PgResult r;
-    Status st = tx.run("SELECT scope, name, value FROM deploy_counters ORDER BY scope", {}, &r);
+  Status st = transact(Kind::read, [&](Tx& tx) {
+    c = StoreCounters{};
+    // Both reads in the pipeline of BEGIN.
+    PgResult r, pending;
+    tx.send("SELECT scope, name, value FROM deploy_counters ORDER BY scope", {}, &r);
+    tx.send_unfinished(&pending);
+    Status st = tx.flush();
     if (!st.is_ok()) return st;
     std::map<std::string, TargetCounters> targets;
     for (int i = 0; i < r.rows(); ++i) {
@@ -1433,7 +1810,8 @@ Status PgStore::counters(StoreCounters* out) {
       if (auto k = index("bucket.", kDurationBuckets + 1)) t.stats.duration_buckets[*k] = value;
     }
     for (auto& [name, t] : targets) c.targets.push_back(std::move(t));
-    return tx.unfinished(&c.unfinished);
+    tx.unfinished_of(pending, &c.unfinished, nullptr, nullptr);
+    return st;
   });
   if (st.is_ok()) *out = std::move(c);
   return st;
@@ -1441,7 +1819,7 @@ Status PgStore::counters(StoreCounters* out) {
 
 uint64_t PgStore::read_seq(const char* column) {
   uint64_t seq = 0;
-  const Status st = transact(false, [&](Tx& tx) {
+  const Status st = transact(Kind::single, [&](Tx& tx) {
     PgResult r;
     Status st = tx.run(std::string("SELECT ") + column + " FROM deploy_meta", {}, &r);
     if (st.is_ok()) seq = uint64_t(r.i64(0, 0));

@@ -3,13 +3,13 @@
 //
 // Connections: one per process for the operations, guarded by a mutex (the
 // threads of an httpd child take turns; each operation is one short
-// transaction), and one more for LISTEN, used only by the waits: one
-// waiting thread polls it, the others sleep until it hears a notification
-// (or for the fallback's second). Both connect lazily, on the first call,
-// and again on the call after a failure (so a store made before a fork
-// connects in each process that uses it, if it made no call before): a server that cannot be
-// reached is kStoreUnavailable, never an exception, and the CONNINFO is never part of a message (it
-// may hold a password).
+// transaction, its statements pipelined and prepared, or one statement of
+// its own for a read that one snapshot answers), and one more for LISTEN, used only by the waits:
+// one waiting thread polls it, the others sleep until it hears a notification (or for the
+// fallback's second). Both connect lazily, on the first call, and again on the call after a failure
+// (so a store made before a fork connects in each process that uses it, if it made no call before):
+// a server that cannot be reached is kStoreUnavailable, never an exception, and the CONNINFO is
+// never part of a message (it may hold a password).
 //
 // Every transition is one transaction that first takes one transaction-level
 // advisory lock (kTransitionLock): transitions of the whole cluster are
@@ -18,7 +18,9 @@
 // DeployConcurrency are exact across nodes), and the change number of
 // deploy_meta, bumped in each, orders the changes as they committed. A wait
 // on that lock, like every statement, is bounded (kStatementTimeout): past
-// it the operation is kStoreBusy.
+// it the operation is kStoreBusy. The submissions the threads of one process
+// make while another is being decided are decided together next, in their
+// order, in one such transaction (group commit: submit_together).
 #pragma once
 
 #include <condition_variable>
@@ -112,13 +114,21 @@ class PgStore : public JobStore {
 
  private:
   class Output;
+  // What transact() runs: one statement of its own (a read that one
+  // snapshot answers: no BEGIN, no COMMIT), a read of several statements (a
+  // REPEATABLE READ READ ONLY transaction), or a transaction that writes.
+  enum class Kind { single, read, write };
   // One transaction: `write` ones hold the transition lock unless not a
   // `transition` (the output's, which lock the job's row). `timeout` (0:
   // kStatementTimeoutMs) bounds the wait for the connection, the lock and
   // each statement.
   template <class F>
-  Status transact(bool write, F&& body, Micros timeout = 0, bool transition = true);
+  Status transact(Kind kind, F&& body, Micros timeout = 0, bool transition = true);
   Status connect_locked();
+  // Group commit of the submissions of this process's threads (submit).
+  struct Submission;
+  void submit_together(const std::vector<Submission*>& batch);
+  Status submit_one(const NewSubmission& s, const Instant& now, SubmitResult* out);
   Status cancel_unfinished(Tx& tx, uint64_t id, const std::optional<std::string>& by,
                            uint64_t superseded_by, const Instant& now, Job* out, RunnerRef* nudge);
   uint64_t read_seq(const char* column);
@@ -131,7 +141,11 @@ class PgStore : public JobStore {
   std::unique_ptr<PgConnection> conn_;
   std::mutex listen_mutex_;  // guards listener_, held by the thread that polls it
   std::unique_ptr<PgConnection> listener_;
-  std::mutex wake_mutex_;  // guards wakes_
+  std::mutex submit_mutex_;  // guards submissions_ and submitting_
+  std::condition_variable submitted_;
+  std::vector<Submission*> submissions_;  // waiting to be decided, in their order
+  bool submitting_ = false;               // a thread decides a batch now
+  std::mutex wake_mutex_;                 // guards wakes_
   std::condition_variable wake_;
   uint64_t wakes_ = 0;  // notifications heard by the polling thread
 };

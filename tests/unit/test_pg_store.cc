@@ -207,6 +207,55 @@ START_TEST(every_waiting_thread_wakes_at_a_change) {
 }
 END_TEST
 
+// The threads of one process that submit while another submission waits
+// are decided together next (group commit), each decision seeing the ones
+// before it: the triggers of a target with a quiet window create one job and
+// join it, and the queue limit admits exactly its number of jobs. Another
+// connection holds the transition lock meanwhile, so that the threads'
+// submissions queue up behind the first.
+START_TEST(submissions_decided_together_are_exact) {
+  auto& store = *deploy::conformance::g_store;
+  (void)store.change_seq();  // connected, the schema made
+  constexpr int kThreads = 7;
+  std::atomic<int> errors{0};
+  const auto together = [&](const std::string& first, const std::string& target,
+                            deploy::Micros quiet, uint32_t limit) {
+    PGconn* blocker = PQconnectdb(conninfo().c_str());
+    // PgStore's kTransitionLock ("deploy" in ASCII).
+    PGresult* r = PQexec(blocker, "BEGIN; SELECT pg_advisory_xact_lock(110386840629113)");
+    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    const auto submit = [&](const std::string& t, deploy::Micros q, uint32_t l) {
+      deploy::SubmitResult result;
+      if (!store.submit(submission(t, q, l), Instant::now(), &result).is_ok()) ++errors;
+    };
+    std::vector<std::thread> threads;
+    threads.emplace_back(submit, first, 0, 1000);  // waits for the lock
+    usleep(200000);
+    for (int t = 0; t < kThreads; ++t) threads.emplace_back(submit, target, quiet, limit);
+    usleep(300000);
+    PQclear(PQexec(blocker, "COMMIT"));
+    PQfinish(blocker);
+    for (auto& th : threads) th.join();
+    ck_assert_int_eq(errors.load(), 0);
+  };
+  together("first", "joined", 3600000000, 1000);
+  deploy::StoreCounters c;
+  ASSERT_OK(store.counters(&c));
+  ck_assert_uint_eq(c.unfinished.size(), 2);  // first, joined
+  ck_assert_str_eq(c.unfinished[1].target.c_str(), "joined");
+  ck_assert_uint_eq(c.unfinished[1].requests, kThreads);
+  ck_assert_uint_eq(c.counters.accepted, 2);
+  ck_assert_uint_eq(c.counters.coalesced, kThreads - 1);
+  // 3 pending with the second's: room for 3 more under a limit of 6.
+  together("second", "limited", 0, 6);
+  ASSERT_OK(store.counters(&c));
+  ck_assert_uint_eq(c.unfinished.size(), 6);
+  ck_assert_uint_eq(c.counters.accepted, 6);
+  ck_assert_uint_eq(c.counters.rejected[uint8_t(deploy::Rejection::queue_full)], kThreads - 3);
+}
+END_TEST
+
 // `scripts/throwaway-postgres COMMAND DIR [PORT]` on the test's server.
 void pg_ctl(const std::string& command) {
   const char* ctl = getenv("DEPLOY_TEST_PG_CTL");
@@ -265,6 +314,7 @@ Suite* pg_store_suite() {
   tcase_add_test(server, leases_and_fences_across_nodes);
   tcase_add_test(server, each_node_runs_its_own_share_within_the_clusters_concurrency);
   tcase_add_test(server, every_waiting_thread_wakes_at_a_change);
+  tcase_add_test(server, submissions_decided_together_are_exact);
   // Only on a server of its own (tests/unit/with-postgres), which it stops.
   if (getenv("DEPLOY_TEST_PG_CTL"))
     tcase_add_test(server, an_outage_is_store_unavailable_and_loses_no_output);
