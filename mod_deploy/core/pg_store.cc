@@ -333,6 +333,9 @@ class PgStore::Tx {
  public:
   Tx(PgConnection& conn, const std::string& node) : conn_(conn), node(node) {}
 
+  // When its connection was opened (monotonic).
+  Micros opened_at() const { return conn_.opened_at; }
+
   // Queues `sql` with text parameters ($1…); nullopt is NULL. Its result
   // goes to *out (when not null) at the next flush. `binary`: the result's
   // columns in binary (bytea as it is); `binary_param`: the index of a
@@ -706,13 +709,15 @@ Status PgStore::transact(Kind kind, F&& body, Micros timeout, bool transition) {
     // first statement: the lock is still its own statement, taken before
     // the body's first read takes its snapshot.
     if (kind == Kind::read) tx.control("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    if (kind == Kind::write) tx.control("BEGIN");
+    if (kind == Kind::write || kind == Kind::join) tx.control("BEGIN");
     if (kind != Kind::single && timeout > 0)
       tx.send(
           "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)",
           {num(std::max<Micros>(1, timeout / 1000))});
     if (kind == Kind::write && transition)
       tx.send("SELECT pg_advisory_xact_lock(" + std::to_string(kTransitionLock) + ")", {});
+    if (kind == Kind::join)
+      tx.send("SELECT pg_advisory_xact_lock_shared(" + std::to_string(kTransitionLock) + ")", {});
     st = body(tx);
     if (st.is_ok()) st = tx.commit(kind == Kind::single);
     if (st.is_ok()) return st;
@@ -836,6 +841,11 @@ struct PgStore::Submission {
 // an idempotency key or DeploySupersede is decided alone.
 Status PgStore::submit(const NewSubmission& s, const Instant& now, SubmitResult* out) {
   if (s.idempotency_key || s.supersede != Supersede::off) return submit_one(s, now, out);
+  if (s.policy.quiet_window > 0) {
+    bool joined = false;
+    const Status st = try_join(s, now, out, &joined);
+    if (!st.is_ok() || joined) return st;
+  }
   Submission mine{&s, now, out};
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(kStatementTimeoutMs);
@@ -937,6 +947,38 @@ void PgStore::submit_together(const std::vector<Submission*>& batch) {
     else
       b.status = submit_one(*b.s, b.now, b.out);
   }
+}
+
+// The submission as a join, holding the transition lock shared (pg_store.h):
+// one pipeline reads the target's waiting jobs, the next joins the one
+// decide_submission picks, with the commit. Another transition cannot move
+// it meanwhile, and a join cannot make another job take or stop taking
+// triggers, so the decision is the one the exclusive lock would give.
+// *joined false (nothing written): the decision is no join, for a new job
+// or a full queue, which submit_together decides under the lock.
+Status PgStore::try_join(const NewSubmission& s, const Instant& now, SubmitResult* out,
+                         bool* joined) {
+  PgResult row;
+  Status st = transact(Kind::join, [&](Tx& tx) {
+    reset(out);
+    *joined = false;
+    PgResult waiting;
+    tx.send(std::string("SELECT ") + kJobColumns +
+                " FROM deploy_jobs WHERE state = 1 AND target = $1 ORDER BY id",
+            {s.target}, &waiting);
+    Status st = tx.flush();
+    if (!st.is_ok()) return st;
+    const SubmissionDecision d =
+        decide_submission(pending_of(jobs_of(waiting), s.group_by, now, {}), s.target, s.group,
+                          s.policy, s.limits, now.mono);
+    if (d.kind != SubmissionDecision::Kind::coalesce) return st;
+    out->kind = d.kind;
+    send_join(tx, d.job_id, s, d.not_before ? now.wall_of(d.not_before) : 0, &row);
+    *joined = true;
+    return st;
+  });
+  if (!st.is_ok() || !*joined) return st;
+  return answer(s, row, out);
 }
 
 Status PgStore::submit_one(const NewSubmission& s, const Instant& now, SubmitResult* out) {
@@ -1338,7 +1380,7 @@ Status PgStore::detect_lost(const Instant& now, Micros quiet_since, std::vector<
     // renewed it: the server has been up, and this process connected to it,
     // for a whole lease. After an outage (the server restarted, or this node
     // cut off from it) every runner gets a lease's time to come back.
-    const Micros connected = conn_ ? now.mono - conn_->opened_at : 0;
+    const Micros connected = now.mono - tx.opened_at();
     for (int i = 0; i < r.rows(); ++i) {
       const Job j = job_of(r, i);
       const RunnerRef runner{int32_t(r.i64(i, 18)), uint64_t(r.i64(i, 19))};

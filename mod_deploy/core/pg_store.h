@@ -21,6 +21,14 @@
 // it the operation is kStoreBusy. The submissions the threads of one process
 // make while another is being decided are decided together next, in their
 // order, in one such transaction (group commit: submit_together).
+//
+// One kind of transition holds that lock shared instead: the join of a
+// waiting job (try_join). A join changes only the job it joins (its
+// parameters, requests and not_before), never a state, so joins exclude
+// each other from nothing that they decide on; every other transition holds
+// the lock exclusively and excludes them all. A burst of triggers (a
+// webhook storm) is decided on every node and child at once, each join
+// exact: what its read of the waiting jobs decided holds until it commits.
 #pragma once
 
 #include <condition_variable>
@@ -116,8 +124,10 @@ class PgStore : public JobStore {
   class Output;
   // What transact() runs: one statement of its own (a read that one
   // snapshot answers: no BEGIN, no COMMIT), a read of several statements (a
-  // REPEATABLE READ READ ONLY transaction), or a transaction that writes.
-  enum class Kind { single, read, write };
+  // REPEATABLE READ READ ONLY transaction), a transaction that writes, or
+  // one that joins a waiting job (a write holding the transition lock
+  // shared).
+  enum class Kind { single, read, write, join };
   // One transaction: `write` ones hold the transition lock unless not a
   // `transition` (the output's, which lock the job's row). `timeout` (0:
   // kStatementTimeoutMs) bounds the wait for the connection, the lock and
@@ -129,6 +139,7 @@ class PgStore : public JobStore {
   struct Submission;
   void submit_together(const std::vector<Submission*>& batch);
   Status submit_one(const NewSubmission& s, const Instant& now, SubmitResult* out);
+  Status try_join(const NewSubmission& s, const Instant& now, SubmitResult* out, bool* joined);
   Status cancel_unfinished(Tx& tx, uint64_t id, const std::optional<std::string>& by,
                            uint64_t superseded_by, const Instant& now, Job* out, RunnerRef* nudge);
   uint64_t read_seq(const char* column);

@@ -25,6 +25,7 @@ using deploy::JobState;
 using deploy::JobStore;
 using deploy::PgStore;
 using deploy::Status;
+using deploy::SubmissionDecision;
 using deploy::conformance::code_of;
 using deploy::conformance::submission;
 
@@ -256,6 +257,53 @@ START_TEST(submissions_decided_together_are_exact) {
 }
 END_TEST
 
+// A join of a waiting job holds the transition lock shared (pg_store.h):
+// it goes on while another join holds it, and waits while any other
+// transition does; a new job waits for the joins.
+START_TEST(joins_share_the_transition_lock_other_transitions_exclude_them) {
+  auto& store = *deploy::conformance::g_store;
+  constexpr deploy::Micros kHour = 3600000000;
+  const Job waiting = deploy::conformance::submit_new(store, "storm", kHour);
+  PGconn* other = PQconnectdb(conninfo().c_str());
+  const auto hold = [&](const char* how) {
+    PGresult* r = PQexec(
+        other, (std::string("BEGIN; SELECT ") + how + "(110386840629113)")  // kTransitionLock
+                   .c_str());
+    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+  };
+  const auto release = [&] { PQclear(PQexec(other, "COMMIT")); };
+  // Runs `submit` in a thread: whether it was done within 300 ms, and
+  // (after `release`) its result.
+  const auto submitted_at_once = [&](const deploy::NewSubmission& s, deploy::SubmitResult* result) {
+    std::atomic<bool> done{false};
+    std::thread t([&] {
+      ASSERT_OK(store.submit(s, Instant::now(), result));
+      done = true;
+    });
+    usleep(300000);
+    const bool at_once = done;
+    release();
+    t.join();
+    return at_once;
+  };
+  deploy::SubmitResult joined, created, waited;
+  hold("pg_advisory_xact_lock_shared");  // another join
+  ck_assert(submitted_at_once(submission("storm", kHour), &joined));
+  ck_assert_int_eq(int(joined.kind), int(SubmissionDecision::Kind::coalesce));
+  ck_assert_uint_eq(joined.job.id, waiting.id);
+  ck_assert_uint_eq(joined.job.requests, 2);
+  hold("pg_advisory_xact_lock_shared");
+  ck_assert(!submitted_at_once(submission("calm"), &created));
+  ck_assert_int_eq(int(created.kind), int(SubmissionDecision::Kind::new_job));
+  hold("pg_advisory_xact_lock");  // any other transition
+  ck_assert(!submitted_at_once(submission("storm", kHour), &waited));
+  ck_assert_int_eq(int(waited.kind), int(SubmissionDecision::Kind::coalesce));
+  ck_assert_uint_eq(waited.job.requests, 3);
+  PQfinish(other);
+}
+END_TEST
+
 // `scripts/throwaway-postgres COMMAND DIR [PORT]` on the test's server.
 void pg_ctl(const std::string& command) {
   const char* ctl = getenv("DEPLOY_TEST_PG_CTL");
@@ -315,6 +363,7 @@ Suite* pg_store_suite() {
   tcase_add_test(server, each_node_runs_its_own_share_within_the_clusters_concurrency);
   tcase_add_test(server, every_waiting_thread_wakes_at_a_change);
   tcase_add_test(server, submissions_decided_together_are_exact);
+  tcase_add_test(server, joins_share_the_transition_lock_other_transitions_exclude_them);
   // Only on a server of its own (tests/unit/with-postgres), which it stops.
   if (getenv("DEPLOY_TEST_PG_CTL"))
     tcase_add_test(server, an_outage_is_store_unavailable_and_loses_no_output);
