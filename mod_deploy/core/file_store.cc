@@ -365,10 +365,7 @@ RunnerRef FileStore::cancel_unfinished(JobTable::Lock& lock, JobRecord* r,
   if (JobState(r->state) == JobState::running) {
     // The runner owns a running job: it sees the flag (and the nudge).
     r->cancel_requested = 1;
-    // Only a runner that recorded itself is named: a reused pid is another process.
-    if (r->runner_pid > 0 && r->runner_start_ticks != 0 &&
-        process_start_ticks(r->runner_pid) == r->runner_start_ticks)
-      nudge = RunnerRef{r->runner_pid, r->runner_start_ticks};
+    nudge = runner_to_signal(RunnerRef{r->runner_pid, r->runner_start_ticks});
     lock.commit(r);
   } else {
     lock.finish(r, JobState::canceled, now);

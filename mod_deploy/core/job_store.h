@@ -83,6 +83,12 @@ struct RunnerRef {
   uint64_t runner_start_ticks = 0;  // /proc/PID/stat starttime: a reused pid is another runner
 };
 
+// The runner of this host to signal: `recorded` when it recorded itself
+// and its pid is still that process, else none (pid 0). A pid that was
+// reused, or that the store's record names without the process's start
+// time, is another process's.
+RunnerRef runner_to_signal(const RunnerRef& recorded);
+
 // A job a submission superseded: a waiting or queued one ended canceled at
 // once; a running one has its cancel flag, and `nudge` names its runner to
 // signal (pid 0: none to signal).

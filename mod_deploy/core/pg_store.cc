@@ -274,29 +274,49 @@ class PgResult {
   PGresult* r_ = nullptr;
 };
 
+// Anyone with the database's password can write a row: every value read
+// back is brought into what a job can hold (job_record.h's bounds), so that
+// no later arithmetic, listing or page meets a value it was not made for.
+// A state this build does not know reads as lost: final, so nothing runs it
+// or waits on it.
+constexpr int64_t kWallTimeMax = 253402300799999999;  // 9999-12-31T23:59:59.999999Z
+constexpr size_t kParamsTextMax = 64 * 1024;          // far above any submission's
+
+int64_t time_in_range(int64_t t) { return t >= 0 && t <= kWallTimeMax ? t : 0; }
+
+std::string bounded(std::string text, size_t max) {
+  if (text.size() > max) text.resize(max);
+  return text;
+}
+
 Job job_of(const PgResult& r, int row) {
   Job j;
-  j.id = uint64_t(r.i64(row, 0));
-  j.target = r.text(row, 1);
-  j.state = JobState(r.i64(row, 2));
-  j.params = decode_params(r.text(row, 3));
-  j.progress = int(r.i64(row, 4));
-  if (!r.null(row, 5)) j.stage = r.text(row, 5);
-  j.requests = uint32_t(r.i64(row, 6));
-  j.not_before = r.i64(row, 7);
-  if (!r.null(row, 8)) j.submitted_by = r.text(row, 8);
-  j.submitted_at = r.i64(row, 9);
-  j.started_at = r.i64(row, 10);
-  j.finished_at = r.i64(row, 11);
-  if (!r.null(row, 12)) j.exit_code = int(r.i64(row, 12));
-  if (!r.null(row, 13)) j.signal = int(r.i64(row, 13));
+  j.id = uint64_t(std::clamp<int64_t>(r.i64(row, 0), 0, int64_t(kMaxJobId)));
+  j.target = bounded(r.text(row, 1), kTargetNameMax);
+  const int64_t state = r.i64(row, 2);
+  j.state =
+      state > 0 && state < 256 && is_valid_state(uint8_t(state)) ? JobState(state) : JobState::lost;
+  const std::string params = r.text(row, 3);
+  if (params.size() <= kParamsTextMax) j.params = decode_params(params);
+  const int64_t progress = r.i64(row, 4);
+  j.progress = progress >= -1 && progress <= 100 ? int(progress) : -1;
+  if (!r.null(row, 5)) j.stage = bounded(r.text(row, 5), kStageMax);
+  j.requests = uint32_t(std::clamp<int64_t>(r.i64(row, 6), 0, UINT32_MAX));
+  j.not_before = time_in_range(r.i64(row, 7));
+  if (!r.null(row, 8)) j.submitted_by = bounded(r.text(row, 8), kUserMax);
+  j.submitted_at = time_in_range(r.i64(row, 9));
+  j.started_at = time_in_range(r.i64(row, 10));
+  j.finished_at = time_in_range(r.i64(row, 11));
+  const int64_t exit_code = r.i64(row, 12), signal = r.i64(row, 13);
+  if (!r.null(row, 12) && exit_code >= 0 && exit_code <= 255) j.exit_code = int(exit_code);
+  if (!r.null(row, 13) && signal > 0 && signal < 65) j.signal = int(signal);
   j.log_complete = r.boolean(row, 14);
-  j.change_seq = uint64_t(r.i64(row, 15));
-  if (!r.null(row, 16)) j.node = r.text(row, 16);  // the node that runs or ran it
-  if (!r.null(row, 21)) j.canceled_by = r.text(row, 21);
-  j.superseded_by = uint64_t(std::max<int64_t>(r.i64(row, 22), 0));
-  // Anyone with the database's password can write them: damaged shows none.
-  decode_stages(r.text(row, 23), &j.stages);
+  j.change_seq = uint64_t(std::max<int64_t>(r.i64(row, 15), 0));
+  if (!r.null(row, 16))
+    j.node = bounded(r.text(row, 16), kUserMax);  // the node that runs or ran it
+  if (!r.null(row, 21)) j.canceled_by = bounded(r.text(row, 21), kUserMax);
+  j.superseded_by = uint64_t(std::clamp<int64_t>(r.i64(row, 22), 0, int64_t(kMaxJobId)));
+  decode_stages(r.text(row, 23), &j.stages);  // damaged: none
   decode_outputs(r.text(row, 24), &j.outputs);
   if (!r.null(row, 25)) j.notifications = decode_notifications(r.text(row, 25));
   return j;
@@ -1291,9 +1311,11 @@ Status PgStore::cancel_unfinished(Tx& tx, uint64_t id, const std::optional<std::
     tx.change("UPDATE deploy_jobs SET change_no = (SELECT bumped FROM m)" + who(2) +
                   ", cancel_requested = true WHERE id = $1",
               {num(int64_t(id)), by, num(int64_t(superseded_by))});
-    // Only a runner of this node can be signaled from here.
-    if (raw.text(0, 16) == node_ && raw.i64(0, 18) > 0)
-      *nudge = RunnerRef{int32_t(raw.i64(0, 18)), uint64_t(raw.i64(0, 19))};
+    // Only a runner of this node can be signaled from here, and only the
+    // process the row names (its pid and start time: a row is untrusted).
+    const int64_t pid = raw.i64(0, 18);
+    if (raw.text(0, 16) == node_ && pid > 0 && pid <= INT32_MAX)
+      *nudge = runner_to_signal(RunnerRef{int32_t(pid), uint64_t(raw.i64(0, 19))});
   } else if (!(st = tx.end(j, JobState::canceled, now, who(3), "",
                            {by, num(int64_t(superseded_by))}, &changed))
                   .is_ok()) {

@@ -304,6 +304,62 @@ START_TEST(joins_share_the_transition_lock_other_transitions_exclude_them) {
 }
 END_TEST
 
+// Runs `sql` on a connection of its own (a row written by someone else).
+void exec_sql(const std::string& sql) {
+  PGconn* c = PQconnectdb(conninfo().c_str());
+  PGresult* r = PQexec(c, sql.c_str());
+  ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql.c_str(), PQerrorMessage(c));
+  PQclear(r);
+  PQfinish(c);
+}
+
+// A row is untrusted: what it holds out of a job's bounds reads back within
+// them, and a state this build does not know reads as lost.
+START_TEST(a_damaged_row_reads_back_within_a_jobs_bounds) {
+  auto& store = *deploy::conformance::g_store;
+  const Job j = deploy::conformance::submit_new(store, "web");
+  exec_sql(
+      "UPDATE deploy_jobs SET state = 42, progress = 5000, requests = -5, "
+      "exit_code = 99999, signal = 0, started_at = -9223372036854775808, "
+      "finished_at = 9223372036854775807, stage = repeat('s', 5000), "
+      "target = repeat('t', 500), submitted_by = repeat('u', 5000), "
+      "superseded_by = -3 WHERE id = " +
+      std::to_string(j.id));
+  Job got;
+  ASSERT_OK(store.get(j.id, &got));
+  ck_assert_int_eq(int(got.state), int(JobState::lost));
+  ck_assert_int_eq(got.progress, -1);
+  ck_assert_uint_eq(got.requests, 0);
+  ck_assert(!got.exit_code && !got.signal);
+  ck_assert_int_eq(got.started_at, 0);
+  ck_assert_int_eq(got.finished_at, 0);
+  ck_assert_uint_eq(got.stage->size(), deploy::kStageMax);
+  ck_assert_uint_eq(got.target.size(), deploy::kTargetNameMax);
+  ck_assert_uint_eq(got.submitted_by->size(), deploy::kUserMax);
+  ck_assert_uint_eq(got.superseded_by, 0);
+}
+END_TEST
+
+// A cancel signals the runner a row names only when it is that process
+// (its pid and start time): a forged or reused pid is another process.
+START_TEST(a_cancel_signals_only_the_process_the_row_names) {
+  auto& store = *deploy::conformance::g_store;
+  const Job j = deploy::conformance::started(store, deploy::conformance::submit_new(store, "web"));
+  const std::string id = std::to_string(j.id), pid = std::to_string(getpid());
+  exec_sql("UPDATE deploy_jobs SET runner_pid = " + pid +
+           ", runner_ticks = 12345 WHERE id = " + id);
+  Job after;
+  deploy::RunnerRef nudge;
+  ASSERT_OK(store.cancel(j.id, "alice", Instant::now(), &after, &nudge));
+  ck_assert_int_eq(int(after.state), int(JobState::running));
+  ck_assert_int_eq(nudge.runner_pid, 0);
+  exec_sql("UPDATE deploy_jobs SET runner_ticks = " +
+           std::to_string(deploy::process_start_ticks(getpid())) + " WHERE id = " + id);
+  ASSERT_OK(store.cancel(j.id, "alice", Instant::now(), &after, &nudge));
+  ck_assert_int_eq(nudge.runner_pid, getpid());
+}
+END_TEST
+
 // `scripts/throwaway-postgres COMMAND DIR [PORT]` on the test's server.
 void pg_ctl(const std::string& command) {
   const char* ctl = getenv("DEPLOY_TEST_PG_CTL");
@@ -364,6 +420,8 @@ Suite* pg_store_suite() {
   tcase_add_test(server, every_waiting_thread_wakes_at_a_change);
   tcase_add_test(server, submissions_decided_together_are_exact);
   tcase_add_test(server, joins_share_the_transition_lock_other_transitions_exclude_them);
+  tcase_add_test(server, a_damaged_row_reads_back_within_a_jobs_bounds);
+  tcase_add_test(server, a_cancel_signals_only_the_process_the_row_names);
   // Only on a server of its own (tests/unit/with-postgres), which it stops.
   if (getenv("DEPLOY_TEST_PG_CTL"))
     tcase_add_test(server, an_outage_is_store_unavailable_and_loses_no_output);
