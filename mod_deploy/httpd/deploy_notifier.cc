@@ -196,9 +196,10 @@ void Notifier::run() {
   Micros scan_at = 0;  // monotonic: when to ask the store next
   while (!stop_) {
     const Micros now_mono = mono_now();
-    const bool changed = configured && store_->change_seq() != seen;
+    bool changed = configured && store_->change_seq() != seen;
     if (in_flight.size() < kInFlight &&
         (now_mono >= scan_at || (changed && now_mono - last_scan_ >= kMinScanInterval))) {
+      changed = false;
       seen = store_->change_seq();
       last_scan_ = now_mono;
       std::vector<NotificationClaim> claims;
@@ -225,9 +226,13 @@ void Notifier::run() {
       }
     }
     if (in_flight.empty()) {
-      // A change may end a job: its notifications are due at once.
-      const Micros wait = std::max<Micros>(scan_at - mono_now(), kMillisecond);
-      if (configured)
+      // A change may end a job: its notifications are due at once, or once
+      // kMinScanInterval has passed since the last scan. A change seen but
+      // not scanned yet is slept past, not waited for: the wait would
+      // return at once, again and again until then.
+      const Micros wake = changed ? std::min(scan_at, last_scan_ + kMinScanInterval) : scan_at;
+      const Micros wait = std::max<Micros>(wake - mono_now(), kMillisecond);
+      if (configured && !changed)
         store_->wait_for_change(seen, std::min(wait, kIdleInterval));
       else
         usleep(useconds_t(std::min<Micros>(wait, 100 * kMillisecond)));

@@ -177,3 +177,17 @@ def run_bounded(cmd, timeout, grace=30, **kwargs):
                 out, err = process.communicate()
             raise subprocess.TimeoutExpired(cmd, timeout, output=out, stderr=err)
         return subprocess.CompletedProcess(cmd, process.returncode, out, err)
+
+
+def cpu_seconds(pids):
+    """utime + stime of each pid (threads included), by pid."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return used

@@ -7,6 +7,7 @@ import time
 
 from harness.event_stream import EventStream, is_final_job_event, is_job_event
 from harness.httpd_env import APACHE2, BASE, Gate, all_pids, gated_job_script, target_block
+from harness.processes import cpu_seconds
 
 IDLE_SECONDS = 2.0
 CPU_BOUND_SECONDS = 0.5
@@ -27,20 +28,6 @@ def httpd_pids(env):
         except OSError:
             pass
     return pids
-
-
-def cpu_seconds(pids):
-    """utime + stime of each pid (threads included), by pid."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    used = {}
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        used[pid] = (int(fields[11]) + int(fields[12])) / ticks
-    return used
 
 
 def test_idle_streams_use_no_cpu_and_notice_the_next_change_at_once(make_httpd):

@@ -28,6 +28,7 @@ import pytest
 
 from harness.httpd_env import free_port, target_block, wait_for
 from harness.postgres import ThrowawayPostgres, cluster_server_config, postgres_available
+from harness.processes import cpu_seconds, the_scheduler
 
 KEY = b"notify-key-for-the-test"
 
@@ -257,3 +258,23 @@ def test_in_a_cluster_each_delivery_is_made_by_one_node(make_httpd, files):
             assert len(deliveries) == len(set(deliveries)) == len(ids), deliveries
     finally:
         receiver.stop()
+
+
+def test_changes_faster_than_the_scans_leave_the_deliverer_asleep(make_httpd, engine, files,
+                                                                  receivers):
+    """The deliverer scans the store at most every 200 ms; a change that comes sooner is
+    slept past, not waited for (the wait would return at once, again and again until
+    then). With a join every 50 ms for 3 s, its process, the scheduler, stays far from
+    a busy CPU."""
+    plain, _ = receivers
+    env = notified_httpd(make_httpd, engine, files, [
+        ("storm", ["DeployWaitChangeNotification 1h", f"DeployNotify {plain.url('/ok')}"])], 0)
+    env.submit_ok("storm")
+    scheduler = the_scheduler(env)
+    before = cpu_seconds([scheduler])[scheduler]
+    started = time.monotonic()
+    while time.monotonic() - started < 3:
+        assert env.submit("storm").status in (200, 202)
+        time.sleep(0.05)
+    used = cpu_seconds([scheduler])[scheduler] - before
+    assert used < 1.0, f"the scheduler used {used:.2f} s of CPU in 3 s of joins"
