@@ -54,10 +54,12 @@ std::vector<PendingJob> pending_jobs(JobTable::Lock& lock, const GroupByOf& grou
 }
 
 // The job becomes running, started `now`, with no runner yet (the
-// launcher's until its runner records itself).
+// launcher's until its runner records itself). Never before its
+// submission: `now` is the pass's, which may have begun before the pass got
+// the lock and the submission was recorded meanwhile.
 void claim(JobTable::Lock& lock, JobRecord* r, const Instant& now) {
   r->state = uint8_t(JobState::running);
-  r->started_at = now.wall;
+  r->started_at = std::max(now.wall, r->submitted_at);
   r->started_mono = now.mono;
   r->runner_pid = 0;
   r->runner_start_ticks = 0;

@@ -385,6 +385,10 @@ class JobStore {
   // The same for changes and new job output together.
   virtual uint64_t output_seq() = 0;
   virtual bool wait_for_output(uint64_t seen, Micros timeout) = 0;
+  // How far apart the scheduler's passes are at least, so that a burst of
+  // changes (submissions, joins) is decided in one pass rather than one
+  // pass each: a pass costs a read of every unfinished job.
+  virtual Micros min_decision_interval() const = 0;
 
   // --- Durability. Returns once the changes this process made so far are
   // on stable storage (DeploySync), shared between concurrent callers.

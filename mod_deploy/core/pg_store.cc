@@ -623,10 +623,12 @@ class PgStore::Tx {
   }
 
   // The job becomes running on this node, its lease from now on the
-  // database's clock, queued: *row as move_later's.
+  // database's clock, queued: *row as move_later's. Never started before
+  // its submission (file_store.cc's claim says why).
   void claim_later(uint64_t id, const Instant& now, Micros lease, PgResult* row) {
     move_later(id, "1, 2", JobState::running,
-               ", started_at = $2, started_mono = $3, node = $4, runner_pid = 0, runner_ticks = 0, "
+               ", started_at = GREATEST($2::bigint, submitted_at), started_mono = $3, node = $4, "
+               "runner_pid = 0, runner_ticks = 0, "
                "lease_expires = now() + make_interval(secs => $5::double precision / 1000000)",
                "", {num(now.wall), num(now.mono), node, num(lease)}, row);
   }

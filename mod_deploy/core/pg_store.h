@@ -103,6 +103,9 @@ class PgStore : public JobStore {
   bool wait_for_change(uint64_t seen, Micros timeout) override;
   uint64_t output_seq() override;
   bool wait_for_output(uint64_t seen, Micros timeout) override;
+  // A pass reads the unfinished jobs from the database: a join storm would
+  // make one read per join.
+  Micros min_decision_interval() const override { return 5000; }
   // Every transaction commits with synchronous_commit on: nothing to add.
   Status make_durable() override { return Status::ok(); }
 

@@ -33,9 +33,6 @@ namespace {
 constexpr Micros kSecond = 1000000;
 // How often runners are checked for life and the history trimmed.
 constexpr Micros kHousekeepingInterval = kSecond;
-// Decisions are at least this far apart: a burst of submissions is decided
-// in one pass rather than one pass each.
-constexpr Micros kMinDecisionInterval = 250;
 // A launcher that takes no request for this long is stuck: it is replaced.
 constexpr Micros kLauncherWriteLimit = 10 * kSecond;
 // After the table lock could not be had, the next pass comes this soon.
@@ -208,8 +205,10 @@ class Scheduler {
       Micros wait = kHousekeepingInterval;
       if (next_due > 0) wait = std::clamp<Micros>(next_due - now, 1000, kHousekeepingInterval);
       state_.store->wait_for_change(seen_, wait);
-      Micros since = mono_now() - decided_at;
-      if (since < kMinDecisionInterval) usleep(useconds_t(kMinDecisionInterval - since));
+      // Passes are at least the store's interval apart (JobStore::
+      // min_decision_interval): a burst of changes is decided in one.
+      const Micros since = mono_now() - decided_at, apart = state_.store->min_decision_interval();
+      if (since < apart) usleep(useconds_t(apart - since));
     }
     return 0;
   }
