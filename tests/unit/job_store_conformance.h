@@ -103,6 +103,19 @@ inline uint64_t finished_count(JobStore& store, JobState s) {
   return c.counters.finished[uint8_t(s)];
 }
 
+// A pass's `now` may be from before it got the store, and a submission
+// recorded meanwhile: the job is still not started before it was submitted.
+START_TEST(a_job_never_starts_before_its_submission) {
+  const Job j = submit_new(*g_store, "web");
+  Instant earlier = Instant::now();
+  earlier.wall = j.submitted_at - 5000000;
+  Job out;
+  ASSERT_OK(g_store->start(j.id, earlier, &out));
+  ck_assert_int_eq(int(out.state), int(JobState::running));
+  ck_assert_int_ge(out.started_at, j.submitted_at);
+}
+END_TEST
+
 START_TEST(a_submission_is_a_new_job_with_a_growing_id_and_counted_accepted) {
   const Job a = submit_new(*g_store, "web");
   const Job b = submit_new(*g_store, "web");
@@ -1029,6 +1042,7 @@ inline Suite* suite(const char* engine) {
   Suite* s = suite_create(name.c_str());
   TCase* tc = test::case_with_fixture("contracts", set_up, tear_down, 60);
   tcase_add_test(tc, a_submission_is_a_new_job_with_a_growing_id_and_counted_accepted);
+  tcase_add_test(tc, a_job_never_starts_before_its_submission);
   tcase_add_test(tc, a_submission_within_the_quiet_window_joins_the_waiting_job);
   tcase_add_test(tc, a_full_queue_refuses_and_counts_the_rejection);
   tcase_add_test(tc, a_withdrawn_job_leaves_the_store_and_the_accepted_count);
