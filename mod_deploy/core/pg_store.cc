@@ -789,6 +789,17 @@ const char* kRunnerFence = " AND runner_pid = $3 AND runner_ticks = $4 AND node 
 
 namespace {
 
+// decide_submission for `s` over `jobs` (those in `elsewhere` running on
+// another node); *not_before_wall: the decision's not_before on the wall
+// clock (0: none).
+SubmissionDecision decide(const NewSubmission& s, const Instant& now, const std::vector<Job>& jobs,
+                          const std::set<uint64_t>& elsewhere, Micros* not_before_wall) {
+  const SubmissionDecision d = decide_submission(pending_of(jobs, s.group_by, now, elsewhere),
+                                                 s.target, s.group, s.policy, s.limits, now.mono);
+  *not_before_wall = d.not_before ? now.wall_of(d.not_before) : 0;
+  return d;
+}
+
 // A submission's outputs before its decision.
 void reset(SubmitResult* out) {
   out->superseded.clear();
@@ -932,10 +943,8 @@ void PgStore::submit_together(const std::vector<Submission*>& batch) {
       SubmitResult* out = batch[i]->out;
       reset(out);
       rows[i] = PgResult();
-      const SubmissionDecision d =
-          decide_submission(pending_of(jobs, s.group_by, now, elsewhere), s.target, s.group,
-                            s.policy, s.limits, now.mono);
-      const Micros not_before_wall = d.not_before ? now.wall_of(d.not_before) : 0;
+      Micros not_before_wall = 0;
+      const SubmissionDecision d = decide(s, now, jobs, elsewhere, &not_before_wall);
       out->kind = d.kind;
       if (d.kind == SubmissionDecision::Kind::coalesce) {
         send_join(tx, d.job_id, s, not_before_wall, &rows[i]);
@@ -990,12 +999,11 @@ Status PgStore::try_join(const NewSubmission& s, const Instant& now, SubmitResul
             {s.target}, &waiting);
     Status st = tx.flush();
     if (!st.is_ok()) return st;
-    const SubmissionDecision d =
-        decide_submission(pending_of(jobs_of(waiting), s.group_by, now, {}), s.target, s.group,
-                          s.policy, s.limits, now.mono);
+    Micros not_before_wall = 0;
+    const SubmissionDecision d = decide(s, now, jobs_of(waiting), {}, &not_before_wall);
     if (d.kind != SubmissionDecision::Kind::coalesce) return st;
     out->kind = d.kind;
-    send_join(tx, d.job_id, s, d.not_before ? now.wall_of(d.not_before) : 0, &row);
+    send_join(tx, d.job_id, s, not_before_wall, &row);
     *joined = true;
     return st;
   });
@@ -1028,9 +1036,8 @@ Status PgStore::submit_one(const NewSubmission& s, const Instant& now, SubmitRes
     std::vector<Job> jobs;
     std::set<uint64_t> elsewhere;
     tx.unfinished_of(pending, &jobs, &elsewhere, nullptr);
-    const SubmissionDecision d = decide_submission(pending_of(jobs, s.group_by, now, elsewhere),
-                                                   s.target, s.group, s.policy, s.limits, now.mono);
-    const Micros not_before_wall = d.not_before ? now.wall_of(d.not_before) : 0;
+    Micros not_before_wall = 0;
+    const SubmissionDecision d = decide(s, now, jobs, elsewhere, &not_before_wall);
     out->kind = d.kind;
     if (d.kind == SubmissionDecision::Kind::coalesce) {
       send_join(tx, d.job_id, s, not_before_wall, &last);

@@ -196,11 +196,13 @@ void Notifier::run() {
   Micros scan_at = 0;  // monotonic: when to ask the store next
   while (!stop_) {
     const Micros now_mono = mono_now();
-    bool changed = configured && store_->change_seq() != seen;
+    // One read of the change number a turn (with PostgreSQL, a round trip).
+    const uint64_t current = configured ? store_->change_seq() : seen;
+    bool changed = current != seen;
     if (in_flight.size() < kInFlight &&
         (now_mono >= scan_at || (changed && now_mono - last_scan_ >= kMinScanInterval))) {
       changed = false;
-      seen = store_->change_seq();
+      seen = current;
       last_scan_ = now_mono;
       std::vector<NotificationClaim> claims;
       Micros next_due = 0;
